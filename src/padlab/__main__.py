@@ -1,0 +1,3 @@
+from padlab.cli import main
+
+main()

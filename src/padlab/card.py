@@ -1,0 +1,129 @@
+"""The connection card: everything a tablet needs to reach the workstation, never the password."""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Any
+
+from padlab import tls
+from padlab.profiles import Profile
+
+
+def build(profile: Profile, st: dict[str, Any], live_state: str | None = None) -> dict[str, Any]:
+    """Card data from the profile and recorded state alone, so `padlab card` needs no network."""
+    host = st.get("host")
+    url = f"https://{_url_host(host)}:{profile.port}/" if host else None
+    started = st.get("started_at")
+    return {
+        "name": profile.name,
+        "provider": profile.provider,
+        "state": live_state or st.get("phase", "unknown"),
+        "url": url,
+        "host": host,
+        "port": profile.port,
+        "local_url": f"https://localhost:{profile.port}/" if profile.provider == "local" else None,
+        "ca_cert": str(tls.ca_cert_path()),
+        "ca_profile_hint": "padlab ca export --out DIR  (then AirDrop padlab-ca.mobileconfig to the iPad)",
+        "cert_sha256": st.get("cert_sha256"),
+        "password_hint": st.get("password_hint"),
+        "ssh": st.get("ssh_command"),
+        "mosh": st.get("mosh_command"),
+        "started_at": started,
+        "uptime_s": round(time.time() - started)
+        if started and (live_state or st.get("phase")) == "running"
+        else None,
+        "warnings": st.get("warnings", []),
+    }
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def uptime_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, _ = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m"
+
+
+def rows(card: dict[str, Any]) -> list[tuple[str, str]]:
+    out = [
+        ("State", card["state"]),
+        ("URL", card["url"] or "-"),
+    ]
+    if card.get("local_url"):
+        out.append(("On this machine", card["local_url"]))
+    out += [
+        ("Password", card["password_hint"] or "not set yet"),
+        (
+            "Certificate",
+            "SHA-256 " + tls.pretty_fingerprint(card["cert_sha256"]) if card["cert_sha256"] else "-",
+        ),
+        ("Trust the CA", card["ca_profile_hint"]),
+        ("CA file", card["ca_cert"]),
+    ]
+    if card.get("ssh"):
+        out.append(("ssh", card["ssh"]))
+    if card.get("mosh"):
+        out.append(("mosh", card["mosh"]))
+    if card.get("uptime_s") is not None:
+        out.append(("Up for", uptime_text(card["uptime_s"])))
+    return out
+
+
+def qr_text(data: str) -> str:
+    import segno
+
+    buf = io.StringIO()
+    segno.make(data, error="m").terminal(out=buf, compact=True, border=2)
+    return buf.getvalue()
+
+
+def write_png(card: dict[str, Any], path: str) -> None:
+    import segno
+
+    if not card["url"]:
+        from padlab.errors import PadlabError
+
+        raise PadlabError("this workstation has no URL yet", "run `padlab up` first")
+    segno.make(card["url"], error="m").save(path, kind="png", scale=8, border=4)
+
+
+def render_plain(card: dict[str, Any], qr: bool) -> str:
+    lines = [f"padlab workstation '{card['name']}' ({card['provider']})"]
+    width = max(len(k) for k, _ in rows(card))
+    lines += [f"  {k.ljust(width)}  {v}" for k, v in rows(card)]
+    lines += [f"  warning: {w}" for w in card["warnings"]]
+    if qr and card["url"]:
+        lines.append("")
+        lines.append(qr_text(card["url"]))
+    return "\n".join(lines)
+
+
+def render_rich(card: dict[str, Any], qr: bool) -> Any:
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column(overflow="fold")
+    for key, value in rows(card):
+        style = "bold green" if key == "URL" else ""
+        table.add_row(key, Text(value, style=style))
+    parts: list[Any] = [table]
+    parts += [Text(f"warning: {w}", style="yellow") for w in card["warnings"]]
+    if qr and card["url"]:
+        parts.append(Text.from_ansi(qr_text(card["url"])))
+        parts.append(Text("Scan with the iPad camera, or open the URL in Juno.", style="dim"))
+    color = "green" if card["state"] == "running" else "yellow"
+    return Panel(Group(*parts), title=f"padlab · {card['name']}", border_style=color, expand=False)

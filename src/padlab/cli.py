@@ -1,0 +1,432 @@
+"""padlab's command line: parse, call padlab.workstation and friends, print. No logic lives here."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from padlab import __version__
+from padlab.errors import PadlabError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _profile(name: str | None) -> Any:
+    from padlab import profiles
+
+    return profiles.load(name)
+
+
+def _read_password(from_stdin: bool, generate: bool, confirm: bool = True) -> tuple[str, bool]:
+    """(password, generated): from stdin, generated, or asked twice on a terminal."""
+    from padlab import passwords
+
+    if from_stdin and generate:
+        raise PadlabError("--password-stdin and --generate-password exclude each other", "use one of them")
+    if generate:
+        return passwords.generate(), True
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass("New Jupyter password (12+ characters): ")
+        passwords.check(password)
+        if confirm and getpass.getpass("Repeat it: ") != password:
+            raise PadlabError(
+                "the two passwords differ", "run the command again and type the same password twice"
+            )
+    else:
+        raise PadlabError(
+            "a password is needed and there is no terminal to ask on",
+            "pass --password-stdin (and pipe it in) or --generate-password",
+        )
+    passwords.check(password)
+    return password, False
+
+
+def _show_card(data: dict, as_json: bool, qr: bool) -> None:
+    from padlab import card, ui
+
+    if as_json:
+        ui.print_json(data)
+    elif ui.is_tty():
+        ui.console().print(card.render_rich(data, qr=True))
+    else:
+        print(card.render_plain(data, qr=qr))
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="padlab")
+def cli() -> None:
+    """Turn a GPU machine into a notebook workstation for an iPad or any thin client.
+
+    \b
+    A password-protected JupyterLab over HTTPS that comes back after every reboot,
+    with a connection card (URL, CA, QR code) for Juno or a browser.
+
+    \b
+    Quick start on this machine:
+      padlab init lab --provider local
+      padlab up --generate-password
+      padlab ca export --out ~/Desktop     # AirDrop padlab-ca.mobileconfig to the iPad
+
+    PADLAB_HOME, when set, holds everything padlab writes on this machine.
+    """
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("name", required=False)
+@click.option("--provider", type=click.Choice(["local"]), help="Where the workstation runs.")
+@click.option("--port", type=int, help="HTTPS port for Jupyter (default 8888).")
+@click.option("--root-dir", help="Notebook folder on the box (default ~/notebooks).")
+@click.option("--listen", help="Address Jupyter listens on (default 0.0.0.0: every interface).")
+@click.option("--force", is_flag=True, help="Replace an existing profile of that name (the box is kept).")
+def init(
+    name: str | None,
+    provider: str | None,
+    port: int | None,
+    root_dir: str | None,
+    listen: str | None,
+    force: bool,
+) -> None:
+    """Create a profile. With no flags in a terminal, it asks.
+
+    \b
+    The first profile becomes the default, so NAME can be left out later.
+
+    \b
+    Example:
+      padlab init lab --provider local --port 8888 --root-dir ~/notebooks
+    """
+    from padlab import profiles
+
+    interactive = sys.stdin.isatty() and provider is None
+    if interactive:
+        name = name or click.prompt("Profile name", default="lab")
+        provider = click.prompt("Provider", type=click.Choice(["local"]), default="local")
+        port = port or click.prompt("Jupyter port", type=int, default=profiles.DEFAULT_PORT)
+        root_dir = root_dir or click.prompt("Notebook folder", default="~/notebooks")
+    if not name:
+        raise PadlabError("init needs a profile name", "padlab init NAME --provider local")
+    if provider is None:
+        raise PadlabError("init needs a provider", f"padlab init {name} --provider local")
+    if profiles.exists(name) and not force:
+        raise PadlabError(
+            f"profile {name!r} already exists", "pass --force to replace it, or pick another name"
+        )
+    profile = profiles.Profile(name=name, provider=provider)
+    if port is not None:
+        profile.port = port
+    if root_dir is not None:
+        profile.root_dir = root_dir
+    if listen is not None:
+        profile.listen = listen
+    path = profiles.save(profile)
+    default = profiles.default_name() == name
+    click.echo(
+        f"Created profile {name!r} ({path}){' — the default' if default else ''}. Next: padlab up {name}"
+    )
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("name", required=False)
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the Jupyter password from the first line of stdin."
+)
+@click.option("--generate-password", is_flag=True, help="Make an easy-to-type passphrase and print it once.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the card and the steps).")
+@click.option("--qr", is_flag=True, help="Also draw the QR code when output is not a terminal.")
+def up(name: str | None, password_stdin: bool, generate_password: bool, as_json: bool, qr: bool) -> None:
+    """Make the workstation running and healthy, then print its connection card.
+
+    \b
+    The first run needs a password: typed, piped, or generated.
+    Running it again on a healthy workstation changes nothing and reprints the card.
+
+    \b
+    Examples:
+      padlab up --generate-password
+      echo 'my long tablet password' | padlab up lab --password-stdin --json
+    """
+    from padlab import ui, workstation
+
+    profile = _profile(name)
+    password = None
+    generated = False
+    if password_stdin or generate_password or workstation.needs_password(profile):
+        password, generated = _read_password(password_stdin, generate_password)
+    with ui.progress(f"padlab up {profile.name}") as stage:
+        data = workstation.up(profile, password, generated, on_stage=stage)
+    if generated:
+        data["generated_password"] = password
+        if not as_json:
+            sys.stderr.write(f"Your Jupyter password (shown once, write it down): {password}\n")
+    _show_card(data, as_json, qr)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (one object, or a list with --all).")
+@click.option("--all", "all_profiles", is_flag=True, help="Every profile, as a table.")
+def status(name: str | None, as_json: bool, all_profiles: bool) -> None:
+    """Show state (running, stopped, starting, error…), URL and uptime.
+
+    \b
+    Examples:
+      padlab status
+      padlab status --all
+      padlab status lab --json
+    """
+    from padlab import card, profiles, ui, workstation
+
+    if all_profiles:
+        results = [workstation.status(profiles.load(n)) for n in profiles.names()]
+        if as_json:
+            ui.print_json(results)
+            return
+        from rich.table import Table
+
+        table = Table("profile", "provider", "state", "URL", "up for")
+        for r in results:
+            table.add_row(
+                r["name"], r["provider"], r["state"], r["url"] or "-", card.uptime_text(r["uptime_s"])
+            )
+        ui.console().print(table)
+        return
+    data = workstation.status(_profile(name))
+    if as_json:
+        ui.print_json(data)
+        return
+    line = f"{data['name']}: {data['state']}"
+    if data["url"]:
+        line += f"  {data['url']}"
+    if data["uptime_s"] is not None:
+        line += f"  up {card.uptime_text(data['uptime_s'])}"
+    if data.get("last_error"):
+        line += f"  (last error: {data['last_error']})"
+    click.echo(line)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the resulting state as JSON.")
+def down(name: str | None, as_json: bool) -> None:
+    """Stop the workstation. Notebooks, settings, certificate and password are all kept.
+
+    \b
+    Example:
+      padlab down lab
+    """
+    from padlab import ui, workstation
+
+    profile = _profile(name)
+    with ui.progress(f"padlab down {profile.name}") as stage:
+        data = workstation.down(profile, on_stage=stage)
+    if as_json:
+        ui.print_json(data)
+    else:
+        click.echo(
+            f"{profile.name}: stopped. Everything on disk is kept; `padlab up {profile.name}` brings it back."
+        )
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the card as one JSON object.")
+@click.option("--qr", is_flag=True, help="Draw the QR code in the terminal, also when piped.")
+@click.option(
+    "--png", "png", type=click.Path(dir_okay=False, writable=True), help="Write the URL's QR code as a PNG."
+)
+def card(name: str | None, as_json: bool, qr: bool, png: str | None) -> None:
+    """Reprint the connection card (URL, password hint, certificate, CA, QR code).
+
+    \b
+    Examples:
+      padlab card --qr
+      padlab card lab --png lab-qr.png
+    """
+    from padlab import card as cardmod
+    from padlab import workstation
+
+    data = workstation.status(_profile(name))
+    if png:
+        cardmod.write_png(data, png)
+        if not as_json:
+            click.echo(f"QR code of {data['url']} written to {png}", err=True)
+    _show_card(data, as_json, qr)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("name", required=False)
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from stdin to test login and a kernel."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+@click.option("--host", help="Check this address instead of the one on the card.")
+def doctor(name: str | None, password_stdin: bool, as_json: bool, host: str | None) -> None:
+    """Check the workstation as a client sees it, with a fix for each failure.
+
+    \b
+    Checks: port open, TLS chain valid against padlab's CA, login page served,
+    password login, a kernel runs code, GPU visible (information only).
+
+    \b
+    Example:
+      echo "$PASSWORD" | padlab doctor lab --password-stdin
+    """
+    from padlab import doctor as doc
+    from padlab import state, ui
+
+    profile = _profile(name)
+    target = host or state.load(profile.name).get("host")
+    if not target:
+        raise PadlabError(f"{profile.name!r} has no address yet", f"run `padlab up {profile.name}` first")
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    checks = doc.run(target, profile.port, password)
+    result = doc.as_json(checks)
+    if as_json:
+        ui.print_json(result)
+    else:
+        from rich.table import Table
+
+        table = Table("check", "result", "detail", "fix")
+        marks = {True: "[green]ok[/green]", False: "[red]FAIL[/red]", None: "[dim]info[/dim]"}
+        for c in checks:
+            table.add_row(c.name, marks[c.ok], c.detail, c.fix)
+        ui.console().print(table)
+    if not result["ok"]:
+        sys.exit(1)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("name", required=False)
+@click.option("--password-stdin", is_flag=True, help="Read the new password from stdin.")
+@click.option("--generate-password", is_flag=True, help="Make a new passphrase and print it once.")
+def passwd(name: str | None, password_stdin: bool, generate_password: bool) -> None:
+    """Change the Jupyter password. Notebooks on disk are untouched; Jupyter restarts.
+
+    \b
+    Example:
+      padlab passwd lab --generate-password
+    """
+    from padlab import ui, workstation
+
+    profile = _profile(name)
+    password, generated = _read_password(password_stdin, generate_password)
+    with ui.progress(f"padlab passwd {profile.name}") as stage:
+        workstation.passwd(profile, password, generated, on_stage=stage)
+    if generated:
+        click.echo(f"Your new Jupyter password (shown once): {password}")
+    else:
+        click.echo("Password changed.")
+
+
+@cli.group(context_settings=CONTEXT)
+def ca() -> None:
+    """padlab's personal certificate authority (trust it once on each device)."""
+
+
+@ca.command("export", context_settings=CONTEXT)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=".",
+    show_default=True,
+    help="Folder to write into.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the written paths as JSON.")
+def ca_export(out_dir: str, as_json: bool) -> None:
+    """Write the CA as .pem, .crt and an iOS/iPadOS .mobileconfig profile.
+
+    \b
+    On the iPad: open the .mobileconfig (AirDrop, Files or mail), install it in
+    Settings > Profile Downloaded, then turn on full trust in
+    Settings > General > About > Certificate Trust Settings.
+
+    \b
+    Example:
+      padlab ca export --out ~/Desktop
+    """
+    from pathlib import Path
+
+    from padlab import tls, ui
+
+    files = tls.export(Path(out_dir).expanduser())
+    if as_json:
+        ui.print_json(files)
+    else:
+        for kind, path in files.items():
+            click.echo(f"{kind:13} {path}")
+
+
+@cli.command("list", context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_profiles(as_json: bool) -> None:
+    """List profiles; the default is marked with *.
+
+    \b
+    Example:
+      padlab list
+    """
+    from padlab import profiles, ui
+
+    known = profiles.names()
+    try:
+        default = profiles.default_name() if known else None
+    except PadlabError:
+        default = None
+    if as_json:
+        ui.print_json({"profiles": known, "default": default})
+        return
+    if not known:
+        click.echo("no profiles yet: padlab init NAME --provider local")
+    for n in known:
+        click.echo(f"{'*' if n == default else ' '} {n}")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("name")
+def default(name: str) -> None:
+    """Make NAME the default profile.
+
+    \b
+    Example:
+      padlab default lab
+    """
+    from padlab import profiles
+
+    profiles.load(name)
+    profiles.set_default(name)
+    click.echo(f"{name!r} is now the default profile.")
+
+
+def main() -> None:
+    """Entry point: known failures print one line with a fix, never a traceback."""
+    try:
+        cli.main(standalone_mode=False, prog_name="padlab")
+    except PadlabError as exc:
+        from padlab import ui
+
+        ui.error(str(exc))
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.stderr.write("padlab: interrupted\n")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("padlab: interrupted; run the same command again to finish\n")
+        sys.exit(130)
+    except Exception as exc:  # the last resort: one line, traceback only on request
+        if os.environ.get("PADLAB_DEBUG"):
+            raise
+        sys.stderr.write(
+            f"padlab: internal error: {type(exc).__name__}: {exc} (PADLAB_DEBUG=1 shows details)\n"
+        )
+        sys.exit(70)

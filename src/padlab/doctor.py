@@ -1,0 +1,118 @@
+"""Check a workstation from the client's side, as the iPad would meet it, with a fix per failure."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from padlab import tls
+
+GPU_CODE = """
+import shutil, subprocess
+if shutil.which("nvidia-smi"):
+    out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout.strip()
+    print(out or "nvidia-smi found no GPU")
+else:
+    print("no nvidia-smi on the box")
+"""
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool | None  # None: skipped or information only
+    detail: str
+    fix: str = ""
+
+
+def run(host: str, port: int, password: str | None, info_only_gpu: bool = True) -> list[Check]:
+    from padlab.notebook_api import NotebookClient
+
+    checks: list[Check] = []
+    ca_file = str(tls.ca_cert_path())
+    try:
+        with socket.create_connection((host, port), timeout=5):
+            pass
+        checks.append(Check("port open", True, f"{host}:{port} accepts connections"))
+    except OSError as exc:
+        checks.append(
+            Check(
+                "port open",
+                False,
+                f"{host}:{port}: {exc.strerror or exc}",
+                "run `padlab up`; check the box's firewall",
+            )
+        )
+        return checks
+    try:
+        ctx = ssl.create_default_context(cafile=ca_file)
+        with (
+            socket.create_connection((host, port), timeout=5) as sock,
+            ctx.wrap_socket(sock, server_hostname=host),
+        ):
+            pass
+        checks.append(Check("TLS chain", True, f"certificate verifies against padlab's CA for {host}"))
+    except (ssl.SSLError, ssl.CertificateError, OSError) as exc:
+        reason = getattr(exc, "verify_message", None) or str(exc)
+        checks.append(
+            Check("TLS chain", False, reason, "run `padlab up` to issue a certificate for this address")
+        )
+        return checks
+    url = f"https://{host if ':' not in host else f'[{host}]'}:{port}"
+    with NotebookClient(url, ca_file) as client:
+        try:
+            page = client.http.get("/login")
+            ok = page.status_code == 200 and "password" in page.text.lower()
+            checks.append(
+                Check(
+                    "login page",
+                    ok,
+                    f"HTTP {page.status_code}",
+                    "" if ok else "see the box's Jupyter log: padlab logs",
+                )
+            )
+        except Exception as exc:  # any transport failure is a finding, not a crash
+            checks.append(Check("login page", False, str(exc), "see the box's Jupyter log: padlab logs"))
+            return checks
+        if password is None:
+            checks.append(Check("password login", None, "skipped: pass --password-stdin to test it"))
+            checks.append(Check("kernel runs code", None, "skipped: needs the password"))
+            checks.append(Check("GPU visible", None, "skipped: needs the password"))
+            return checks
+        if not client.login(password):
+            checks.append(
+                Check("password login", False, "Jupyter refused the password", "reset it: padlab passwd")
+            )
+            return checks
+        checks.append(Check("password login", True, "logged in"))
+        kernel = None
+        try:
+            kernel = client.start_kernel()
+            result = client.execute(kernel, "print(6 * 7)")
+            ok = result.stdout.strip() == "42"
+            checks.append(
+                Check(
+                    "kernel runs code",
+                    ok,
+                    "print(6 * 7) -> %s" % (result.stdout.strip() or result.error),
+                    "" if ok else "restart it: padlab up",
+                )
+            )
+            gpu = client.execute(kernel, GPU_CODE)
+            checks.append(
+                Check("GPU visible", None, (gpu.stdout.strip() or gpu.error or "?").splitlines()[0])
+            )
+        except Exception as exc:  # a kernel failure is a finding to report
+            checks.append(
+                Check("kernel runs code", False, str(exc) or type(exc).__name__, "see the box's Jupyter log")
+            )
+        finally:
+            if kernel:
+                client.shutdown_kernel(kernel)
+    return checks
+
+
+def as_json(checks: list[Check]) -> dict[str, Any]:
+    return {"ok": all(c.ok is not False for c in checks), "checks": [asdict(c) for c in checks]}

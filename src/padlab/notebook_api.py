@@ -1,0 +1,137 @@
+"""A small Jupyter client over HTTPS: log in with the password, run code in a kernel.
+
+doctor uses it to check a workstation as the iPad would see it, and the tests
+use it against real servers.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from padlab.errors import PadlabError
+
+
+@dataclass
+class ExecResult:
+    stdout: str = ""
+    stderr: str = ""
+    result: str | None = None
+    error: str | None = None
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+
+
+def ssl_context(ca_file: str) -> ssl.SSLContext:
+    """Trust padlab's CA and nothing else: what a device with the CA profile installed does."""
+    return ssl.create_default_context(cafile=ca_file)
+
+
+class NotebookClient:
+    def __init__(self, base_url: str, ca_file: str, timeout: float = 15.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.ca_file = ca_file
+        self.http = httpx.Client(base_url=self.base_url, verify=ssl_context(ca_file), timeout=timeout)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> NotebookClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def xsrf(self) -> str:
+        return self.http.cookies.get("_xsrf") or ""
+
+    def login(self, password: str) -> bool:
+        """True when Jupyter accepted the password (it then sets its login cookie)."""
+        page = self.http.get("/login")
+        page.raise_for_status()
+        resp = self.http.post(
+            "/login", data={"password": password, "_xsrf": self.xsrf}, follow_redirects=False
+        )
+        if resp.status_code not in (302, 303):
+            return False
+        return self.http.get("/api/status").status_code == 200
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = kwargs.pop("headers", {})
+        headers["X-XSRFToken"] = self.xsrf
+        return self.http.request(method, "/api" + path, headers=headers, **kwargs)
+
+    def start_kernel(self, name: str = "python3") -> str:
+        resp = self.api("POST", "/kernels", json={"name": name})
+        resp.raise_for_status()
+        return resp.json()["id"]
+
+    def shutdown_kernel(self, kernel_id: str) -> None:
+        self.api("DELETE", f"/kernels/{kernel_id}")
+
+    def execute(self, kernel_id: str, code: str, timeout: float = 60.0) -> ExecResult:
+        """Send execute_request over the kernel websocket and gather its output until idle."""
+        from httpx_ws import connect_ws
+
+        session = uuid.uuid4().hex
+        msg_id = uuid.uuid4().hex
+        message = {
+            "header": {
+                "msg_id": msg_id,
+                "username": "padlab",
+                "session": session,
+                "msg_type": "execute_request",
+                "version": "5.3",
+                "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+            "parent_header": {},
+            "metadata": {},
+            "content": {
+                "code": code,
+                "silent": False,
+                "store_history": False,
+                "user_expressions": {},
+                "allow_stdin": False,
+                "stop_on_error": True,
+            },
+            "channel": "shell",
+            "buffers": [],
+        }
+        result = ExecResult()
+        path = f"/api/kernels/{kernel_id}/channels?session_id={session}"
+        deadline = time.monotonic() + timeout
+        # A websocket gets its own connection: a closed one returned to the shared pool
+        # can corrupt the next request's TLS stream.
+        ws_http = httpx.Client(
+            base_url=self.base_url, verify=ssl_context(self.ca_file), cookies=self.http.cookies
+        )
+        with ws_http, connect_ws(path, ws_http, headers={"X-XSRFToken": self.xsrf}) as ws:
+            ws.send_json(message)
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise PadlabError(
+                        "the kernel did not finish running the code in time", "check the kernel's log"
+                    )
+                msg = ws.receive_json(timeout=remaining)
+                if msg.get("parent_header", {}).get("msg_id") != msg_id or msg.get("channel") != "iopub":
+                    continue
+                kind, content = msg["msg_type"], msg["content"]
+                if kind == "stream":
+                    if content["name"] == "stdout":
+                        result.stdout += content["text"]
+                    else:
+                        result.stderr += content["text"]
+                elif kind in ("execute_result", "display_data"):
+                    result.outputs.append(content.get("data", {}))
+                    if kind == "execute_result":
+                        result.result = content.get("data", {}).get("text/plain")
+                elif kind == "error":
+                    result.error = f"{content.get('ename')}: {content.get('evalue')}"
+                elif kind == "status" and content.get("execution_state") == "idle":
+                    return result

@@ -1,0 +1,33 @@
+"""The machine padlab runs on: always 'running', reached without ssh."""
+
+from __future__ import annotations
+
+from padlab import paths
+from padlab.profiles import Profile
+from padlab.providers.base import BoxLayout, Machine, Progress
+from padlab.remote.system import primary_address
+from padlab.transport import LocalTransport, Transport
+
+
+class LocalProvider:
+    name = "local"
+    manages_power = False
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+
+    def describe(self) -> Machine:
+        return Machine(state="running", host=primary_address() or "127.0.0.1", id="localhost")
+
+    def ensure_running(self, progress: Progress) -> Machine:
+        return self.describe()
+
+    def stop(self, progress: Progress) -> Machine:
+        return self.describe()
+
+    def transport(self, machine: Machine) -> Transport:
+        return LocalTransport()
+
+    def layout(self) -> BoxLayout:
+        box = paths.data_dir() / "boxes" / self.profile.name
+        return BoxLayout(prefix=str(box), etc=str(box / "etc"), system=False)

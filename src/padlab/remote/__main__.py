@@ -1,0 +1,42 @@
+"""Entry point on the box: one JSON request in, one JSON report out (stdout)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from . import bootstrap
+from .report import BoxError
+
+ACTIONS = {
+    "up": lambda req, program: bootstrap.up(req, program),
+    "down": lambda req, program: bootstrap.down(req),
+    "status": lambda req, program: bootstrap.status(req),
+    "passwd": lambda req, program: bootstrap.passwd(req),
+}
+
+
+def run(req: dict, program: bytes) -> int:
+    """Dispatch and print the report; every failure becomes {"ok": false, ...} with a fix."""
+    try:
+        action = ACTIONS[req["action"]]
+        out = action(req, program)
+        code = 0
+    except BoxError as exc:
+        out = {"ok": False, "error": exc.message, "fix": exc.fix, "code": exc.code}
+        code = 1
+    except KeyboardInterrupt:
+        out = {
+            "ok": False,
+            "error": "interrupted",
+            "fix": "run the same command again",
+            "code": "interrupted",
+        }
+        code = 130
+    sys.stdout.write(json.dumps(out) + "\n")
+    sys.stdout.flush()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(run(json.load(sys.stdin), b""))

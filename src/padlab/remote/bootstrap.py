@@ -1,0 +1,185 @@
+"""The idempotent steps that make a box a workstation, and the down/status/passwd actions.
+
+Each action takes the request dict the client sent and returns one JSON-able
+report. Running ``up`` twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import socket
+import subprocess
+
+from . import health, jupyter, ports, service, tls, venv
+from .report import BoxError, Report
+from .service import Layout
+from .system import Host, expand_user, login_user, primary_address
+
+CHECK_SNIPPET = (
+    "import sys; from jupyter_server.auth import passwd_check; "
+    "h, p = sys.stdin.read().split('\\n', 1); sys.exit(0 if passwd_check(h, p) else 1)"
+)
+
+
+def layout_from(req: dict) -> Layout:
+    user = req.get("user") or login_user()
+    return Layout(req["name"], req["prefix"], req["etc"], user, bool(req.get("system")))
+
+
+def up(req: dict, program: bytes) -> dict:
+    report = Report()
+    host = Host(sudo=bool(req.get("system")))
+    layout = layout_from(req)
+    host.check_sudo()
+    kind = service.choose(host, layout)
+
+    host.makedirs(layout.prefix, owner=layout.user, root=layout.system)
+    for d in (os.path.dirname(layout.lib), os.path.dirname(layout.launcher), layout.run_dir, layout.log_dir):
+        host.makedirs(d, owner=layout.user, root=layout.system)
+    host.makedirs(layout.etc, mode=0o700, owner=layout.user, root=layout.system)
+    host.makedirs(layout.jupyter_dir, mode=0o700, owner=layout.user, root=layout.system)
+    report.step("box-program", host.write(layout.lib, program, owner=layout.user, root=layout.system))
+
+    venv.ensure(host, layout.venv, report, layout.user, layout.system, req.get("packages", []))
+
+    report.stage("checking the TLS certificate")
+    sans = tls.wanted_names(req.get("extra_sans", []))
+    result = tls.check(host, layout, req["ca_pem"], sans, req.get("cert_pem"))
+    if result["status"] == "need":
+        report.step("tls", True, "new key" if result["key_new"] else result["reason"])
+        report.data.update(needs_cert={"csr": result["csr"], "sans": sans, "reason": result["reason"]})
+        return report.as_dict()
+    cert_changed = result["origin"] == "new" and host.write(
+        layout.cert, result["pem"], mode=0o644, owner=layout.user, root=layout.system
+    )
+    cert_changed |= host.write(
+        os.path.join(layout.tls_dir, "ca.crt"),
+        req["ca_pem"],
+        mode=0o644,
+        owner=layout.user,
+        root=layout.system,
+    )
+    report.step("tls", cert_changed, "certificate for %s" % ", ".join(sans))
+
+    hashed = _password_hash(host, layout, req.get("password"))
+    secret_changed = jupyter.ensure_cookie_secret(host, layout)
+    cfg = jupyter.config(layout, int(req["port"]), req.get("listen", "0.0.0.0"), req["root_dir"], hashed)
+    root_dir = expand_user(req["root_dir"], layout.user)
+    host.makedirs(root_dir, mode=0o755, owner=layout.user, root=layout.system)
+    cfg_changed = host.write(layout.config, cfg, mode=0o600, owner=layout.user, root=layout.system)
+    report.step("jupyter-config", cfg_changed or secret_changed, layout.config)
+    launcher_changed = host.write(
+        layout.launcher, service.launcher_script(layout), mode=0o755, owner=layout.user, root=layout.system
+    )
+    unit_changed = service.install(host, layout, kind, report)
+
+    running = service.read_pid(host, layout) is not None
+    port = int(req["port"])
+    if not running and ports.in_use(port):
+        holder = ports.owner(port)
+        raise BoxError(
+            "port %d is already in use%s" % (port, " by %s" % holder if holder else ""),
+            "stop that program, or choose another port: padlab init %s --port N --force" % layout.name,
+            code="port_in_use",
+        )
+    restart = cert_changed or cfg_changed or secret_changed or launcher_changed or unit_changed
+    acted = service.start(host, layout, kind, restart=restart)
+    report.step(
+        "jupyter-running", acted, "restarted" if acted and running else ("started" if acted else "running")
+    )
+    report.stage("waiting for Jupyter to answer over HTTPS")
+    health.wait_ready(
+        port, req["ca_pem"], layout.log, alive=lambda: service.read_pid(host, layout) is not None
+    )
+    report.data.update(box_facts(host, layout, kind))
+    return report.as_dict()
+
+
+def _password_hash(host: Host, layout: Layout, password: str | None) -> str:
+    current = jupyter.current_hash(host, layout)
+    if password is None:
+        if current is None:
+            raise BoxError(
+                "no password is set on this workstation yet",
+                "run `padlab up` in a terminal, or with --password-stdin or --generate-password",
+                code="needs_password",
+            )
+        return current
+    if current and _matches(layout, current, password):
+        return current
+    return jupyter.hash_password(layout, password)
+
+
+def _matches(layout: Layout, hashed: str, password: str) -> bool:
+    proc = subprocess.run(
+        [venv.python_in(layout.venv), "-c", CHECK_SNIPPET],
+        input=hashed + "\n" + password,
+        capture_output=True,
+    )
+    return proc.returncode == 0
+
+
+def cert_sha256(host: Host, layout: Layout) -> str | None:
+    """Fingerprint of the served certificate: SHA-256 of its DER bytes (stdlib only)."""
+    raw = host.read(layout.cert)
+    if not raw:
+        return None
+    body = b"".join(line for line in raw.splitlines() if line and not line.startswith(b"-----"))
+    return hashlib.sha256(base64.b64decode(body)).hexdigest()
+
+
+def box_facts(host: Host, layout: Layout, kind: str) -> dict:
+    return {
+        "service": service.status(host, layout, kind),
+        "cert_sha256": cert_sha256(host, layout),
+        "hostname": socket.gethostname(),
+        "primary_address": primary_address(),
+        "password_set": jupyter.current_hash(host, layout) is not None,
+    }
+
+
+def down(req: dict) -> dict:
+    report = Report()
+    host = Host(sudo=bool(req.get("system")))
+    layout = layout_from(req)
+    host.check_sudo()
+    kind = service.choose(host, layout)
+    acted = service.stop(host, layout, kind, disable=bool(req.get("disable", True)))
+    report.step("jupyter-stopped", acted, "stopped" if acted else "was not running")
+    report.data.update(box_facts(host, layout, kind))
+    return report.as_dict()
+
+
+def status(req: dict) -> dict:
+    report = Report()
+    host = Host(sudo=bool(req.get("system")))
+    layout = layout_from(req)
+    report.data.update(box_facts(host, layout, service.choose(host, layout)))
+    return report.as_dict()
+
+
+def passwd(req: dict) -> dict:
+    report = Report()
+    host = Host(sudo=bool(req.get("system")))
+    layout = layout_from(req)
+    host.check_sudo()
+    raw = host.read(layout.config)
+    if not raw:
+        raise BoxError("this workstation is not set up yet", "run `padlab up` first", code="not_set_up")
+    kind = service.choose(host, layout)
+    hashed = jupyter.hash_password(layout, req["password"])
+    cfg = json.loads(raw)
+    cfg["PasswordIdentityProvider"]["hashed_password"] = hashed
+    text = json.dumps(cfg, indent=2, sort_keys=True) + "\n"
+    host.write(layout.config, text, mode=0o600, owner=layout.user, root=layout.system)
+    report.step("password", True, "new argon2 hash")
+    if service.read_pid(host, layout) is not None:
+        service.start(host, layout, kind, restart=True)
+        alive = lambda: service.read_pid(host, layout) is not None  # noqa: E731
+        health.wait_ready(int(cfg["ServerApp"]["port"]), req["ca_pem"], layout.log, alive=alive)
+        report.step("jupyter-running", True, "restarted with the new password")
+    report.data.update(box_facts(host, layout, kind))
+    return report.as_dict()

@@ -1,0 +1,77 @@
+"""Jupyter's server config: HTTPS, password only (argon2 via jupyter_server), no token."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+
+from .report import BoxError
+from .service import Layout
+from .system import Host, expand_user
+
+HASH_SNIPPET = "import sys; from jupyter_server.auth import passwd; print(passwd(sys.stdin.read()))"
+
+
+def hash_password(layout: Layout, password: str) -> str:
+    """jupyter_server's own passwd(): argon2, so Jupyter can verify it unchanged."""
+    proc = subprocess.run(
+        [os.path.join(layout.venv, "bin", "python"), "-c", HASH_SNIPPET],
+        input=password,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0 or not proc.stdout.startswith("argon2:"):
+        raise BoxError("could not hash the password with jupyter_server", "run `padlab up` again")
+    return proc.stdout.strip()
+
+
+def current_hash(host: Host, layout: Layout) -> str | None:
+    raw = host.read(layout.config)
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)["PasswordIdentityProvider"]["hashed_password"] or None
+    except (ValueError, KeyError):
+        return None
+
+
+def ensure_cookie_secret(host: Host, layout: Layout) -> bool:
+    """A stable secret keeps browser sessions valid across restarts."""
+    if host.read(layout.cookie_secret):
+        return False
+    host.write(
+        layout.cookie_secret, secrets.token_hex(32) + "\n", mode=0o600, owner=layout.user, root=layout.system
+    )
+    return True
+
+
+def config(layout: Layout, port: int, listen: str, root_dir: str, hashed: str) -> str:
+    home = expand_user("~", layout.user)
+    cfg = {
+        "ServerApp": {
+            "ip": listen,
+            "port": port,
+            "port_retries": 0,
+            "open_browser": False,
+            "certfile": layout.cert,
+            "keyfile": layout.key,
+            "root_dir": expand_user(root_dir, layout.user),
+            "cookie_secret_file": layout.cookie_secret,
+            "allow_remote_access": True,
+            "allow_root": layout.user == "root",
+            "trust_xheaders": False,
+        },
+        "IdentityProvider": {"token": ""},
+        "PasswordIdentityProvider": {
+            "hashed_password": hashed,
+            "password_required": True,
+            "allow_password_change": False,
+        },
+        "LabApp": {
+            "user_settings_dir": os.path.join(home, ".jupyter", "lab", "user-settings"),
+            "workspaces_dir": os.path.join(home, ".jupyter", "lab", "workspaces"),
+        },
+    }
+    return json.dumps(cfg, indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,50 @@
+"""Step results and progress, so the client can show stages and a JSON report."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+
+class BoxError(Exception):
+    """A failure with a one-line message and a fix the user can act on."""
+
+    def __init__(self, message: str, fix: str = "", code: str = "error") -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+        self.code = code
+
+
+class Report:
+    """Collects changed/unchanged per step; streams stage events to stderr."""
+
+    def __init__(self) -> None:
+        self.steps: list[dict[str, Any]] = []
+        self.warnings: list[str] = []
+        self.data: dict[str, Any] = {}
+        self._t0 = time.monotonic()
+
+    def stage(self, name: str) -> None:
+        """Tell the client a (possibly slow) stage began; one JSON line on stderr."""
+        event = {"event": "stage", "stage": name, "elapsed": round(time.monotonic() - self._t0, 2)}
+        sys.stderr.write(json.dumps(event) + "\n")
+        sys.stderr.flush()
+
+    def step(self, name: str, changed: bool, detail: str = "") -> None:
+        self.steps.append({"name": name, "changed": bool(changed), "detail": detail})
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+    @property
+    def changed(self) -> bool:
+        return any(s["changed"] for s in self.steps)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {"ok": True, "changed": self.changed, "steps": self.steps, "warnings": self.warnings}
+        out.update(self.data)
+        out["elapsed"] = round(time.monotonic() - self._t0, 2)
+        return out

@@ -1,0 +1,270 @@
+"""Keep Jupyter running and bring it back at boot: systemd, else cron @reboot, else a pidfile.
+
+All three start the same launcher script, which records its PID, so stopping
+and status work the same way whichever keeps it alive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+
+from .report import BoxError, Report
+from .system import Host, cron_running, has_systemd
+
+STOP_TIMEOUT = 15.0
+
+
+class Layout:
+    """Where one workstation's files live on the box."""
+
+    def __init__(self, name: str, prefix: str, etc: str, user: str, system: bool) -> None:
+        self.name = name
+        self.prefix = prefix
+        self.etc = etc
+        self.user = user
+        self.system = system  # files owned by root under /opt and /etc, written through sudo
+        self.venv = os.path.join(prefix, "venv")
+        self.lib = os.path.join(prefix, "lib", "padlab_remote.pyz")
+        self.launcher = os.path.join(prefix, "bin", "padlab-jupyter-%s" % name)
+        self.run_dir = os.path.join(prefix, "run")
+        self.pidfile = os.path.join(self.run_dir, "jupyter-%s.pid" % name)
+        self.log_dir = os.path.join(prefix, "log")
+        self.log = os.path.join(self.log_dir, "jupyter-%s.log" % name)
+        self.jupyter_dir = os.path.join(etc, "jupyter")
+        self.config = os.path.join(self.jupyter_dir, "jupyter_server_config.json")
+        self.tls_dir = os.path.join(etc, "tls")
+        self.key = os.path.join(self.tls_dir, "server.key")
+        self.cert = os.path.join(self.tls_dir, "server.crt")
+        self.cookie_secret = os.path.join(etc, "cookie_secret")
+        self.unit = "padlab-%s.service" % name
+
+
+def launcher_script(layout: Layout) -> str:
+    return """#!/bin/sh
+# Written by padlab: starts Jupyter for workstation '{name}'.
+umask 077
+echo $$ > '{pidfile}'
+export JUPYTER_CONFIG_DIR='{jdir}'
+export JUPYTER_RUNTIME_DIR='{run}/jupyter-{name}'
+exec '{venv}/bin/jupyter' lab
+""".format(
+        name=layout.name,
+        pidfile=layout.pidfile,
+        jdir=layout.jupyter_dir,
+        run=layout.run_dir,
+        venv=layout.venv,
+    )
+
+
+def unit_file(layout: Layout) -> str:
+    # Hardening that leaves notebooks free to use the GPU, the network and the user's files.
+    return """[Unit]
+Description=padlab Jupyter workstation '{name}'
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=simple
+User={user}
+ExecStart={launcher}
+Restart=always
+RestartSec=2
+KillMode=mixed
+TimeoutStopSec=20
+NoNewPrivileges=true
+PrivateTmp=true
+ProtectSystem=full
+ProtectControlGroups=true
+ProtectKernelModules=true
+LockPersonality=true
+
+[Install]
+WantedBy=multi-user.target
+""".format(name=layout.name, user=layout.user, launcher=layout.launcher)
+
+
+def choose(host: Host, layout: Layout) -> str:
+    """systemd when it is PID 1 and we may write system units; else cron; else detached."""
+    if has_systemd() and (layout.system or os.geteuid() == 0):
+        return "systemd"
+    if cron_running():
+        return "cron"
+    return "detached"
+
+
+def read_pid(host: Host, layout: Layout) -> int | None:
+    raw = host.read(layout.pidfile)
+    if not raw:
+        return None
+    try:
+        pid = int(raw.decode().strip())
+    except ValueError:
+        return None
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as fh:
+            cmdline = fh.read().replace(b"\0", b" ")
+    except OSError:
+        return None
+    return pid if b"jupyter" in cmdline else None
+
+
+def process_started(pid: int) -> float:
+    """Wall-clock start time of a process, from /proc, for the uptime on the card."""
+    with open("/proc/%d/stat" % pid) as fh:
+        ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+    with open("/proc/uptime") as fh:
+        uptime = float(fh.read().split()[0])
+    return time.time() - uptime + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def status(host: Host, layout: Layout, kind: str) -> dict:
+    pid = read_pid(host, layout)
+    out = {"kind": kind, "running": pid is not None, "pid": pid, "started_at": None, "enabled": None}
+    if pid is not None:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            out["started_at"] = process_started(pid)
+    if kind == "systemd":
+        enabled = host.run(["systemctl", "is-enabled", layout.unit], check=False).stdout.strip()
+        out["enabled"] = enabled == "enabled"
+    elif kind == "cron":
+        out["enabled"] = _cron_line(layout) in _crontab(host, layout)
+    return out
+
+
+def install(host: Host, layout: Layout, kind: str, report: Report) -> bool:
+    """Make the workstation start at boot; returns whether anything changed."""
+    if kind == "systemd":
+        path = "/etc/systemd/system/%s" % layout.unit
+        changed = host.write(path, unit_file(layout), mode=0o644, root=True)
+        if changed:
+            host.run(["systemctl", "daemon-reload"], root=True)
+        enabled = host.run(["systemctl", "is-enabled", layout.unit], check=False).stdout.strip() == "enabled"
+        if not enabled:
+            host.run(["systemctl", "enable", layout.unit], root=True)
+            changed = True
+        report.step("service", changed, "systemd unit %s, Restart=always, enabled at boot" % layout.unit)
+        return changed
+    if kind == "cron":
+        lines = _crontab(host, layout)
+        line = _cron_line(layout)
+        changed = line not in lines
+        if changed:
+            _write_crontab(host, layout, [x for x in lines if not x.endswith(_marker(layout))] + [line])
+        report.step("service", changed, "cron @reboot entry")
+        return changed
+    report.step("service", False, "detached process with a pidfile")
+    report.warn(
+        "neither systemd nor cron runs here, so Jupyter will not come back after a reboot: run `padlab up` again after one"
+    )
+    return False
+
+
+def start(host: Host, layout: Layout, kind: str, restart: bool) -> bool:
+    """Start (or restart) Jupyter; returns whether it acted."""
+    running = read_pid(host, layout) is not None
+    if running and not restart:
+        return False
+    if kind == "systemd":
+        host.run(["systemctl", "restart" if running else "start", layout.unit], root=True)
+        return True
+    if running:
+        stop_process(host, layout)
+    _spawn(host, layout)
+    return True
+
+
+def stop(host: Host, layout: Layout, kind: str, disable: bool) -> bool:
+    """Stop Jupyter cleanly; with disable, also keep it from starting at boot."""
+    acted = False
+    if kind == "systemd":
+        active = host.run(["systemctl", "is-active", layout.unit], check=False).stdout.strip()
+        if disable:
+            host.run(["systemctl", "disable", layout.unit], root=True, check=False)
+        if active in ("active", "activating", "reloading"):
+            host.run(["systemctl", "stop", layout.unit], root=True)
+            acted = True
+    elif kind == "cron" and disable:
+        lines = _crontab(host, layout)
+        kept = [x for x in lines if not x.endswith(_marker(layout))]
+        if kept != lines:
+            _write_crontab(host, layout, kept)
+            acted = True
+    return stop_process(host, layout) or acted
+
+
+def stop_process(host: Host, layout: Layout) -> bool:
+    """SIGTERM, wait, then SIGKILL: Jupyter gets time to shut kernels down."""
+    pid = read_pid(host, layout)
+    if pid is None:
+        return False
+    _signal(host, pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while time.monotonic() < deadline:
+        if read_pid(host, layout) is None:
+            return True
+        time.sleep(0.2)
+    _signal(host, pid, signal.SIGKILL)
+    while read_pid(host, layout) is not None and time.monotonic() < deadline + 5:
+        time.sleep(0.1)
+    return True
+
+
+def _signal(host: Host, pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        host.run(["kill", "-%d" % sig, str(pid)], root=True, check=False)
+
+
+def _spawn(host: Host, layout: Layout) -> None:
+    os.makedirs(layout.log_dir, exist_ok=True)
+    fd = os.open(layout.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    argv = [layout.launcher]
+    if host.sudo and layout.system:
+        argv = ["sudo", "-n", "-u", layout.user, "-H", "--"] + argv
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, start_new_session=True, close_fds=True
+    )
+    os.close(fd)
+    deadline = time.monotonic() + 10
+    while read_pid(host, layout) is None:
+        if proc.poll() is not None:
+            raise BoxError("Jupyter exited at once (code %s)" % proc.returncode, "see %s" % layout.log)
+        if time.monotonic() > deadline:
+            raise BoxError("Jupyter did not start within 10 s", "see %s" % layout.log)
+        time.sleep(0.05)
+
+
+def _marker(layout: Layout) -> str:
+    return "# padlab:%s" % layout.name
+
+
+def _cron_line(layout: Layout) -> str:
+    return "@reboot %s >> %s 2>&1 %s" % (layout.launcher, layout.log, _marker(layout))
+
+
+def _crontab_cmd(host: Host, layout: Layout) -> list:
+    if host.sudo and layout.system:
+        return ["sudo", "-n", "crontab", "-u", layout.user]
+    return ["crontab"]
+
+
+def _crontab(host: Host, layout: Layout) -> list:
+    proc = subprocess.run(_crontab_cmd(host, layout) + ["-l"], capture_output=True, text=True)
+    return proc.stdout.splitlines() if proc.returncode == 0 else []
+
+
+def _write_crontab(host: Host, layout: Layout, lines: list) -> None:
+    proc = subprocess.run(
+        _crontab_cmd(host, layout) + ["-"], input="\n".join(lines) + "\n", capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise BoxError(
+            "could not update the crontab: %s" % proc.stderr.strip(), "check `crontab -l` on the box"
+        )

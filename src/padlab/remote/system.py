@@ -1,0 +1,206 @@
+"""Small OS helpers: commands with optional sudo, idempotent file writes, probes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from typing import Sequence
+
+from .report import BoxError
+
+
+class Host:
+    """Runs commands and writes files as the login user, or as root through sudo."""
+
+    def __init__(self, sudo: bool) -> None:
+        self.sudo = sudo and os.geteuid() != 0
+
+    def run(
+        self,
+        cmd: Sequence[str],
+        root: bool = False,
+        check: bool = True,
+        input: str | None = None,
+        env: dict | None = None,
+        timeout: float | None = None,
+    ) -> subprocess.CompletedProcess:
+        argv = list(cmd)
+        if root and self.sudo:
+            argv = ["sudo", "-n", "--"] + argv
+        try:
+            proc = subprocess.run(argv, input=input, capture_output=True, text=True, env=env, timeout=timeout)
+        except FileNotFoundError as exc:
+            raise BoxError("command not found on the box: %s" % argv[0], "install it and run again") from exc
+        if check and proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
+            raise BoxError(
+                "'%s' failed (exit %d): %s" % (" ".join(cmd[:3]), proc.returncode, tail[0]),
+                "see the box's log with `padlab logs`, fix the cause and run `padlab up` again",
+            )
+        return proc
+
+    def check_sudo(self) -> None:
+        """Fail early and clearly when sudo would stop to ask for a password."""
+        if not self.sudo:
+            return
+        if shutil.which("sudo") is None:
+            raise BoxError(
+                "sudo is not installed on the box and the login user is not root",
+                "install sudo, or log in as root (ssh user)",
+            )
+        proc = subprocess.run(["sudo", "-n", "true"], capture_output=True, text=True)
+        if proc.returncode != 0:
+            user = pwd.getpwuid(os.getuid()).pw_name
+            raise BoxError(
+                "sudo on the box asks for a password, so padlab cannot install system files",
+                "allow passwordless sudo for %s, e.g. echo '%s ALL=(ALL) NOPASSWD:ALL' | sudo tee /etc/sudoers.d/padlab"
+                % (user, user),
+            )
+
+    def read(self, path: str) -> bytes | None:
+        try:
+            with open(path, "rb") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            return None
+        except PermissionError:
+            if not self.sudo:
+                raise
+            proc = subprocess.run(["sudo", "-n", "cat", path], capture_output=True)
+            return proc.stdout if proc.returncode == 0 else None
+
+    def write(
+        self, path: str, content: bytes | str, mode: int = 0o644, owner: str | None = None, root: bool = False
+    ) -> bool:
+        """Atomically write a file; returns whether anything changed (content, mode or owner)."""
+        data = content.encode() if isinstance(content, str) else content
+        old = self.read(path)
+        want_uid = pwd.getpwnam(owner).pw_uid if owner else None
+        try:
+            st = os.stat(path)
+            same_meta = (st.st_mode & 0o777) == mode and (want_uid is None or st.st_uid == want_uid)
+        except (FileNotFoundError, PermissionError):
+            same_meta = False
+        if old == data and same_meta:
+            return False
+        directory = os.path.dirname(path)
+        if root and self.sudo:
+            with tempfile.NamedTemporaryFile(delete=False) as tmp:
+                tmp.write(data)
+            try:
+                self.run(["mkdir", "-p", directory], root=True)
+                argv = ["install", "-m", "%o" % mode]
+                if owner:
+                    argv += ["-o", owner]
+                self.run(argv + [tmp.name, path + ".padlab-new"], root=True)
+                self.run(["mv", "-f", path + ".padlab-new", path], root=True)
+            finally:
+                os.unlink(tmp.name)
+            return True
+        os.makedirs(directory, exist_ok=True)
+        fd, tmpname = tempfile.mkstemp(dir=directory, prefix=".padlab-")
+        try:
+            os.fchmod(fd, mode)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            if want_uid is not None and os.geteuid() == 0:
+                os.chown(tmpname, want_uid, pwd.getpwnam(owner).pw_gid)
+            os.replace(tmpname, path)
+        except BaseException:
+            if os.path.exists(tmpname):
+                os.unlink(tmpname)
+            raise
+        return True
+
+    def makedirs(self, path: str, mode: int = 0o755, owner: str | None = None, root: bool = False) -> bool:
+        if os.path.isdir(path):
+            return False
+        if root and self.sudo:
+            argv = ["install", "-d", "-m", "%o" % mode]
+            if owner:
+                argv += ["-o", owner]
+            self.run(argv + [path], root=True)
+        else:
+            os.makedirs(path, mode=mode, exist_ok=True)
+            os.chmod(path, mode)
+            if owner and os.geteuid() == 0:
+                pw = pwd.getpwnam(owner)
+                os.chown(path, pw.pw_uid, pw.pw_gid)
+        return True
+
+
+def sha256(data: bytes | str) -> str:
+    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
+
+
+def has_systemd() -> bool:
+    """systemd as PID 1 creates this directory; the documented sd_booted() test."""
+    return os.path.isdir("/run/systemd/system")
+
+
+def cron_running() -> bool:
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/comm" % pid) as fh:
+                if fh.read().strip() in ("cron", "crond", "cronie"):
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+def addresses() -> list[str]:
+    """Non-loopback IP addresses of this box, IPv4 first, for certificate SANs and the card."""
+    found: list[str] = []
+    if shutil.which("ip"):
+        proc = subprocess.run(["ip", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True)
+        for line in proc.stdout.splitlines():
+            parts = line.split()
+            for i, word in enumerate(parts):
+                if word in ("inet", "inet6") and i + 1 < len(parts):
+                    found.append(parts[i + 1].split("/")[0])
+    if not found:
+        try:
+            for info in socket.getaddrinfo(socket.gethostname(), None):
+                addr = str(info[4][0])
+                if not addr.startswith("127.") and addr != "::1" and not addr.startswith("fe80"):
+                    found.append(addr)
+        except OSError:
+            pass
+    unique = list(dict.fromkeys(found))
+    return sorted(unique, key=lambda a: ":" in a)
+
+
+def primary_address() -> str | None:
+    """The address of the default route, found without sending a packet (UDP connect)."""
+    for family, target in ((socket.AF_INET, "198.18.0.1"), (socket.AF_INET6, "2001:db8::1")):
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as sock:
+                sock.connect((target, 9))
+                addr = sock.getsockname()[0]
+                if not addr.startswith("127."):
+                    return addr
+        except OSError:
+            continue
+    return None
+
+
+def login_user() -> str:
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+def expand_user(path: str, user: str) -> str:
+    """Expand ~ for the service user, who may not be the user running this program."""
+    if path.startswith("~"):
+        home = pwd.getpwnam(user).pw_dir
+        return os.path.join(home, path[1:].lstrip("/"))
+    return path

@@ -1,0 +1,74 @@
+"""The box's dedicated Python environment for Jupyter (uv when present, else pip)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+from .report import BoxError, Report
+from .system import Host, sha256
+
+# cryptography lets the box make its own TLS key and CSR; the key never leaves.
+PACKAGES = ["jupyterlab>=4.2,<5", "notebook>=7.2,<8", "ipykernel>=6.29", "cryptography>=42"]
+
+
+def python_in(venv: str) -> str:
+    return os.path.join(venv, "bin", "python")
+
+
+def ensure(host: Host, venv: str, report: Report, owner: str | None, root: bool, extra: list[str]) -> None:
+    """Create the venv and install Jupyter once; a stamp makes re-runs a no-op."""
+    packages = PACKAGES + list(extra)
+    stamp = os.path.join(venv, ".padlab-packages")
+    want = sha256(json.dumps(packages))
+    current = host.read(stamp)
+    if current is not None and current.decode().strip() == want and os.access(python_in(venv), os.X_OK):
+        report.step("python-env", False, venv)
+        return
+    report.stage("installing Jupyter into %s" % venv)
+    as_owner = _as_user_prefix(host, owner, root)
+    if not os.access(python_in(venv), os.X_OK):
+        _create(host, venv, owner, root, as_owner)
+    uv = shutil.which("uv")
+    if uv:
+        cmd = [uv, "pip", "install", "--quiet", "--python", python_in(venv)] + packages
+    else:
+        cmd = [python_in(venv), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"] + packages
+    proc = subprocess.run(as_owner + cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        raise BoxError(
+            "installing Jupyter failed: %s" % " | ".join(tail),
+            "check the box can reach the Python package index, then run `padlab up` again",
+        )
+    host.write(stamp, want + "\n", mode=0o644, owner=owner, root=root)
+    report.step("python-env", True, "installed %s with %s" % (", ".join(PACKAGES), "uv" if uv else "pip"))
+
+
+def _as_user_prefix(host: Host, owner: str | None, root: bool) -> list[str]:
+    """Install as the service user, so a root-owned prefix never holds user-writable surprises."""
+    if root and host.sudo and owner:
+        return ["sudo", "-n", "-u", owner, "-H", "--"]
+    return []
+
+
+def _create(host: Host, venv: str, owner: str | None, root: bool, as_owner: list[str]) -> None:
+    probe = subprocess.run([sys.executable, "-c", "import venv, ensurepip"], capture_output=True)
+    if probe.returncode != 0:
+        minor = "%d.%d" % sys.version_info[:2]
+        raise BoxError(
+            "Python's venv module is missing on the box",
+            "install it: sudo apt-get install python3-venv (or python%s-venv)" % minor,
+        )
+    parent = os.path.dirname(venv.rstrip("/"))
+    host.makedirs(parent, owner=owner, root=root)
+    host.makedirs(venv, owner=owner, root=root)
+    proc = subprocess.run(as_owner + [sys.executable, "-m", "venv", venv], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BoxError(
+            "could not create the Python environment: %s" % proc.stderr.strip().splitlines()[-1:],
+            "install python3-venv on the box and run `padlab up` again",
+        )

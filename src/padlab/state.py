@@ -1,0 +1,87 @@
+"""Per-profile state on the client: what padlab last did and saw, written atomically under a lock."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from padlab import paths
+from padlab.errors import PadlabError
+from padlab.fileio import write_atomic
+
+LOCK_TIMEOUT = 600.0
+
+
+def _dir() -> Path:
+    return paths.ensure_private_dir(paths.data_dir() / "state")
+
+
+def _path(name: str) -> Path:
+    return _dir() / f"{name}.json"
+
+
+def load(name: str) -> dict[str, Any]:
+    try:
+        return json.loads(_path(name).read_text())
+    except FileNotFoundError:
+        return {}
+    except ValueError:
+        return {}
+
+
+def save(name: str, data: dict[str, Any]) -> None:
+    data = dict(data, updated_at=time.time())
+    write_atomic(_path(name), json.dumps(data, indent=2, sort_keys=True), mode=0o600)
+
+
+def update(name: str, **changes: Any) -> dict[str, Any]:
+    """Record before acting: callers update state first, then change the world."""
+    data = load(name)
+    data.update(changes)
+    save(name, data)
+    return data
+
+
+def remove(name: str) -> None:
+    _path(name).unlink(missing_ok=True)
+
+
+def _lock(name: str):
+    from filelock import FileLock
+
+    return FileLock(str(_dir() / f"{name}.lock"))
+
+
+def is_locked(name: str) -> bool:
+    """Whether another padlab command holds this profile right now."""
+    from filelock import Timeout
+
+    lock = _lock(name)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    lock.release()
+    return False
+
+
+@contextmanager
+def locked(name: str, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+    """One padlab command at a time per profile, across processes."""
+    from filelock import Timeout
+
+    lock = _lock(name)
+    try:
+        lock.acquire(timeout=timeout)
+    except Timeout as exc:
+        raise PadlabError(
+            f"another padlab command is working on {name!r}", "wait for it to finish, then run this again"
+        ) from exc
+    try:
+        yield
+    finally:
+        lock.release()

@@ -1,0 +1,131 @@
+"""Run the box program here or over ssh, with the same request/report interface.
+
+The program is padlab.remote packed as a zip (``padlab_remote``) and sent on
+stdin together with the request, so one process (or one ssh session) does a
+whole action and nothing needs to be installed on the box first.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import json
+import subprocess
+import sys
+import threading
+import zipfile
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Callable, Protocol
+
+from padlab.errors import PadlabError
+
+EventHandler = Callable[[dict], None]
+
+LOADER = (
+    "import sys,os,base64,json,tempfile\n"
+    "z=base64.b64decode(sys.stdin.buffer.readline())\n"
+    "r=json.loads(sys.stdin.buffer.read())\n"
+    "f,p=tempfile.mkstemp(suffix='.pyz')\n"
+    "os.write(f,z);os.close(f)\n"
+    "sys.path.insert(0,p)\n"
+    "try:\n"
+    " from padlab_remote.__main__ import run\n"
+    " c=run(r,z)\n"
+    "finally:\n"
+    " os.unlink(p)\n"
+    "sys.exit(c)\n"
+)
+
+
+@lru_cache(maxsize=1)
+def program() -> bytes:
+    """padlab.remote as a reproducible zip: same bytes for the same code, so re-runs see no change."""
+    buf = io.BytesIO()
+    root = resources.files("padlab.remote")
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for entry in sorted(root.iterdir(), key=lambda e: e.name):
+            if entry.name.endswith(".py"):
+                info = zipfile.ZipInfo(f"padlab_remote/{entry.name}", date_time=(2020, 1, 1, 0, 0, 0))
+                info.external_attr = 0o644 << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                zf.writestr(info, entry.read_bytes())
+    return buf.getvalue()
+
+
+class Transport(Protocol):
+    def call(self, request: dict[str, Any], on_event: EventHandler | None = None) -> dict[str, Any]: ...
+
+
+def run_program(argv: list[str], request: dict[str, Any], on_event: EventHandler | None, where: str) -> dict:
+    """Feed program + request to argv; stream stage events; return the box's report or raise."""
+    payload = base64.b64encode(program()) + b"\n" + json.dumps(request).encode()
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    other: list[str] = []
+
+    def pump() -> None:
+        assert proc.stderr is not None
+        for raw in proc.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            if line.startswith('{"event"'):
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    other.append(line)
+                    continue
+                if on_event:
+                    on_event(event)
+            elif line:
+                other.append(line)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        # Not communicate(): it would also read stderr, racing the event pump.
+        # The box reads all of stdin before it writes, so this cannot deadlock.
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.write(payload)
+            proc.stdin.close()
+        out = proc.stdout.read()
+        proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait()
+        raise
+    reader.join(timeout=5)
+    return parse_report(out, proc.returncode, other, where)
+
+
+def parse_report(out: bytes, code: int, stderr_lines: list[str], where: str) -> dict:
+    lines = out.decode(errors="replace").strip().splitlines()
+    if lines:
+        try:
+            report = json.loads(lines[-1])
+        except ValueError:
+            report = None
+        if isinstance(report, dict):
+            if not report.get("ok"):
+                raise BoxFailure(report)
+            return report
+    tail = stderr_lines[-1] if stderr_lines else f"exit code {code}"
+    raise PadlabError(
+        f"the padlab program on {where} failed: {tail}",
+        "run the command again; if it repeats, see `padlab logs`",
+    )
+
+
+class BoxFailure(PadlabError):
+    """The box program's own clear error, with its machine-readable code."""
+
+    def __init__(self, report: dict) -> None:
+        super().__init__(report.get("error", "failed"), report.get("fix", ""))
+        self.code = report.get("code", "error")
+
+
+class LocalTransport:
+    """This machine: the box program runs as a child process of padlab."""
+
+    def call(self, request: dict[str, Any], on_event: EventHandler | None = None) -> dict[str, Any]:
+        return run_program([sys.executable, "-c", LOADER], request, on_event, "this machine")

@@ -1,0 +1,204 @@
+"""What up, down, status and passwd do, for any provider; the CLI only parses and prints.
+
+Every action records its intent in the profile's state before it changes the
+world, under the profile's lock, so an interrupted command is finished by
+running it again.
+"""
+
+from __future__ import annotations
+
+import datetime
+import socket
+import time
+from typing import Any, Callable
+
+from padlab import card, providers, state, tls
+from padlab.errors import PadlabError
+from padlab.profiles import Profile
+from padlab.providers.base import Machine, Provider
+
+Stage = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def request_for(profile: Profile, provider: Provider, action: str, machine: Machine | None = None) -> dict:
+    layout = provider.layout()
+    req: dict[str, Any] = {
+        "action": action,
+        "name": profile.name,
+        "prefix": layout.prefix,
+        "etc": layout.etc,
+        "system": layout.system,
+        "user": layout.user,
+        "port": profile.port,
+        "listen": profile.listen,
+        "root_dir": profile.root_dir,
+        "ca_pem": tls.ensure_ca(),
+    }
+    if machine and machine.host:
+        req["extra_sans"] = [machine.host]
+    return req
+
+
+def password_hint(generated: bool) -> str:
+    today = datetime.date.today().isoformat()
+    kind = "generated passphrase (words joined by dashes)" if generated else "your own password"
+    return f"{kind}, set {today}"
+
+
+def up(
+    profile: Profile,
+    password: str | None = None,
+    generated: bool = False,
+    on_stage: Stage = _quiet,
+) -> dict[str, Any]:
+    """Make the workstation running and healthy; returns the card plus the box's step report."""
+    provider = providers.get(profile)
+    with state.locked(profile.name):
+        state.update(profile.name, phase="starting", last_error=None, action="up", action_at=time.time())
+        try:
+            machine = provider.ensure_running(on_stage)
+            state.update(profile.name, host=machine.host, machine=machine.as_dict())
+            req = request_for(profile, provider, "up", machine)
+            if password is not None:
+                req["password"] = password
+            transport = provider.transport(machine)
+
+            def on_event(event: dict) -> None:
+                on_stage(event.get("stage", ""))
+
+            on_stage("setting up the box")
+            report = transport.call(req, on_event)
+            steps = report["steps"]
+            if "needs_cert" in report:
+                on_stage("signing the box's certificate with padlab's CA")
+                need = report["needs_cert"]
+                req["cert_pem"] = tls.sign_csr(need["csr"], need["sans"])
+                report = transport.call(req, on_event)
+                # The first pass stopped at the TLS step; the second carries on from there.
+                steps = _before_tls(steps) + report["steps"][len(_before_tls(report["steps"])) :]
+            changes: dict[str, Any] = {
+                "phase": "running",
+                "cert_sha256": report.get("cert_sha256"),
+                "started_at": (report.get("service") or {}).get("started_at"),
+                "service_kind": (report.get("service") or {}).get("kind"),
+                "warnings": report.get("warnings", []),
+            }
+            if password is not None:
+                changes["password_hint"] = password_hint(generated)
+            st = state.update(profile.name, **changes)
+        except PadlabError as exc:
+            state.update(profile.name, phase="error", last_error=str(exc))
+            raise
+        except KeyboardInterrupt:
+            state.update(profile.name, phase="interrupted", last_error="interrupted; run `padlab up` again")
+            raise
+    out = card.build(profile, st)
+    out["changed"] = any(s["changed"] for s in steps)
+    out["steps"] = steps
+    return out
+
+
+def _before_tls(steps: list[dict]) -> list[dict]:
+    names = [s["name"] for s in steps]
+    return steps[: names.index("tls")] if "tls" in names else steps
+
+
+def needs_password(profile: Profile) -> bool:
+    """Ask up front on a first `up`, rather than after minutes of installing."""
+    return not state.load(profile.name).get("password_hint")
+
+
+def down(profile: Profile, on_stage: Stage = _quiet) -> dict[str, Any]:
+    """Stop Jupyter (and the machine, where the provider bills for it); nothing on disk is touched."""
+    provider = providers.get(profile)
+    with state.locked(profile.name):
+        state.update(profile.name, phase="stopping", action="down", action_at=time.time())
+        try:
+            machine = provider.describe()
+            if machine.state == "running":
+                req = request_for(profile, provider, "down", machine)
+                req["disable"] = not provider.manages_power
+                on_stage("stopping Jupyter")
+                provider.transport(machine).call(req)
+            if provider.manages_power:
+                on_stage("stopping the machine")
+                machine = provider.stop(on_stage)
+            st = state.update(
+                profile.name,
+                phase="stopped",
+                stopped_at=time.time(),
+                stop_reason="padlab down",
+                started_at=None,
+                machine=machine.as_dict(),
+            )
+        except PadlabError as exc:
+            state.update(profile.name, phase="error", last_error=str(exc))
+            raise
+    return card.build(profile, st)
+
+
+def passwd(profile: Profile, password: str, generated: bool, on_stage: Stage = _quiet) -> dict[str, Any]:
+    provider = providers.get(profile)
+    with state.locked(profile.name):
+        machine = provider.describe()
+        if machine.state != "running":
+            raise PadlabError(
+                f"the machine behind {profile.name!r} is {machine.state}", "run `padlab up` first"
+            )
+        req = request_for(profile, provider, "passwd", machine)
+        req["password"] = password
+        on_stage("setting the new password")
+        provider.transport(machine).call(req)
+        st = state.update(profile.name, password_hint=password_hint(generated))
+    return card.build(profile, st)
+
+
+def _jupyter_alive(profile: Profile, provider: Provider, host: str | None) -> bool:
+    """Cheap liveness: the pidfile on this machine, else a TCP connect to the port."""
+    if provider.name == "local":
+        from padlab.remote import service
+        from padlab.remote.system import Host
+
+        layout = provider.layout()
+        box = service.Layout(profile.name, layout.prefix, layout.etc, "", False)
+        return service.read_pid(Host(sudo=False), box) is not None
+    if not host:
+        return False
+    try:
+        with socket.create_connection((host, profile.port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def status(profile: Profile) -> dict[str, Any]:
+    """State from the recorded phase, the provider and a liveness probe; never changes anything."""
+    provider = providers.get(profile)
+    st = state.load(profile.name)
+    phase = st.get("phase", "new")
+    if phase in ("starting", "stopping") and not state.is_locked(profile.name):
+        phase = "error" if phase == "starting" else "stopped"
+        st["last_error"] = st.get("last_error") or "the last command was interrupted; run it again"
+    machine = provider.describe()
+    if phase in ("starting", "stopping", "new"):
+        live = phase
+    elif machine.state != "running":
+        live = "stopped" if machine.state == "off" else machine.state
+    else:
+        live = (
+            "running"
+            if _jupyter_alive(profile, provider, machine.host)
+            else ("error" if phase == "error" else "stopped")
+        )
+    if live == "running" and profile.provider == "local":
+        st["host"] = machine.host or st.get("host")
+    out = card.build(profile, st, live_state=live)
+    out["machine"] = machine.as_dict()
+    out["last_error"] = st.get("last_error") if live in ("error", "stopped") else None
+    out["stopped_at"] = st.get("stopped_at")
+    out["stop_reason"] = st.get("stop_reason")
+    return out
