@@ -1,86 +1,20 @@
-"""padlab's command line: parse, call padlab.workstation and friends, print. No logic lives here."""
+"""The core commands: init, up, status, down, card, doctor, passwd, ca, list, default."""
 
 from __future__ import annotations
 
-import os
 import sys
-from typing import Any
 
 import click
 
-from padlab import __version__
+from padlab import providers
+from padlab.cli import cli
+from padlab.cli.common import CONTEXT, load_profile, read_password, show_card
 from padlab.errors import PadlabError
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-def _profile(name: str | None) -> Any:
-    from padlab import profiles
-
-    return profiles.load(name)
-
-
-def _read_password(from_stdin: bool, generate: bool, confirm: bool = True) -> tuple[str, bool]:
-    """(password, generated): from stdin, generated, or asked twice on a terminal."""
-    from padlab import passwords
-
-    if from_stdin and generate:
-        raise PadlabError("--password-stdin and --generate-password exclude each other", "use one of them")
-    if generate:
-        return passwords.generate(), True
-    if from_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    elif sys.stdin.isatty():
-        import getpass
-
-        password = getpass.getpass("New Jupyter password (12+ characters): ")
-        passwords.check(password)
-        if confirm and getpass.getpass("Repeat it: ") != password:
-            raise PadlabError(
-                "the two passwords differ", "run the command again and type the same password twice"
-            )
-    else:
-        raise PadlabError(
-            "a password is needed and there is no terminal to ask on",
-            "pass --password-stdin (and pipe it in) or --generate-password",
-        )
-    passwords.check(password)
-    return password, False
-
-
-def _show_card(data: dict, as_json: bool, qr: bool) -> None:
-    from padlab import card, ui
-
-    if as_json:
-        ui.print_json(data)
-    elif ui.is_tty():
-        ui.console().print(card.render_rich(data, qr=True))
-    else:
-        print(card.render_plain(data, qr=qr))
-
-
-@click.group(context_settings=CONTEXT)
-@click.version_option(__version__, prog_name="padlab")
-def cli() -> None:
-    """Turn a GPU machine into a notebook workstation for an iPad or any thin client.
-
-    \b
-    A password-protected JupyterLab over HTTPS that comes back after every reboot,
-    with a connection card (URL, CA, QR code) for Juno or a browser.
-
-    \b
-    Quick start on this machine:
-      padlab init lab --provider local
-      padlab up --generate-password
-      padlab ca export --out ~/Desktop     # AirDrop padlab-ca.mobileconfig to the iPad
-
-    PADLAB_HOME, when set, holds everything padlab writes on this machine.
-    """
 
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("name", required=False)
-@click.option("--provider", type=click.Choice(["local"]), help="Where the workstation runs.")
+@click.option("--provider", type=click.Choice(providers.NAMES), help="Where the workstation runs.")
 @click.option("--port", type=int, help="HTTPS port for Jupyter (default 8888).")
 @click.option("--root-dir", help="Notebook folder on the box (default ~/notebooks).")
 @click.option("--listen", help="Address Jupyter listens on (default 0.0.0.0: every interface).")
@@ -107,7 +41,7 @@ def init(
     interactive = sys.stdin.isatty() and provider is None
     if interactive:
         name = name or click.prompt("Profile name", default="lab")
-        provider = click.prompt("Provider", type=click.Choice(["local"]), default="local")
+        provider = click.prompt("Provider", type=click.Choice(providers.NAMES), default="local")
         port = port or click.prompt("Jupyter port", type=int, default=profiles.DEFAULT_PORT)
         root_dir = root_dir or click.prompt("Notebook folder", default="~/notebooks")
     if not name:
@@ -154,18 +88,18 @@ def up(name: str | None, password_stdin: bool, generate_password: bool, as_json:
     """
     from padlab import ui, workstation
 
-    profile = _profile(name)
+    profile = load_profile(name)
     password = None
     generated = False
     if password_stdin or generate_password or workstation.needs_password(profile):
-        password, generated = _read_password(password_stdin, generate_password)
+        password, generated = read_password(password_stdin, generate_password)
     with ui.progress(f"padlab up {profile.name}") as stage:
         data = workstation.up(profile, password, generated, on_stage=stage)
     if generated:
         data["generated_password"] = password
         if not as_json:
             sys.stderr.write(f"Your Jupyter password (shown once, write it down): {password}\n")
-    _show_card(data, as_json, qr)
+    show_card(data, as_json, qr)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -197,7 +131,7 @@ def status(name: str | None, as_json: bool, all_profiles: bool) -> None:
             )
         ui.console().print(table)
         return
-    data = workstation.status(_profile(name))
+    data = workstation.status(load_profile(name))
     if as_json:
         ui.print_json(data)
         return
@@ -223,7 +157,7 @@ def down(name: str | None, as_json: bool) -> None:
     """
     from padlab import ui, workstation
 
-    profile = _profile(name)
+    profile = load_profile(name)
     with ui.progress(f"padlab down {profile.name}") as stage:
         data = workstation.down(profile, on_stage=stage)
     if as_json:
@@ -252,12 +186,12 @@ def card(name: str | None, as_json: bool, qr: bool, png: str | None) -> None:
     from padlab import card as cardmod
     from padlab import workstation
 
-    data = workstation.status(_profile(name))
+    data = workstation.status(load_profile(name))
     if png:
         cardmod.write_png(data, png)
         if not as_json:
             click.echo(f"QR code of {data['url']} written to {png}", err=True)
-    _show_card(data, as_json, qr)
+    show_card(data, as_json, qr)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -281,7 +215,7 @@ def doctor(name: str | None, password_stdin: bool, as_json: bool, host: str | No
     from padlab import doctor as doc
     from padlab import state, ui
 
-    profile = _profile(name)
+    profile = load_profile(name)
     target = host or state.load(profile.name).get("host")
     if not target:
         raise PadlabError(f"{profile.name!r} has no address yet", f"run `padlab up {profile.name}` first")
@@ -315,8 +249,8 @@ def passwd(name: str | None, password_stdin: bool, generate_password: bool) -> N
     """
     from padlab import ui, workstation
 
-    profile = _profile(name)
-    password, generated = _read_password(password_stdin, generate_password)
+    profile = load_profile(name)
+    password, generated = read_password(password_stdin, generate_password)
     with ui.progress(f"padlab passwd {profile.name}") as stage:
         workstation.passwd(profile, password, generated, on_stage=stage)
     if generated:
@@ -403,30 +337,3 @@ def default(name: str) -> None:
     profiles.load(name)
     profiles.set_default(name)
     click.echo(f"{name!r} is now the default profile.")
-
-
-def main() -> None:
-    """Entry point: known failures print one line with a fix, never a traceback."""
-    try:
-        cli.main(standalone_mode=False, prog_name="padlab")
-    except PadlabError as exc:
-        from padlab import ui
-
-        ui.error(str(exc))
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        sys.stderr.write("padlab: interrupted\n")
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        sys.stderr.write("padlab: interrupted; run the same command again to finish\n")
-        sys.exit(130)
-    except Exception as exc:  # the last resort: one line, traceback only on request
-        if os.environ.get("PADLAB_DEBUG"):
-            raise
-        sys.stderr.write(
-            f"padlab: internal error: {type(exc).__name__}: {exc} (PADLAB_DEBUG=1 shows details)\n"
-        )
-        sys.exit(70)

@@ -1,0 +1,65 @@
+"""padlab's command line: parse, call the modules that do the work, print. No logic lives here.
+
+Commands live in small modules by area and register on the one group below;
+each imports what it needs inside the command, so `padlab --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from padlab import __version__
+from padlab.cli.common import CONTEXT
+from padlab.errors import PadlabError
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="padlab")
+def cli() -> None:
+    """Turn a GPU machine into a notebook workstation for an iPad or any thin client.
+
+    \b
+    A password-protected JupyterLab over HTTPS that comes back after every reboot,
+    with a connection card (URL, CA, QR code) for Juno or a browser.
+
+    \b
+    Quick start on this machine:
+      padlab init lab --provider local
+      padlab up --generate-password
+      padlab ca export --out ~/Desktop     # AirDrop padlab-ca.mobileconfig to the iPad
+
+    PADLAB_HOME, when set, holds everything padlab writes on this machine.
+    """
+
+
+from padlab.cli import core  # noqa: E402,F401  (registers the commands)
+
+
+def main() -> None:
+    """Entry point: known failures print one line with a fix, never a traceback."""
+    try:
+        cli.main(standalone_mode=False, prog_name="padlab")
+    except PadlabError as exc:
+        from padlab import ui
+
+        ui.error(str(exc))
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.stderr.write("padlab: interrupted\n")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("padlab: interrupted; run the same command again to finish\n")
+        sys.exit(130)
+    except Exception as exc:  # the last resort: one line, traceback only on request
+        if os.environ.get("PADLAB_DEBUG"):
+            raise
+        sys.stderr.write(
+            f"padlab: internal error: {type(exc).__name__}: {exc} (PADLAB_DEBUG=1 shows details)\n"
+        )
+        sys.exit(70)
