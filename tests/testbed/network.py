@@ -1,0 +1,166 @@
+"""Per-machine network namespaces on 198.18.0.0/15, routed and NATed by the host.
+
+Each machine or client gets netns `pltb-<name>` joined to the host by a veth pair:
+host side 198.18.X.1/24 (`pltbhX`), namespace side `eth0` 198.18.X.2 with a default
+route via the host. The host routes between namespaces untouched (so firewall tests
+see real source addresses) and masquerades machine traffic to the outside, limited to
+DNS/HTTP/HTTPS, because padlab's bootstrap must reach the package registries. All
+rules live in one nftables table per network so removal is exact.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .host import TestbedError, current_owner, file_lock, owner_alive, read_json, run, write_json
+
+TEST_RANGE = "198.18.0.0/15"
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+_HOST_IF_RE = re.compile(r"^pltbh(\d+)\b")
+_IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+
+
+def check_name(name: str) -> str:
+    """Names become netns, hostnames and nspawn machine names, so keep them boring."""
+    if not NAME_RE.match(name):
+        raise TestbedError(f"bad name {name!r}: use 1-20 chars of a-z, 0-9 and '-', starting with a letter")
+    return name
+
+
+@dataclass(frozen=True)
+class Network:
+    """One namespace, its veth pair and its nftables table."""
+
+    name: str
+    index: int
+    nat: bool
+    run_dir: Path
+
+    @property
+    def netns(self) -> str:
+        return f"pltb-{self.name}"
+
+    @property
+    def host_if(self) -> str:
+        return f"pltbh{self.index}"
+
+    @property
+    def host_ip(self) -> str:
+        return f"198.18.{self.index}.1"
+
+    @property
+    def ip(self) -> str:
+        return f"198.18.{self.index}.2"
+
+    @property
+    def table(self) -> str:
+        return f"pltb_{self.index}"
+
+    @property
+    def record(self) -> Path:
+        return record_path(self.run_dir, self.name)
+
+    def exec_args(self, argv: Sequence[str]) -> list[str]:
+        """Argv that runs `argv` inside this namespace (host filesystem, namespace network)."""
+        return ["ip", "netns", "exec", self.netns, *argv]
+
+    def remove(self) -> None:
+        """Kill what still runs in the namespace and delete namespace, veth, rules and record."""
+        with file_lock(self.run_dir / "net.lock"):
+            record = read_json(self.record)
+            if record is None or int(record["index"]) != self.index:
+                return  # already removed; the name may belong to a newer network now
+            pids = run(["ip", "netns", "pids", self.netns], check=False).stdout.split()
+            if pids:
+                run(["kill", "-KILL", *pids], check=False)
+            run(["ip", "netns", "delete", self.netns], check=False)
+            run(["ip", "link", "delete", self.host_if], check=False)
+            run(["nft", "delete", "table", "ip", self.table], check=False)
+            self.record.unlink(missing_ok=True)
+            _restore_ip_forward_if_unused(self.run_dir)
+
+    def _setup(self) -> None:
+        ns = ["ip", "-n", self.netns]
+        run(["ip", "netns", "add", self.netns])
+        run(["ip", "link", "add", self.host_if, "type", "veth", "peer", "name", "eth0", "netns", self.netns])
+        run(["ip", "addr", "add", f"{self.host_ip}/24", "dev", self.host_if])
+        run(["ip", "link", "set", self.host_if, "up"])
+        run([*ns, "link", "set", "lo", "up"])
+        run([*ns, "addr", "add", f"{self.ip}/24", "dev", "eth0"])
+        run([*ns, "link", "set", "eth0", "up"])
+        run([*ns, "route", "add", "default", "via", self.host_ip])
+        outside = f'iifname "{self.host_if}" ip daddr != {TEST_RANGE}'
+        rules = [f"table ip {self.table} {{", "chain forward {", "type filter hook forward priority filter;"]
+        if self.nat:
+            rules.append(f"{outside} meta l4proto {{ tcp, udp }} th dport {{ 53, 80, 443 }} accept")
+        rules += [f"{outside} drop", "}"]
+        if self.nat:
+            rules += [
+                "chain postrouting {",
+                "type nat hook postrouting priority srcnat;",
+                f"ip saddr {self.host_ip}/24 ip daddr != {TEST_RANGE} masquerade",
+                "}",
+            ]
+        rules.append("}")
+        run(["nft", "-f", "-"], input="\n".join(rules) + "\n")
+
+
+def record_path(run_dir: Path, name: str) -> Path:
+    return run_dir / f"net-{name}.json"
+
+
+def create_network(run_dir: Path, name: str, *, nat: bool) -> Network:
+    """Allocate a free 198.18.X.0/24 and build the namespace; undo everything on failure."""
+    check_name(name)
+    with file_lock(run_dir / "net.lock"):
+        if record_path(run_dir, name).exists():
+            raise TestbedError(f"network {name!r} already exists (another machine or client uses the name)")
+        used = {int(rec["index"]) for rec in _records(run_dir)}
+        links = run(["ip", "-o", "link", "show"]).stdout
+        used |= {
+            int(m.group(1)) for line in links.splitlines() if (m := _HOST_IF_RE.match(line.split(": ")[1]))
+        }
+        free = [index for index in range(1, 255) if index not in used]
+        if not free:
+            raise TestbedError("no free 198.18.X.0/24 subnet left")
+        net = Network(name=name, index=free[0], nat=nat, run_dir=run_dir)
+        write_json(net.record, {"name": name, "index": net.index, "nat": nat, "owner": current_owner()})
+        _enable_ip_forward(run_dir)
+    try:
+        net._setup()
+    except (TestbedError, subprocess.SubprocessError):
+        net.remove()
+        raise
+    return net
+
+
+def _records(run_dir: Path) -> list[dict]:
+    return [rec for path in sorted(run_dir.glob("net-*.json")) if (rec := read_json(path)) is not None]
+
+
+def sweep_networks(run_dir: Path, *, everything: bool = False) -> list[str]:
+    """Remove networks whose owner died (or all with `everything`); returns their names."""
+    removed = []
+    for rec in _records(run_dir):
+        if everything or not owner_alive(rec["owner"]):
+            Network(name=rec["name"], index=int(rec["index"]), nat=bool(rec["nat"]), run_dir=run_dir).remove()
+            removed.append(rec["name"])
+    return removed
+
+
+def _enable_ip_forward(run_dir: Path) -> None:
+    saved = run_dir / "ip_forward.orig"
+    if not saved.exists():
+        saved.write_text(_IP_FORWARD.read_text())
+    _IP_FORWARD.write_text("1\n")
+
+
+def _restore_ip_forward_if_unused(run_dir: Path) -> None:
+    saved = run_dir / "ip_forward.orig"
+    if saved.exists() and not list(run_dir.glob("net-*.json")):
+        _IP_FORWARD.write_text(saved.read_text())
+        saved.unlink()
