@@ -118,6 +118,7 @@ def _matches(layout: Layout, hashed: str, password: str) -> bool:
         [venv.python_in(layout.venv), "-c", CHECK_SNIPPET],
         input=hashed + "\n" + password,
         capture_output=True,
+        text=True,
     )
     return proc.returncode == 0
 

@@ -1,0 +1,32 @@
+"""Shared fixtures: a private PADLAB_HOME per test and a running local workstation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import PASSWORD, free_port, padlab, padlab_json
+
+pytest_plugins = ["tests.testbed.fixtures"]
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """PADLAB_HOME for this test, also for in-process calls."""
+    path = tmp_path / "padlab-home"
+    monkeypatch.setenv("PADLAB_HOME", str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def workstation(tmp_path_factory: pytest.TempPathFactory):
+    """One real local workstation (Jupyter over HTTPS) shared by a module's read-only tests."""
+    home = tmp_path_factory.mktemp("ws") / "padlab-home"
+    port = free_port()
+    padlab(
+        home, "init", "ws", "--provider", "local", "--port", str(port), "--root-dir", str(home.parent / "nb")
+    )
+    card = padlab_json(home, "up", "--password-stdin", input=PASSWORD + "\n")
+    yield {"home": home, "port": port, "card": card}
+    padlab(home, "down", check=False)
