@@ -7,11 +7,7 @@ TLS server certificates, and the box asks for a new one 30 days before expiry.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
-import ipaddress
-import plistlib
-import uuid
 from pathlib import Path
 
 from padlab import paths
@@ -39,6 +35,9 @@ def ensure_ca() -> str:
     cert_path, key_path = ca_cert_path(), ca_key_path()
     if cert_path.exists() and key_path.exists():
         return cert_path.read_text()
+    import datetime
+    import socket
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -46,8 +45,6 @@ def ensure_ca() -> str:
 
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.timezone.utc)
-    import socket
-
     name = x509.Name(
         [
             x509.NameAttribute(NameOID.COMMON_NAME, f"padlab CA ({socket.gethostname()[:40]})"),
@@ -92,6 +89,9 @@ def ensure_ca() -> str:
 
 def sign_csr(csr_pem: str, sans: list[str]) -> str:
     """Sign a box's CSR for exactly the names padlab asked for, never what the CSR claims."""
+    import datetime
+    import ipaddress
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -144,6 +144,8 @@ def pretty_fingerprint(hexdigest: str) -> str:
 def export(out_dir: Path) -> dict[str, str]:
     """Write the CA as .pem, .crt (DER) and an iOS/iPadOS .mobileconfig; returns the paths."""
     import base64
+    import plistlib
+    import uuid
 
     pem = ensure_ca()
     der = base64.b64decode(

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import io
 import json
 import subprocess
 import sys
 import threading
-import zipfile
 from functools import lru_cache
-from importlib import resources
 from typing import Any, Callable, Protocol
 
 from padlab.errors import PadlabError
@@ -42,6 +39,10 @@ LOADER = (
 @lru_cache(maxsize=1)
 def program() -> bytes:
     """padlab.remote as a reproducible zip: same bytes for the same code, so re-runs see no change."""
+    import io
+    import zipfile
+    from importlib import resources
+
     buf = io.BytesIO()
     root = resources.files("padlab.remote")
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:

@@ -7,8 +7,6 @@ running it again.
 
 from __future__ import annotations
 
-import datetime
-import socket
 import time
 from typing import Any, Callable
 
@@ -44,6 +42,8 @@ def request_for(profile: Profile, provider: Provider, action: str, machine: Mach
 
 
 def password_hint(generated: bool) -> str:
+    import datetime
+
     today = datetime.date.today().isoformat()
     kind = "generated passphrase (words joined by dashes)" if generated else "your own password"
     return f"{kind}, set {today}"
@@ -168,6 +168,8 @@ def _jupyter_alive(profile: Profile, provider: Provider, host: str | None) -> bo
         return service.read_pid(Host(sudo=False), box) is not None
     if not host:
         return False
+    import socket
+
     try:
         with socket.create_connection((host, profile.port), timeout=1.0):
             return True

@@ -7,9 +7,10 @@ to reach it, then runs the same box program everywhere.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
-from padlab.transport import Transport
+if TYPE_CHECKING:
+    from padlab.transport import Transport
 
 Progress = Callable[[str], None]
 

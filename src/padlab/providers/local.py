@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from padlab import paths
 from padlab.profiles import Profile
 from padlab.providers.base import BoxLayout, Machine, Progress
 from padlab.remote.system import primary_address
-from padlab.transport import LocalTransport, Transport
+
+if TYPE_CHECKING:
+    from padlab.transport import Transport
 
 
 class LocalProvider:
@@ -26,6 +30,8 @@ class LocalProvider:
         return self.describe()
 
     def transport(self, machine: Machine) -> Transport:
+        from padlab.transport import LocalTransport
+
         return LocalTransport()
 
     def layout(self) -> BoxLayout:

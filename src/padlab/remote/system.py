@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pwd
 import shutil
 import socket
 import subprocess
-import tempfile
 from typing import Sequence
 
 from .report import BoxError
@@ -88,6 +86,8 @@ class Host:
             same_meta = False
         if old == data and same_meta:
             return False
+        import tempfile
+
         directory = os.path.dirname(path)
         if root and self.sudo:
             with tempfile.NamedTemporaryFile(delete=False) as tmp:
@@ -137,6 +137,8 @@ class Host:
 
 
 def sha256(data: bytes | str) -> str:
+    import hashlib
+
     return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
 
 
