@@ -1,0 +1,195 @@
+"""What every cloud provider does the same way: find-or-create, start, wait, stop, remember.
+
+A cloud module only answers questions about its API (describe, create, power
+on/off, destroy). This base turns those into an ``up`` that can be interrupted
+at any point and finished by running it again:
+
+* the machine id, and the intent to create one, are written to the profile's
+  state (``padlab.state``, key ``cloud``) before the API is asked to act;
+* a machine is found by its recorded id, the profile's ``machine_id``, or the
+  provider's tag/name for the profile, before anything is created;
+* every wait polls with backoff under a deadline, and a timeout names the state
+  the machine was left in.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from padlab import state
+from padlab.errors import PadlabError
+from padlab.profiles import Profile
+from padlab.providers import retry
+from padlab.providers.base import Machine, Progress
+
+# Deadlines (seconds) for the slow parts; generous, because GPU machines are slow to place and boot.
+CREATE_TIMEOUT = 1200.0
+START_TIMEOUT = 900.0
+STOP_TIMEOUT = 900.0
+
+# The states padlab shows, whatever the cloud calls them.
+RUNNING, STARTING, STOPPING, OFF, MISSING = "running", "starting", "stopping", "off", "missing"
+
+
+class CloudProvider:
+    """Base of the cloud providers; subclasses fill in the API calls."""
+
+    name = "cloud"
+    label = "the cloud"
+    manages_power = True
+    default_user = "root"
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        self.options: dict[str, Any] = dict(profile.options)
+
+    # -- what each cloud implements ---------------------------------------------------
+
+    def describe(self) -> Machine:
+        """The machine behind this profile now (state ``missing`` if there is none)."""
+        raise NotImplementedError
+
+    def _create(self, progress: Progress) -> Machine:
+        """Ask the cloud for a new machine; the caller has recorded the intent."""
+        raise NotImplementedError
+
+    def _power_on(self, machine: Machine, progress: Progress) -> None:
+        raise NotImplementedError
+
+    def _power_off(self, machine: Machine, progress: Progress) -> None:
+        raise NotImplementedError
+
+    def _delete(self, machine: Machine, progress: Progress) -> None:
+        """Delete the machine and what padlab made for it (disks, snapshots, firewall rules)."""
+        raise NotImplementedError
+
+    # -- remembered facts ------------------------------------------------------------------
+
+    def memo(self) -> dict[str, Any]:
+        return dict(state.load(self.profile.name).get("cloud") or {})
+
+    def remember(self, **changes: Any) -> dict[str, Any]:
+        """Merge into the profile's cloud memo; a None value forgets the key."""
+        data = self.memo()
+        data.update(changes)
+        data = {k: v for k, v in data.items() if v is not None}
+        state.update(self.profile.name, cloud=data)
+        return data
+
+    def attempt_id(self) -> str:
+        """The id of the current create attempt, made once and reused until a machine is recorded."""
+        memo = self.memo()
+        attempt = memo.get("create_attempt")
+        if not attempt:
+            attempt = uuid.uuid4().hex[:16]
+            self.remember(create_attempt=attempt, create_started_at=time.time())
+        return attempt
+
+    def resource_name(self) -> str:
+        """The name padlab gives what it creates for this profile; also how it finds it again."""
+        return str(self.options.get("machine_name") or f"padlab-{self.profile.name}")
+
+    def user(self) -> str:
+        return self.profile.user or self.default_user
+
+    # -- the flows workstation drives -----------------------------------------------------
+
+    def ensure_running(self, progress: Progress) -> Machine:
+        machine = self.describe()
+        created = machine.state == MISSING
+        if created:
+            self.attempt_id()  # the intent, on disk before the API call
+            progress(f"creating {self.resource_name()} on {self.label}")
+            machine = self._create(progress)
+            self.remember(machine_id=machine.id, create_attempt=None, create_started_at=None)
+        elif machine.id:
+            self.remember(machine_id=machine.id)
+        if machine.state == STOPPING:
+            machine = self.wait(lambda m: m.state == OFF, "waiting for the machine to finish stopping")
+        if machine.state == OFF:
+            progress(f"starting {self.label} machine {machine.id or self.resource_name()}")
+            self._power_on(machine, progress)
+        machine = self.wait(
+            lambda m: m.state == RUNNING and bool(m.host),
+            "waiting for the machine to run and get a public address",
+            timeout=CREATE_TIMEOUT if created else START_TIMEOUT,
+            progress=progress,
+        )
+        if machine.id:
+            self.remember(machine_id=machine.id)
+        memo = self.memo()
+        if not memo.get("running_since") or memo.get("running_host") != machine.host:
+            self.remember(running_since=machine.started_at or time.time(), running_host=machine.host)
+        return machine
+
+    def stop(self, progress: Progress) -> Machine:
+        machine = self.describe()
+        if machine.state in (RUNNING, STARTING):
+            if machine.state == STARTING:
+                machine = self.wait(
+                    lambda m: m.state != STARTING, "waiting for the machine to finish starting"
+                )
+            if machine.state == RUNNING:
+                progress(f"powering off {self.label} machine {machine.id}")
+                self._power_off(machine, progress)
+        machine = self.wait(
+            lambda m: m.state in (OFF, MISSING),
+            "waiting for the machine to power off",
+            timeout=STOP_TIMEOUT,
+            progress=progress,
+        )
+        self.remember(running_since=None, running_host=None)
+        return machine
+
+    def destroy(self, progress: Progress) -> None:
+        machine = self.describe()
+        if machine.state == MISSING and not machine.extra.get("leftovers"):
+            self.remember(machine_id=None, create_attempt=None, running_since=None, running_host=None)
+            return
+        progress(f"deleting {self.label} machine {machine.id or self.resource_name()}")
+        self._delete(machine, progress)
+        state.update(self.profile.name, cloud={})
+
+    def wait(
+        self,
+        done: Any,
+        what: str,
+        timeout: float = START_TIMEOUT,
+        progress: Progress | None = None,
+    ) -> Machine:
+        """Describe until ``done(machine)``; a timeout says the state and what to run next."""
+        seen: dict[str, Machine] = {}
+
+        def check() -> tuple[bool, str]:
+            seen["m"] = self.describe()
+            return bool(done(seen["m"])), self._state_text(seen["m"])
+
+        retry.wait_for(
+            check,
+            what,
+            timeout,
+            fix=f"check the machine in {self.label}'s console, then run the same padlab command again",
+            progress=progress,
+        )
+        return seen["m"]
+
+    def _state_text(self, machine: Machine) -> str:
+        raw = machine.extra.get("provider_state")
+        return f"{machine.state} ({raw})" if raw and raw != machine.state else machine.state
+
+    def uptime_start(self, machine_state: str, started_at: float | None) -> float | None:
+        """When the machine last came up: the cloud's figure, else when padlab first saw it running."""
+        if machine_state != RUNNING:
+            return None
+        return started_at or self.memo().get("running_since")
+
+    def missing(self, **extra: Any) -> Machine:
+        return Machine(state=MISSING, extra=extra)
+
+    def not_found_attached(self, machine_id: str) -> PadlabError:
+        return PadlabError(
+            f"{self.label} has no machine {machine_id} (the profile {self.profile.name!r} is attached to it)",
+            f"attach another with `padlab init {self.profile.name} --provider {self.name} --machine-id ID --force`",
+        )

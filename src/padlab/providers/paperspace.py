@@ -1,0 +1,200 @@
+"""Paperspace machines through the v1 API (https://api.paperspace.com/v1, Bearer key).
+
+A stopped Paperspace machine keeps its disk (billed monthly by size) and
+stops billing compute, so ``down`` is a plain stop and ``up`` a plain start.
+Machines are found by id, or by the name padlab gave them (``padlab-PROFILE``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from padlab.errors import PadlabError
+from padlab.providers import cloud, credentials, prices, retry
+from padlab.providers.base import Machine, Progress
+from padlab.providers.cloud import MISSING, OFF, RUNNING, STARTING, STOPPING, CloudProvider
+from padlab.providers.http import JsonApi, base_url
+
+DEFAULT_URL = "https://api.paperspace.com/v1"
+URL_ENV = "PADLAB_PAPERSPACE_API_URL"
+KEY_ENV = ("PAPERSPACE_API_KEY",)
+DEFAULTS = {"machine_type": "A4000", "region": "ny2", "image": "t0nspur5", "disk_size": 50}
+
+STATES = {
+    "ready": RUNNING,
+    "off": OFF,
+    "stopping": STOPPING,
+    "starting": STARTING,
+    "provisioning": STARTING,
+    "restarting": STARTING,
+    "serviceready": STARTING,
+    "upgrading": STARTING,
+}
+
+
+def secret() -> credentials.Secret:
+    return credentials.lookup("paperspace", "Paperspace API key", KEY_ENV)
+
+
+class PaperspaceProvider(CloudProvider):
+    name = "paperspace"
+    label = "Paperspace"
+    default_user = "paperspace"
+
+    def __init__(self, profile: Any) -> None:
+        super().__init__(profile)
+        self._api: JsonApi | None = None
+
+    @property
+    def api(self) -> JsonApi:
+        if self._api is None:
+            self._api = JsonApi(
+                "Paperspace", "paperspace", base_url(self.options, URL_ENV, DEFAULT_URL), secret()
+            )
+        return self._api
+
+    def setting(self, key: str) -> Any:
+        return self.options.get(key) or DEFAULTS[key]
+
+    # -- finding -------------------------------------------------------------------------
+
+    def describe(self) -> Machine:
+        raw = self._find()
+        return self._machine(raw) if raw else self.missing()
+
+    def _find(self) -> dict[str, Any] | None:
+        recorded = self.memo().get("machine_id")
+        if recorded:
+            raw = self._get(recorded)
+            if raw:
+                return raw
+            self.remember(machine_id=None)  # deleted outside padlab: look again by name
+        attached = self.options.get("machine_id")
+        if attached:
+            raw = self._get(attached)
+            if raw is None:
+                raise self.not_found_attached(attached)
+            return raw
+        return self._by_name()
+
+    def _get(self, machine_id: str) -> dict[str, Any] | None:
+        status, body = self.api.request("GET", f"/machines/{machine_id}")
+        return None if status == 404 else body
+
+    def _by_name(self) -> dict[str, Any] | None:
+        name = self.resource_name()
+        found: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"name": name, "limit": 120}
+        while True:
+            _, body = self.api.request("GET", "/machines", params=params)
+            found += [m for m in body.get("items", []) if m.get("name") == name]
+            if not body.get("hasMore") or not body.get("nextPage"):
+                break
+            params = {"name": name, "limit": 120, "after": body["nextPage"]}
+        if len(found) > 1:
+            ids = ", ".join(m["id"] for m in found)
+            raise PadlabError(
+                f"several Paperspace machines are named {name!r} ({ids})",
+                f"attach one: padlab init {self.profile.name} --provider paperspace --machine-id ID --force",
+            )
+        return found[0] if found else None
+
+    def _machine(self, raw: dict[str, Any]) -> Machine:
+        provider_state = raw.get("state", "")
+        price, source = prices.hourly(
+            "paperspace",
+            raw.get("machineType"),
+            self.options.get("price"),
+            _number(raw.get("usageRate")),
+            "Paperspace API (usageRate)",
+        )
+        storage = _number(raw.get("storageRate"))
+        disk_gb = round((raw.get("storageTotal") or 0) / 2**30) or self.setting("disk_size")
+        billed = f"disk {disk_gb:g} GB" + (f" (${storage:.2f}/month)" if storage is not None else "")
+        if raw.get("publicIpType") == "static":
+            billed += " + static public IP"
+        mapped = STATES.get(provider_state, STARTING)
+        return Machine(
+            state=mapped,
+            host=raw.get("publicIp"),
+            id=raw.get("id"),
+            price_per_hour=price,
+            price_source=source,
+            billed_while_down=billed,
+            started_at=self.uptime_start(mapped, None),
+            extra={
+                "provider_state": provider_state,
+                "name": raw.get("name"),
+                "region": raw.get("region"),
+                "machine_type": raw.get("machineType"),
+            },
+        )
+
+    # -- acting --------------------------------------------------------------------------
+
+    def _create(self, progress: Progress) -> Machine:
+        body = {
+            "name": self.resource_name(),
+            "machineType": self.setting("machine_type"),
+            "templateId": self.setting("image"),
+            "diskSize": int(self.setting("disk_size")),
+            "region": self.setting("region"),
+            "publicIpType": "dynamic",
+            "startOnCreate": True,
+        }
+
+        def find_or_post() -> dict[str, Any]:
+            # A POST that timed out may have created the machine: look before asking again.
+            existing = self._by_name()
+            if existing:
+                return existing
+            _, answer = self.api.send("POST", "/machines", json=body)
+            return answer["data"]
+
+        raw = retry.call(find_or_post, "Paperspace POST /machines")
+        self.remember(machine_id=raw["id"])
+        return self._machine(raw)
+
+    def _power_on(self, machine: Machine, progress: Progress) -> None:
+        self._power(machine, "start", (OFF,))
+
+    def _power_off(self, machine: Machine, progress: Progress) -> None:
+        self._power(machine, "stop", (RUNNING, STARTING))
+
+    def _power(self, machine: Machine, verb: str, allowed: tuple[str, ...]) -> None:
+        try:
+            self.api.request("PATCH", f"/machines/{machine.id}/{verb}")
+        except PadlabError:
+            # Raced with another change (e.g. a guest poweroff): fine if the machine moved on.
+            if self.describe().state in allowed:
+                raise
+
+    def _delete(self, machine: Machine, progress: Progress) -> None:
+        if not machine.id:
+            return
+        self.api.request("DELETE", f"/machines/{machine.id}")
+
+        def gone() -> tuple[bool, str]:
+            raw = self._get(str(machine.id))
+            return raw is None, STATES.get(raw.get("state", ""), STARTING) if raw else MISSING
+
+        retry.wait_for(
+            gone,
+            "waiting for the machine to be deleted",
+            cloud.STOP_TIMEOUT,
+            progress=progress,
+            fix="check Paperspace's console, then run `padlab destroy` again",
+        )
+
+
+def _number(value: Any) -> float | None:
+    """Rates come as numbers, or as strings such as '0.76' or '$0.76/hr'."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    digits = "".join(ch for ch in str(value) if ch.isdigit() or ch == ".")
+    try:
+        return float(digits)
+    except ValueError:
+        return None
