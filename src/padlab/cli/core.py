@@ -80,14 +80,18 @@ def up(name: str | None, password_stdin: bool, generate_password: bool, as_json:
     \b
     The first run needs a password: typed, piped, or generated.
     Running it again on a healthy workstation changes nothing and reprints the card.
+    With no profile at all, it creates 'lab' for this machine (provider local).
 
     \b
     Examples:
       padlab up --generate-password
       echo 'my long tablet password' | padlab up lab --password-stdin --json
     """
-    from padlab import ui, workstation
+    from padlab import profiles, ui, workstation
 
+    if name is None and not profiles.names():
+        profiles.save(profiles.Profile(name="lab", provider="local"))
+        click.echo("Created profile 'lab' for this machine (change it with: padlab init lab --force ...)", err=True)
     profile = load_profile(name)
     password = None
     generated = False
