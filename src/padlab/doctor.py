@@ -102,7 +102,7 @@ def run(host: str, port: int, password: str | None, info_only_gpu: bool = True) 
             )
             gpu = client.execute(kernel, GPU_CODE)
             checks.append(
-                Check("GPU visible", None, (gpu.stdout.strip() or gpu.error or "?").splitlines()[0])
+                Check("GPU visible", None, "; ".join((gpu.stdout.strip() or gpu.error or "?").splitlines()))
             )
         except Exception as exc:  # a kernel failure is a finding to report
             checks.append(
