@@ -19,6 +19,8 @@ from typing import Any, Callable, Protocol
 from padlab.errors import PadlabError
 
 EventHandler = Callable[[dict], None]
+# Turns a run that produced no report (exit code, stderr lines) into a clear error, or None.
+Explain = Callable[[int, list], "PadlabError | None"]
 
 LOADER = (
     "import sys,os,base64,json,tempfile\n"
@@ -59,10 +61,19 @@ class Transport(Protocol):
     def call(self, request: dict[str, Any], on_event: EventHandler | None = None) -> dict[str, Any]: ...
 
 
-def run_program(argv: list[str], request: dict[str, Any], on_event: EventHandler | None, where: str) -> dict:
+def run_program(
+    argv: list[str],
+    request: dict[str, Any],
+    on_event: EventHandler | None,
+    where: str,
+    explain: Explain | None = None,
+    env: dict[str, str] | None = None,
+) -> dict:
     """Feed program + request to argv; stream stage events; return the box's report or raise."""
     payload = base64.b64encode(program()) + b"\n" + json.dumps(request).encode()
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
     other: list[str] = []
 
     def pump() -> None:
@@ -96,10 +107,12 @@ def run_program(argv: list[str], request: dict[str, Any], on_event: EventHandler
         proc.wait()
         raise
     reader.join(timeout=5)
-    return parse_report(out, proc.returncode, other, where)
+    return parse_report(out, proc.returncode, other, where, explain)
 
 
-def parse_report(out: bytes, code: int, stderr_lines: list[str], where: str) -> dict:
+def parse_report(
+    out: bytes, code: int, stderr_lines: list[str], where: str, explain: Explain | None = None
+) -> dict:
     lines = out.decode(errors="replace").strip().splitlines()
     if lines:
         try:
@@ -110,6 +123,9 @@ def parse_report(out: bytes, code: int, stderr_lines: list[str], where: str) -> 
             if not report.get("ok"):
                 raise BoxFailure(report)
             return report
+    known = explain(code, stderr_lines) if explain else None
+    if known is not None:
+        raise known
     tail = stderr_lines[-1] if stderr_lines else f"exit code {code}"
     raise PadlabError(
         f"the padlab program on {where} failed: {tail}",
@@ -129,4 +145,32 @@ class LocalTransport:
     """This machine: the box program runs as a child process of padlab."""
 
     def call(self, request: dict[str, Any], on_event: EventHandler | None = None) -> dict[str, Any]:
-        return run_program([sys.executable, "-c", LOADER], request, on_event, "this machine")
+        import os
+
+        # uv ships with padlab; put it on the PATH of the box program for fast installs.
+        bindir = os.path.dirname(sys.executable)
+        env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
+        return run_program([sys.executable, "-c", LOADER], request, on_event, "this machine", env=env)
+
+
+class SshTransport:
+    """A machine reached with the system's OpenSSH client: one ssh session per action.
+
+    The shared connection is opened first (``padlab.ssh.ensure_master``), so host
+    key, login and reachability problems come out as one clear line; the action
+    then rides on it with ``python3 -c LOADER`` on the box.
+    """
+
+    def __init__(self, target: Any) -> None:
+        self.target = target  # padlab.ssh.Target
+
+    def call(self, request: dict[str, Any], on_event: EventHandler | None = None) -> dict[str, Any]:
+        from padlab import ssh
+
+        ssh.ensure_master(self.target)
+        argv = ssh.command(self.target, ssh.remote_python(LOADER), master="no")
+
+        def explain(code: int, lines: list) -> PadlabError | None:
+            return ssh.explain_failure(self.target, code, lines)
+
+        return run_program(argv, request, on_event, self.target.display, explain)

@@ -38,6 +38,7 @@ def request_for(profile: Profile, provider: Provider, action: str, machine: Mach
     }
     if machine and machine.host:
         req["extra_sans"] = [machine.host]
+    req.update(layout.steps)
     return req
 
 
@@ -89,6 +90,7 @@ def up(
             }
             if password is not None:
                 changes["password_hint"] = password_hint(generated)
+            changes.update(provider.after_up(machine, report))
             st = state.update(profile.name, **changes)
         except PadlabError as exc:
             state.update(profile.name, phase="error", last_error=str(exc))

@@ -19,6 +19,17 @@ from padlab.errors import PadlabError
 @click.option("--root-dir", help="Notebook folder on the box (default ~/notebooks).")
 @click.option("--listen", help="Address Jupyter listens on (default 0.0.0.0: every interface).")
 @click.option("--force", is_flag=True, help="Replace an existing profile of that name (the box is kept).")
+@click.option("--host", help="ssh: USER@HOST, a hostname, an address or a ~/.ssh/config alias.")
+@click.option("--ssh-port", type=int, help="ssh: sshd's port when not 22.")
+@click.option("--identity", help="ssh: private key file (default: ssh's own choice, agent included).")
+@click.option(
+    "--allow-from", help="Firewall: let only this CIDR reach Jupyter and mosh ('auto': your address)."
+)
+@click.option(
+    "--firewall",
+    type=click.Choice(["auto", "on"]),
+    help="auto (default): open ports in an active firewall only; on: also turn one on if none is.",
+)
 def init(
     name: str | None,
     provider: str | None,
@@ -26,6 +37,11 @@ def init(
     root_dir: str | None,
     listen: str | None,
     force: bool,
+    host: str | None,
+    ssh_port: int | None,
+    identity: str | None,
+    allow_from: str | None,
+    firewall: str | None,
 ) -> None:
     """Create a profile. With no flags in a terminal, it asks.
 
@@ -33,8 +49,9 @@ def init(
     The first profile becomes the default, so NAME can be left out later.
 
     \b
-    Example:
+    Examples:
       padlab init lab --provider local --port 8888 --root-dir ~/notebooks
+      padlab init box --provider ssh --host me@gpu.example.com --allow-from auto
     """
     from padlab import profiles
 
@@ -42,6 +59,8 @@ def init(
     if interactive:
         name = name or click.prompt("Profile name", default="lab")
         provider = click.prompt("Provider", type=click.Choice(providers.NAMES), default="local")
+        if provider == "ssh":
+            host = host or click.prompt("ssh destination (USER@HOST or a ~/.ssh/config alias)")
         port = port or click.prompt("Jupyter port", type=int, default=profiles.DEFAULT_PORT)
         root_dir = root_dir or click.prompt("Notebook folder", default="~/notebooks")
     if not name:
@@ -59,6 +78,10 @@ def init(
         profile.root_dir = root_dir
     if listen is not None:
         profile.listen = listen
+    if host or ssh_port or identity or allow_from or firewall:
+        from padlab.providers.remote import configure
+
+        configure(profile, host, ssh_port, identity, allow_from, firewall)
     path = profiles.save(profile)
     default = profiles.default_name() == name
     click.echo(
@@ -91,7 +114,9 @@ def up(name: str | None, password_stdin: bool, generate_password: bool, as_json:
 
     if name is None and not profiles.names():
         profiles.save(profiles.Profile(name="lab", provider="local"))
-        click.echo("Created profile 'lab' for this machine (change it with: padlab init lab --force ...)", err=True)
+        click.echo(
+            "Created profile 'lab' for this machine (change it with: padlab init lab --force ...)", err=True
+        )
     profile = load_profile(name)
     password = None
     generated = False

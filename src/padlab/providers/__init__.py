@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
 _MODULES = {
     "local": ("padlab.providers.local", "LocalProvider"),
+    "ssh": ("padlab.providers.ssh", "SshProvider"),
     "paperspace": ("padlab.providers.paperspace", "PaperspaceProvider"),
 }
 NAMES = tuple(_MODULES)

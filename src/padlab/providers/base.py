@@ -40,6 +40,8 @@ class BoxLayout:
     etc: str
     system: bool
     user: str | None = None
+    # Settings of the optional box steps, sent as request fields (e.g. "mosh", "firewall").
+    steps: dict[str, Any] = field(default_factory=dict)
 
 
 class Provider(Protocol):
@@ -56,3 +58,7 @@ class Provider(Protocol):
     def transport(self, machine: Machine) -> Transport: ...
 
     def layout(self) -> BoxLayout: ...
+
+    def after_up(self, machine: Machine, report: dict[str, Any]) -> dict[str, Any]:
+        """State to record after a successful `up` (e.g. ssh and mosh commands for the card)."""
+        ...

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from padlab import paths
 from padlab.profiles import Profile
@@ -37,3 +37,6 @@ class LocalProvider:
     def layout(self) -> BoxLayout:
         box = paths.data_dir() / "boxes" / self.profile.name
         return BoxLayout(prefix=str(box), etc=str(box / "etc"), system=False)
+
+    def after_up(self, machine: Machine, report: dict[str, Any]) -> dict[str, Any]:
+        return {}

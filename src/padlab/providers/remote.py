@@ -1,0 +1,199 @@
+"""The base of every provider whose machine padlab reaches over ssh (ssh, aws, paperspace, digitalocean).
+
+A subclass knows how to find, start and stop its machine; this base knows how
+to reach and set up a running one. How to subclass it::
+
+    class MyCloudProvider(RemoteProvider):
+        name = "mycloud"
+        manages_power = True            # `down` powers the machine off
+
+        def describe(self) -> Machine:  # Machine(state=..., host=PUBLIC_IP, ...)
+        def ensure_running(self, progress) -> Machine:
+            ...start or create it...
+            if it was (re)created:       # new disk, new host key, maybe a reused IP
+                self.forget_host_key(machine)
+            self.wait_for_ssh(machine)   # sshd answers on the ssh port
+            return machine
+        def stop(self, progress) -> Machine: ...
+
+        def login_user(self) -> str | None:   # optional: the image's user ("ubuntu", "paperspace", "root")
+            return self.profile.user or "ubuntu"
+        def login_identity(self) -> str | None:  # optional: the key the machine was created with
+            return self.profile.identity
+
+What the base gives: ``transport()`` (:class:`padlab.transport.SshTransport` with
+the login user, ssh port and key), ``layout()`` (``/opt/padlab``, ``/etc/padlab``,
+system files through ``sudo -n``, Jupyter runs as the login user), the request
+fields for the mosh and firewall steps, and ``after_up()``: the ssh_config entry
+(HostName refreshed on every ``up``) and the ssh, mosh and Blink lines of the card.
+
+Profile settings read here: ``host``, ``user``, ``ssh_port``, ``identity`` and,
+in ``options``, ``allow_from`` (CIDR or "auto") and ``firewall`` ("on" lets padlab
+turn on a firewall that was off).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from padlab import ssh
+from padlab.profiles import Profile
+from padlab.providers.base import BoxLayout, Machine
+
+if TYPE_CHECKING:
+    from padlab.transport import Transport
+
+PREFIX = "/opt/padlab"
+ETC = "/etc/padlab"
+MOSH_PORTS = (60001, 60010)
+
+
+class RemoteProvider:
+    name = "remote"
+    manages_power = False
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+
+    # -- how to log in (override in a cloud provider when the image dictates them) --------
+
+    def login_user(self) -> str | None:
+        """None: whatever ssh would use (~/.ssh/config, else the local user name)."""
+        return self.profile.user
+
+    def login_identity(self) -> str | None:
+        return self.profile.identity
+
+    def target(self, machine: Machine) -> ssh.Target:
+        host = machine.host or self.profile.host
+        if not host:
+            from padlab.errors import PadlabError
+
+            raise PadlabError(
+                f"{self.profile.name!r} has no address yet", f"run `padlab up {self.profile.name}`"
+            )
+        return ssh.Target(host, self.login_user(), self.profile.ssh_port, self.login_identity())
+
+    # -- what workstation.py asks of every provider ----------------------------------------
+
+    def transport(self, machine: Machine) -> Transport:
+        from padlab.transport import SshTransport
+
+        return SshTransport(self.target(machine))
+
+    def layout(self) -> BoxLayout:
+        options = self.profile.options
+        return BoxLayout(
+            prefix=PREFIX,
+            etc=ETC,
+            system=True,
+            user=None,  # the login user, as the box sees it
+            steps={
+                "mosh": {"ports": list(MOSH_PORTS)},
+                "firewall": {
+                    "allow_from": options.get("allow_from"),
+                    "enable": options.get("firewall") == "on",
+                },
+            },
+        )
+
+    def after_up(self, machine: Machine, report: dict[str, Any]) -> dict[str, Any]:
+        """Refresh the ssh_config entry and record the ssh, mosh and Blink lines for the card."""
+        from padlab import sshconfig
+
+        target = self.target(machine)
+        seen = ssh.resolved(target)
+        hostname = seen.get("hostname") or target.host
+        user = seen.get("user") or target.user
+        port = int(seen.get("port") or 22)
+        jump = seen.get("proxyjump")
+        jump = None if not jump or jump == "none" else jump
+        name = self.profile.name
+        sshconfig.write_entry(name, sshconfig.entry(name, hostname, user, port, target.identity, jump))
+        return {
+            "ssh_command": ssh_line(hostname, user, port),
+            "mosh_command": mosh_line(hostname, user, port),
+            "blink_host": blink_line(name, hostname, user, port),
+            "ssh_config": str(sshconfig.path()),
+        }
+
+    # -- helpers for subclasses --------------------------------------------------------------
+
+    def forget_host_key(self, machine: Machine) -> None:
+        """The machine was re-created: trust its new host key on first use, drop the stale connection."""
+        if machine.host:
+            ssh.close_master(self.target(machine))
+            ssh.forget_host(machine.host, self.profile.ssh_port)
+
+    def wait_for_ssh(self, machine: Machine, timeout: float = 300.0) -> None:
+        if machine.host:
+            ssh.wait_reachable(machine.host, self.profile.ssh_port, timeout)
+
+
+def configure(
+    profile: Profile,
+    host: str | None,
+    ssh_port: int | None,
+    identity: str | None,
+    allow_from: str | None,
+    firewall: str | None,
+) -> None:
+    """Apply `padlab init`'s ssh and firewall flags to a profile, refusing bad values with a fix."""
+    from pathlib import Path
+
+    from padlab.errors import PadlabError
+
+    if host:
+        user, address = ssh.split_user_host(host)
+        if not address or any(c.isspace() for c in host):
+            raise PadlabError(f"bad --host {host!r}", "give USER@HOST, e.g. --host ubuntu@203.0.113.7")
+        profile.host, profile.user = address, user
+    if ssh_port is not None:
+        profile.ssh_port = ssh_port
+    if identity:
+        key = Path(identity).expanduser()
+        if not key.is_file():
+            raise PadlabError(
+                f"no key file at {key}", "give the private key, e.g. --identity ~/.ssh/id_ed25519"
+            )
+        profile.identity = str(key.resolve())
+    if allow_from:
+        profile.options["allow_from"] = check_cidr(allow_from)
+    if firewall:
+        profile.options["firewall"] = firewall
+
+
+def check_cidr(value: str) -> str:
+    """'auto', or a network in CIDR form (an address alone means just that address)."""
+    import ipaddress
+
+    from padlab.errors import PadlabError
+
+    if value == "auto":
+        return value
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError as exc:
+        raise PadlabError(
+            f"--allow-from {value!r} is not a CIDR", "give e.g. 203.0.113.0/24 or 2001:db8::/64, or 'auto'"
+        ) from exc
+
+
+def _where(host: str, user: str | None) -> str:
+    return f"{user}@{host}" if user else host
+
+
+def ssh_line(host: str, user: str | None, port: int) -> str:
+    return f"ssh {f'-p {port} ' if port != 22 else ''}{_where(host, user)}"
+
+
+def mosh_line(host: str, user: str | None, port: int) -> str:
+    lo, hi = MOSH_PORTS
+    via = f'--ssh="ssh -p {port}" ' if port != 22 else ""
+    return f"mosh -p {lo}:{hi} {via}{_where(host, user)}"
+
+
+def blink_line(name: str, host: str, user: str | None, port: int) -> str:
+    """What to type into Blink Shell's host settings (Settings > Hosts > +)."""
+    lo, hi = MOSH_PORTS
+    return f"Host {name}  HostName {host}  User {user or '-'}  Port {port}  Mosh Port {lo}:{hi}"

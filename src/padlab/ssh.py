@@ -1,0 +1,289 @@
+"""padlab's use of the system OpenSSH client.
+
+The user's own ``ssh`` is used so that ``~/.ssh/config``, the agent, ProxyJump
+and hardware keys keep working. padlab only adds options on the command line:
+
+- one multiplexed connection per machine (ControlMaster under PADLAB_HOME/ssh,
+  ControlPersist 10 minutes), so repeated commands skip the handshake;
+- trust on first use, recorded in padlab's own known_hosts file
+  (StrictHostKeyChecking=accept-new), so a changed host key is refused.
+
+A provider that knows it re-created a machine calls :func:`forget_host` before
+connecting again; nothing else ever removes a recorded key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from padlab import paths
+from padlab.errors import PadlabError
+
+# A unix socket path must fit in sun_path (108 bytes on Linux, 104 on macOS);
+# ssh adds ".XXXXXXXXXXXXXXXX" to %C (40 hex chars) while it creates the socket.
+_SOCKET_ROOM = 100 - 40 - 1 - 17
+
+
+@dataclass(frozen=True)
+class Target:
+    """How to reach one machine: host (name, address or ~/.ssh/config alias) and optional overrides."""
+
+    host: str
+    user: str | None = None
+    port: int | None = None
+    identity: str | None = None
+
+    @property
+    def destination(self) -> str:
+        return f"{self.user}@{self.host}" if self.user else self.host
+
+    @property
+    def display(self) -> str:
+        port = f":{self.port}" if self.port and self.port != 22 else ""
+        return f"{self.destination}{port}"
+
+
+def split_user_host(spec: str) -> tuple[str | None, str]:
+    """'USER@HOST' -> (USER, HOST); 'HOST' -> (None, HOST)."""
+    user, sep, host = spec.rpartition("@")
+    return (user or None, host) if sep else (None, spec)
+
+
+def ssh_dir() -> Path:
+    return paths.ensure_private_dir(paths.data_dir() / "ssh")
+
+
+def known_hosts() -> Path:
+    return ssh_dir() / "known_hosts"
+
+
+def control_dir() -> Path:
+    """Where master sockets live: PADLAB_HOME/ssh/cm, or a short private /tmp folder when that is too long."""
+    preferred = ssh_dir() / "cm"
+    if len(str(preferred)) <= _SOCKET_ROOM:
+        return paths.ensure_private_dir(preferred)
+    digest = hashlib.sha256(str(preferred).encode()).hexdigest()[:10]
+    short = Path(tempfile.gettempdir()) / f"padlab-{os.getuid()}-{digest}"
+    paths.ensure_private_dir(short)
+    if short.stat().st_uid != os.getuid():
+        raise PadlabError(f"{short} belongs to another user", "set PADLAB_HOME to a shorter path")
+    return short
+
+
+def _quoted(value: Path | str) -> str:
+    return f'"{value}"'
+
+
+def options(target: Target, master: str = "auto", batch: bool | None = None) -> list[str]:
+    """Command-line options padlab adds to every ssh call (they win over ~/.ssh/config)."""
+    if batch is None:
+        batch = not sys.stdin.isatty()
+    opts = [
+        "-o", f"ControlMaster={master}",
+        "-o", f"ControlPath={_quoted(control_dir() / '%C')}",
+        "-o", "ControlPersist=10m",
+        "-o", f"UserKnownHostsFile={_quoted(known_hosts())}",
+        "-o", "StrictHostKeyChecking=accept-new",
+        "-o", "ConnectTimeout=10",
+        "-o", "ServerAliveInterval=15",
+        "-o", "ServerAliveCountMax=4",
+        "-o", "LogLevel=ERROR",
+    ]  # fmt: skip
+    if batch:
+        opts += ["-o", "BatchMode=yes"]
+    if target.port and target.port != 22:
+        opts += ["-p", str(target.port)]
+    if target.identity:
+        opts += ["-i", str(Path(target.identity).expanduser()), "-o", "IdentitiesOnly=yes"]
+    if target.user:
+        opts += ["-l", target.user]
+    return opts
+
+
+def command(target: Target, remote: str | None = None, master: str = "auto", tty: bool = False) -> list[str]:
+    """argv for `ssh` to target, running `remote` (a shell command line) when given."""
+    argv = ["ssh", *options(target, master)]
+    if tty:
+        argv.append("-t")
+    argv += ["--", target.host] if remote is None else ["--", target.host, remote]
+    return argv
+
+
+def resolved(target: Target) -> dict[str, str]:
+    """What ssh will really use for target after ~/.ssh/config (`ssh -G`): hostname, user, port..."""
+    proc = subprocess.run(
+        ["ssh", "-G", *options(target, batch=True), "--", target.host], capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise PadlabError(
+            f"ssh cannot parse its configuration for {target.host}: {proc.stderr.strip()}",
+            "fix ~/.ssh/config, or give the address: padlab init NAME --provider ssh --host USER@ADDRESS --force",
+        )
+    out: dict[str, str] = {}
+    for line in proc.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        out.setdefault(key.lower(), value)
+    return out
+
+
+def master_alive(target: Target) -> bool:
+    proc = subprocess.run(
+        ["ssh", *options(target, batch=True), "-O", "check", "--", target.host],
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+    )
+    return proc.returncode == 0
+
+
+def ensure_master(target: Target, timeout: float = 60.0) -> None:
+    """Open the shared connection, or explain in one line why ssh could not.
+
+    Its stderr goes to a file, never a pipe, so a master that outlives this call
+    cannot hold a reader open.
+    """
+    if master_alive(target):
+        return
+    with tempfile.TemporaryFile() as err:
+        try:
+            proc = subprocess.run(
+                ["ssh", *options(target, master="yes"), "-f", "-N", "--", target.host],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise PadlabError(
+                f"ssh to {target.display} did not connect within {timeout:.0f} s",
+                f"check the machine is on and reachable: ssh {target.destination}",
+            ) from exc
+        err.seek(0)
+        lines = err.read().decode(errors="replace").splitlines()
+    if proc.returncode != 0:
+        raise explain_failure(target, proc.returncode, lines) or PadlabError(
+            f"ssh to {target.display} failed: {_last(lines) or f'exit code {proc.returncode}'}",
+            f"run `ssh -v {target.destination}` to see why",
+        )
+
+
+def _last(lines: list[str]) -> str:
+    real = [x.strip() for x in lines if x.strip() and not x.startswith("@")]
+    return real[-1] if real else ""
+
+
+def explain_failure(target: Target, code: int, lines: list[str]) -> PadlabError | None:
+    """A one-line PadlabError for ssh's own failures (exit 255) and a missing python3 (127)."""
+    text = "\n".join(lines)
+    if code == 127 and "python3" in text:
+        return PadlabError(
+            f"python3 is not installed on {target.display}; padlab needs it to set up the box",
+            "install it there: sudo apt-get install -y python3 python3-venv (Debian, Ubuntu) "
+            "or sudo dnf install -y python3 (Fedora, RHEL), then run `padlab up` again",
+            exit_code=3,
+        )
+    if code != 255:
+        return None
+    if "REMOTE HOST IDENTIFICATION HAS CHANGED" in text or "Host key verification failed" in text:
+        return HostKeyChanged(target)
+    if "Permission denied" in text:
+        return PadlabError(
+            f"ssh refused the login to {target.display}: {_last(lines)}",
+            "check the user and key (padlab init NAME --provider ssh --host USER@HOST --identity KEY --force) "
+            "or load the key into ssh-agent",
+            exit_code=4,
+        )
+    reachability = (
+        "Connection refused",
+        "timed out",
+        "No route to host",
+        "Could not resolve hostname",
+        "Network is unreachable",
+        "Connection closed",
+        "Connection reset",
+    )
+    if any(word in text for word in reachability):
+        return PadlabError(
+            f"cannot reach {target.display} over ssh: {_last(lines)}",
+            "check that the machine is on and the address and ssh port are right",
+            exit_code=5,
+        )
+    return None
+
+
+class HostKeyChanged(PadlabError):
+    """The machine answered with a different host key than the one padlab recorded first."""
+
+    def __init__(self, target: Target) -> None:
+        super().__init__(
+            f"the ssh host key of {target.display} changed since padlab first connected; refusing to connect",
+            "if you know the machine was reinstalled, run `padlab forget-host-key NAME` and try again",
+            exit_code=6,
+        )
+
+
+def known_hosts_name(host: str, port: int | None) -> str:
+    """How ssh names a host in known_hosts: 'host', or '[host]:port' off port 22."""
+    return host if not port or port == 22 else f"[{host}]:{port}"
+
+
+def forget_host(host: str, port: int | None = 22) -> bool:
+    """Drop padlab's recorded key for host (an address or hostname as ssh resolves it).
+
+    Cloud providers call this when they re-created the machine behind an address,
+    so the new machine's key is trusted on first use again. Returns whether a key was removed.
+    """
+    path = known_hosts()
+    if not path.exists():
+        return False
+    proc = subprocess.run(
+        ["ssh-keygen", "-R", known_hosts_name(host, port), "-f", str(path)], capture_output=True, text=True
+    )
+    with contextlib.suppress(FileNotFoundError):
+        Path(str(path) + ".old").unlink()
+    return proc.returncode == 0 and "updated" in proc.stdout + proc.stderr
+
+
+def close_master(target: Target) -> None:
+    """End the shared connection (after a re-creation or to drop a stale one)."""
+    subprocess.run(
+        ["ssh", *options(target, batch=True), "-O", "exit", "--", target.host],
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def port_open(host: str, port: int, timeout: float = 3.0) -> bool:
+    """sshd answers with its banner: a cheaper reachability probe than a login."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            return sock.recv(4).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def wait_reachable(host: str, port: int = 22, timeout: float = 300.0) -> None:
+    """Block until sshd answers on host:port; cloud providers call it after starting a machine."""
+    deadline = time.monotonic() + timeout
+    while not port_open(host, port):
+        if time.monotonic() > deadline:
+            raise PadlabError(
+                f"ssh on {host}:{port} did not answer within {timeout:.0f} s",
+                "check the machine's console in the provider's web UI, then run `padlab up` again",
+            )
+        time.sleep(2)
+
+
+def remote_python(loader: str) -> str:
+    """The remote command line that runs the box program with the box's python3."""
+    return "exec python3 -c " + shlex.quote(loader)

@@ -1,0 +1,101 @@
+"""PADLAB_HOME/ssh_config: one Host entry per remote profile, so `ssh NAME` and `mosh NAME` work.
+
+Each entry is kept in its own file (PADLAB_HOME/ssh/entries/NAME) and the
+ssh_config is rebuilt from them, so one profile's `up` never rewrites another's
+entry by accident. ``~/.ssh/config`` is only ever changed on request: one
+``Include`` line at its top (:func:`install_include`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from padlab import paths, ssh
+from padlab.errors import PadlabError
+from padlab.fileio import write_atomic
+
+HEADER = "# Written by padlab on every `padlab up`; edits are overwritten. One Host entry per profile.\n"
+
+
+def path() -> Path:
+    return paths.data_dir() / "ssh_config"
+
+
+def _entries_dir() -> Path:
+    return paths.ensure_private_dir(ssh.ssh_dir() / "entries")
+
+
+def entry(
+    name: str, hostname: str, user: str | None, port: int, identity: str | None, jump: str | None
+) -> str:
+    """The Host block for one profile: padlab's known_hosts and shared connection included."""
+    lines = [f"Host {name}", f"  HostName {hostname}"]
+    if user:
+        lines.append(f"  User {user}")
+    lines.append(f"  Port {port}")
+    if identity:
+        lines += [f'  IdentityFile "{Path(identity).expanduser()}"', "  IdentitiesOnly yes"]
+    if jump:
+        lines.append(f"  ProxyJump {jump}")
+    lines += [
+        f'  UserKnownHostsFile "{ssh.known_hosts()}"',
+        "  StrictHostKeyChecking accept-new",
+        "  ControlMaster auto",
+        f'  ControlPath "{ssh.control_dir() / "%C"}"',
+        "  ControlPersist 10m",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_entry(name: str, block: str) -> Path:
+    """Record one profile's entry (HostName updated on every `up`) and rebuild ssh_config."""
+    write_atomic(_entries_dir() / name, block, mode=0o600)
+    return rebuild()
+
+
+def rebuild() -> Path:
+    from padlab import profiles
+
+    known = set(profiles.names())
+    blocks = [p.read_text() for p in sorted(_entries_dir().iterdir()) if p.is_file() and p.name in known]
+    target = path()
+    write_atomic(target, HEADER + "\n".join(blocks), mode=0o600)
+    return target
+
+
+def user_config() -> Path:
+    return Path.home() / ".ssh" / "config"
+
+
+def include_line() -> str:
+    return f'Include "{path()}"'
+
+
+def include_installed() -> bool:
+    try:
+        text = user_config().read_text()
+    except FileNotFoundError:
+        return False
+    return any(line.strip() == include_line() for line in text.splitlines())
+
+
+def install_include() -> bool:
+    """Put padlab's Include line at the top of ~/.ssh/config (where it applies to every host).
+
+    Returns False when it was already there. Called only after the user said yes.
+    """
+    if include_installed():
+        return False
+    config = user_config()
+    paths.ensure_private_dir(config.parent)
+    try:
+        old = config.read_text()
+        mode = os.stat(config).st_mode & 0o777
+    except FileNotFoundError:
+        old, mode = "", 0o600
+    except OSError as exc:
+        raise PadlabError(f"cannot read {config}: {exc}", "fix its permissions and run again") from exc
+    note = "# Added by `padlab ssh-config --install`: padlab's workstations (ssh NAME, mosh NAME).\n"
+    write_atomic(config, note + include_line() + "\n\n" + old, mode=mode)
+    return True
