@@ -170,6 +170,7 @@ def start(host: Host, layout: Layout, kind: str, restart: bool) -> bool:
         return False
     if kind == "systemd":
         host.run(["systemctl", "restart" if running else "start", layout.unit], root=True)
+        _wait_pidfile(host, layout)
         return True
     if running:
         stop_process(host, layout)
@@ -238,6 +239,18 @@ def _spawn(host: Host, layout: Layout) -> None:
             raise BoxError("Jupyter exited at once (code %s)" % proc.returncode, "see %s" % layout.log)
         if time.monotonic() > deadline:
             raise BoxError("Jupyter did not start within 10 s", "see %s" % layout.log)
+        time.sleep(0.05)
+
+
+def _wait_pidfile(host: Host, layout: Layout, timeout: float = 10.0) -> None:
+    """systemctl returns before the launcher wrote its PID; callers then probe a live Jupyter."""
+    deadline = time.monotonic() + timeout
+    while read_pid(host, layout) is None:
+        if time.monotonic() > deadline:
+            raise BoxError(
+                "Jupyter did not start within %d s" % timeout,
+                "see its log on the box: journalctl -u %s" % layout.unit,
+            )
         time.sleep(0.05)
 
 
