@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from . import bootstrap
+from . import autostop_actions, bootstrap
 from .report import BoxError
 
 ACTIONS = {
@@ -13,6 +13,9 @@ ACTIONS = {
     "down": lambda req, program: bootstrap.down(req),
     "status": lambda req, program: bootstrap.status(req),
     "passwd": lambda req, program: bootstrap.passwd(req),
+    "autostop": lambda req, program: autostop_actions.apply(req, program),
+    "keep": lambda req, program: autostop_actions.keep(req),
+    "logs": lambda req, program: autostop_actions.logs(req),
 }
 
 

@@ -13,7 +13,7 @@ import os
 import socket
 import subprocess
 
-from . import health, jupyter, ports, service, tls, venv
+from . import agent_setup, health, jupyter, ports, service, tls, venv
 from .report import BoxError, Report
 from .service import Layout
 from .system import Host, expand_user, login_user, primary_address
@@ -75,6 +75,7 @@ def up(req: dict, program: bytes) -> dict:
         layout.launcher, service.launcher_script(layout), mode=0o755, owner=layout.user, root=layout.system
     )
     unit_changed = service.install(host, layout, kind, report)
+    agent_changed = agent_setup.prepare_jupyter(host, layout, report)
 
     running = service.read_pid(host, layout) is not None
     port = int(req["port"])
@@ -85,7 +86,9 @@ def up(req: dict, program: bytes) -> dict:
             "stop that program, or choose another port: padlab init %s --port N --force" % layout.name,
             code="port_in_use",
         )
-    restart = cert_changed or cfg_changed or secret_changed or launcher_changed or unit_changed
+    restart = (
+        cert_changed or cfg_changed or secret_changed or launcher_changed or unit_changed or agent_changed
+    )
     acted = service.start(host, layout, kind, restart=restart)
     report.step(
         "jupyter-running", acted, "restarted" if acted and running else ("started" if acted else "running")
@@ -94,6 +97,7 @@ def up(req: dict, program: bytes) -> dict:
     health.wait_ready(
         port, req["ca_pem"], layout.log, alive=lambda: service.read_pid(host, layout) is not None
     )
+    agent_setup.install(host, layout, req, program, kind, report)
     report.data.update(box_facts(host, layout, kind))
     return report.as_dict()
 
@@ -159,6 +163,7 @@ def status(req: dict) -> dict:
     host = Host(sudo=bool(req.get("system")))
     layout = layout_from(req)
     report.data.update(box_facts(host, layout, service.choose(host, layout)))
+    report.data["autostop"] = agent_setup.facts(layout)
     return report.as_dict()
 
 

@@ -1,0 +1,279 @@
+"""What counts as "in use" on the box. Each probe is cheap enough to run every minute.
+
+A probe returns Signals: ``active`` means in use right now; otherwise ``at`` is
+when it was last in use (None: information for the log only). The agent's
+``state`` dict carries what a probe must remember between checks, such as which
+kernels were busy last time, because Jupyter itself does not count the end of
+a long cell as activity.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import shutil
+import socket
+import ssl
+import struct
+import subprocess
+
+ACTIVITY_PATH = "/padlab-agent/activity"
+SSH_SESSION = re.compile(r"^sshd(?:-session)?: (\S+)@(pts/\d+)")
+UTMP = "/run/utmp"
+# struct utmp on Linux (glibc, 64-bit and 32-bit alike): type, pid, line, id, user, host, exit,
+# session, tv_sec, tv_usec, addr_v6, reserved.
+UTMP_RECORD = struct.Struct("<hxxi32s4s32s256shhiii16s20x")
+USER_PROCESS = 7
+MOSH_GRACE = 30  # mosh-server marks a client detached after 30 s of silence
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class Signal:
+    """One reason the box is (or was recently) in use."""
+
+    __slots__ = ("kind", "detail", "active", "at")
+
+    def __init__(self, kind: str, detail: str, active: bool = False, at: float | None = None) -> None:
+        self.kind = kind
+        self.detail = detail
+        self.active = active
+        self.at = at
+
+    def text(self) -> str:
+        return "%s: %s" % (self.kind, self.detail)
+
+
+def processes(names: tuple) -> list:
+    """(pid, comm, cmdline) of processes whose comm is one of names; one pass over /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/comm" % entry) as fh:
+                comm = fh.read().strip()
+            if comm not in names:
+                continue
+            with open("/proc/%s/cmdline" % entry, "rb") as fh:
+                cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        found.append((int(entry), comm, cmdline))
+    return found
+
+
+def utmp_records(path: str = UTMP) -> list:
+    """Live login records: dicts with pid, line, user, host, time."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError:
+        return []
+    out = []
+    size = UTMP_RECORD.size
+    for off in range(0, len(raw) - size + 1, size):
+        kind, pid, line, _id, user, host, _t, _e, _s, sec, _us, _a = UTMP_RECORD.unpack_from(raw, off)
+        if kind != USER_PROCESS:
+            continue
+        out.append(
+            {
+                "pid": pid,
+                "line": _cstr(line),
+                "user": _cstr(user),
+                "host": _cstr(host),
+                "time": float(sec),
+            }
+        )
+    return out
+
+
+def _cstr(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode(errors="replace")
+
+
+def ssh_sessions(procs: list) -> list:
+    """Interactive ssh logins hold a pty; padlab's own multiplexed connection runs without one."""
+    out = []
+    for _pid, comm, cmdline in procs:
+        if comm not in ("sshd", "sshd-session"):
+            continue
+        match = SSH_SESSION.match(cmdline)
+        if match:
+            out.append(Signal("ssh", "session %s@%s" % match.groups(), active=True))
+    return out
+
+
+def mosh_sessions(procs: list, records: list, state: dict, now: float) -> list:
+    """A mosh client counts from its last contact: utmp says 'IP via mosh [PID]' while it talks
+    and 'mosh [PID]' from 30 s after it went quiet; without utmp, the server's I/O counters tell."""
+    out = []
+    io_seen = state.get("mosh_io") or {}
+    io_next = {}
+    for pid, comm, _cmd in procs:
+        if comm != "mosh-server":
+            continue
+        tag = "[%d]" % pid
+        record = next((r for r in records if r["host"].endswith(tag)), None)
+        if record and " via mosh " in record["host"]:
+            client = record["host"].split(" via mosh ", 1)[0]
+            out.append(Signal("mosh", "client %s connected (%s)" % (client, record["line"]), active=True))
+            continue
+        if record:
+            gone = record["time"] - MOSH_GRACE
+            out.append(Signal("mosh", "client silent since %s (%s)" % (clock(gone), record["line"]), at=gone))
+            continue
+        counters = _io_counters(pid)
+        last = io_seen.get(str(pid)) or {}
+        at = now if counters != last.get("io") else last.get("at", process_start(pid))
+        io_next[str(pid)] = {"io": counters, "at": at}
+        out.append(Signal("mosh", "server %d last exchanged data at %s" % (pid, clock(at)), at=at))
+    state["mosh_io"] = io_next
+    return out
+
+
+def _io_counters(pid: int) -> str:
+    try:
+        with open("/proc/%d/io" % pid) as fh:
+            fields = dict(line.split(":", 1) for line in fh.read().splitlines() if ":" in line)
+    except OSError:
+        return ""
+    return "%s/%s" % (fields.get("syscr", "").strip(), fields.get("syscw", "").strip())
+
+
+def gpu(threshold: int) -> list:
+    """Utilisation of the busiest GPU, when nvidia-smi exists; at or above threshold is use."""
+    exe = shutil.which("nvidia-smi", path=os.environ.get("PATH", "") + ":" + SYSTEM_PATH)
+    if not exe:
+        return []
+    try:
+        proc = subprocess.run(
+            [exe, "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        values = [int(v.strip()) for v in proc.stdout.split() if v.strip().isdigit()]
+    except (OSError, subprocess.SubprocessError) as exc:
+        return [Signal("gpu", "nvidia-smi failed: %s" % exc)]
+    if proc.returncode != 0 or not values:
+        return [Signal("gpu", "nvidia-smi gave no reading (exit %d)" % proc.returncode)]
+    busiest = max(values)
+    if busiest >= threshold:
+        return [Signal("gpu", "utilisation %d%% (threshold %d%%)" % (busiest, threshold), active=True)]
+    return [Signal("gpu", "utilisation %d%%, below %d%%" % (busiest, threshold))]
+
+
+def keep_until(path: str) -> float:
+    """The end of a padlab-keep hold (0 when none). The file is the user's: read little, follow no link."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return 0.0
+    try:
+        raw = os.read(fd, 64)
+    finally:
+        os.close(fd)
+    try:
+        return float(raw.decode().strip() or 0)
+    except ValueError:
+        return 0.0
+
+
+def jupyter(conf: dict, state: dict, now: float, running: bool) -> list:
+    """Activity, open connections and busy kernels, read from padlab's Jupyter extension."""
+    busy_before = state.get("busy") or {}
+    out = []
+    if not running:
+        state["busy"] = {}
+        out += [Signal("kernel", "stopped while busy (%s)" % p, at=now) for p in busy_before.values()]
+        return out
+    try:
+        data = fetch_activity(conf)
+    except (OSError, ValueError, ssl.SSLError) as exc:
+        seen = state.get("jupyter_ok_at") or 0.0
+        # Unreadable is not idle: count Jupyter as used until it has been unreadable for a whole limit.
+        return out + [Signal("jupyter", "activity unreadable (%s)" % exc, at=seen)]
+    state["jupyter_ok_at"] = now
+    busy_now = {}
+    for kernel in data.get("kernels", []):
+        label = kernel.get("path") or kernel.get("name") or "kernel"
+        if kernel.get("execution_state") == "busy":
+            busy_now[kernel["id"]] = label
+            out.append(Signal("kernel", "busy (%s)" % label, active=True))
+    for kid, label in busy_before.items():
+        if kid not in busy_now:
+            # Jupyter does not record the end of a busy period; the end of a long cell is use.
+            out.append(Signal("kernel", "finished running (%s)" % label, at=now))
+    state["busy"] = busy_now
+    connections = int(data.get("connections") or 0)
+    if connections:
+        out.append(Signal("jupyter", "%d open connection(s)" % connections, active=True))
+    last = parse_time(data.get("last_activity"))
+    if last:
+        out.append(Signal("jupyter", "last activity %s" % clock(last), at=last))
+    started = parse_time(data.get("started"))
+    if started:
+        out.append(Signal("jupyter", "started %s" % clock(started), at=started))
+    return out
+
+
+def fetch_activity(conf: dict, timeout: float = 10.0) -> dict:
+    """One HTTPS GET to the extension, verified against padlab's CA (raw socket: lighter than urllib)."""
+    host, port = conf["host"], int(conf["port"])
+    with open(conf["token_file"]) as fh:
+        token = fh.read().strip()
+    ctx = ssl.create_default_context(cafile=conf["ca"])
+    request = (
+        "GET %s HTTP/1.0\r\nHost: %s:%d\r\nAuthorization: padlab-agent %s\r\nConnection: close\r\n\r\n"
+        % (ACTIVITY_PATH, "[%s]" % host if ":" in host else host, port, token)
+    )
+    chunks = []
+    raw = socket.create_connection((host, port), timeout=timeout)
+    with ctx.wrap_socket(raw, server_hostname=host) as sock:
+        sock.sendall(request.encode())
+        while sum(len(c) for c in chunks) < 4 << 20:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    status = head.split(None, 2)[1:2]
+    if status != [b"200"]:
+        raise OSError("HTTP %s" % (status[0].decode() if status else "no answer"))
+    return json.loads(body.decode())
+
+
+def parse_time(text: str | None) -> float | None:
+    """Jupyter's ISO 8601 UTC timestamps ('2024-05-01T10:00:00.123456Z') to epoch seconds."""
+    if not text:
+        return None
+    try:
+        value = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=datetime.timezone.utc)
+    return value.timestamp()
+
+
+def clock(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(ts).strftime("%H:%M:%S")
+
+
+def boot_time() -> float:
+    with open("/proc/stat") as fh:
+        for line in fh:
+            if line.startswith("btime "):
+                return float(line.split()[1])
+    return 0.0
+
+
+def process_start(pid: int) -> float:
+    try:
+        with open("/proc/%d/stat" % pid) as fh:
+            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return boot_time() + ticks / os.sysconf("SC_CLK_TCK")

@@ -1,0 +1,380 @@
+"""The autostop agent: a short check each minute (systemd timer or cron), no daemon.
+
+Each check gathers what counts as use (see activity.py), works out since when
+the box has been idle, warns every open terminal before a stop, and stops the
+box the way its config says: stop the Jupyter service, or power the machine off.
+Every decision is one line in the agent log; the latest one is in state.json,
+which `padlab status` and `padlab-keep` read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from . import activity
+from .timefmt import format_duration, parse_duration
+
+TTY_DIR = "/dev/pts"
+LOG_MAX_BYTES = 256 * 1024
+RESTOP_AFTER = 300.0  # a power-off that has not happened after this long is tried again
+PROBED = ("sshd", "sshd-session", "mosh-server")
+
+
+def load_json(path: str) -> dict:
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return {}
+
+
+def paths(conf: dict) -> dict:
+    base = conf["dir"]
+    return {
+        "state": os.path.join(base, "state.json"),
+        "log": os.path.join(base, "agent.log"),
+        "stopped": os.path.join(base, "stopped.json"),
+    }
+
+
+def jupyter_running(conf: dict) -> bool:
+    from .service import read_pid
+
+    return read_pid(_Reader(), _layout(conf)) is not None
+
+
+class _Reader:
+    """The one Host method read_pid needs, without sudo: the agent runs as the files' owner or root."""
+
+    def read(self, path: str) -> bytes | None:
+        try:
+            with open(path, "rb") as fh:
+                return fh.read()
+        except OSError:
+            return None
+
+
+def _layout(conf: dict):
+    from .service import Layout
+
+    box = conf["layout"]
+    return Layout(box["name"], box["prefix"], box["etc"], box["user"], bool(box["system"]))
+
+
+def gather(conf: dict, state: dict, now: float) -> list:
+    procs = activity.processes(PROBED)
+    signals = activity.jupyter(conf["jupyter"], state, now, jupyter_running(conf))
+    signals += activity.ssh_sessions(procs)
+    signals += activity.mosh_sessions(procs, activity.utmp_records(), state, now)
+    signals += activity.gpu(int(conf.get("gpu_threshold", 10)))
+    return signals
+
+
+def decide(conf: dict, state: dict, signals: list, now: float, baseline: float, started: float) -> dict:
+    """When the box stops and why, from the signals; no side effects, so tests can drive the clock."""
+    in_use = [s for s in signals if s.active]
+    if in_use:
+        state["last_in_use"] = now
+    seen = [s for s in signals if not s.active and s.at]
+    idle_since = max([baseline, state.get("last_in_use") or 0.0] + [s.at for s in seen])
+    idle_since = min(idle_since, now)
+    last = max(seen, key=lambda s: s.at) if seen else None
+    hold = activity.keep_until(conf["keep_file"])
+    idle_s, cap_s = conf.get("idle_s"), conf.get("max_uptime_s")
+    out = {
+        "checked_at": now,
+        "in_use": bool(in_use),
+        "reasons": [s.text() for s in in_use],
+        "last_activity": last.text() if last and not in_use else None,
+        "idle_since": None if in_use else idle_since,
+        "idle_s": idle_s,
+        "max_uptime_s": cap_s,
+        "action": conf["action"],
+        "hold_until": hold if hold > now else None,
+        "stop_at": None,
+        "stop_why": None,
+    }
+    candidates = []
+    if idle_s and not in_use:
+        candidates.append((max(idle_since + idle_s, hold), "idle for %s" % format_duration(idle_s)))
+    if cap_s and started:
+        candidates.append((started + cap_s, "maximum uptime of %s reached" % format_duration(cap_s)))
+    if candidates:
+        out["stop_at"], out["stop_why"] = min(candidates)
+    return out
+
+
+def warn_lead(conf: dict) -> float:
+    """Lead time of the warning: warn_s, at most the idle limit, at least one check period."""
+    lead = float(conf.get("warn_s") or 300)
+    if conf.get("idle_s"):
+        lead = min(lead, float(conf["idle_s"]))
+    return max(lead, 60.0)
+
+
+def check(conf: dict, now: float | None = None) -> dict:
+    """One run of the agent: decide, log, warn or stop. Returns the decision (also saved as state)."""
+    now = time.time() if now is None else now
+    files = paths(conf)
+    state = load_json(files["state"])
+    signals = gather(conf, state, now)
+    baseline = max(activity.boot_time(), _mtime(conf.get("config_file")))
+    started = _started(conf)
+    decision = decide(conf, state, signals, now, baseline, started)
+    decision["notes"] = [s.text() for s in signals if not s.active and not s.at]
+    stop_at = decision["stop_at"]
+    warned = state.get("warned") or {}
+    if stop_at is None:
+        warned = {}
+    elif warned and abs(warned.get("stop_at", 0) - stop_at) > warn_lead(conf):
+        warned = {}  # the projected stop moved (new activity, a new hold): the old warning is void
+    action = None
+    if stop_at is not None and now >= stop_at - warn_lead(conf):
+        if not warned:
+            warned = {"at": now, "stop_at": stop_at}
+            action = "warn"
+        elif now >= stop_at and warned["at"] < now:
+            action = "stop"
+    state["warned"] = warned
+    state.update(decision)
+    if action == "stop" and conf["action"] == "service" and not jupyter_running(conf):
+        action = None
+        decision["notes"].append("Jupyter is not running: nothing to stop")
+    elif action == "stop" and now - float(state.get("stopping") or 0) < RESTOP_AFTER:
+        # A power-off takes a while; the next check must not pile a second one on top.
+        action = None
+        decision["notes"].append("power-off already requested at %s" % activity.clock(state["stopping"]))
+    log(files["log"], now, describe(decision, action), conf)
+    if action == "warn":
+        warn_terminals(conf, decision, now)
+    elif action == "stop":
+        state["stopping"] = now
+        save_state(files["state"], state, conf)
+        stop(conf, files, decision, now)
+    save_state(files["state"], state, conf)
+    decision["action_taken"] = action
+    return decision
+
+
+def _mtime(path: str | None) -> float:
+    try:
+        return os.stat(path).st_mtime if path else 0.0
+    except OSError:
+        return 0.0
+
+
+def _started(conf: dict) -> float:
+    """What the hard cap measures: the machine's uptime, or Jupyter's when only the service stops."""
+    if conf["action"] != "service":
+        return activity.boot_time()
+    from .service import read_pid
+
+    pid = read_pid(_Reader(), _layout(conf))
+    return activity.process_start(pid) if pid else 0.0
+
+
+def describe(decision: dict, action: str | None) -> str:
+    """One log line: in use or idle, and why."""
+    if decision["in_use"]:
+        text = "in use: " + "; ".join(decision["reasons"])
+    elif decision["idle_since"] is not None:
+        idle = decision["checked_at"] - decision["idle_since"]
+        text = "idle %s" % format_duration(idle)
+        if decision["last_activity"]:
+            text += " (latest: %s)" % decision["last_activity"]
+    else:
+        text = "idle"
+    if decision["hold_until"]:
+        text += "; held by padlab-keep until %s" % activity.clock(decision["hold_until"])
+    if decision["stop_at"] is not None:
+        left = decision["stop_at"] - decision["checked_at"]
+        text += "; %s in %s" % (decision["stop_why"], format_duration(max(left, 0)))
+    elif not decision["idle_s"]:
+        text += "; autostop off"
+    if action:
+        text = {"warn": "WARN ", "stop": "STOP "}[action] + text
+    if decision.get("notes"):
+        text += " [" + "; ".join(decision["notes"]) + "]"
+    return text
+
+
+def log(path: str, now: float, line: str, conf: dict) -> None:
+    """Append one line; past LOG_MAX_BYTES the log moves to .1 (one old file kept)."""
+    try:
+        if os.path.getsize(path) > LOG_MAX_BYTES:
+            os.replace(path, path + ".1")
+    except OSError:
+        pass
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(now))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    try:
+        os.write(fd, ("%s  %s\n" % (stamp, line)).encode())
+    finally:
+        os.close(fd)
+    _share(path, conf)
+
+
+def _share(path: str, conf: dict) -> None:
+    """Root's agent files stay readable by the workstation's user (its group), by nobody else."""
+    gid = conf.get("gid")
+    if gid is not None and os.geteuid() == 0:
+        try:
+            os.chown(path, 0, int(gid))
+            os.chmod(path, 0o640)
+        except OSError:
+            pass
+
+
+def save_state(path: str, state: dict, conf: dict) -> None:
+    tmp = path + ".new"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(state, fh)
+    _share(tmp, conf)
+    os.replace(tmp, path)
+
+
+def warning_text(decision: dict, now: float) -> str:
+    left = format_duration(max(decision["stop_at"] - now, 0))
+    what = "the Jupyter service stops" if decision["action"] == "service" else "this machine powers off"
+    text = "padlab autostop: %s in %s (%s)." % (what, left, decision["stop_why"])
+    if decision["stop_why"].startswith("idle"):
+        text += " To keep it up: padlab-keep 1h"
+    return text
+
+
+def warn_terminals(conf: dict, decision: dict, now: float) -> int:
+    """Write the warning to every terminal (ssh, mosh, Jupyter terminals); returns how many took it."""
+    message = "\r\n\a*** %s ***\r\n" % warning_text(decision, now)
+    delivered = 0
+    try:
+        names = sorted(n for n in os.listdir(TTY_DIR) if n.isdigit())
+    except OSError:
+        names = []
+    for name in names:
+        try:
+            fd = os.open(os.path.join(TTY_DIR, name), os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            os.write(fd, message.encode())
+            delivered += 1
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    log(paths(conf)["log"], now, "warning shown on %d terminal(s)" % delivered, conf)
+    return delivered
+
+
+def stop(conf: dict, files: dict, decision: dict, now: float) -> None:
+    """Record why, then act. Nothing here claims success before the action reports it."""
+    record = {"at": now, "reason": decision["stop_why"], "action": conf["action"], "result": "started"}
+    save_state(files["stopped"], record, conf)
+    try:
+        if conf["action"] == "service":
+            from .service import stop as stop_service
+            from .system import Host
+
+            stop_service(Host(sudo=False), _layout(conf), conf["service_kind"], disable=False)
+            record["result"] = "Jupyter stopped"
+        else:
+            record["result"] = "power-off requested: " + " ".join(power_off())
+    except Exception as exc:  # noqa: BLE001 - the log must say what failed, whatever it was
+        record["result"] = "FAILED: %s; will try again at the next check" % exc
+    save_state(files["stopped"], record, conf)
+    log(files["log"], time.time(), "stop (%s): %s" % (conf["action"], record["result"]), conf)
+
+
+def power_off() -> list:
+    """The OS power-off; clouds set up to stop (not terminate) on it end compute billing."""
+    from .system import has_systemd
+
+    argv = ["systemctl", "poweroff"] if has_systemd() else ["shutdown", "-h", "now"]
+    env = dict(os.environ, PATH=os.environ.get("PATH", "") + ":" + activity.SYSTEM_PATH)
+    subprocess.run(argv, check=True, capture_output=True, timeout=60, env=env)
+    return argv
+
+
+def keep(keep_file: str, state_file: str, args: list) -> int:
+    """padlab-keep: hold the box up for a while, release the hold, or show where autostop stands."""
+    now = time.time()
+    if not args or args[0] in ("status", "-s"):
+        print(status_line(load_json(state_file), now, activity.keep_until(keep_file)))
+        return 0
+    if args[0] in ("-h", "--help"):
+        print(KEEP_HELP)
+        return 0
+    try:
+        seconds = parse_duration(args[0])
+    except ValueError as exc:
+        sys.stderr.write("padlab-keep: %s\n" % exc)
+        return 2
+    if seconds is None:
+        _write_keep(keep_file, "0")
+        print("Hold released: autostop applies its idle limit again.")
+        return 0
+    until = now + seconds
+    _write_keep(keep_file, "%.0f" % until)
+    print("Held: autostop will not stop this box for idleness before %s." % activity.clock(until))
+    return 0
+
+
+KEEP_HELP = """usage: padlab-keep DURATION | off | status
+
+Hold this box up for a while, whatever the idle limit says (a hard cap still applies).
+
+Examples:
+  padlab-keep 2h      keep it up for two hours
+  padlab-keep off     release the hold
+  padlab-keep         show where autostop stands"""
+
+
+def _write_keep(path: str, text: str) -> None:
+    tmp = path + ".new"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text + "\n")
+    os.replace(tmp, path)
+
+
+def status_line(state: dict, now: float, hold: float = 0.0) -> str:
+    """'idle 12 min, stops in 33 min' or 'in use: kernel: busy (train.ipynb)' from the last check."""
+    if not state.get("checked_at"):
+        return "autostop has not run a check yet"
+    if state.get("in_use"):
+        text = "in use: " + "; ".join(state.get("reasons") or [])
+    else:
+        text = "idle %s" % format_duration(now - (state.get("idle_since") or now))
+    if hold > now:
+        text += ", held until %s" % activity.clock(hold)
+    stop_at = state.get("stop_at")
+    if stop_at is not None:
+        verb = "stops" if state.get("action") == "service" else "powers off"
+        text += ", %s in %s (%s)" % (verb, format_duration(max(stop_at - now, 0)), state.get("stop_why"))
+    elif not state.get("idle_s"):
+        text += ", autostop off"
+    return text
+
+
+def main(argv: list) -> int:
+    """padlab-agent check CONFIG | keep KEEP_FILE STATE_FILE [ARGS]."""
+    if argv[:1] == ["check"] and len(argv) == 2:
+        conf = load_json(argv[1])
+        if not conf:
+            sys.stderr.write("padlab-agent: cannot read %s\n" % argv[1])
+            return 1
+        check(conf)
+        return 0
+    if argv[:1] == ["keep"] and len(argv) >= 3:
+        return keep(argv[1], argv[2], argv[3:])
+    sys.stderr.write("usage: padlab-agent check CONFIG | keep KEEP_FILE STATE_FILE [DURATION|off]\n")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

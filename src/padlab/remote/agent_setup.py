@@ -1,0 +1,288 @@
+"""Install and update the autostop agent: its config, its Jupyter credential, its timer, padlab-keep.
+
+On a system box the agent runs as root from root-owned files (/var/lib/padlab),
+because the workstation's user can write the box prefix and Jupyter runs as that
+user: the code root runs, and the token, must be out of a notebook's reach.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pkgutil
+import secrets
+import sys
+
+from . import activity, agent
+from .report import Report
+from .service import Layout
+from .system import Host, cron_running, has_systemd, sha256
+
+DEFAULT_WARN_S = 300
+DEFAULT_GPU_THRESHOLD = 10
+EXTENSION = "padlab_agent_ext"
+# Same as agent_ext.HASH_FILE: that module runs inside Jupyter and imports nothing of ours.
+HASH_FILE = "padlab-agent.sha256"
+SYSTEM_DIR = "/var/lib/padlab"
+
+
+class AgentLayout:
+    """Where one workstation's agent keeps its files on the box."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.system = layout.system
+        if self.system:
+            self.dir = os.path.join(SYSTEM_DIR, "agent-%s" % layout.name)
+            self.keep_cmd = "/usr/local/bin/padlab-keep"
+        else:
+            self.dir = os.path.join(layout.prefix, "agent-%s" % layout.name)
+            self.keep_cmd = os.path.join(layout.prefix, "bin", "padlab-keep")
+        self.config = os.path.join(self.dir, "config.json")
+        self.token = os.path.join(self.dir, "token")
+        self.program = os.path.join(self.dir, "padlab_remote.pyz")
+        self.runner = os.path.join(self.dir, "padlab-agent")
+        self.state = os.path.join(self.dir, "state.json")
+        self.log = os.path.join(self.dir, "agent.log")
+        self.stopped = os.path.join(self.dir, "stopped.json")
+        self.keep_file = os.path.join(layout.run_dir, "keep-until")
+        self.token_hash = os.path.join(layout.jupyter_dir, HASH_FILE)
+        self.ext_config = os.path.join(layout.jupyter_dir, "jupyter_server_config.d", EXTENSION + ".json")
+        self.timer = "padlab-agent-%s.timer" % layout.name
+        self.unit = "padlab-agent-%s.service" % layout.name
+        self.cron_file = "/etc/cron.d/padlab-agent-%s" % layout.name
+        self.cron_marker = "# padlab-agent:%s" % layout.name
+
+
+def settings(req: dict) -> dict:
+    """The autostop part of the request: {idle_s, max_uptime_s, action, warn_s, gpu_threshold}.
+
+    The client chooses the policy (its defaults depend on the provider); a request
+    without one leaves autostop off rather than inventing one on the box.
+    """
+    raw = req.get("autostop") or {}
+    return {
+        "idle_s": raw.get("idle_s"),
+        "max_uptime_s": raw.get("max_uptime_s"),
+        "action": raw.get("action") or "service",
+        "warn_s": raw.get("warn_s") or DEFAULT_WARN_S,
+        "gpu_threshold": raw.get("gpu_threshold") or DEFAULT_GPU_THRESHOLD,
+    }
+
+
+def prepare_jupyter(host: Host, layout: Layout, report: Report) -> bool:
+    """Token, its hash for Jupyter and the extension; returns whether Jupyter must restart to load it."""
+    paths = AgentLayout(layout)
+    host.makedirs(os.path.dirname(paths.dir), mode=0o755, root=paths.system)
+    host.makedirs(paths.dir, mode=0o755, root=paths.system)
+    token = (host.read(paths.token) or b"").decode().strip()
+    if not token:
+        token = secrets.token_hex(32)
+        host.write(paths.token, token + "\n", mode=0o600, root=paths.system)
+    changed = host.write(
+        paths.token_hash, sha256(token) + "\n", mode=0o600, owner=layout.user, root=layout.system
+    )
+    source = pkgutil.get_data(__package__, "agent_ext.py") or b""
+    module = os.path.join(_purelib(host, layout), EXTENSION + ".py")
+    restart = host.write(module, source, mode=0o644, owner=layout.user, root=layout.system)
+    enable = json.dumps({"ServerApp": {"jpserver_extensions": {EXTENSION: True}}}, indent=2) + "\n"
+    host.makedirs(os.path.dirname(paths.ext_config), mode=0o700, owner=layout.user, root=layout.system)
+    restart |= host.write(paths.ext_config, enable, mode=0o600, owner=layout.user, root=layout.system)
+    report.step("agent-credential", changed or restart, "token for the autostop agent, 0600")
+    return restart
+
+
+def _purelib(host: Host, layout: Layout) -> str:
+    py = os.path.join(layout.venv, "bin", "python")
+    proc = host.run([py, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"])
+    return proc.stdout.strip()
+
+
+def install(host: Host, layout: Layout, req: dict, program: bytes, kind: str, report: Report) -> None:
+    """Config, runner, padlab-keep and the schedule; a timer where systemd runs, else cron, else a warning."""
+    paths = AgentLayout(layout)
+    conf = settings(req)
+    listen = req.get("listen", "0.0.0.0")
+    gid = _gid(layout.user) if paths.system else None
+    conf.update(
+        {
+            "dir": paths.dir,
+            "config_file": paths.config,
+            "keep_file": paths.keep_file,
+            "service_kind": kind,
+            "gid": gid,
+            "layout": {
+                "name": layout.name,
+                "prefix": layout.prefix,
+                "etc": layout.etc,
+                "user": layout.user,
+                "system": layout.system,
+            },
+            "jupyter": {
+                "host": {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(listen, listen),
+                "port": int(req["port"]),
+                "ca": os.path.join(layout.tls_dir, "ca.crt"),
+                "token_file": paths.token,
+            },
+        }
+    )
+    text = json.dumps(conf, indent=2, sort_keys=True) + "\n"
+    changed = host.write(paths.config, text, mode=0o600, root=paths.system)
+    if program:
+        changed |= host.write(paths.program, program, mode=0o644, root=paths.system)
+    changed |= host.write(paths.runner, runner_script(paths), mode=0o755, root=paths.system)
+    changed |= host.write(paths.keep_cmd, keep_script(paths), mode=0o755, root=paths.system)
+    enabled = bool(conf["idle_s"] or conf["max_uptime_s"])
+    how = schedule(host, paths, enabled, report)
+    limits = "idle limit %s" % agent.format_duration(conf["idle_s"])
+    if conf["max_uptime_s"]:
+        limits += ", max uptime %s" % agent.format_duration(conf["max_uptime_s"])
+    report.step("autostop", changed or how[0], "%s, action %s, %s" % (limits, conf["action"], how[1]))
+    report.data["autostop"] = facts(layout)
+
+
+def runner_script(paths: AgentLayout) -> str:
+    """The one entry point the timer, cron and padlab-keep use: this Python, isolated, the copied program."""
+    return """#!{py} -I
+# Written by padlab: the autostop agent (padlab-agent check CONFIG | keep ...).
+import sys
+sys.path.insert(0, {program!r})
+from padlab_remote.agent import main
+sys.exit(main(sys.argv[1:]))
+""".format(py=sys.executable, program=paths.program)
+
+
+def keep_script(paths: AgentLayout) -> str:
+    return """#!/bin/sh
+# Written by padlab: hold this box up, e.g. `padlab-keep 2h`; `padlab-keep` alone shows autostop's view.
+exec '{runner}' keep '{keep}' '{state}' "$@"
+""".format(runner=paths.runner, keep=paths.keep_file, state=paths.state)
+
+
+def schedule(host: Host, paths: AgentLayout, enabled: bool, report: Report) -> tuple:
+    """(changed, how): a systemd timer each minute, else cron each minute, else nothing (and why)."""
+    if has_systemd() and (paths.system or os.geteuid() == 0):
+        return _systemd(host, paths, enabled)
+    if cron_running():
+        return _cron(host, paths, enabled)
+    if enabled:
+        report.warn(
+            "autostop cannot run here: neither systemd nor cron is running; "
+            "install and start cron (e.g. apt-get install cron), then run `padlab up` again"
+        )
+    return False, "not scheduled (no systemd or cron)"
+
+
+def timer_units(paths: AgentLayout) -> tuple:
+    service = """[Unit]
+Description=padlab autostop check
+
+[Service]
+Type=oneshot
+ExecStart={runner} check {config}
+Nice=10
+IOSchedulingClass=idle
+MemoryMax=128M
+TimeoutStartSec=50
+""".format(runner=paths.runner, config=paths.config)
+    timer = """[Unit]
+Description=padlab autostop check each minute
+
+[Timer]
+OnBootSec=1min
+OnActiveSec=10s
+OnUnitActiveSec=1min
+AccuracySec=1s
+
+[Install]
+WantedBy=timers.target
+"""
+    return service, timer
+
+
+def _systemd(host: Host, paths: AgentLayout, enabled: bool) -> tuple:
+    unit_dir = "/etc/systemd/system"
+    if not enabled:
+        gone = host.read(os.path.join(unit_dir, paths.timer)) is not None
+        if gone:
+            host.run(["systemctl", "disable", "--now", paths.timer], root=True, check=False)
+            host.run(
+                ["rm", "-f", os.path.join(unit_dir, paths.timer), os.path.join(unit_dir, paths.unit)],
+                root=True,
+            )
+            host.run(["systemctl", "daemon-reload"], root=True)
+        return gone, "off"
+    service, timer = timer_units(paths)
+    changed = host.write(os.path.join(unit_dir, paths.unit), service, mode=0o644, root=True)
+    changed |= host.write(os.path.join(unit_dir, paths.timer), timer, mode=0o644, root=True)
+    if changed:
+        host.run(["systemctl", "daemon-reload"], root=True)
+    active = host.run(["systemctl", "is-active", paths.timer], check=False).stdout.strip() == "active"
+    if changed or not active:
+        host.run(["systemctl", "enable", "--now", paths.timer], root=True)
+        changed = True
+    return changed, "systemd timer %s" % paths.timer
+
+
+def _cron(host: Host, paths: AgentLayout, enabled: bool) -> tuple:
+    line = "* * * * * %s check %s >/dev/null 2>&1" % (paths.runner, paths.config)
+    if paths.system:
+        want = "# Written by padlab: the autostop check each minute.\n%s\n" % line.replace(
+            "* * * * * ", "* * * * * root ", 1
+        )
+        if not enabled:
+            gone = host.read(paths.cron_file) is not None
+            if gone:
+                host.run(["rm", "-f", paths.cron_file], root=True)
+            return gone, "off"
+        return host.write(paths.cron_file, want, mode=0o644, root=True), "cron (%s)" % paths.cron_file
+    import subprocess
+
+    current = subprocess.run(["crontab", "-l"], capture_output=True, text=True)
+    lines = current.stdout.splitlines() if current.returncode == 0 else []
+    kept = [x for x in lines if not x.endswith(paths.cron_marker)]
+    wanted = kept + (["%s %s" % (line, paths.cron_marker)] if enabled else [])
+    if wanted == lines:
+        return False, "cron (user crontab)" if enabled else "off"
+    subprocess.run(
+        ["crontab", "-"], input="\n".join(wanted) + "\n", text=True, check=True, capture_output=True
+    )
+    return True, "cron (user crontab)" if enabled else "off"
+
+
+def _gid(user: str) -> int:
+    import pwd
+
+    return pwd.getpwnam(user).pw_gid
+
+
+def facts(layout: Layout) -> dict:
+    """What `padlab status` shows: the last decision, its one-line summary and the last stop."""
+    import time
+
+    paths = AgentLayout(layout)
+    state = agent.load_json(paths.state)
+    hold = activity.keep_until(paths.keep_file)
+    return {
+        "summary": agent.status_line(state, time.time(), hold),
+        "state": {
+            k: state.get(k) for k in ("checked_at", "in_use", "reasons", "idle_since", "stop_at", "stop_why")
+        },
+        "hold_until": hold or None,
+        "last_stop": agent.load_json(paths.stopped) or None,
+        "keep_command": paths.keep_cmd,
+    }
+
+
+def keep(host: Host, layout: Layout, seconds: int | None) -> dict:
+    """`padlab keep` from the client: the same file padlab-keep writes on the box."""
+    import time
+
+    paths = AgentLayout(layout)
+    until = time.time() + seconds if seconds else 0
+    host.write(paths.keep_file, "%.0f\n" % until, mode=0o644, owner=layout.user, root=layout.system)
+    return facts(layout)
+
+
+def read_log(host: Host, layout: Layout, lines: int) -> str:
+    raw = host.read(AgentLayout(layout).log) or b""
+    return "\n".join(raw.decode(errors="replace").splitlines()[-lines:])
