@@ -51,6 +51,13 @@ def test_password_login_and_kernel_over_verified_https(workstation):
     assert "boxes/ws/venv" in result.stdout
 
 
+def test_notebook7_interface_is_served_too(workstation):
+    with NotebookClient(url(workstation), ca(workstation)) as client:
+        assert client.login(PASSWORD)
+        page = client.http.get("/tree")
+    assert page.status_code == 200 and "notebook" in page.text.lower()
+
+
 def test_served_certificate_matches_card_fingerprint(workstation):
     import ssl
 
