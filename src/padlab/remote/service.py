@@ -81,10 +81,12 @@ ProtectSystem=full
 ProtectControlGroups=true
 ProtectKernelModules=true
 LockPersonality=true
+# Jupyter writes a 'migrated' marker into its config dir once ~/.ipython exists.
+ReadWritePaths={jdir}
 
 [Install]
 WantedBy=multi-user.target
-""".format(name=layout.name, user=layout.user, launcher=layout.launcher)
+""".format(name=layout.name, user=layout.user, launcher=layout.launcher, jdir=layout.jupyter_dir)
 
 
 def choose(host: Host, layout: Layout) -> str:
