@@ -36,3 +36,22 @@ def no_ambient_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "user-home" / ".config"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+
+
+@pytest.fixture
+def ssh_key(tmp_path: Path) -> Path:
+    """An ed25519 key pair where padlab looks by default (~/.ssh, under the test's HOME)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    ssh = tmp_path / "user-home" / ".ssh"
+    ssh.mkdir(parents=True, exist_ok=True)
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    (ssh / "id_ed25519.pub").write_bytes(public + b" tester@padlab\n")
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+    )
+    (ssh / "id_ed25519").write_bytes(private)
+    (ssh / "id_ed25519").chmod(0o600)
+    return ssh / "id_ed25519.pub"

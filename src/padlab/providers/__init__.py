@@ -13,6 +13,8 @@ _MODULES = {
     "local": ("padlab.providers.local", "LocalProvider"),
     "ssh": ("padlab.providers.ssh", "SshProvider"),
     "paperspace": ("padlab.providers.paperspace", "PaperspaceProvider"),
+    "aws": ("padlab.providers.aws", "AwsProvider"),
+    "digitalocean": ("padlab.providers.digitalocean", "DigitalOceanProvider"),
 }
 NAMES = tuple(_MODULES)
 

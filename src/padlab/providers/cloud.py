@@ -18,11 +18,12 @@ import time
 import uuid
 from typing import Any
 
-from padlab import state
+from padlab import providers, state
 from padlab.errors import PadlabError
 from padlab.profiles import Profile
 from padlab.providers import retry
 from padlab.providers.base import Machine, Progress
+from padlab.providers.remote import RemoteProvider
 
 # Deadlines (seconds) for the slow parts; generous, because GPU machines are slow to place and boot.
 CREATE_TIMEOUT = 1200.0
@@ -33,8 +34,8 @@ STOP_TIMEOUT = 900.0
 RUNNING, STARTING, STOPPING, OFF, MISSING = "running", "starting", "stopping", "off", "missing"
 
 
-class CloudProvider:
-    """Base of the cloud providers; subclasses fill in the API calls."""
+class CloudProvider(RemoteProvider):
+    """Base of the cloud providers: subclasses fill in the API calls; RemoteProvider reaches the box."""
 
     name = "cloud"
     label = "the cloud"
@@ -42,7 +43,7 @@ class CloudProvider:
     default_user = "root"
 
     def __init__(self, profile: Profile) -> None:
-        self.profile = profile
+        super().__init__(profile)
         self.options: dict[str, Any] = dict(profile.options)
 
     # -- what each cloud implements ---------------------------------------------------
@@ -91,8 +92,13 @@ class CloudProvider:
         """The name padlab gives what it creates for this profile; also how it finds it again."""
         return str(self.options.get("machine_name") or f"padlab-{self.profile.name}")
 
-    def user(self) -> str:
+    def login_user(self) -> str | None:
         return self.profile.user or self.default_user
+
+    def transport(self, machine: Machine) -> Any:
+        """A cloud says 'running' before sshd answers: wait for it, then reach the box over ssh."""
+        self.wait_for_ssh(machine)
+        return super().transport(machine)
 
     # -- the flows workstation drives -----------------------------------------------------
 
@@ -120,8 +126,13 @@ class CloudProvider:
         if machine.id:
             self.remember(machine_id=machine.id)
         memo = self.memo()
-        if not memo.get("running_since") or memo.get("running_host") != machine.host:
-            self.remember(running_since=machine.started_at or time.time(), running_host=machine.host)
+        if (memo.get("running_id"), memo.get("running_host")) != (machine.id, machine.host):
+            # A new machine, or a new address that may have belonged to another machine before.
+            self.forget_host_key(machine)
+            self.remember(running_host=machine.host, running_id=machine.id)
+        if not memo.get("running_since"):
+            self.remember(running_since=machine.started_at or time.time())
+        self.remember(create_attempt=None, create_started_at=None)
         return machine
 
     def stop(self, progress: Progress) -> Machine:
@@ -140,13 +151,13 @@ class CloudProvider:
             timeout=STOP_TIMEOUT,
             progress=progress,
         )
-        self.remember(running_since=None, running_host=None)
+        self.remember(running_since=None)
         return machine
 
     def destroy(self, progress: Progress) -> None:
         machine = self.describe()
         if machine.state == MISSING and not machine.extra.get("leftovers"):
-            self.remember(machine_id=None, create_attempt=None, running_since=None, running_host=None)
+            state.update(self.profile.name, cloud={})
             return
         progress(f"deleting {self.label} machine {machine.id or self.resource_name()}")
         self._delete(machine, progress)
@@ -193,3 +204,49 @@ class CloudProvider:
             f"{self.label} has no machine {machine_id} (the profile {self.profile.name!r} is attached to it)",
             f"attach another with `padlab init {self.profile.name} --provider {self.name} --machine-id ID --force`",
         )
+
+
+def public_key(profile: Profile) -> tuple[str, str]:
+    """(key text, path) of the ssh public key a new machine should trust: the profile's, else the usual ones."""
+    from pathlib import Path
+
+    if profile.identity:
+        candidates = [Path(profile.identity).expanduser().with_name(Path(profile.identity).name + ".pub")]
+    else:
+        ssh = Path.home() / ".ssh"
+        candidates = [ssh / f"id_{kind}.pub" for kind in ("ed25519", "ecdsa", "rsa")]
+    for path in candidates:
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            continue
+        if text:
+            return text, str(path)
+    raise PadlabError(
+        f"no ssh public key to put on the new machine (looked in {', '.join(map(str, candidates))})",
+        "create one with `ssh-keygen -t ed25519`, or point the profile's identity at your key",
+    )
+
+
+def configure(profile: Profile, values: dict[str, Any]) -> None:
+    """Store `padlab init`'s cloud flags in the profile's options, refusing them on other providers."""
+    given = {k: v for k, v in values.items() if v is not None}
+    if not given:
+        return
+    if not getattr(providers.get(profile), "manages_power", False):
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise PadlabError(
+            f"{flags} only apply to cloud providers",
+            "use --provider paperspace, aws or digitalocean, or drop them",
+        )
+    if "disk_size" in given and int(given["disk_size"]) < 10:
+        raise PadlabError(f"--disk-size {given['disk_size']} is too small", "give at least 10 (GB)")
+    if "price" in given and float(given["price"]) < 0:
+        raise PadlabError("--price cannot be negative", "give USD per hour, e.g. --price 0.76")
+    if "api_url" in given and not str(given["api_url"]).startswith(("https://", "http://")):
+        raise PadlabError(
+            f"--api-url {given['api_url']!r} is not a URL", "give e.g. https://api.paperspace.com/v1"
+        )
+    if "subnet" in given and profile.provider != "aws":
+        raise PadlabError("--subnet is for AWS profiles", "drop it")
+    profile.options.update(given)

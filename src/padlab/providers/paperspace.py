@@ -198,3 +198,17 @@ def _number(value: Any) -> float | None:
         return float(digits)
     except ValueError:
         return None
+
+
+def verify_key(value: str, api_url: str | None = None) -> None:
+    """A cheap authenticated call, so `padlab login` stores only a key that works."""
+    api = JsonApi(
+        "Paperspace",
+        "paperspace",
+        base_url({"api_url": api_url}, URL_ENV, DEFAULT_URL),
+        credentials.Secret(value, "the key you entered"),
+    )
+    try:
+        api.request("GET", "/machines", params={"limit": 1})
+    finally:
+        api.close()

@@ -1,0 +1,444 @@
+"""DigitalOcean GPU droplets through pydo, with `down` as snapshot-and-delete.
+
+A powered-off droplet is billed in full, so `down` shuts the droplet down
+cleanly, snapshots it, checks the snapshot exists, and only then deletes the
+droplet; `up` re-creates it from the newest snapshot. The previous snapshot is
+kept until the new one is verified; older ones are deleted after that. Each
+step is recorded in state first, so an interrupted `down` resumes where it was.
+
+GPU droplets are listed only with ``type=gpus`` (which cannot be combined with
+``tag_name``), so padlab lists both kinds and filters by its tag itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import re
+import time
+from typing import Any, Callable
+
+from padlab.errors import PadlabError
+from padlab.providers import cloud, credentials, prices, retry
+from padlab.providers.base import Machine, Progress
+from padlab.providers.cloud import MISSING, OFF, RUNNING, STARTING, CloudProvider
+from padlab.providers.http import base_url
+
+DEFAULT_URL = "https://api.digitalocean.com"
+URL_ENV = "PADLAB_DIGITALOCEAN_API_URL"
+TOKEN_ENV = ("DIGITALOCEAN_TOKEN",)
+DEFAULTS = {"machine_type": "gpu-4000adax1-20gb", "region": "tor1", "image": "gpu-h100x1-base"}
+STATES = {"new": STARTING, "active": RUNNING, "off": OFF, "archive": MISSING}
+SHUTDOWN_TIMEOUT = 300.0
+SNAPSHOT_TIMEOUT = 3600.0
+API_PRICE = "DigitalOcean API (size price_hourly)"
+WHILE_UP = "the whole droplet while it exists, even powered off; `padlab down` snapshots and deletes it"
+
+
+class _NotFound(Exception):
+    pass
+
+
+def secret() -> credentials.Secret:
+    return credentials.lookup(
+        "digitalocean",
+        "DigitalOcean token",
+        TOKEN_ENV,
+        ((f"doctl's config ({credentials.doctl_config_paths()[0]})", credentials.from_doctl),),
+    )
+
+
+class DigitalOceanProvider(CloudProvider):
+    name = "digitalocean"
+    label = "DigitalOcean"
+    default_user = "root"
+
+    def __init__(self, profile: Any) -> None:
+        super().__init__(profile)
+        self._client: Any = None
+        self._secret: credentials.Secret | None = None
+
+    # -- API ---------------------------------------------------------------------------------
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import pydo
+
+            self._secret = secret()
+            url = base_url(self.options, URL_ENV, DEFAULT_URL)
+            # padlab retries itself (with jitter and a clear final message), so pydo's own retries are off.
+            self._client = pydo.Client(token=self._secret.value, endpoint=url, retry_total=0)
+        return self._client
+
+    def call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """One API call with retries; raises ``_NotFound`` on 404 and a PadlabError on refusals."""
+        from azure.core.exceptions import (
+            ClientAuthenticationError,
+            HttpResponseError,
+            ResourceNotFoundError,
+            ServiceRequestError,
+            ServiceResponseError,
+        )
+
+        def once() -> Any:
+            try:
+                body = fn(*args, **kwargs)
+            except ResourceNotFoundError:
+                raise _NotFound(what) from None
+            except ClientAuthenticationError:
+                assert self._secret is not None
+                raise credentials.rejected(self._secret, "DigitalOcean token", "digitalocean") from None
+            except HttpResponseError as exc:
+                status = exc.status_code or 0
+                if status in retry.TRANSIENT_STATUS:
+                    raise retry.Transient(f"HTTP {status}") from None
+                if status == 403:
+                    assert self._secret is not None
+                    raise credentials.rejected(self._secret, "DigitalOcean token", "digitalocean") from None
+                raise DoError(
+                    status, f"DigitalOcean refused {what} (HTTP {status}): {_message(exc)}"
+                ) from None
+            except (ServiceRequestError, ServiceResponseError) as exc:
+                raise retry.Transient(f"cannot reach DigitalOcean: {type(exc).__name__}") from None
+            if isinstance(body, dict) and body.get("id") == "not_found":
+                raise _NotFound(what)
+            return body
+
+        return retry.call(once, f"DigitalOcean {what}")
+
+    def _get_droplet(self, droplet_id: Any) -> dict[str, Any] | None:
+        try:
+            return self.call(f"GET droplet {droplet_id}", self.client.droplets.get, int(droplet_id))[
+                "droplet"
+            ]
+        except _NotFound:
+            return None
+
+    def _list(self, what: str, fn: Callable[..., Any], key: str, **kwargs: Any) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            body = self.call(what, fn, per_page=200, page=page, **kwargs)
+            out += body.get(key) or []
+            if not (body.get("links") or {}).get("pages", {}).get("next"):
+                return out
+            page += 1
+
+    # -- finding -------------------------------------------------------------------------
+
+    def tag(self) -> str:
+        return f"padlab:{self.profile.name}"
+
+    def _find_droplet(self) -> dict[str, Any] | None:
+        memo = self.memo()
+        if memo.get("machine_id"):
+            droplet = self._get_droplet(memo["machine_id"])
+            if droplet:
+                return droplet
+            self.remember(machine_id=None)
+        attached = self.options.get("machine_id")
+        if attached and memo.get("attached_gone") != str(attached):
+            droplet = self._get_droplet(attached)
+            if droplet is None:
+                raise self.not_found_attached(attached)
+            return droplet
+        droplets = self._list("list droplets", self.client.droplets.list, "droplets", tag_name=self.tag())
+        gpus = self._list("list GPU droplets", self.client.droplets.list, "droplets", type="gpus")
+        found = {d["id"]: d for d in droplets + gpus if self.tag() in (d.get("tags") or [])}
+        if len(found) > 1:
+            raise PadlabError(
+                f"several droplets carry the tag {self.tag()} ({', '.join(map(str, found))})",
+                "delete the extra ones in the DigitalOcean console, then run the command again",
+            )
+        return next(iter(found.values()), None)
+
+    def snapshots(self) -> list[dict[str, Any]]:
+        """padlab's snapshots of this profile, oldest first (named RESOURCE-UNIXTIME)."""
+        pattern = re.compile(rf"^{re.escape(self.resource_name())}-\d+$")
+        found = self._list("list snapshots", self.client.snapshots.list, "snapshots", resource_type="droplet")
+        return sorted((s for s in found if pattern.match(s.get("name", ""))), key=lambda s: s["created_at"])
+
+    def describe(self) -> Machine:
+        droplet = self._find_droplet()
+        if droplet:
+            return self._machine(droplet)
+        snapshots = self.snapshots()
+        if not snapshots:
+            return self.missing()
+        newest = snapshots[-1]
+        size = str(self.options.get("machine_type") or self.memo().get("size") or DEFAULTS["machine_type"])
+        price, source = prices.hourly(
+            "digitalocean", size, self.options.get("price"), self._size_price(size), API_PRICE
+        )
+        gb = float(newest.get("size_gigabytes") or newest.get("min_disk_size") or 0)
+        return Machine(
+            state=OFF,
+            price_per_hour=price,
+            price_source=source,
+            billed_while_down=f"snapshot {newest['name']}: {prices.per_month(gb, prices.DO_SNAPSHOT_GB_MONTH)}",
+            extra={"provider_state": "snapshot", "snapshot_id": str(newest["id"]), "machine_type": size},
+        )
+
+    def _machine(self, droplet: dict[str, Any]) -> Machine:
+        status = droplet.get("status", "")
+        mapped = STATES.get(status, STARTING)
+        size = droplet.get("size") or {}
+        price, source = prices.hourly(
+            "digitalocean",
+            droplet.get("size_slug"),
+            self.options.get("price"),
+            size.get("price_hourly"),
+            API_PRICE,
+        )
+        public = [
+            n["ip_address"] for n in droplet.get("networks", {}).get("v4", []) if n.get("type") == "public"
+        ]
+        return Machine(
+            state=mapped,
+            host=public[0] if public and mapped == RUNNING else None,
+            id=str(droplet["id"]),
+            price_per_hour=price,
+            price_source=source,
+            billed_while_down=WHILE_UP,
+            started_at=self.uptime_start(mapped, None),
+            extra={
+                "provider_state": status,
+                "region": (droplet.get("region") or {}).get("slug"),
+                "machine_type": droplet.get("size_slug"),
+            },
+        )
+
+    def _size_price(self, slug: str) -> float | None:
+        sizes = self._list("list sizes", self.client.sizes.list, "sizes")
+        return next((s.get("price_hourly") for s in sizes if s.get("slug") == slug), None)
+
+    # -- up ------------------------------------------------------------------------------
+
+    def _create(self, progress: Progress) -> Machine:
+        return self._new_droplet(str(self.options.get("image") or DEFAULTS["image"]), progress)
+
+    def _power_on(self, machine: Machine, progress: Progress) -> None:
+        if machine.id:
+            self._action(machine.id, "power_on")
+            return
+        self.attempt_id()  # the intent, before the API call
+        snapshot = machine.extra["snapshot_id"]
+        progress(f"re-creating the droplet from snapshot {snapshot}")
+        self._new_droplet(int(snapshot), progress)
+
+    def _new_droplet(self, image: str | int, progress: Progress) -> Machine:
+        size = str(self.options.get("machine_type") or self.memo().get("size") or DEFAULTS["machine_type"])
+        region = self.options.get("region") or self.memo().get("region") or DEFAULTS["region"]
+        body = {
+            "name": self.resource_name(),
+            "size": size,
+            "region": region,
+            "image": image,
+            "ssh_keys": [self._ssh_key()],
+            "tags": [self.tag()],
+        }
+
+        def find_or_post() -> dict[str, Any]:
+            # A POST that failed in transit may have created the droplet: look before asking again.
+            existing = self._find_droplet()
+            if existing:
+                return existing
+            return self.call("create droplet", self.client.droplets.create, body=body)["droplet"]
+
+        droplet = retry.call(find_or_post, "DigitalOcean create droplet")
+        self.remember(machine_id=str(droplet["id"]), size=size, region=region, create_attempt=None)
+        return self._machine(droplet)
+
+    def _ssh_key(self) -> int:
+        """The id of the user's public key in the account, importing it the first time."""
+        text, _ = cloud.public_key(self.profile)
+        fingerprint = _fingerprint(text)
+        for _ in range(2):
+            keys = self._list("list ssh keys", self.client.ssh_keys.list, "ssh_keys")
+            for key in keys:
+                if key.get("fingerprint") == fingerprint:
+                    return int(key["id"])
+            try:
+                body = {"name": f"padlab {fingerprint[-11:]}", "public_key": text}
+                return int(self.call("add ssh key", self.client.ssh_keys.create, body=body)["ssh_key"]["id"])
+            except DoError as exc:
+                if exc.status != 422:  # 422: added meanwhile by another padlab; list again
+                    raise
+        raise PadlabError(
+            "DigitalOcean would not take your ssh public key", "add it in the console, then retry"
+        )
+
+    def _action(self, droplet_id: str, kind: str, **extra: Any) -> None:
+        body = {"type": kind, **extra}
+        try:
+            self.call(
+                f"{kind} droplet {droplet_id}", self.client.droplet_actions.post, int(droplet_id), body=body
+            )
+        except DoError as exc:
+            # 422: already in that state, or another action is running; the waits that follow sort it out.
+            if exc.status != 422:
+                raise
+
+    # -- down: shut down, snapshot, verify, delete ------------------------------------------
+
+    def stop(self, progress: Progress) -> Machine:
+        droplet = self._find_droplet()
+        if droplet is None:
+            return self.describe()
+        droplet_id = str(droplet["id"])
+        if droplet.get("status") != "off":
+            progress(f"shutting down droplet {droplet_id} cleanly")
+            self._action(droplet_id, "shutdown")
+            try:
+                self._wait_status(droplet_id, "off", SHUTDOWN_TIMEOUT, progress)
+            except PadlabError:
+                progress("the guest did not shut down in time; powering it off")
+                self._action(droplet_id, "power_off")
+                self._wait_status(droplet_id, "off", cloud.STOP_TIMEOUT, progress)
+        snapshot = self._snapshot(droplet_id, progress)
+        progress(f"snapshot {snapshot['name']} verified; deleting droplet {droplet_id}")
+        self._delete_droplet(droplet_id, progress)
+        attached = self.options.get("machine_id")
+        self.remember(
+            machine_id=None,
+            attached_gone=str(attached) if str(attached) == droplet_id else None,
+            running_since=None,
+        )
+        self._delete_older_snapshots(str(snapshot["id"]), progress)
+        return self.describe()
+
+    def _snapshot(self, droplet_id: str, progress: Progress) -> dict[str, Any]:
+        memo = self.memo()
+        name = memo.get("pending_snapshot")
+        if not name or memo.get("pending_droplet") != droplet_id:
+            name = f"{self.resource_name()}-{int(time.time())}"
+            self.remember(pending_snapshot=name, pending_droplet=droplet_id)
+        if not self._droplet_snapshot(droplet_id, name):
+            progress(f"snapshotting droplet {droplet_id} as {name}")
+            self._action(droplet_id, "snapshot", name=name)
+        found: dict[str, Any] = {}
+
+        def done() -> tuple[bool, str]:
+            snap = self._droplet_snapshot(droplet_id, name)
+            if snap:
+                found["snapshot"] = snap
+            return bool(snap), "snapshotting"
+
+        retry.wait_for(
+            done,
+            f"waiting for snapshot {name}",
+            SNAPSHOT_TIMEOUT,
+            fix="the droplet is off and still billed; run `padlab down` again to finish",
+            progress=progress,
+        )
+        snapshot_id = str(found["snapshot"]["id"])
+        try:  # verify: the snapshot is listed account-wide, so a droplet can be made from it
+            verified = self.call(f"GET snapshot {snapshot_id}", self.client.snapshots.get, snapshot_id)[
+                "snapshot"
+            ]
+        except _NotFound:
+            raise PadlabError(
+                f"snapshot {name} is not available yet, so the droplet was kept",
+                "run `padlab down` again in a minute",
+            ) from None
+        self.remember(snapshot_id=snapshot_id, pending_snapshot=None, pending_droplet=None)
+        return verified
+
+    def _droplet_snapshot(self, droplet_id: str, name: str) -> dict[str, Any] | None:
+        try:
+            snaps = self._list(
+                "list droplet snapshots",
+                lambda **kw: self.client.droplets.list_snapshots(int(droplet_id), **kw),
+                "snapshots",
+            )
+        except _NotFound:
+            return None
+        return next((s for s in snaps if s.get("name") == name), None)
+
+    def _delete_droplet(self, droplet_id: str, progress: Progress) -> None:
+        try:
+            self.call(f"delete droplet {droplet_id}", self.client.droplets.destroy, int(droplet_id))
+        except _NotFound:
+            return
+
+        def gone() -> tuple[bool, str]:
+            droplet = self._get_droplet(droplet_id)
+            return droplet is None, (droplet or {}).get("status", "deleted")
+
+        retry.wait_for(
+            gone,
+            f"waiting for droplet {droplet_id} to be deleted",
+            cloud.STOP_TIMEOUT,
+            fix="check the DigitalOcean console, then run the command again",
+            progress=progress,
+        )
+
+    def _delete_older_snapshots(self, keep: str, progress: Progress) -> None:
+        for snap in self.snapshots():
+            if str(snap["id"]) != keep:
+                progress(f"deleting the older snapshot {snap['name']}")
+                self._delete_snapshot(str(snap["id"]))
+
+    def _delete_snapshot(self, snapshot_id: str) -> None:
+        with contextlib.suppress(_NotFound):
+            self.call(f"delete snapshot {snapshot_id}", self.client.snapshots.delete, snapshot_id)
+
+    def _wait_status(self, droplet_id: str, status: str, timeout: float, progress: Progress) -> None:
+        def check() -> tuple[bool, str]:
+            droplet = self._get_droplet(droplet_id)
+            now = (droplet or {}).get("status", "deleted")
+            return now == status, now
+
+        retry.wait_for(
+            check,
+            f"waiting for droplet {droplet_id} to be {status}",
+            timeout,
+            fix="check the DigitalOcean console, then run the same padlab command again",
+            progress=progress,
+        )
+
+    # -- destroy -------------------------------------------------------------------------
+
+    def _delete(self, machine: Machine, progress: Progress) -> None:
+        if machine.id:
+            self._delete_droplet(machine.id, progress)
+        for snap in self.snapshots():
+            progress(f"deleting snapshot {snap['name']}")
+            self._delete_snapshot(str(snap["id"]))
+
+
+class DoError(PadlabError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message, "check the profile's settings (padlab init NAME --force ...) and try again")
+        self.status = status
+
+
+def _message(exc: Any) -> str:
+    try:
+        return str(exc.response.json().get("message") or exc.reason)
+    except (ValueError, AttributeError):
+        return str(getattr(exc, "reason", "") or "error")
+
+
+def _fingerprint(public_key: str) -> str:
+    """MD5 colon-hex of the key blob: how DigitalOcean names ssh keys."""
+    blob = base64.b64decode(public_key.split()[1])
+    digest = hashlib.md5(blob).hexdigest()  # noqa: S324 - DigitalOcean's fingerprint format, not security
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+
+def verify_key(value: str, api_url: str | None = None) -> None:
+    """A cheap authenticated call (the account), so `padlab login` stores only a token that works."""
+    import pydo
+    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+
+    url = base_url({"api_url": api_url}, URL_ENV, DEFAULT_URL)
+    try:
+        pydo.Client(token=value, endpoint=url, retry_total=2).account.get()
+    except (ClientAuthenticationError, HttpResponseError) as exc:
+        raise PadlabError(
+            f"DigitalOcean did not accept the token you entered ({type(exc).__name__})",
+            "check it (a personal access token with read and write scope), then run `padlab login digitalocean` again",
+        ) from None

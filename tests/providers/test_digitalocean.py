@@ -1,0 +1,163 @@
+"""DigitalOcean provider against the strict fake v2 API: the snapshot → verify → delete → recreate cycle."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from padlab import state
+from padlab.errors import PadlabError
+from padlab.profiles import Profile
+from padlab.providers import retry
+from padlab.providers.digitalocean import DigitalOceanProvider
+from tests.fakes import FakeDigitalOcean, MemoryBackend
+
+TOKEN = "dop_v1_secret_token_9a8b7c6d5e4f"
+
+
+@pytest.fixture
+def backend() -> MemoryBackend:
+    return MemoryBackend(boot_seconds=0.05, stop_seconds=0.05, snapshot_seconds=0.05)
+
+
+@pytest.fixture
+def fake(backend: MemoryBackend, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDigitalOcean]:
+    with FakeDigitalOcean(token=TOKEN, backend=backend, tls=True) as fake:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(fake.ca_file))
+        yield fake
+
+
+@pytest.fixture
+def provider(
+    home: Path, fake: FakeDigitalOcean, ssh_key: Path, monkeypatch: pytest.MonkeyPatch
+) -> DigitalOceanProvider:
+    monkeypatch.setenv("DIGITALOCEAN_TOKEN", TOKEN)
+    return make(fake)
+
+
+def make(fake: FakeDigitalOcean, **options: object) -> DigitalOceanProvider:
+    opts = {"api_url": fake.url, "region": "tor1", "machine_type": "gpu-4000adax1-20gb", **options}
+    return DigitalOceanProvider(Profile(name="do", provider="digitalocean", options=opts).validate())
+
+
+def calls(fake: FakeDigitalOcean, method: str, path: str) -> list:
+    return [r for r in fake.requests if r.method == method and r.path.startswith(path)]
+
+
+def snapshot_names(provider: DigitalOceanProvider) -> list[str]:
+    return [s["name"] for s in provider.snapshots()]
+
+
+def test_up_creates_a_tagged_gpu_droplet_once(provider: DigitalOceanProvider, fake: FakeDigitalOcean) -> None:
+    machine = provider.ensure_running(print)
+    assert machine.state == "running" and machine.host
+    assert machine.price_per_hour == 0.76 and machine.price_source == "DigitalOcean API (size price_hourly)"
+    assert "even powered off" in machine.billed_while_down
+    again = provider.ensure_running(print)
+    assert again.id == machine.id
+    creates = calls(fake, "POST", "/v2/droplets")
+    assert len([c for c in creates if c.path == "/v2/droplets"]) == 1
+    body = json.loads(creates[0].body)
+    assert body["tags"] == ["padlab:do"] and body["name"] == "padlab-do" and len(body["ssh_keys"]) == 1
+    # GPU droplets are invisible to tag_name listings; padlab found it through type=gpus.
+    assert any(r.query.get("type") == ["gpus"] for r in calls(fake, "GET", "/v2/droplets"))
+
+
+def test_down_snapshots_verifies_then_deletes_and_up_recreates(
+    provider: DigitalOceanProvider, fake: FakeDigitalOcean, backend: MemoryBackend
+) -> None:
+    first = provider.ensure_running(print)
+    stopped = provider.stop(print)
+    assert stopped.state == "off" and stopped.id is None
+    assert stopped.billed_while_down.startswith("snapshot padlab-do-")
+    assert provider._get_droplet(first.id) is None
+    [snap] = provider.snapshots()
+    # Shut down cleanly (not a hard power-off) before the snapshot; verify before the delete.
+    actions = [json.loads(r.body)["type"] for r in calls(fake, "POST", f"/v2/droplets/{first.id}/actions")]
+    assert actions == ["shutdown", "snapshot"]
+    order = [(r.method, r.path) for r in fake.requests]
+    assert order.index(("GET", f"/v2/snapshots/{snap['id']}")) < order.index(("DELETE", f"/v2/droplets/{first.id}"))
+
+    second = provider.ensure_running(print)
+    assert second.state == "running" and second.id != first.id
+    assert backend.machines[second.id].spec["snapshot_id"] == str(snap["id"])
+
+
+def test_the_previous_snapshot_goes_only_after_the_new_one_is_verified(
+    provider: DigitalOceanProvider, fake: FakeDigitalOcean, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider.ensure_running(print)
+    provider.stop(print)
+    [old] = snapshot_names(provider)
+    provider.ensure_running(print)
+    monkeypatch.setattr("time.time", lambda: 4_000_000_000.0)  # a distinct, later snapshot name
+    provider.stop(print)
+    [new] = snapshot_names(provider)
+    assert new != old
+    order = [(r.method, r.path) for r in fake.requests]
+    new_id = str(provider.memo()["snapshot_id"])
+    old_delete = next(i for i, (m, p) in enumerate(order) if m == "DELETE" and p.startswith("/v2/snapshots/"))
+    assert order.index(("GET", f"/v2/snapshots/{new_id}")) < old_delete
+
+
+def test_interrupted_down_resumes_without_a_second_snapshot(
+    provider: DigitalOceanProvider, fake: FakeDigitalOcean, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider.ensure_running(print)
+    real_wait = retry.wait_for
+
+    def interrupt_on_snapshot(check, what, *args, **kwargs):  # noqa: ANN001
+        if what.startswith("waiting for snapshot"):
+            raise KeyboardInterrupt
+        return real_wait(check, what, *args, **kwargs)
+
+    monkeypatch.setattr(retry, "wait_for", interrupt_on_snapshot)
+    with pytest.raises(KeyboardInterrupt):
+        provider.stop(print)
+    assert state.load("do")["cloud"]["pending_snapshot"].startswith("padlab-do-")
+    monkeypatch.setattr(retry, "wait_for", real_wait)
+    assert provider.stop(print).state == "off"
+    snapshot_posts = [r for r in calls(fake, "POST", "/v2/droplets/") if b"snapshot" in r.body]
+    assert len(snapshot_posts) == 1
+    assert len(provider.snapshots()) == 1
+
+
+def test_transient_errors_are_retried(provider: DigitalOceanProvider, fake: FakeDigitalOcean) -> None:
+    fake.fail_next(503, count=2, method="POST", path="/v2/droplets")
+    fake.fail_next(429, count=2, method="GET")
+    assert provider.ensure_running(print).state == "running"
+    assert len(provider._list("list", provider.client.droplets.list, "droplets", type="gpus")) == 1
+
+
+def test_bad_token_names_its_source_not_its_value(
+    home: Path, fake: FakeDigitalOcean, ssh_key: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DIGITALOCEAN_TOKEN", "dop_v1_wrong_0000")
+    with pytest.raises(PadlabError) as err:
+        make(fake).describe()
+    assert "$DIGITALOCEAN_TOKEN" in str(err.value) and "dop_v1_wrong_0000" not in str(err.value)
+
+
+def test_missing_token_says_where_padlab_looked(home: Path, fake: FakeDigitalOcean) -> None:
+    with pytest.raises(PadlabError) as err:
+        make(fake).describe()
+    assert "$DIGITALOCEAN_TOKEN" in str(err.value) and "doctl" in str(err.value)
+
+
+def test_doctl_config_token_is_used(home: Path, fake: FakeDigitalOcean, tmp_path: Path) -> None:
+    config = tmp_path / "user-home" / ".config" / "doctl" / "config.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text(f"access-token: {TOKEN}\ncontext: default\n")
+    assert make(fake).describe().state == "missing"
+
+
+def test_destroy_deletes_droplet_and_snapshots(provider: DigitalOceanProvider) -> None:
+    provider.ensure_running(print)
+    provider.stop(print)
+    provider.ensure_running(print)
+    provider.destroy(print)
+    assert provider.snapshots() == []
+    assert provider.describe().state == "missing"
