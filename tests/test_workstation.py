@@ -278,3 +278,29 @@ def _cmdline(pid: str) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+def test_new_address_gets_a_new_certificate(tmp_path, monkeypatch):
+    """When the box's address changes, up issues a certificate that names the new one."""
+    import ssl
+
+    from cryptography import x509
+
+    from padlab import profiles, workstation
+    from padlab.providers import local
+
+    home = tmp_path / "h"
+    port = free_port()
+    padlab(home, "init", "a", "--provider", "local", "--port", str(port), "--root-dir", str(tmp_path / "nb"))
+    first = padlab_json(home, "up", "--password-stdin", input=PASSWORD + "\n")
+    monkeypatch.setenv("PADLAB_HOME", str(home))
+    monkeypatch.setenv("PATH", padlab_env(home)["PATH"])
+    monkeypatch.setattr(local, "primary_address", lambda: "198.18.77.7")
+    moved = workstation.up(profiles.load("a"))
+    assert moved["url"] == f"https://198.18.77.7:{port}/"
+    assert moved["cert_sha256"] != first["cert_sha256"]
+    assert [s["changed"] for s in moved["steps"] if s["name"] == "tls"] == [True]
+    served = x509.load_pem_x509_certificate(ssl.get_server_certificate(("127.0.0.1", port)).encode())
+    names = served.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "198.18.77.7" in {str(ip) for ip in names.get_values_for_type(x509.IPAddress)}
+    workstation.down(profiles.load("a"))
