@@ -11,7 +11,6 @@ rules live in one nftables table per network so removal is exact.
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,10 @@ TEST_RANGE = "198.18.0.0/15"
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 _HOST_IF_RE = re.compile(r"^pltbh(\d+)\b")
 _IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+# Namespace names, veths and ip_forward are host-wide, shared by testbeds with different caches.
+_HOST_STATE = Path("/run/padlab-testbed")
+_LOCK = _HOST_STATE / "net.lock"
+_FORWARD_SAVED = _HOST_STATE / "ip_forward.orig"
 
 
 def check_name(name: str) -> str:
@@ -70,7 +73,7 @@ class Network:
 
     def remove(self) -> None:
         """Kill what still runs in the namespace and delete namespace, veth, rules and record."""
-        with file_lock(self.run_dir / "net.lock"):
+        with file_lock(_LOCK):
             record = read_json(self.record)
             if record is None or int(record["index"]) != self.index:
                 return  # already removed; the name may belong to a newer network now
@@ -81,7 +84,7 @@ class Network:
             run(["ip", "link", "delete", self.host_if], check=False)
             run(["nft", "delete", "table", "ip", self.table], check=False)
             self.record.unlink(missing_ok=True)
-            _restore_ip_forward_if_unused(self.run_dir)
+            _restore_ip_forward_if_unused()
 
     def _setup(self) -> None:
         ns = ["ip", "-n", self.netns]
@@ -116,26 +119,30 @@ def record_path(run_dir: Path, name: str) -> Path:
 def create_network(run_dir: Path, name: str, *, nat: bool) -> Network:
     """Allocate a free 198.18.X.0/24 and build the namespace; undo everything on failure."""
     check_name(name)
-    with file_lock(run_dir / "net.lock"):
+    with file_lock(_LOCK):  # held through setup, so no other testbed can take the same index
         if record_path(run_dir, name).exists():
             raise TestbedError(f"network {name!r} already exists (another machine or client uses the name)")
-        used = {int(rec["index"]) for rec in _records(run_dir)}
-        links = run(["ip", "-o", "link", "show"]).stdout
-        used |= {
-            int(m.group(1)) for line in links.splitlines() if (m := _HOST_IF_RE.match(line.split(": ")[1]))
-        }
+        used = {int(rec["index"]) for rec in _records(run_dir)} | _host_indexes()
         free = [index for index in range(1, 255) if index not in used]
         if not free:
             raise TestbedError("no free 198.18.X.0/24 subnet left")
         net = Network(name=name, index=free[0], nat=nat, run_dir=run_dir)
         write_json(net.record, {"name": name, "index": net.index, "nat": nat, "owner": current_owner()})
-        _enable_ip_forward(run_dir)
-    try:
-        net._setup()
-    except (TestbedError, subprocess.SubprocessError):
-        net.remove()
-        raise
-    return net
+        _enable_ip_forward()
+        try:
+            net._setup()
+        except BaseException as exc:
+            error = exc
+        else:
+            return net
+    net.remove()  # outside the lock: remove() takes it again
+    raise error
+
+
+def _host_indexes() -> set[int]:
+    """Indexes of pltbhX veths on the host, whoever made them."""
+    links = run(["ip", "-o", "link", "show"]).stdout.splitlines()
+    return {int(m.group(1)) for line in links if (m := _HOST_IF_RE.match(line.split(": ")[1]))}
 
 
 def _records(run_dir: Path) -> list[dict]:
@@ -152,15 +159,14 @@ def sweep_networks(run_dir: Path, *, everything: bool = False) -> list[str]:
     return removed
 
 
-def _enable_ip_forward(run_dir: Path) -> None:
-    saved = run_dir / "ip_forward.orig"
-    if not saved.exists():
-        saved.write_text(_IP_FORWARD.read_text())
+def _enable_ip_forward() -> None:
+    _HOST_STATE.mkdir(parents=True, exist_ok=True)
+    if not _FORWARD_SAVED.exists():
+        _FORWARD_SAVED.write_text(_IP_FORWARD.read_text())
     _IP_FORWARD.write_text("1\n")
 
 
-def _restore_ip_forward_if_unused(run_dir: Path) -> None:
-    saved = run_dir / "ip_forward.orig"
-    if saved.exists() and not list(run_dir.glob("net-*.json")):
-        _IP_FORWARD.write_text(saved.read_text())
-        saved.unlink()
+def _restore_ip_forward_if_unused() -> None:
+    if _FORWARD_SAVED.exists() and not _host_indexes():
+        _IP_FORWARD.write_text(_FORWARD_SAVED.read_text())
+        _FORWARD_SAVED.unlink()
