@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
-from . import autostop_actions, bootstrap
-from .report import BoxError
+from . import autostop_actions, bootstrap, lock
+from .report import BoxError, Report
 
 ACTIONS = {
     "up": lambda req, program: bootstrap.up(req, program),
@@ -23,7 +23,11 @@ def run(req: dict, program: bytes) -> int:
     """Dispatch and print the report; every failure becomes {"ok": false, ...} with a fix."""
     try:
         action = ACTIONS[req["action"]]
-        out = action(req, program)
+        if req["action"] == "status":
+            out = action(req, program)
+        else:
+            with lock.held(req.get("name", "padlab"), Report().stage):
+                out = action(req, program)
         code = 0
     except BoxError as exc:
         out = {"ok": False, "error": exc.message, "fix": exc.fix, "code": exc.code}

@@ -13,7 +13,7 @@ import os
 import socket
 import subprocess
 
-from . import agent_setup, health, jupyter, ports, service, tls, venv
+from . import agent_setup, firewall, health, jupyter, mosh, ports, service, tls, venv
 from .report import BoxError, Report
 from .service import Layout
 from .system import Host, expand_user, login_user, primary_address
@@ -98,6 +98,11 @@ def up(req: dict, program: bytes) -> dict:
         port, req["ca_pem"], layout.log, alive=lambda: service.read_pid(host, layout) is not None
     )
     agent_setup.install(host, layout, req, program, kind, report)
+    # Optional steps, asked for by remote providers only.
+    if "mosh" in req:
+        mosh.ensure(host, req["mosh"], report)
+    if "firewall" in req:
+        firewall.ensure(host, req, layout.etc, layout.lib, report)
     report.data.update(box_facts(host, layout, kind))
     return report.as_dict()
 
