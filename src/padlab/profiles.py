@@ -31,6 +31,11 @@ class Profile:
     identity: str | None = None
     # Provider-specific settings (machine ids, regions, API URLs...).
     options: dict[str, Any] = field(default_factory=dict)
+    # Autostop (docs/autostop.md): idle limit ("45m", "off"; unset: the provider's default),
+    # hard cap on uptime, and what a stop does ("service" or "poweroff"; unset: the provider's way).
+    autostop: str | None = None
+    max_uptime: str | None = None
+    autostop_action: str | None = None
 
     def validate(self) -> Profile:
         if not NAME_RE.match(self.name):
@@ -52,6 +57,9 @@ class Profile:
             raise PadlabError(
                 "the ssh provider needs a host", f"padlab init {self.name} --provider ssh --host USER@HOST"
             )
+        from padlab import autostop
+
+        autostop.validate(self)
         return self
 
     def to_toml(self) -> dict[str, Any]:

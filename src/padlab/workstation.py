@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from padlab import card, providers, state, tls
+from padlab import autostop, card, providers, state, tls
 from padlab.errors import PadlabError
 from padlab.profiles import Profile
 from padlab.providers.base import Machine, Provider
@@ -39,6 +39,7 @@ def request_for(profile: Profile, provider: Provider, action: str, machine: Mach
     if machine and machine.host:
         req["extra_sans"] = [machine.host]
     req.update(layout.steps)
+    req["autostop"] = autostop.policy(profile, provider.manages_power)
     return req
 
 
@@ -205,4 +206,5 @@ def status(profile: Profile) -> dict[str, Any]:
     out["last_error"] = st.get("last_error") if live in ("error", "stopped") else None
     out["stopped_at"] = st.get("stopped_at")
     out["stop_reason"] = st.get("stop_reason")
+    autostop.annotate(out, profile, provider, machine, st)
     return out

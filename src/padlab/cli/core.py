@@ -30,6 +30,13 @@ from padlab.errors import PadlabError
     type=click.Choice(["auto", "on"]),
     help="auto (default): open ports in an active firewall only; on: also turn one on if none is.",
 )
+@click.option("--autostop", help="Stop after this long idle, e.g. 45m, or off (default: 1h on clouds).")
+@click.option("--max-uptime", help="Stop after this long up, even when busy, e.g. 8h (default: off).")
+@click.option(
+    "--autostop-action",
+    type=click.Choice(["service", "poweroff"]),
+    help="What a stop does: service (stop Jupyter) or poweroff; clouds default to poweroff.",
+)
 def init(
     name: str | None,
     provider: str | None,
@@ -42,6 +49,9 @@ def init(
     identity: str | None,
     allow_from: str | None,
     firewall: str | None,
+    autostop: str | None,
+    max_uptime: str | None,
+    autostop_action: str | None,
 ) -> None:
     """Create a profile. With no flags in a terminal, it asks.
 
@@ -52,6 +62,7 @@ def init(
     Examples:
       padlab init lab --provider local --port 8888 --root-dir ~/notebooks
       padlab init box --provider ssh --host me@gpu.example.com --allow-from auto
+      padlab init gpu --provider paperspace --autostop 45m --max-uptime 8h
     """
     from padlab import profiles
 
@@ -82,6 +93,7 @@ def init(
         from padlab.providers.remote import configure
 
         configure(profile, host, ssh_port, identity, allow_from, firewall)
+    profile.autostop, profile.max_uptime, profile.autostop_action = autostop, max_uptime, autostop_action
     path = profiles.save(profile)
     default = profiles.default_name() == name
     click.echo(
@@ -172,6 +184,10 @@ def status(name: str | None, as_json: bool, all_profiles: bool) -> None:
     if data.get("last_error"):
         line += f"  (last error: {data['last_error']})"
     click.echo(line)
+    if data["state"] == "stopped" and data.get("stop_reason"):
+        click.echo(f"  stopped: {data['stop_reason']}")
+    if data.get("autostop") and data["state"] == "running":
+        click.echo(f"  autostop: {data['autostop']['summary']}")
 
 
 @cli.command(context_settings=CONTEXT)

@@ -74,15 +74,24 @@ def gather(conf: dict, state: dict, now: float) -> list:
     return signals
 
 
-def decide(conf: dict, state: dict, signals: list, now: float, baseline: float, started: float) -> dict:
+def decide(conf: dict, state: dict, signals: list, now: float, started: float) -> dict:
     """When the box stops and why, from the signals; no side effects, so tests can drive the clock."""
     in_use = [s for s in signals if s.active]
     if in_use:
         state["last_in_use"] = now
+        state["last_reasons"] = [s.text() for s in in_use]
     seen = [s for s in signals if not s.active and s.at]
-    idle_since = max([baseline, state.get("last_in_use") or 0.0] + [s.at for s in seen])
-    idle_since = min(idle_since, now)
+    if state.get("last_in_use"):
+        why = "; ".join(state.get("last_reasons") or [])
+        seen.append(
+            activity.Signal(
+                "in use",
+                "until %s (%s)" % (activity.clock(state["last_in_use"]), why),
+                at=state["last_in_use"],
+            )
+        )
     last = max(seen, key=lambda s: s.at) if seen else None
+    idle_since = min(last.at if last else now, now)
     hold = activity.keep_until(conf["keep_file"])
     idle_s, cap_s = conf.get("idle_s"), conf.get("max_uptime_s")
     out = {
@@ -116,16 +125,25 @@ def warn_lead(conf: dict) -> float:
     return max(lead, 60.0)
 
 
+def evaluate(conf: dict, state: dict, now: float) -> dict:
+    """Gather and decide without acting; state (in memory) learns what the next check must remember."""
+    signals = gather(conf, state, now)
+    # A fresh boot and a change of settings each start the idle clock again.
+    signals.append(activity.Signal("machine", "booted", at=activity.boot_time()))
+    changed = _mtime(conf.get("config_file"))
+    if changed:
+        signals.append(activity.Signal("autostop", "settings changed", at=changed))
+    decision = decide(conf, state, signals, now, _started(conf))
+    decision["notes"] = [s.text() for s in signals if not s.active and not s.at]
+    return decision
+
+
 def check(conf: dict, now: float | None = None) -> dict:
     """One run of the agent: decide, log, warn or stop. Returns the decision (also saved as state)."""
     now = time.time() if now is None else now
     files = paths(conf)
     state = load_json(files["state"])
-    signals = gather(conf, state, now)
-    baseline = max(activity.boot_time(), _mtime(conf.get("config_file")))
-    started = _started(conf)
-    decision = decide(conf, state, signals, now, baseline, started)
-    decision["notes"] = [s.text() for s in signals if not s.active and not s.at]
+    decision = evaluate(conf, state, now)
     stop_at = decision["stop_at"]
     warned = state.get("warned") or {}
     if stop_at is None:
@@ -277,10 +295,7 @@ def stop(conf: dict, files: dict, decision: dict, now: float) -> None:
     save_state(files["stopped"], record, conf)
     try:
         if conf["action"] == "service":
-            from .service import stop as stop_service
-            from .system import Host
-
-            stop_service(Host(sudo=False), _layout(conf), conf["service_kind"], disable=False)
+            stop_jupyter(conf)
             record["result"] = "Jupyter stopped"
         else:
             record["result"] = "power-off requested: " + " ".join(power_off())
@@ -288,6 +303,14 @@ def stop(conf: dict, files: dict, decision: dict, now: float) -> None:
         record["result"] = "FAILED: %s; will try again at the next check" % exc
     save_state(files["stopped"], record, conf)
     log(files["log"], time.time(), "stop (%s): %s" % (conf["action"], record["result"]), conf)
+
+
+def stop_jupyter(conf: dict) -> None:
+    """Stop (not disable) the service: a reboot or `padlab up` brings Jupyter back."""
+    from .service import stop as stop_service
+    from .system import Host
+
+    stop_service(Host(sudo=False), _layout(conf), conf["service_kind"], disable=False)
 
 
 def power_off() -> list:
@@ -362,7 +385,7 @@ def status_line(state: dict, now: float, hold: float = 0.0) -> str:
 
 
 def main(argv: list) -> int:
-    """padlab-agent check CONFIG | keep KEEP_FILE STATE_FILE [ARGS]."""
+    """padlab-agent check CONFIG | status CONFIG | keep KEEP_FILE STATE_FILE [ARGS]."""
     if argv[:1] == ["check"] and len(argv) == 2:
         conf = load_json(argv[1])
         if not conf:
@@ -370,9 +393,22 @@ def main(argv: list) -> int:
             return 1
         check(conf)
         return 0
+    if argv[:1] == ["status"] and len(argv) == 2:
+        # A dry run for `padlab status`: what a check would decide now; nothing is logged or done.
+        conf = load_json(argv[1])
+        now = time.time()
+        decision = evaluate(conf, load_json(paths(conf)["state"]), now) if conf else {}
+        hold = activity.keep_until(conf["keep_file"]) if conf else 0.0
+        summary = status_line(decision, now, hold)
+        if conf and not conf.get("scheduler") and (conf.get("idle_s") or conf.get("max_uptime_s")):
+            summary += " (but nothing runs the agent here: neither systemd nor cron)"
+        print(json.dumps({"decision": decision, "summary": summary}))
+        return 0 if conf else 1
     if argv[:1] == ["keep"] and len(argv) >= 3:
         return keep(argv[1], argv[2], argv[3:])
-    sys.stderr.write("usage: padlab-agent check CONFIG | keep KEEP_FILE STATE_FILE [DURATION|off]\n")
+    sys.stderr.write(
+        "usage: padlab-agent check CONFIG | status CONFIG | keep KEEP_FILE STATE [DURATION|off]\n"
+    )
     return 2
 
 

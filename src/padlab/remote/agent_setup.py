@@ -13,7 +13,7 @@ import pkgutil
 import secrets
 import sys
 
-from . import activity, agent
+from . import agent
 from .report import Report
 from .service import Layout
 from .system import Host, cron_running, has_systemd, sha256
@@ -109,6 +109,7 @@ def install(host: Host, layout: Layout, req: dict, program: bytes, kind: str, re
             "config_file": paths.config,
             "keep_file": paths.keep_file,
             "service_kind": kind,
+            "scheduler": scheduler(paths),
             "gid": gid,
             "layout": {
                 "name": layout.name,
@@ -132,12 +133,12 @@ def install(host: Host, layout: Layout, req: dict, program: bytes, kind: str, re
     changed |= host.write(paths.runner, runner_script(paths), mode=0o755, root=paths.system)
     changed |= host.write(paths.keep_cmd, keep_script(paths), mode=0o755, root=paths.system)
     enabled = bool(conf["idle_s"] or conf["max_uptime_s"])
-    how = schedule(host, paths, enabled, report)
+    how = schedule(host, paths, conf["scheduler"], enabled, report)
     limits = "idle limit %s" % agent.format_duration(conf["idle_s"])
     if conf["max_uptime_s"]:
         limits += ", max uptime %s" % agent.format_duration(conf["max_uptime_s"])
     report.step("autostop", changed or how[0], "%s, action %s, %s" % (limits, conf["action"], how[1]))
-    report.data["autostop"] = facts(layout)
+    report.data["autostop"] = facts(host, layout)
 
 
 def runner_script(paths: AgentLayout) -> str:
@@ -158,11 +159,18 @@ exec '{runner}' keep '{keep}' '{state}' "$@"
 """.format(runner=paths.runner, keep=paths.keep_file, state=paths.state)
 
 
-def schedule(host: Host, paths: AgentLayout, enabled: bool, report: Report) -> tuple:
-    """(changed, how): a systemd timer each minute, else cron each minute, else nothing (and why)."""
+def scheduler(paths: AgentLayout) -> str | None:
+    """A systemd timer where systemd runs and we may add system units, else cron, else none."""
     if has_systemd() and (paths.system or os.geteuid() == 0):
+        return "systemd"
+    return "cron" if cron_running() else None
+
+
+def schedule(host: Host, paths: AgentLayout, kind: str | None, enabled: bool, report: Report) -> tuple:
+    """(changed, how): run the check each minute, or remove it when autostop is off."""
+    if kind == "systemd":
         return _systemd(host, paths, enabled)
-    if cron_running():
+    if kind == "cron":
         return _cron(host, paths, enabled)
     if enabled:
         report.warn(
@@ -255,22 +263,23 @@ def _gid(user: str) -> int:
     return pwd.getpwnam(user).pw_gid
 
 
-def facts(layout: Layout) -> dict:
-    """What `padlab status` shows: the last decision, its one-line summary and the last stop."""
-    import time
+def facts(host: Host, layout: Layout) -> dict:
+    """What `padlab status` shows: what a check would decide now, and the last stop.
 
+    The runner does the dry run because on a system box only root may read the
+    agent's token; the login user reaches it through sudo, as for every system file.
+    """
     paths = AgentLayout(layout)
-    state = agent.load_json(paths.state)
-    hold = activity.keep_until(paths.keep_file)
-    return {
-        "summary": agent.status_line(state, time.time(), hold),
-        "state": {
-            k: state.get(k) for k in ("checked_at", "in_use", "reasons", "idle_since", "stop_at", "stop_why")
-        },
-        "hold_until": hold or None,
-        "last_stop": agent.load_json(paths.stopped) or None,
-        "keep_command": paths.keep_cmd,
-    }
+    out = {"summary": "autostop is not set up here; run `padlab up`", "decision": None}
+    if host.read(paths.runner) is not None:
+        proc = host.run([paths.runner, "status", paths.config], root=paths.system, check=False, timeout=60)
+        try:
+            out.update(json.loads(proc.stdout))
+        except ValueError:
+            out["summary"] = "the agent gave no answer: %s" % (proc.stderr.strip().splitlines() or ["?"])[-1]
+    out["last_stop"] = agent.load_json(paths.stopped) or None
+    out["keep_command"] = paths.keep_cmd
+    return out
 
 
 def keep(host: Host, layout: Layout, seconds: int | None) -> dict:
@@ -280,7 +289,7 @@ def keep(host: Host, layout: Layout, seconds: int | None) -> dict:
     paths = AgentLayout(layout)
     until = time.time() + seconds if seconds else 0
     host.write(paths.keep_file, "%.0f\n" % until, mode=0o644, owner=layout.user, root=layout.system)
-    return facts(layout)
+    return facts(host, layout)
 
 
 def read_log(host: Host, layout: Layout, lines: int) -> str:

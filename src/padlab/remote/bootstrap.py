@@ -168,7 +168,7 @@ def status(req: dict) -> dict:
     host = Host(sudo=bool(req.get("system")))
     layout = layout_from(req)
     report.data.update(box_facts(host, layout, service.choose(host, layout)))
-    report.data["autostop"] = agent_setup.facts(layout)
+    report.data["autostop"] = agent_setup.facts(host, layout)
     return report.as_dict()
 
 

@@ -1,0 +1,157 @@
+"""Autostop on the client: the policy a profile asks for, and the box actions that apply or read it.
+
+The agent on the box does the watching (padlab/remote/agent.py); this module turns
+a profile into the request fields it reads, and gives the CLI keep, logs and the
+one-line view that `padlab status` prints. See docs/autostop.md.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from padlab.errors import PadlabError
+from padlab.remote.timefmt import format_duration, parse_duration
+
+# One hour: long enough for a lunch break or a long read with the notebook closed, short
+# enough that a forgotten GPU box costs at most about an hour. Providers that bill for a
+# running machine get it by default; on your own hardware (local, ssh) it is opt-in.
+DEFAULT_IDLE = "1h"
+WARN_S = 300
+MIN_LIMIT_S = 60
+ACTIONS = ("service", "poweroff")
+
+
+def validate(profile: Any) -> None:
+    """Raise a one-line PadlabError for settings the agent could not honour."""
+    _seconds(profile.autostop, "--autostop", profile.name)
+    _seconds(profile.max_uptime, "--max-uptime", profile.name)
+    action = profile.autostop_action
+    if action is not None and action not in ACTIONS:
+        raise PadlabError(
+            f"unknown autostop action {action!r}",
+            f"choose one of: {', '.join(ACTIONS)} (padlab autostop {profile.name} --action service)",
+        )
+    if action == "poweroff" and profile.provider == "local":
+        raise PadlabError(
+            "the local provider never powers off the machine padlab runs on",
+            f"use --action service (stops only Jupyter): padlab autostop {profile.name} --action service",
+        )
+
+
+def _seconds(text: str | None, flag: str, name: str) -> int | None:
+    if text is None:
+        return None
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise PadlabError(str(exc), f"e.g. padlab autostop {name} 45m") from exc
+    if seconds is not None and seconds < MIN_LIMIT_S:
+        raise PadlabError(
+            f"{flag} {text} is shorter than a minute", "the agent checks once a minute; use 1m or more"
+        )
+    return seconds
+
+
+def manages_power(profile: Any) -> bool:
+    from padlab import providers
+
+    return bool(getattr(providers.get(profile), "manages_power", False))
+
+
+def policy(profile: Any, cloud: bool | None = None) -> dict[str, Any]:
+    """The request fields the box's agent config is made from: {idle_s, max_uptime_s, action, warn_s}."""
+    cloud = manages_power(profile) if cloud is None else cloud
+    idle = profile.autostop if profile.autostop is not None else (DEFAULT_IDLE if cloud else "off")
+    return {
+        "idle_s": parse_duration(idle),
+        "max_uptime_s": parse_duration(profile.max_uptime) if profile.max_uptime else None,
+        "action": profile.autostop_action or ("poweroff" if cloud else "service"),
+        "warn_s": WARN_S,
+    }
+
+
+def describe_policy(fields: dict[str, Any]) -> str:
+    """'stops Jupyter after 45 min idle, at most 8 h up' for confirmations."""
+    verb = "stops Jupyter" if fields["action"] == "service" else "powers the machine off"
+    if not fields["idle_s"] and not fields["max_uptime_s"]:
+        return "autostop is off"
+    parts = []
+    if fields["idle_s"]:
+        parts.append(f"after {format_duration(fields['idle_s'])} idle")
+    if fields["max_uptime_s"]:
+        parts.append(f"after {format_duration(fields['max_uptime_s'])} up whatever it does")
+    return f"autostop {verb} " + ", or ".join(parts)
+
+
+def _running_box(profile: Any) -> tuple[Any, Any] | None:
+    """(provider, machine) when the box can be reached now, else None."""
+    from padlab import providers
+
+    provider = providers.get(profile)
+    machine = provider.describe()
+    return (provider, machine) if machine.state == "running" else None
+
+
+def _call(profile: Any, action: str, **fields: Any) -> dict[str, Any]:
+    from padlab import workstation
+
+    box = _running_box(profile)
+    if box is None:
+        raise PadlabError(f"the machine behind {profile.name!r} is not running", f"padlab up {profile.name}")
+    provider, machine = box
+    req = workstation.request_for(profile, provider, action, machine)
+    req.update(fields)
+    return provider.transport(machine).call(req)
+
+
+def apply(profile: Any) -> dict[str, Any] | None:
+    """Send the profile's policy to a running box (Jupyter and its kernels are untouched).
+    Returns the box's autostop facts, or None when the machine is off (the next `up` applies it)."""
+    if _running_box(profile) is None:
+        return None
+    return _call(profile, "autostop").get("autostop")
+
+
+def keep(profile: Any, seconds: int | None) -> dict[str, Any]:
+    return _call(profile, "keep", keep_s=seconds)["autostop"]
+
+
+def logs(profile: Any, agent: bool, lines: int) -> str:
+    return _call(profile, "logs", agent=agent, lines=lines).get("text", "")
+
+
+def box_facts(profile: Any, provider: Any, machine: Any) -> dict[str, Any] | None:
+    """The agent's last decision and last stop, read from a running box; None when it cannot be read."""
+    from padlab import workstation
+
+    try:
+        report = provider.transport(machine).call(
+            workstation.request_for(profile, provider, "status", machine)
+        )
+    except PadlabError:
+        return None
+    return report.get("autostop")
+
+
+def annotate(out: dict[str, Any], profile: Any, provider: Any, machine: Any, st: dict[str, Any]) -> None:
+    """Add the agent's view to a status result, and why a workstation padlab did not stop is stopped."""
+    if machine.state != "running":
+        if st.get("phase") == "running":
+            out["stop_reason"] = (
+                "not by padlab down: autostop or a shutdown on the box; "
+                f"after `padlab up {profile.name}`, `padlab logs {profile.name} --agent` tells which"
+            )
+        return
+    facts = box_facts(profile, provider, machine)
+    out["autostop"] = facts
+    last = (facts or {}).get("last_stop")
+    if not last:
+        return
+    when = datetime.datetime.fromtimestamp(last["at"]).strftime("%Y-%m-%d %H:%M")
+    text = f"by autostop at {when}: {last['reason']} ({last['result']})"
+    if out["state"] == "stopped" and last["at"] > (st.get("stopped_at") or 0):
+        out["stopped_at"] = last["at"]
+        out["stop_reason"] = text
+    elif facts is not None:
+        facts["summary"] += f"; last stopped {text}"

@@ -1,0 +1,136 @@
+"""Autostop commands: autostop (set the policy), keep (hold the box up), logs (Jupyter's or the agent's)."""
+
+from __future__ import annotations
+
+import click
+
+from padlab.cli import cli
+from padlab.cli.common import CONTEXT, load_profile
+from padlab.errors import PadlabError
+
+
+@cli.command("autostop", context_settings=CONTEXT)
+@click.argument("name", required=False)
+@click.argument("limit", required=False)
+@click.option("--max-uptime", help="Also stop after this long up, even when busy, e.g. 8h; 'off' removes it.")
+@click.option(
+    "--action",
+    type=click.Choice(["service", "poweroff"]),
+    help="service: stop only Jupyter; poweroff: power the machine off (clouds do this by default).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the policy and the box's view as JSON.")
+def autostop_cmd(
+    name: str | None, limit: str | None, max_uptime: str | None, action: str | None, as_json: bool
+) -> None:
+    """Set how long the workstation may sit idle before it stops, or turn that off.
+
+    \b
+    Idle means: no Jupyter activity or open connection, no busy kernel, no ssh
+    login, no mosh client heard from, GPU below 10 %, and no `padlab keep` hold.
+    A warning reaches every open terminal 5 minutes before a stop.
+    A running box takes the new setting at once; Jupyter and its kernels are untouched.
+    With no LIMIT and no options, it shows the current setting.
+
+    \b
+    Examples:
+      padlab autostop lab 30m
+      padlab autostop lab off
+      padlab autostop lab 45m --max-uptime 8h
+      padlab autostop box 1h --action poweroff     # an ssh box you allow padlab to power off
+    """
+    from padlab import autostop, profiles, ui
+
+    if name and limit is None and _looks_like_limit(name):
+        name, limit = None, name
+    profile = load_profile(name)
+    changed = limit is not None or max_uptime is not None or action is not None
+    if limit is not None:
+        profile.autostop = limit
+    if max_uptime is not None:
+        profile.max_uptime = None if max_uptime.strip().lower() == "off" else max_uptime
+    if action is not None:
+        profile.autostop_action = action
+    profile.validate()
+    fields = autostop.policy(profile)
+    facts = None
+    if changed:
+        profiles.save(profile)
+        facts = autostop.apply(profile)
+    if as_json:
+        ui.print_json({"name": profile.name, "policy": fields, "box": facts})
+        return
+    where = (
+        ""
+        if not changed
+        else (" (applied on the box)" if facts else f" (applies at the next `padlab up {profile.name}`)")
+    )
+    click.echo(f"{profile.name}: {autostop.describe_policy(fields)}{where}.")
+
+
+def _looks_like_limit(text: str) -> bool:
+    from padlab.remote.timefmt import parse_duration
+
+    try:
+        parse_duration(text)
+    except ValueError:
+        return False
+    return True
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("name", required=False)
+@click.argument("duration", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the box's autostop view as JSON.")
+def keep(name: str | None, duration: str | None, as_json: bool) -> None:
+    """Hold the workstation up for DURATION, whatever the idle limit says; 'off' releases the hold.
+
+    \b
+    A hard cap (--max-uptime) still applies. On the box itself, from an ssh or
+    mosh shell, `padlab-keep 2h` does the same.
+
+    \b
+    Examples:
+      padlab keep lab 2h
+      padlab keep lab off
+    """
+    from padlab import autostop, ui
+    from padlab.remote.timefmt import parse_duration
+
+    if name and duration is None and _looks_like_limit(name):
+        name, duration = None, name
+    if duration is None:
+        raise PadlabError("keep needs a duration", "e.g. padlab keep lab 2h (or off)")
+    profile = load_profile(name)
+    try:
+        seconds = parse_duration(duration)
+    except ValueError as exc:
+        raise PadlabError(str(exc), f"e.g. padlab keep {profile.name} 2h") from exc
+    facts = autostop.keep(profile, seconds)
+    if as_json:
+        ui.print_json(facts)
+    else:
+        click.echo(f"{profile.name}: {facts['summary']}")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("name", required=False)
+@click.option("--agent", is_flag=True, help="The autostop agent's decisions instead of Jupyter's log.")
+@click.option(
+    "-n", "--lines", type=click.IntRange(1, 100000), default=50, show_default=True, help="How many lines."
+)
+def logs(name: str | None, agent: bool, lines: int) -> None:
+    """Show the end of Jupyter's log on the box, or with --agent every autostop decision.
+
+    \b
+    Each agent line has the time, in use or idle, and why; WARN and STOP lines
+    mark the warning and the stop.
+
+    \b
+    Examples:
+      padlab logs lab
+      padlab logs lab --agent -n 200
+    """
+    from padlab import autostop
+
+    text = autostop.logs(load_profile(name), agent, lines)
+    click.echo(text if text else "(the log is empty)")
