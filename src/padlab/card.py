@@ -29,6 +29,7 @@ def build(profile: Profile, st: dict[str, Any], live_state: str | None = None) -
         "password_hint": st.get("password_hint"),
         "ssh": st.get("ssh_command"),
         "mosh": st.get("mosh_command"),
+        "blink": st.get("blink_host"),
         "started_at": started,
         "uptime_s": round(time.time() - started)
         if started and (live_state or st.get("phase")) == "running"
@@ -74,6 +75,8 @@ def rows(card: dict[str, Any]) -> list[tuple[str, str]]:
         out.append(("ssh", card["ssh"]))
     if card.get("mosh"):
         out.append(("mosh", card["mosh"]))
+    if card.get("blink"):
+        out.append(("Blink host", card["blink"]))
     if card.get("uptime_s") is not None:
         out.append(("Up for", uptime_text(card["uptime_s"])))
     return out

@@ -54,6 +54,19 @@ def write_entry(name: str, block: str) -> Path:
     return rebuild()
 
 
+def has_entry(name: str) -> bool:
+    return (_entries_dir() / name).is_file() and path().is_file()
+
+
+def mosh_argv(name: str, command: list[str], ports: tuple[int, int]) -> list[str]:
+    """mosh through padlab's entry; no shared connection, so mosh's ProxyCommand learns the address."""
+    import shlex
+
+    ssh_cmd = f"ssh -F {shlex.quote(str(path()))} -o ControlPath=none"
+    argv = ["mosh", "-p", f"{ports[0]}:{ports[1]}", f"--ssh={ssh_cmd}", name]
+    return argv + ["--", *command] if command else argv
+
+
 def rebuild() -> Path:
     from padlab import profiles
 
