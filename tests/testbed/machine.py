@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 REBOOT_EXIT = 133  # systemd-nspawn's exit status when the container asked for a reboot
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 OffCallback = Callable[["Machine"], None]
 
 
@@ -183,10 +185,10 @@ class Machine:
     def console_tail(self, lines: int = 25) -> str:
         """Last console lines, attached to errors so boot failures explain themselves."""
         try:
-            text = self.console_log.read_text(errors="replace")
+            text = _ANSI.sub("", self.console_log.read_text(errors="replace"))
         except OSError:
             return "(no console output)"
-        return "\n".join(text.splitlines()[-lines:])
+        return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -257,13 +259,18 @@ class Machine:
                 with open(self.console_log, "ab") as console:
                     console.write(f"\n=== testbed: boot #{self._boot_count} at {time.ctime()} ===\n".encode())
                     console.flush()
-                    self._proc = subprocess.Popen(
-                        self._nspawn_argv(),
-                        stdin=subprocess.DEVNULL,
-                        stdout=console,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,  # Ctrl-C in pytest must not hit the guest directly
-                    )
+                    try:
+                        self._proc = subprocess.Popen(
+                            self._nspawn_argv(),
+                            stdin=subprocess.DEVNULL,
+                            stdout=console,
+                            stderr=subprocess.STDOUT,
+                            start_new_session=True,  # Ctrl-C in pytest must not hit the guest directly
+                        )
+                    except OSError as exc:
+                        console.write(f"testbed: cannot start systemd-nspawn: {exc}\n".encode())
+                        rc = -1
+                        break
                 self._leader = None
             self._save()
             rc = self._watch(self._proc)

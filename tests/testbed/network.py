@@ -161,7 +161,8 @@ def sweep_networks(run_dir: Path, *, everything: bool = False) -> list[str]:
 
 def _enable_ip_forward() -> None:
     _HOST_STATE.mkdir(parents=True, exist_ok=True)
-    if not _FORWARD_SAVED.exists():
+    # Called before our veth exists: with no testbed veth on the host, today's value is the original.
+    if not _FORWARD_SAVED.exists() or not _host_indexes():
         _FORWARD_SAVED.write_text(_IP_FORWARD.read_text())
     _IP_FORWARD.write_text("1\n")
 

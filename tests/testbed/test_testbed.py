@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from .host import TestbedError
 from .machine import Machine
 from .testbed import Testbed
 
@@ -108,6 +109,17 @@ def test_poweroff_reports_off_then_boots_the_same_disk(machine: Machine) -> None
     assert reports == [(machine.name, "off")]
     machine.boot()
     assert machine.ssh("cat ~/survivor").stdout == "still-here\n"
+
+
+def test_boot_failure_fails_fast_with_the_console(machine: Machine) -> None:
+    machine.poweroff()
+    (machine.root / "usr/lib/systemd/systemd").unlink()  # the overlay disk, seen from the host
+    started = time.monotonic()
+    with pytest.raises(TestbedError, match="stopped while booting") as failure:
+        machine.boot(timeout=120)
+    assert time.monotonic() - started < 30
+    assert "testbed: boot #2" in str(failure.value)  # the console tail explains the failure
+    assert machine.state() == "off"
 
 
 def test_machines_boot_in_parallel(make_machines) -> None:
