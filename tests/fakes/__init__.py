@@ -7,10 +7,12 @@ by default), so end-to-end tests can swap in real VMs.
 
 from ._http import RecordedRequest
 from .backend import BackendState, MachineBackend, MachineSpec, MemoryBackend
+from .digitalocean import FakeDigitalOcean
 from .paperspace import FakePaperspace
 
 __all__ = [
     "BackendState",
+    "FakeDigitalOcean",
     "FakePaperspace",
     "MachineBackend",
     "MachineSpec",

@@ -297,6 +297,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
     """Adapts ``http.server`` to ``FakeServer.handle``; HTTP/1.1 so clients can keep connections."""
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes
     fake: ClassVar[FakeServer]
 
     def _serve(self) -> None:

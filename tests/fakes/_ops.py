@@ -30,14 +30,14 @@ class Op:
 
 
 class MachineOps:
-    """Per-machine FIFO of backend calls; failures are collected in ``errors``."""
+    """Per-machine FIFO of backend calls; failures are appended to ``errors``."""
 
-    def __init__(self) -> None:
+    def __init__(self, errors: list[BaseException]) -> None:
         self._queues: dict[str, ThreadPoolExecutor] = {}
         self._retired: list[ThreadPoolExecutor] = []
         self._last: dict[str, Op] = {}
         self._lock = threading.Lock()
-        self.errors: list[BaseException] = []
+        self.errors = errors
 
     def submit(self, machine_id: str, kind: str, fn: Callable[[], object]) -> Op:
         with self._lock:

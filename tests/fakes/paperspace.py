@@ -207,7 +207,7 @@ class FakePaperspace(FakeServer):
         self._machines: dict[str, _Machine] = {}
         self._seq = itertools.count(1)
         self._state_lock = threading.Lock()
-        self._ops = MachineOps()
+        self._ops = MachineOps(self.errors)
 
     # -- FakeServer hooks -------------------------------------------------------
 
@@ -229,8 +229,6 @@ class FakePaperspace(FakeServer):
 
     def on_close(self) -> None:
         self._ops.close()
-        self.errors.extend(self._ops.errors)
-        self._ops.errors.clear()
 
     # -- helpers ------------------------------------------------------------------
 
