@@ -1,0 +1,151 @@
+"""padlab.ssh, padlab.sshconfig and the ssh flags of `init`, without a remote machine."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from padlab import ssh, sshconfig
+from padlab.errors import PadlabError
+from padlab.profiles import Profile
+from padlab.providers.remote import check_cidr, configure
+from tests.helpers import one_line_error, padlab
+
+
+def opts(target: ssh.Target) -> dict[str, str]:
+    argv = ssh.options(target, batch=True)
+    return dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "-o")
+
+
+def test_options_pin_padlab_known_hosts_and_share_one_connection(home: Path) -> None:
+    o = opts(ssh.Target("box.example", "me", 22, None))
+    assert o["UserKnownHostsFile"] == f'"{home / "ssh" / "known_hosts"}"'
+    assert o["StrictHostKeyChecking"] == "accept-new"
+    assert o["ControlMaster"] == "auto" and o["ControlPersist"] == "10m"
+    assert o["ControlPath"].strip('"').endswith("/%C")
+    argv = ssh.options(ssh.Target("box.example", "me", 22, None), batch=True)
+    assert "-p" not in argv and argv[-2:] == ["-l", "me"]
+
+
+def test_port_and_identity_only_when_given(home: Path, tmp_path: Path) -> None:
+    argv = ssh.options(ssh.Target("h", None, 2222, str(tmp_path / "key")), batch=True)
+    assert argv[argv.index("-p") + 1] == "2222"
+    assert argv[argv.index("-i") + 1] == str(tmp_path / "key")
+    assert "IdentitiesOnly=yes" in argv and "-l" not in argv
+
+
+def test_control_path_stays_short_under_a_long_home(tmp_path: Path, monkeypatch) -> None:
+    long_home = tmp_path / ("x" * 80)
+    monkeypatch.setenv("PADLAB_HOME", str(long_home))
+    directory = ssh.control_dir()
+    assert len(str(directory / ("f" * 40))) + 17 < 104
+    assert directory.stat().st_mode & 0o777 == 0o700
+    assert ssh.control_dir() == directory
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [("me@host", ("me", "host")), ("host", (None, "host")), ("a@b@c", ("a@b", "c"))],
+)
+def test_split_user_host(spec: str, expected: tuple) -> None:
+    assert ssh.split_user_host(spec) == expected
+
+
+def test_failures_become_one_clear_line() -> None:
+    target = ssh.Target("203.0.113.9", "me")
+    changed = [
+        "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@",
+        "@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @",
+        "Host key verification failed.",
+    ]
+    assert isinstance(ssh.explain_failure(target, 255, changed), ssh.HostKeyChanged)
+    missing = ssh.explain_failure(target, 127, ["bash: line 1: exec: python3: not found"])
+    assert missing is not None and "python3 is not installed" in str(missing)
+    denied = ssh.explain_failure(target, 255, ["me@203.0.113.9: Permission denied (publickey)."])
+    assert denied is not None and "refused the login" in str(denied)
+    refused = ssh.explain_failure(
+        target, 255, ["ssh: connect to host 203.0.113.9 port 22: Connection refused"]
+    )
+    assert refused is not None and "cannot reach" in str(refused)
+    assert ssh.explain_failure(target, 1, ["anything"]) is None
+
+
+def test_forget_host_removes_only_that_host(home: Path, tmp_path: Path) -> None:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True)
+    key = (tmp_path / "k.pub").read_text().split()[:2]
+    ssh.known_hosts().write_text(f"[198.18.0.9]:2222 {' '.join(key)}\n198.18.0.10 {' '.join(key)}\n")
+    assert ssh.forget_host("198.18.0.9", 2222) is True
+    assert ssh.known_hosts().read_text().startswith("198.18.0.10 ")
+    assert ssh.forget_host("198.18.0.9", 2222) is False
+    assert not Path(str(ssh.known_hosts()) + ".old").exists()
+
+
+def test_ssh_config_has_one_entry_per_existing_profile(home: Path) -> None:
+    from padlab import profiles
+
+    for name in ("a", "b"):
+        profiles.save(Profile(name=name, provider="ssh", host="h"))
+    sshconfig.write_entry("a", sshconfig.entry("a", "198.18.0.1", "me", 22, None, None))
+    sshconfig.write_entry("b", sshconfig.entry("b", "198.18.0.2", None, 2200, None, "jump"))
+    sshconfig.write_entry("a", sshconfig.entry("a", "198.18.0.3", "me", 22, None, None))
+    text = sshconfig.path().read_text()
+    assert text.count("Host a\n") == 1 and "HostName 198.18.0.3" in text and "198.18.0.1" not in text
+    assert "Port 2200" in text and "ProxyJump jump" in text
+    profiles.remove("b")
+    assert "Host b" not in sshconfig.rebuild().read_text()
+
+
+def test_include_goes_on_top_once_and_keeps_the_rest(home: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    config = tmp_path / "user" / ".ssh" / "config"
+    config.parent.mkdir(parents=True)
+    config.write_text("Host work\n  User me\n")
+    config.chmod(0o644)
+    assert not sshconfig.include_installed()
+    assert sshconfig.install_include() is True
+    assert sshconfig.install_include() is False
+    lines = config.read_text().splitlines()
+    assert lines[1] == sshconfig.include_line() and lines[-2:] == ["Host work", "  User me"]
+    assert config.stat().st_mode & 0o777 == 0o644
+
+
+def test_mosh_argv_uses_padlab_entry_without_the_shared_connection(home: Path) -> None:
+    argv = sshconfig.mosh_argv("box", ["tmux"], (60001, 60010))
+    assert argv[:3] == ["mosh", "-p", "60001:60010"]
+    assert argv[3] == f"--ssh=ssh -F {sshconfig.path()} -o ControlPath=none"
+    assert argv[4:] == ["box", "--", "tmux"]
+
+
+def test_configure_checks_flags(tmp_path: Path) -> None:
+    key = tmp_path / "id"
+    key.write_text("k")
+    profile = Profile(name="b", provider="ssh")
+    configure(profile, "me@gpu.example", 2222, str(key), "203.0.113.7", "on")
+    assert (profile.user, profile.host, profile.ssh_port) == ("me", "gpu.example", 2222)
+    assert profile.options == {"allow_from": "203.0.113.7/32", "firewall": "on"}
+    assert check_cidr("auto") == "auto" and check_cidr("2001:db8::1/64") == "2001:db8::/64"
+    with pytest.raises(PadlabError, match="not a CIDR"):
+        check_cidr("my-laptop")
+    with pytest.raises(PadlabError, match="no key file"):
+        configure(profile, None, None, str(tmp_path / "missing"), None, None)
+
+
+def test_cli_bad_ssh_input_gives_one_line(home: Path) -> None:
+    line = one_line_error(
+        padlab(home, "init", "b", "--provider", "ssh", "--host", "h", "--allow-from", "x", check=False)
+    )
+    assert "--allow-from" in line
+    line = one_line_error(padlab(home, "init", "b", "--provider", "ssh", check=False))
+    assert "needs a host" in line
+    padlab(home, "init", "loc", "--provider", "local")
+    assert "not over ssh" in one_line_error(padlab(home, "ssh", "loc", check=False))
+    padlab(home, "init", "far", "--provider", "ssh", "--host", "me@198.18.0.1")
+    assert "padlab up far" in one_line_error(padlab(home, "mosh", "far", check=False))
+
+
+@pytest.mark.parametrize("command", ["ssh", "mosh", "ssh-config", "forget-host-key"])
+def test_remote_commands_have_help_with_an_example(home: Path, command: str) -> None:
+    out = padlab(home, command, "--help").stdout
+    assert "Example" in out
