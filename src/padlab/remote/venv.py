@@ -32,9 +32,11 @@ def ensure(host: Host, venv: str, report: Report, owner: str | None, root: bool,
     as_owner = _as_user_prefix(host, owner, root)
     if not os.access(python_in(venv), os.X_OK):
         _create(host, venv, owner, root, as_owner)
-    uv = shutil.which("uv")
+    uv = shutil.which("uv") or _uv_in_venv(venv, as_owner)
     if uv:
-        cmd = [uv, "pip", "install", "--quiet", "--python", python_in(venv)] + packages
+        # The system's CA store, as pip uses: a TLS-intercepting proxy's CA lives there.
+        native_tls = ["env", "UV_NATIVE_TLS=1"]
+        cmd = native_tls + [uv, "pip", "install", "--quiet", "--python", python_in(venv)] + packages
     else:
         cmd = [python_in(venv), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"] + packages
     proc = subprocess.run(as_owner + cmd, capture_output=True, text=True)
@@ -46,6 +48,16 @@ def ensure(host: Host, venv: str, report: Report, owner: str | None, root: bool,
         )
     host.write(stamp, want + "\n", mode=0o644, owner=owner, root=root)
     report.step("python-env", True, "installed %s with %s" % (", ".join(PACKAGES), "uv" if uv else "pip"))
+
+
+def _uv_in_venv(venv: str, as_owner: list[str]) -> str | None:
+    """uv from pip into the venv: ~3 s, then Jupyter in ~1 s instead of ~13 s with pip (testbed, bookworm)."""
+    uv = os.path.join(venv, "bin", "uv")
+    if not os.access(uv, os.X_OK):
+        pip = [python_in(venv), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "uv"]
+        if subprocess.run(as_owner + pip, capture_output=True).returncode != 0:
+            return None  # no uv wheel for this platform: pip installs Jupyter instead
+    return uv
 
 
 def _as_user_prefix(host: Host, owner: str | None, root: bool) -> list[str]:
