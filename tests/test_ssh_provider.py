@@ -298,3 +298,14 @@ def test_killed_connection_mid_bootstrap_then_up_finishes_on_an_nftables_box(mac
     )
     assert "inet padlab" not in machine.exec("nft list tables").stdout
     assert padlab_json(home, "up", "kill")["changed"] is False
+
+
+def test_down_stops_and_disables_jupyter_but_leaves_the_machine_on(box) -> None:
+    machine, home = box["machine"], box["home"]
+    padlab(home, "down", "box")
+    unit = machine.exec("systemctl show padlab-box.service -p ActiveState -p UnitFileState").stdout.split()
+    assert set(unit) == {"ActiveState=inactive", "UnitFileState=disabled"}
+    assert machine.state() == "running"
+    assert padlab_json(home, "status", "box")["state"] == "stopped"
+    again = padlab_json(home, "up", "box")
+    assert again["state"] == "running" and login_and_run(again["url"], again["ca_cert"]) == "42"
