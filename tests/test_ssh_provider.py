@@ -309,3 +309,34 @@ def test_down_stops_and_disables_jupyter_but_leaves_the_machine_on(box) -> None:
     assert padlab_json(home, "status", "box")["state"] == "stopped"
     again = padlab_json(home, "up", "box")
     assert again["state"] == "running" and login_and_run(again["url"], again["ca_cert"]) == "42"
+
+
+def test_active_ufw_gets_tagged_rules_and_a_new_allow_from_replaces_them(machine, tmp_path) -> None:
+    machine.exec(
+        "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -q -y ufw"
+        " && ufw allow 22/tcp && ufw --force enable",
+        timeout=300,
+    )
+    home = tmp_path / "home"
+    init(home, "uf", machine, "--allow-from", "198.18.0.0/16")
+    card = padlab_json(home, "up", "uf", "--password-stdin", input=PASSWORD + "\n")
+    assert login_and_run(card["url"], card["ca_cert"]) == "42"
+
+    def padlab_rules() -> list[str]:
+        added = machine.exec("ufw show added").stdout.splitlines()
+        return sorted(line.split("comment '")[1].rstrip("'") for line in added if "comment 'padlab:" in line)
+
+    assert padlab_rules() == [
+        "padlab:jupyter:tcp:8888:198.18.0.0/16",
+        f"padlab:mosh:udp:{MOSH[0]}-{MOSH[1]}:198.18.0.0/16",
+        "padlab:ssh:tcp:22:any",
+    ]
+    init(home, "uf", machine, "--allow-from", "auto", "--force")
+    assert padlab_json(home, "up", "uf")["changed"] is True
+    me = f"{machine.net.host_ip}/32"
+    assert padlab_rules() == [
+        f"padlab:jupyter:tcp:8888:{me}",
+        f"padlab:mosh:udp:{MOSH[0]}-{MOSH[1]}:{me}",
+        "padlab:ssh:tcp:22:any",
+    ]
+    assert machine.exec("ufw status").stdout.startswith("Status: active")

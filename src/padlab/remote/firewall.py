@@ -198,6 +198,11 @@ def _match(rule: dict, family: str) -> str | None:
     return " ".join(parts)
 
 
+def _stale(comment: str, wanted: object) -> bool:
+    """A padlab rule no longer wanted; ssh rules are never removed (ufw may share them with the admin's)."""
+    return comment not in wanted and not comment.startswith(TAG + "ssh:")  # type: ignore[operator]
+
+
 def _nft_script(host: Host, lines: list) -> None:
     host.run(["nft", "-f", "-"], root=True, input="\n".join(lines) + "\n")
 
@@ -212,7 +217,7 @@ def _apply_insert(host: Host, ruleset: list, chains: list, rules: list) -> bool:
             for r in _rules_of(ruleset, chain)
             if str(r.get("comment", "")).startswith(TAG)
         }
-        script += ["delete rule %s handle %d" % (where, h) for c, h in have.items() if c not in want]
+        script += ["delete rule %s handle %d" % (where, h) for c, h in have.items() if _stale(c, want)]
         script += [
             'insert rule %s %s accept comment "%s"' % (where, m, c) for c, m in want.items() if c not in have
         ]
@@ -255,7 +260,8 @@ def _apply_ufw(host: Host, rules: list) -> bool:
     added = host.run(["ufw", "show", "added"], root=True, check=False).stdout
     changed = False
     for line in added.splitlines():
-        if "comment '%s" % TAG in line and not any("'%s'" % r["comment"] in line for r in rules):
+        comment = line.split(" comment ")[-1].strip("'")
+        if comment.startswith(TAG) and _stale(comment, {r["comment"] for r in rules}):
             spec = line.split("ufw ", 1)[1].split(" comment ")[0].split()
             host.run(["ufw", "delete"] + spec, root=True, check=False)
             changed = True
