@@ -1,6 +1,12 @@
 """A Linux machine the user already has and reaches with ssh: padlab never powers it on or off.
 
 `down` stops Jupyter and disables its unit; the machine keeps running.
+
+The box needs python3 (3.8+) to run padlab's program. padlab does not install
+it: a box without one stops `up` with one line naming the apt-get/dnf command,
+because installing an interpreter on a machine padlab does not own is the
+owner's call. Everything else (venv, Jupyter, mosh, nftables when asked) padlab
+installs itself, through `sudo -n`.
 """
 
 from __future__ import annotations
