@@ -49,7 +49,7 @@ def conf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     (ttys / "0").write_text("")
     (ttys / "7").write_text("")
     monkeypatch.setattr(agent, "TTY_DIR", str(ttys))
-    monkeypatch.setattr(activity, "boot_time", lambda: T0 - 86400)
+    monkeypatch.setattr(activity, "machine_started", lambda: T0 - 86400)
     monkeypatch.setattr(agent, "_started", lambda conf: T0 - 3600)
     monkeypatch.setattr(agent, "jupyter_running", lambda conf: True)
     calls: list = []

@@ -20,6 +20,9 @@ DEFAULT_IDLE = "1h"
 WARN_S = 300
 MIN_LIMIT_S = 60
 ACTIONS = ("service", "poweroff")
+# A powered-off droplet is still billed: autostop there would look like saving money and not save any.
+# Snapshot-and-destroy from the box is not built yet, so these providers get no autostop at all.
+BILLED_WHEN_OFF = ("digitalocean",)
 
 
 def validate(profile: Any) -> None:
@@ -31,6 +34,13 @@ def validate(profile: Any) -> None:
         raise PadlabError(
             f"unknown autostop action {action!r}",
             f"choose one of: {', '.join(ACTIONS)} (padlab autostop {profile.name} --action service)",
+        )
+    if profile.provider in BILLED_WHEN_OFF and (
+        _seconds(profile.autostop, "--autostop", profile.name) or profile.max_uptime
+    ):
+        raise PadlabError(
+            f"autostop is not available on {profile.provider}: a powered-off machine there is still billed",
+            f"use `padlab down {profile.name}` (snapshot and delete) when you are done",
         )
     if action == "poweroff" and profile.provider == "local":
         raise PadlabError(
@@ -61,7 +71,7 @@ def manages_power(profile: Any) -> bool:
 
 def policy(profile: Any, cloud: bool | None = None) -> dict[str, Any]:
     """The request fields the box's agent config is made from: {idle_s, max_uptime_s, action, warn_s}."""
-    cloud = manages_power(profile) if cloud is None else cloud
+    cloud = (manages_power(profile) if cloud is None else cloud) and profile.provider not in BILLED_WHEN_OFF
     idle = profile.autostop if profile.autostop is not None else (DEFAULT_IDLE if cloud else "off")
     return {
         "idle_s": parse_duration(idle),

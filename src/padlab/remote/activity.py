@@ -270,6 +270,11 @@ def boot_time() -> float:
     return 0.0
 
 
+def machine_started() -> float:
+    """When this machine (or container) started: its PID 1's start, not the host kernel's boot."""
+    return process_start(1) or boot_time()
+
+
 def process_start(pid: int) -> float:
     try:
         with open("/proc/%d/stat" % pid) as fh:

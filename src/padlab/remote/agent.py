@@ -129,7 +129,7 @@ def evaluate(conf: dict, state: dict, now: float) -> dict:
     """Gather and decide without acting; state (in memory) learns what the next check must remember."""
     signals = gather(conf, state, now)
     # A fresh boot and a change of settings each start the idle clock again.
-    signals.append(activity.Signal("machine", "booted", at=activity.boot_time()))
+    signals.append(activity.Signal("machine", "booted", at=activity.machine_started()))
     changed = _mtime(conf.get("config_file"))
     if changed:
         signals.append(activity.Signal("autostop", "settings changed", at=changed))
@@ -188,7 +188,7 @@ def _mtime(path: str | None) -> float:
 def _started(conf: dict) -> float:
     """What the hard cap measures: the machine's uptime, or Jupyter's when only the service stops."""
     if conf["action"] != "service":
-        return activity.boot_time()
+        return activity.machine_started()
     from .service import read_pid
 
     pid = read_pid(_Reader(), _layout(conf))
