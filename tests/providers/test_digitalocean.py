@@ -52,11 +52,11 @@ def snapshot_names(provider: DigitalOceanProvider) -> list[str]:
 
 
 def test_up_creates_a_tagged_gpu_droplet_once(provider: DigitalOceanProvider, fake: FakeDigitalOcean) -> None:
-    machine = provider.ensure_running(print)
+    machine = provider.start_machine(print)
     assert machine.state == "running" and machine.host
     assert machine.price_per_hour == 0.76 and machine.price_source == "DigitalOcean API (size price_hourly)"
     assert "even powered off" in machine.billed_while_down
-    again = provider.ensure_running(print)
+    again = provider.start_machine(print)
     assert again.id == machine.id
     creates = calls(fake, "POST", "/v2/droplets")
     assert len([c for c in creates if c.path == "/v2/droplets"]) == 1
@@ -69,7 +69,7 @@ def test_up_creates_a_tagged_gpu_droplet_once(provider: DigitalOceanProvider, fa
 def test_down_snapshots_verifies_then_deletes_and_up_recreates(
     provider: DigitalOceanProvider, fake: FakeDigitalOcean, backend: MemoryBackend
 ) -> None:
-    first = provider.ensure_running(print)
+    first = provider.start_machine(print)
     stopped = provider.stop(print)
     assert stopped.state == "off" and stopped.id is None
     assert stopped.billed_while_down.startswith("snapshot padlab-do-")
@@ -79,9 +79,11 @@ def test_down_snapshots_verifies_then_deletes_and_up_recreates(
     actions = [json.loads(r.body)["type"] for r in calls(fake, "POST", f"/v2/droplets/{first.id}/actions")]
     assert actions == ["shutdown", "snapshot"]
     order = [(r.method, r.path) for r in fake.requests]
-    assert order.index(("GET", f"/v2/snapshots/{snap['id']}")) < order.index(("DELETE", f"/v2/droplets/{first.id}"))
+    assert order.index(("GET", f"/v2/snapshots/{snap['id']}")) < order.index(
+        ("DELETE", f"/v2/droplets/{first.id}")
+    )
 
-    second = provider.ensure_running(print)
+    second = provider.start_machine(print)
     assert second.state == "running" and second.id != first.id
     assert backend.machines[second.id].spec["snapshot_id"] == str(snap["id"])
 
@@ -89,10 +91,10 @@ def test_down_snapshots_verifies_then_deletes_and_up_recreates(
 def test_the_previous_snapshot_goes_only_after_the_new_one_is_verified(
     provider: DigitalOceanProvider, fake: FakeDigitalOcean, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    provider.ensure_running(print)
+    provider.start_machine(print)
     provider.stop(print)
     [old] = snapshot_names(provider)
-    provider.ensure_running(print)
+    provider.start_machine(print)
     monkeypatch.setattr("time.time", lambda: 4_000_000_000.0)  # a distinct, later snapshot name
     provider.stop(print)
     [new] = snapshot_names(provider)
@@ -106,7 +108,7 @@ def test_the_previous_snapshot_goes_only_after_the_new_one_is_verified(
 def test_interrupted_down_resumes_without_a_second_snapshot(
     provider: DigitalOceanProvider, fake: FakeDigitalOcean, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    provider.ensure_running(print)
+    provider.start_machine(print)
     real_wait = retry.wait_for
 
     def interrupt_on_snapshot(check, what, *args, **kwargs):  # noqa: ANN001
@@ -128,7 +130,7 @@ def test_interrupted_down_resumes_without_a_second_snapshot(
 def test_transient_errors_are_retried(provider: DigitalOceanProvider, fake: FakeDigitalOcean) -> None:
     fake.fail_next(503, count=2, method="POST", path="/v2/droplets")
     fake.fail_next(429, count=2, method="GET")
-    assert provider.ensure_running(print).state == "running"
+    assert provider.start_machine(print).state == "running"
     assert len(provider._list("list", provider.client.droplets.list, "droplets", type="gpus")) == 1
 
 
@@ -155,9 +157,9 @@ def test_doctl_config_token_is_used(home: Path, fake: FakeDigitalOcean, tmp_path
 
 
 def test_destroy_deletes_droplet_and_snapshots(provider: DigitalOceanProvider) -> None:
-    provider.ensure_running(print)
+    provider.start_machine(print)
     provider.stop(print)
-    provider.ensure_running(print)
+    provider.start_machine(print)
     provider.destroy(print)
     assert provider.snapshots() == []
     assert provider.describe().state == "missing"

@@ -45,11 +45,11 @@ def fake_machines(fake: FakePaperspace) -> list[dict]:
 
 
 def test_up_creates_once_then_reuses(provider: PaperspaceProvider, fake: FakePaperspace) -> None:
-    machine = provider.ensure_running(print)
+    machine = provider.start_machine(print)
     assert machine.state == "running" and machine.host
     assert state.load("ps")["cloud"]["machine_id"] == machine.id
     assert "create_attempt" not in state.load("ps")["cloud"]
-    again = provider.ensure_running(print)
+    again = provider.start_machine(print)
     assert again.id == machine.id
     assert posts(fake) == 1
     body = json.loads(next(r for r in fake.requests if r.method == "POST").body)
@@ -57,7 +57,7 @@ def test_up_creates_once_then_reuses(provider: PaperspaceProvider, fake: FakePap
 
 
 def test_price_and_what_down_costs(provider: PaperspaceProvider) -> None:
-    machine = provider.ensure_running(print)
+    machine = provider.start_machine(print)
     assert machine.price_per_hour == 0.76
     assert machine.price_source == "Paperspace API (usageRate)"
     assert machine.billed_while_down.startswith("disk 50 GB ($2.00/month)")
@@ -70,19 +70,19 @@ def make_with_price(provider: PaperspaceProvider) -> PaperspaceProvider:
 
 
 def test_stop_then_start_gets_a_fresh_address(provider: PaperspaceProvider) -> None:
-    first = provider.ensure_running(print)
+    first = provider.start_machine(print)
     stopped = provider.stop(print)
     assert stopped.state == "off" and stopped.host is None
-    second = provider.ensure_running(print)
+    second = provider.start_machine(print)
     assert second.id == first.id
     assert second.host and second.host != first.host
 
 
 def test_guest_poweroff_reads_as_off(provider: PaperspaceProvider, fake: FakePaperspace) -> None:
-    machine = provider.ensure_running(print)
+    machine = provider.start_machine(print)
     fake.backend.guest_poweroff(machine.id)
     assert provider.describe().state == "off"
-    assert provider.ensure_running(print).state == "running"
+    assert provider.start_machine(print).state == "running"
 
 
 def test_interrupted_create_is_adopted_not_duplicated(
@@ -100,7 +100,7 @@ def test_interrupted_create_is_adopted_not_duplicated(
     }
     created = httpx.post(f"{fake.url}/machines", json=body, headers=headers).json()["data"]
     fake.clear_requests()
-    machine = provider.ensure_running(print)
+    machine = provider.start_machine(print)
     assert machine.id == created["id"]
     assert posts(fake) == 0
     assert len(fake_machines(fake)) == 1
@@ -109,7 +109,7 @@ def test_interrupted_create_is_adopted_not_duplicated(
 def test_transient_errors_are_retried(provider: PaperspaceProvider, fake: FakePaperspace) -> None:
     fake.fail_next(503, count=2, method="POST")
     fake.fail_next(429, count=2, method="GET", retry_after=0)
-    machine = provider.ensure_running(print)
+    machine = provider.start_machine(print)
     assert machine.state == "running"
     assert len(fake_machines(fake)) == 1
     statuses = [r.status for r in fake.requests]
@@ -165,7 +165,7 @@ def test_two_machines_with_the_profile_name_are_not_guessed(
 
 
 def test_destroy_deletes_and_forgets(provider: PaperspaceProvider, fake: FakePaperspace) -> None:
-    provider.ensure_running(print)
+    provider.start_machine(print)
     provider.destroy(print)
     assert fake_machines(fake) == []
     assert state.load("ps")["cloud"] == {}

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
 from padlab import providers
 from padlab.cli import cli
+from padlab.cli.cloud import cloud_options
 from padlab.cli.common import CONTEXT, load_profile, read_password, show_card
 from padlab.errors import PadlabError
 
@@ -37,6 +39,7 @@ from padlab.errors import PadlabError
     type=click.Choice(["service", "poweroff"]),
     help="What a stop does: service (stop Jupyter) or poweroff; clouds default to poweroff.",
 )
+@cloud_options
 def init(
     name: str | None,
     provider: str | None,
@@ -52,6 +55,7 @@ def init(
     autostop: str | None,
     max_uptime: str | None,
     autostop_action: str | None,
+    **cloud: Any,
 ) -> None:
     """Create a profile. With no flags in a terminal, it asks.
 
@@ -62,6 +66,9 @@ def init(
     Examples:
       padlab init lab --provider local --port 8888 --root-dir ~/notebooks
       padlab init box --provider ssh --host me@gpu.example.com --allow-from auto
+      padlab init gpu --provider paperspace --machine-type A4000 --region ny2
+      padlab init ec2 --provider aws --region us-east-1 --machine-type g5.xlarge --allow-from auto
+      padlab init do --provider digitalocean --machine-id 3164444
       padlab init gpu --provider paperspace --autostop 45m --max-uptime 8h
     """
     from padlab import profiles
@@ -94,6 +101,10 @@ def init(
 
         configure(profile, host, ssh_port, identity, allow_from, firewall)
     profile.autostop, profile.max_uptime, profile.autostop_action = autostop, max_uptime, autostop_action
+    if any(v is not None for v in cloud.values()):
+        from padlab.providers.cloud import configure as configure_cloud
+
+        configure_cloud(profile, cloud)
     path = profiles.save(profile)
     default = profiles.default_name() == name
     click.echo(
@@ -109,7 +120,10 @@ def init(
 @click.option("--generate-password", is_flag=True, help="Make an easy-to-type passphrase and print it once.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the card and the steps).")
 @click.option("--qr", is_flag=True, help="Also draw the QR code when output is not a terminal.")
-def up(name: str | None, password_stdin: bool, generate_password: bool, as_json: bool, qr: bool) -> None:
+@click.option("--skip-setup", is_flag=True, help="Cloud: only start the machine and print its address.")
+def up(
+    name: str | None, password_stdin: bool, generate_password: bool, as_json: bool, qr: bool, skip_setup: bool
+) -> None:
     """Make the workstation running and healthy, then print its connection card.
 
     \b
@@ -121,6 +135,7 @@ def up(name: str | None, password_stdin: bool, generate_password: bool, as_json:
     Examples:
       padlab up --generate-password
       echo 'my long tablet password' | padlab up lab --password-stdin --json
+      padlab up gpu --skip-setup
     """
     from padlab import profiles, ui, workstation
 
@@ -130,6 +145,11 @@ def up(name: str | None, password_stdin: bool, generate_password: bool, as_json:
             "Created profile 'lab' for this machine (change it with: padlab init lab --force ...)", err=True
         )
     profile = load_profile(name)
+    if skip_setup:
+        from padlab.cli.cloud import start_machine_only
+
+        start_machine_only(profile, as_json)
+        return
     password = None
     generated = False
     if password_stdin or generate_password or workstation.needs_password(profile):
@@ -165,10 +185,19 @@ def status(name: str | None, as_json: bool, all_profiles: bool) -> None:
             return
         from rich.table import Table
 
-        table = Table("profile", "provider", "state", "URL", "up for")
+        from padlab.cli.cloud import cost_text
+
+        table = Table("profile", "provider", "state", "URL", "up for", "price", "billed while down")
         for r in results:
+            machine = r.get("machine") or {}
             table.add_row(
-                r["name"], r["provider"], r["state"], r["url"] or "-", card.uptime_text(r["uptime_s"])
+                r["name"],
+                r["provider"],
+                r["state"],
+                r["url"] or "-",
+                card.uptime_text(r["uptime_s"]),
+                cost_text(machine),
+                machine.get("billed_while_down") or "-",
             )
         ui.console().print(table)
         return
@@ -184,6 +213,10 @@ def status(name: str | None, as_json: bool, all_profiles: bool) -> None:
     if data.get("last_error"):
         line += f"  (last error: {data['last_error']})"
     click.echo(line)
+    from padlab.cli.cloud import machine_lines
+
+    for extra in machine_lines(data):
+        click.echo(extra)
     if data["state"] == "stopped" and data.get("stop_reason"):
         click.echo(f"  stopped: {data['stop_reason']}")
     if data.get("autostop") and data["state"] == "running":

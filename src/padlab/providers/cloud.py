@@ -95,14 +95,17 @@ class CloudProvider(RemoteProvider):
     def login_user(self) -> str | None:
         return self.profile.user or self.default_user
 
-    def transport(self, machine: Machine) -> Any:
-        """A cloud says 'running' before sshd answers: wait for it, then reach the box over ssh."""
-        self.wait_for_ssh(machine)
-        return super().transport(machine)
-
     # -- the flows workstation drives -----------------------------------------------------
 
     def ensure_running(self, progress: Progress) -> Machine:
+        """Running, addressed and answering ssh: what `padlab up` needs before the bootstrap."""
+        machine = self.start_machine(progress)
+        progress(f"waiting for ssh on {machine.host}")
+        self.wait_for_ssh(machine)
+        return machine
+
+    def start_machine(self, progress: Progress) -> Machine:
+        """Running with a public address (the cloud's view; sshd may still be booting)."""
         machine = self.describe()
         created = machine.state == MISSING
         if created:

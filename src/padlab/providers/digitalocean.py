@@ -270,16 +270,29 @@ class DigitalOceanProvider(CloudProvider):
             "DigitalOcean would not take your ssh public key", "add it in the console, then retry"
         )
 
-    def _action(self, droplet_id: str, kind: str, **extra: Any) -> None:
+    def _action(self, droplet_id: str, kind: str, **extra: Any) -> dict[str, Any] | None:
+        """Post an action; None where DigitalOcean says 422 (already so, or another action runs)."""
         body = {"type": kind, **extra}
         try:
-            self.call(
+            answer = self.call(
                 f"{kind} droplet {droplet_id}", self.client.droplet_actions.post, int(droplet_id), body=body
             )
         except DoError as exc:
-            # 422: already in that state, or another action is running; the waits that follow sort it out.
+            # The waits that follow sort a 422 out.
             if exc.status != 422:
                 raise
+            return None
+        return answer.get("action")
+
+    def _action_status(self, action_id: Any) -> str:
+        try:
+            return str(
+                self.call(f"GET action {action_id}", self.client.actions.get, int(action_id))["action"][
+                    "status"
+                ]
+            )
+        except _NotFound:
+            return "errored"
 
     # -- down: shut down, snapshot, verify, delete ------------------------------------------
 
@@ -314,10 +327,12 @@ class DigitalOceanProvider(CloudProvider):
         name = memo.get("pending_snapshot")
         if not name or memo.get("pending_droplet") != droplet_id:
             name = f"{self.resource_name()}-{int(time.time())}"
-            self.remember(pending_snapshot=name, pending_droplet=droplet_id)
-        if not self._droplet_snapshot(droplet_id, name):
+            memo = self.remember(pending_snapshot=name, pending_droplet=droplet_id, pending_action=None)
+        running = memo.get("pending_action") and self._action_status(memo["pending_action"]) != "errored"
+        if not running and not self._droplet_snapshot(droplet_id, name):
             progress(f"snapshotting droplet {droplet_id} as {name}")
-            self._action(droplet_id, "snapshot", name=name)
+            action = self._action(droplet_id, "snapshot", name=name)
+            self.remember(pending_action=action["id"] if action else None)
         found: dict[str, Any] = {}
 
         def done() -> tuple[bool, str]:
@@ -343,7 +358,9 @@ class DigitalOceanProvider(CloudProvider):
                 f"snapshot {name} is not available yet, so the droplet was kept",
                 "run `padlab down` again in a minute",
             ) from None
-        self.remember(snapshot_id=snapshot_id, pending_snapshot=None, pending_droplet=None)
+        self.remember(
+            snapshot_id=snapshot_id, pending_snapshot=None, pending_droplet=None, pending_action=None
+        )
         return verified
 
     def _droplet_snapshot(self, droplet_id: str, name: str) -> dict[str, Any] | None:

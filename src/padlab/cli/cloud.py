@@ -1,0 +1,166 @@
+"""Cloud commands: login and destroy, and the cloud flags of `padlab init`."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Callable
+
+import click
+
+from padlab.cli import cli
+from padlab.cli.common import CONTEXT, load_profile
+from padlab.errors import PadlabError
+
+CLOUDS = ("paperspace", "aws", "digitalocean")
+_TYPES: dict[str, Any] = {"disk_size": int, "price": float}
+# `padlab init` flag -> Profile.options key, for cloud profiles only.
+CLOUD_SETTINGS = {
+    "machine_id": "attach to this existing machine (instance id, droplet id, machine id)",
+    "machine_name": "name of the machine to find or create (default padlab-PROFILE)",
+    "region": "region (us-east-1, ny2, tor1…)",
+    "machine_type": "machine type (g4dn.xlarge, A4000, gpu-h100x1-80gb…)",
+    "image": "image: AMI id or name pattern, Paperspace template id, DigitalOcean image slug",
+    "disk_size": "disk size in GB",
+    "api_url": "API base URL (a proxy, another region, a test fake)",
+    "price": "your price per hour in USD, shown instead of the API's or the bundled table's",
+    "subnet": "AWS only: the public subnet to launch in (default: the region's default VPC)",
+}
+
+
+def cloud_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add `init`'s cloud flags; the command receives them as extra keyword arguments."""
+    for key, text in reversed(CLOUD_SETTINGS.items()):
+        fn = click.option(
+            "--" + key.replace("_", "-"), key, type=_TYPES.get(key, str), help=f"Cloud: {text}."
+        )(fn)
+    return fn
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("provider", type=click.Choice(CLOUDS))
+@click.option(
+    "--key-stdin", is_flag=True, help="Read the key from stdin (AWS: key id, then secret, one per line)."
+)
+@click.option("--no-verify", is_flag=True, help="Store the key without checking it against the provider.")
+@click.option("--api-url", help="Check the key against this API base URL instead of the public one.")
+def login(provider: str, key_stdin: bool, no_verify: bool, api_url: str | None) -> None:
+    """Store a provider's API key for padlab, readable only by you (mode 0600).
+
+    \b
+    padlab looks for credentials in this order:
+      paperspace    $PAPERSPACE_API_KEY, then this stored key
+      digitalocean  $DIGITALOCEAN_TOKEN, then this stored key, then doctl's config
+      aws           $AWS_ACCESS_KEY_ID/$AWS_PROFILE, then this stored pair, then ~/.aws
+
+    \b
+    Examples:
+      padlab login paperspace
+      echo "$DO_TOKEN" | padlab login digitalocean --key-stdin
+      printf '%s\\n%s\\n' "$KEY_ID" "$SECRET" | padlab login aws --key-stdin
+    """
+    from importlib import import_module
+
+    from padlab.providers import credentials
+
+    value = _read_key(provider, key_stdin)
+    if not no_verify:
+        import_module(f"padlab.providers.{provider}").verify_key(value, api_url)
+    path = credentials.store(provider, value)
+    click.echo(f"Stored the {provider} key in {path} (mode 0600).")
+
+
+def _read_key(provider: str, from_stdin: bool) -> str:
+    if from_stdin:
+        lines = [sys.stdin.readline().strip() for _ in range(2 if provider == "aws" else 1)]
+    elif sys.stdin.isatty():
+        import getpass
+
+        if provider == "aws":
+            lines = [
+                getpass.getpass("AWS access key id: ").strip(),
+                getpass.getpass("AWS secret access key: ").strip(),
+            ]
+        else:
+            lines = [getpass.getpass(f"{provider} API key: ").strip()]
+    else:
+        raise PadlabError(
+            "no terminal to ask for the key on", f"pipe it in: padlab login {provider} --key-stdin"
+        )
+    if not all(lines):
+        raise PadlabError("the key is empty", f"run `padlab login {provider}` again and paste the whole key")
+    return "\n".join(lines)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("name")
+@click.option("--yes-really-destroy", is_flag=True, help="Skip typing the profile name (for scripts).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def destroy(name: str, yes_really_destroy: bool, as_json: bool) -> None:
+    """Delete the profile's cloud machine, its disk and padlab's snapshots. Notebooks on it are lost.
+
+    \b
+    Asks you to type the profile name first. The profile itself is kept, so
+    `padlab up NAME` later creates a fresh machine (and asks for a new password).
+
+    \b
+    Examples:
+      padlab destroy gpu
+      padlab destroy gpu --yes-really-destroy --json
+    """
+    from padlab import machines, ui
+
+    profile = load_profile(name)
+    if not yes_really_destroy:
+        if not sys.stdin.isatty():
+            raise PadlabError(
+                "destroy needs confirmation and there is no terminal",
+                f"pass --yes-really-destroy: padlab destroy {name} --yes-really-destroy",
+            )
+        typed = click.prompt(
+            f"This deletes {name!r}'s machine and disk for good. Type the profile name to confirm"
+        )
+        if typed.strip() != name:
+            raise PadlabError("the name did not match; nothing was deleted", f"type {name!r} exactly")
+    with ui.progress(f"padlab destroy {name}") as stage:
+        data = machines.destroy(profile, on_stage=stage)
+    if as_json:
+        ui.print_json(data)
+    else:
+        click.echo(f"{name}: machine deleted. `padlab up {name}` creates a new one.")
+
+
+def start_machine_only(profile: Any, as_json: bool) -> None:
+    """`padlab up NAME --skip-setup`: the machine runs and has an address; nothing else happens."""
+    from padlab import machines, ui
+
+    with ui.progress(f"padlab up {profile.name} --skip-setup") as stage:
+        data = machines.start(profile, on_stage=stage)
+    if as_json:
+        ui.print_json(data)
+    else:
+        click.echo(
+            f"{profile.name}: the machine is running at {data['host']}. Set it up with: padlab up {profile.name}"
+        )
+
+
+def cost_text(machine: dict[str, Any]) -> str:
+    """'$0.76/h (Paperspace API (usageRate))', or '-' where no price is known."""
+    price = machine.get("price_per_hour")
+    return f"${price:.2f}/h ({machine.get('price_source')})" if price is not None else "-"
+
+
+def machine_lines(data: dict[str, Any]) -> list[str]:
+    """The cloud lines of `padlab status`: state and public IP, price, what `down` leaves billed, uptime."""
+    from padlab import card
+
+    machine = data.get("machine") or {}
+    if not (machine.get("price_per_hour") is not None or machine.get("billed_while_down")):
+        return []
+    started = machine.get("started_at")
+    uptime = card.uptime_text(time.time() - started) if started else "-"
+    return [
+        f"  machine: {machine.get('state')}  ip {machine.get('host') or '-'}  up {uptime}  id {machine.get('id') or '-'}",
+        f"  price while running: {cost_text(machine)}",
+        f"  still billed while down: {machine.get('billed_while_down') or '-'}",
+    ]

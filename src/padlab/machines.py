@@ -1,0 +1,73 @@
+"""Machine-only actions that never touch the box: `up --skip-setup` and `destroy`.
+
+Like ``workstation``, each holds the profile's lock and records what it is
+doing first, so an interrupted run is finished by running it again.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from padlab import profiles, providers, state
+from padlab.errors import PadlabError
+from padlab.profiles import Profile
+
+Stage = Callable[[str], None]
+
+# The phase after `up --skip-setup`: the machine runs; Jupyter may or may not (it starts on boot once set up).
+MACHINE_UP = "machine-up"
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def start(profile: Profile, on_stage: Stage = _quiet) -> dict[str, Any]:
+    """Make sure the machine runs and report its address; no ssh, no bootstrap."""
+    provider = providers.get(profile)
+    with state.locked(profile.name):
+        before = state.load(profile.name).get("phase")
+        state.update(
+            profile.name, phase="starting", last_error=None, action="up --skip-setup", action_at=time.time()
+        )
+        try:
+            start_only = getattr(provider, "start_machine", provider.ensure_running)
+            machine = start_only(on_stage)
+        except PadlabError as exc:
+            state.update(profile.name, phase="error", last_error=str(exc))
+            raise
+        except KeyboardInterrupt:
+            state.update(profile.name, phase="interrupted", last_error="interrupted; run `padlab up` again")
+            raise
+        phase = "running" if before == "running" else MACHINE_UP
+        state.update(profile.name, phase=phase, host=machine.host, machine=machine.as_dict())
+    return {
+        "name": profile.name,
+        "provider": profile.provider,
+        "host": machine.host,
+        "machine": machine.as_dict(),
+    }
+
+
+def destroy(profile: Profile, on_stage: Stage = _quiet) -> dict[str, Any]:
+    """Delete the profile's cloud machine and everything padlab made for it; the profile stays."""
+    provider = providers.get(profile)
+    delete = getattr(provider, "destroy", None)
+    if delete is None:
+        raise PadlabError(
+            f"{profile.name!r} uses the {profile.provider} provider, which has no machine for padlab to delete",
+            "`padlab destroy` is for cloud profiles; use `padlab down` here",
+        )
+    with state.locked(profile.name):
+        state.update(profile.name, phase="destroying", action="destroy", action_at=time.time())
+        try:
+            delete(on_stage)
+        except PadlabError as exc:
+            state.update(profile.name, phase="error", last_error=str(exc))
+            raise
+        # The box, its certificate and its password are gone with the disk: start afresh.
+        state.remove(profile.name)
+        if profile.options.pop("machine_id", None) is not None:
+            profiles.save(profile)
+    return {"name": profile.name, "provider": profile.provider, "state": "destroyed"}

@@ -1,0 +1,185 @@
+"""AWS provider against moto in server mode, through boto3's normal AWS_ENDPOINT_URL override."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+from moto.server import ThreadedMotoServer
+
+from padlab import state
+from padlab.errors import PadlabError
+from padlab.profiles import Profile
+from padlab.providers.aws import TAG, AwsProvider
+
+REGION = "us-east-1"
+# moto ships this public AMI; a name pattern exercises the same lookup as the default DLAMI family.
+IMAGE = "Deep Learning AMI Ubuntu*"
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_url: str, home: Path, ssh_key: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    httpx.post(f"{moto_url}/moto-api/reset")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAPADLABTEST000001")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "padlab-test-secret-do-not-log")
+    return moto_url
+
+
+def make(name: str = "gpu", **options: object) -> AwsProvider:
+    opts = {"region": REGION, "image": IMAGE, "machine_type": "g4dn.xlarge", "disk_size": 60, **options}
+    return AwsProvider(Profile(name=name, provider="aws", port=8443, options=opts).validate())
+
+
+def ec2(url: str):  # noqa: ANN201
+    return boto3.client("ec2", region_name=REGION, endpoint_url=url)
+
+
+def live_instances(url: str) -> list[dict]:
+    pages = ec2(url).describe_instances(
+        Filters=[{"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]
+    )
+    return [i for r in pages["Reservations"] for i in r["Instances"]]
+
+
+def test_create_stop_start_gets_a_new_address(aws: str) -> None:
+    provider = make()
+    first = provider.start_machine(print)
+    assert first.state == "running" and first.host
+    [instance] = live_instances(aws)
+    assert {"Key": TAG, "Value": "gpu"} in instance["Tags"]
+    assert instance["KeyName"].startswith("padlab-")
+    attr = ec2(aws).describe_instance_attribute(
+        InstanceId=first.id, Attribute="instanceInitiatedShutdownBehavior"
+    )
+    assert attr["InstanceInitiatedShutdownBehavior"]["Value"] == "stop"
+    assert first.price_per_hour == 0.526 and "bundled table" in first.price_source
+    assert first.billed_while_down == "EBS disk 60 GB × $0.08/GB-month ≈ $4.80/month"
+
+    stopped = make().stop(print)
+    assert stopped.state == "off" and stopped.host is None
+    second = make().start_machine(print)
+    assert second.id == first.id and second.host and second.host != first.host
+    assert len(live_instances(aws)) == 1
+
+
+def test_security_group_has_exactly_the_expected_rules(aws: str) -> None:
+    make(allow_from="203.0.113.7/32").start_machine(print)
+    [group] = ec2(aws).describe_security_groups(GroupNames=["padlab-gpu"])["SecurityGroups"]
+    rules = {
+        (p["IpProtocol"], p["FromPort"], p["ToPort"], r["CidrIp"])
+        for p in group["IpPermissions"]
+        for r in p["IpRanges"]
+    }
+    assert rules == {
+        ("tcp", 22, 22, "203.0.113.7/32"),
+        ("tcp", 8443, 8443, "203.0.113.7/32"),
+        ("udp", 60001, 60010, "203.0.113.7/32"),
+    }
+    # Someone opens a port by hand and the user's address changes: the next start puts it right.
+    ec2(aws).authorize_security_group_ingress(
+        GroupId=group["GroupId"],
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 3389, "ToPort": 3389, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+        ],
+    )
+    make(allow_from="198.51.100.0/24").stop(print)
+    make(allow_from="198.51.100.0/24").start_machine(print)
+    [group] = ec2(aws).describe_security_groups(GroupNames=["padlab-gpu"])["SecurityGroups"]
+    cidrs = {(p["FromPort"], r["CidrIp"]) for p in group["IpPermissions"] for r in p["IpRanges"]}
+    assert cidrs == {(22, "198.51.100.0/24"), (8443, "198.51.100.0/24"), (60001, "198.51.100.0/24")}
+
+
+def test_retried_create_reuses_its_client_token(aws: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while run_instances is in flight: the next up sends the same ClientToken."""
+    tokens: list[str] = []
+    provider = make()
+    real_call = AwsProvider.call
+
+    def interrupted(self: AwsProvider, operation: str, **kwargs: object) -> object:
+        if operation == "run_instances":
+            tokens.append(str(kwargs["ClientToken"]))
+            if len(tokens) == 1:
+                raise KeyboardInterrupt
+        return real_call(self, operation, **kwargs)
+
+    monkeypatch.setattr(AwsProvider, "call", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        provider.start_machine(print)
+    assert state.load("gpu")["cloud"]["create_attempt"]
+    make().start_machine(print)
+    assert len(tokens) == 2 and tokens[0] == tokens[1] and tokens[0].startswith("padlab-gpu-")
+    assert "create_attempt" not in state.load("gpu")["cloud"]
+
+
+def test_an_instance_made_elsewhere_with_the_tag_is_adopted(aws: str) -> None:
+    image = ec2(aws).describe_images(Owners=["amazon"], Filters=[{"Name": "name", "Values": [IMAGE]}])[
+        "Images"
+    ][0]
+    ec2(aws).run_instances(
+        ImageId=image["ImageId"],
+        MinCount=1,
+        MaxCount=1,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": TAG, "Value": "gpu"}]}],
+    )
+    make().start_machine(print)
+    assert len(live_instances(aws)) == 1
+
+
+def test_bad_credentials_give_one_clear_line(aws: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto import settings
+
+    monkeypatch.setattr(settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
+    with pytest.raises(PadlabError) as err:
+        make().describe()
+    message = str(err.value)
+    assert "AWS credentials from the boto3 credential chain (env) was rejected" in message
+    assert "padlab-test-secret-do-not-log" not in message and "AKIAPADLABTEST000001" not in message
+
+
+def test_missing_credentials_say_where_padlab_looked(aws: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    with pytest.raises(
+        PadlabError, match=r"no AWS credentials found \(looked in \$AWS_ACCESS_KEY_ID.*credentials/aws"
+    ):
+        make().describe()
+
+
+def test_padlab_login_pair_is_used(aws: str, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from padlab.providers import credentials
+
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    path = credentials.store("aws", "AKIASTORED0000000001\nstored-secret")
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert make().describe().state == "missing"
+
+
+def test_unknown_ami_pattern_is_explained(aws: str) -> None:
+    with pytest.raises(PadlabError, match="no AMI matches 'No Such AMI\\*'.*--image ami-"):
+        make(image="No Such AMI*").start_machine(print)
+
+
+def test_destroy_terminates_and_removes_the_group(aws: str) -> None:
+    make().start_machine(print)
+    make().destroy(print)
+    assert live_instances(aws) == []
+    assert (
+        ec2(aws).describe_security_groups(Filters=[{"Name": "group-name", "Values": ["padlab-gpu"]}])[
+            "SecurityGroups"
+        ]
+        == []
+    )
