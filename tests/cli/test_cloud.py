@@ -110,6 +110,9 @@ def test_two_concurrent_ups_make_one_instance(home: Path, env: dict[str, str]) -
     server.start()
     try:
         host, port = server.get_host_and_port()
+        httpx.post(
+            f"http://{host}:{port}/moto-api/reset"
+        )  # moto's state is per process, shared with other tests
         aws = {
             **env,
             "AWS_ENDPOINT_URL": f"http://{host}:{port}",
