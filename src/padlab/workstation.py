@@ -188,7 +188,12 @@ def status(profile: Profile) -> dict[str, Any]:
     if phase in ("starting", "stopping") and not state.is_locked(profile.name):
         phase = "error" if phase == "starting" else "stopped"
         st["last_error"] = st.get("last_error") or "the last command was interrupted; run it again"
-    machine = provider.describe()
+    try:
+        machine = provider.describe()
+    except PadlabError as exc:
+        # One cloud with a bad key must not hide the others in `status --all`.
+        machine = Machine(state="error")
+        phase, st["last_error"] = "error", str(exc)
     if phase in ("starting", "stopping", "new"):
         live = phase
     elif machine.state != "running":

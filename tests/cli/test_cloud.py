@@ -152,3 +152,13 @@ def test_two_concurrent_ups_make_one_instance(home: Path, env: dict[str, str]) -
         assert len(instances) == 1 and ids == {instances[0]["InstanceId"]}
     finally:
         server.stop()
+
+
+def test_status_all_survives_a_cloud_without_credentials(home: Path, env: dict[str, str]) -> None:
+    """One profile whose cloud refuses us shows as an error with the reason; the others still show."""
+    padlab(home, "init", "lab", "--provider", "local", **env)
+    padlab(home, "init", "gpu", "--provider", "paperspace", "--machine-type", "A6000", **env)
+    rows = {r["name"]: r for r in json.loads(padlab(home, "status", "--all", "--json", **env).stdout)}
+    assert rows["lab"]["state"] == "new"
+    assert rows["gpu"]["state"] == "error"
+    assert "PAPERSPACE_API_KEY" in rows["gpu"]["last_error"]
