@@ -123,12 +123,18 @@ class Machine:
 
     # -- disk ---------------------------------------------------------------------------------
 
-    def create_disk(self) -> None:
-        """Mount an overlay over the image and give the machine its own hostname and machine-id."""
+    def create_disk(self, disk_from: Path | None = None) -> None:
+        """Mount an overlay over the image and give the machine its own hostname and machine-id.
+
+        `disk_from` is a copy of another disk of the same image (`copy_disk`); it becomes this
+        disk's starting content, as a cloud builds a new VM from a snapshot.
+        """
         self.dir.mkdir(parents=True)
         self._save()  # record first, so a crash from here on leaves something sweep_machines finds
+        if disk_from is not None:
+            run(["cp", "-a", "--reflink=auto", str(disk_from), str(self.dir / "upper")])
         for sub in ("upper", "work", "root"):
-            (self.dir / sub).mkdir()
+            (self.dir / sub).mkdir(exist_ok=True)
         opts = f"lowerdir={self._lower},upperdir={self.dir / 'upper'},workdir={self.dir / 'work'}"
         run(["mount", "-t", "overlay", "overlay", "-o", opts, str(self.root)])
         etc = self.root / "etc"
@@ -138,6 +144,17 @@ class Machine:
         )
         (etc / "machine-id").write_text(uuid.uuid4().hex + "\n")
         self._save()
+
+    def copy_disk(self, dest: Path) -> None:
+        """Copy the disk (the overlay's upper dir: whiteouts, xattrs and all) to the new path `dest`.
+
+        Only a machine that is off has a consistent disk, so a running one is refused.
+        `Testbed.create_machine(..., disk_from=dest)` boots a new machine from the copy.
+        """
+        with self._cond:
+            if self._state != "off" or not self._settled:
+                raise TestbedError(f"{self.name} is {self._state}; power it off before copying its disk")
+            run(["cp", "-a", "--reflink=auto", str(self.dir / "upper"), str(dest)])
 
     # -- state --------------------------------------------------------------------------------
 

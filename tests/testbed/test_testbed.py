@@ -111,6 +111,24 @@ def test_poweroff_reports_off_then_boots_the_same_disk(machine: Machine) -> None
     assert machine.ssh("cat ~/survivor").stdout == "still-here\n"
 
 
+def test_machine_from_a_disk_copy_has_its_files_and_deletions(
+    machine: Machine, testbed: Testbed, tmp_path: Path
+) -> None:
+    machine.ssh("echo kept > ~/kept && sudo rm /etc/motd")  # /etc/motd lives in the image: a whiteout
+    with pytest.raises(TestbedError, match="power it off"):
+        machine.copy_disk(tmp_path / "running")
+    machine.poweroff()
+    machine.copy_disk(tmp_path / "disk")
+    copy = testbed.create_machine(f"{machine.name}c", disk_from=tmp_path / "disk")
+    try:
+        assert copy.state() == "off" and copy.ip != machine.ip
+        copy.boot()
+        seen = copy.ssh("cat ~/kept; hostname; test -e /etc/motd || echo no-motd").stdout.split()
+        assert seen == ["kept", copy.name, "no-motd"]
+    finally:
+        copy.destroy()
+
+
 def test_boot_failure_fails_fast_with_the_console(machine: Machine) -> None:
     machine.poweroff()
     (machine.root / "usr/lib/systemd/systemd").unlink()  # the overlay disk, seen from the host

@@ -93,18 +93,10 @@ class Testbed:
     def machines(self, names: Iterable[str], image: str = "bookworm", timeout: float = 180) -> list[Machine]:
         """Several fresh machines, booted in parallel."""
         names = [check_name(name) for name in names]
-        lower = self.images.ensure(image)
         created: list[Machine] = []
         try:
             for name in names:
-                if (self.machines_dir / name).exists():
-                    raise TestbedError(f"machine {name!r} already exists")
-                net = create_network(self.run_dir, name, nat=True)
-                machine = Machine(name, image, lower, net, self.identity, self.machines_dir / name)
-                created.append(machine)
-                with self._lock:
-                    self._machines.append(machine)
-                machine.create_disk()
+                created.append(self.create_machine(name, image))
             for machine in created:
                 machine.boot(wait=False)
             for machine in created:
@@ -114,6 +106,26 @@ class Testbed:
                 machine.destroy()
             raise
         return created
+
+    def create_machine(self, name: str, image: str = "bookworm", disk_from: Path | None = None) -> Machine:
+        """A machine with its disk and network made but not booted, like a created, stopped cloud VM.
+
+        `disk_from`: a copy made by `Machine.copy_disk` from a machine of the same image.
+        """
+        name = check_name(name)
+        lower = self.images.ensure(image)
+        if (self.machines_dir / name).exists():
+            raise TestbedError(f"machine {name!r} already exists")
+        net = create_network(self.run_dir, name, nat=True)
+        machine = Machine(name, image, lower, net, self.identity, self.machines_dir / name)
+        with self._lock:
+            self._machines.append(machine)
+        try:
+            machine.create_disk(disk_from)
+        except BaseException:
+            machine.destroy()
+            raise
+        return machine
 
     def client_namespace(self, name: str) -> ClientNamespace:
         """A namespace with its own 198.18.X.2 address that reaches the machines through the host."""
