@@ -196,9 +196,8 @@ TimeoutStartSec=50
 Description=padlab autostop check each minute
 
 [Timer]
-OnBootSec=1min
-OnActiveSec=10s
-OnUnitActiveSec=1min
+# On the minute, by the calendar: steady whatever the last run did or how long it took.
+OnCalendar=*:*:00
 AccuracySec=1s
 
 [Install]
