@@ -46,8 +46,12 @@ class Signal:
 
 
 def processes(names: tuple) -> list:
-    """(pid, comm, cmdline) of processes whose comm is one of names; one pass over /proc."""
+    """(pid, comm, cmdline) of this machine's processes whose comm is one of names; one pass over /proc.
+
+    Processes of containers on this machine (another PID namespace) are theirs, not ours.
+    """
     found = []
+    ours = _pid_namespace("self")
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -60,8 +64,18 @@ def processes(names: tuple) -> list:
                 cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
         except OSError:
             continue
+        theirs = _pid_namespace(entry)
+        if ours and theirs and theirs != ours:
+            continue
         found.append((int(entry), comm, cmdline))
     return found
+
+
+def _pid_namespace(pid: str) -> str:
+    try:
+        return os.readlink("/proc/%s/ns/pid" % pid)
+    except OSError:
+        return ""
 
 
 def utmp_records(path: str = UTMP) -> list:
