@@ -1,0 +1,184 @@
+"""A ``MachineBackend`` whose machines are real testbed machines (tests/testbed), for end-to-end tests.
+
+The fake APIs stay as they are; only the machines behind them become real.
+``create`` makes a testbed disk, from the image or from a snapshot, and leaves
+the machine off. ``start`` boots it and returns its address. ``stop`` shuts the
+guest down from inside, as a cloud's ACPI power button does. A snapshot is a
+copy of the disk (``Machine.copy_disk``) kept in a temporary directory.
+
+What a cloud image does at its first boot (cloud-init, Paperspace's agent) is
+done here on the disk before the first boot:
+
+* the login user exists, with passwordless sudo: ``paperspace`` on Paperspace,
+  ``root`` on DigitalOcean;
+* the ssh keys named in the create call are added to its authorized_keys. A
+  Paperspace create call names none, because Paperspace installs the account's
+  keys, so ``account_keys`` plays that part;
+* a machine made from a snapshot is a new instance and gets new host keys. The
+  image's sshd makes the missing ones at boot.
+
+A guest that powers itself off reads ``off`` at once. The testbed's supervisor
+marks the machine off when systemd-nspawn exits, and ``state`` reads that fresh.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from tests.testbed import Testbed, TestbedError
+from tests.testbed.host import run
+from tests.testbed.machine import Machine
+
+from .backend import BackendState, MachineSpec
+
+STATES: dict[str, BackendState] = {
+    "running": "running",
+    "booting": "booting",
+    "rebooting": "booting",
+    "off": "off",
+}
+"""Testbed state -> backend state; the testbed has no 'stopping' (a shutting-down guest still runs)."""
+
+
+class TestbedBackend:
+    """Machines behind a fake cloud API, booted with systemd-nspawn; ``close()`` removes them all."""
+
+    __test__ = False  # not a pytest test class despite the name
+
+    def __init__(
+        self,
+        testbed: Testbed,
+        *,
+        login_user: str,
+        account_keys: Sequence[str] = (),
+        image: str = "bookworm",
+        boot_timeout: float = 180,
+    ) -> None:
+        self.testbed = testbed
+        self.login_user = login_user
+        self.account_keys = list(account_keys)
+        self.image = image
+        self.boot_timeout = boot_timeout
+        self._machines: dict[str, Machine] = {}
+        self._snapshots: dict[str, tuple[str, Path]] = {}  # id -> (image, copy of the disk)
+        self._snapshot_dir = Path(tempfile.mkdtemp(prefix="padlab-snapshots-"))
+        self._names = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def machine(self, machine_id: str) -> Machine:
+        """The testbed machine behind an API id, for tests that look inside it."""
+        with self._lock:
+            return self._machines[machine_id]
+
+    def machine_ids(self) -> list[str]:
+        """Ids of the machines that exist (destroyed ones are gone)."""
+        with self._lock:
+            return list(self._machines)
+
+    def snapshot_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._snapshots)
+
+    # -- MachineBackend ----------------------------------------------------------------
+
+    def create(self, machine_id: str, spec: MachineSpec) -> None:
+        snapshot_id = spec.get("snapshot_id")
+        with self._lock:
+            if machine_id in self._machines:
+                raise ValueError(f"machine {machine_id} already exists")
+            if snapshot_id is not None and snapshot_id not in self._snapshots:
+                raise KeyError(f"no snapshot {snapshot_id}")
+            image, disk = self._snapshots[snapshot_id] if snapshot_id else (self.image, None)
+            # Testbed names are host-wide (netns names); the pid keeps parallel runs apart.
+            name = f"cb{os.getpid() % 100000}-{next(self._names)}"
+        machine = self.testbed.create_machine(name, image, disk_from=disk)
+        try:
+            self._first_boot_setup(
+                machine, spec.get("ssh_public_keys") or self.account_keys, disk is not None
+            )
+        except BaseException:
+            machine.destroy()
+            raise
+        with self._lock:
+            self._machines[machine_id] = machine
+
+    def start(self, machine_id: str) -> str:
+        machine = self.machine(machine_id)
+        machine.wait_off()  # the last power-off's supervisor must be done before the next boot
+        machine.boot(timeout=self.boot_timeout)
+        return machine.ip
+
+    def stop(self, machine_id: str) -> None:
+        machine = self.machine(machine_id)
+        if machine.state() != "off":
+            with contextlib.suppress(TestbedError):  # the guest may be shutting down by itself already
+                machine.poweroff(wait=False)
+        machine.wait_off(self.boot_timeout)
+
+    def state(self, machine_id: str) -> BackendState:
+        return STATES[self.machine(machine_id).state()]
+
+    def snapshot(self, machine_id: str, snapshot_id: str) -> None:
+        machine = self.machine(machine_id)
+        path = self._snapshot_dir / snapshot_id
+        machine.copy_disk(path)
+        with self._lock:
+            self._snapshots[snapshot_id] = (machine.image, path)
+
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        with self._lock:
+            _, path = self._snapshots.pop(snapshot_id)
+        shutil.rmtree(path)
+
+    def destroy(self, machine_id: str) -> None:
+        self.machine(machine_id).destroy()
+        with self._lock:  # only now, so machine_ids() lists it until its disk and network are gone
+            del self._machines[machine_id]
+
+    # -- lifetime --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Destroy every machine and snapshot; the fake's worker queues must be drained first."""
+        with self._lock:
+            machines, self._machines = list(self._machines.values()), {}
+            self._snapshots.clear()
+        for machine in machines:
+            machine.destroy()
+        shutil.rmtree(self._snapshot_dir, ignore_errors=True)
+
+    def __enter__(self) -> TestbedBackend:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- what the cloud image does at first boot -------------------------------------------
+
+    def _first_boot_setup(self, machine: Machine, keys: Sequence[str], from_snapshot: bool) -> None:
+        root, user = machine.root, self.login_user
+        if user == "root":
+            home = root / "root"
+        else:
+            home = root / "home" / user
+            if not home.exists():
+                run(["chroot", str(root), "useradd", "--create-home", "--shell", "/bin/bash", user])
+                run(["chroot", str(root), "usermod", "--password", "*", user])  # no password, not locked
+                sudoers = root / "etc" / "sudoers.d" / f"cloud-{user}"
+                sudoers.write_text(f"{user} ALL=(ALL:ALL) NOPASSWD: ALL\n")
+                sudoers.chmod(0o440)
+        authorized = home / ".ssh" / "authorized_keys"
+        authorized.parent.mkdir(mode=0o700, exist_ok=True)
+        have = authorized.read_text().splitlines() if authorized.exists() else []
+        authorized.write_text("".join(f"{line}\n" for line in [*have, *(k for k in keys if k not in have)]))
+        authorized.chmod(0o600)
+        run(["chroot", str(root), "chown", "-R", f"{user}:{user}", f"/{home.relative_to(root)}/.ssh"])
+        if from_snapshot:
+            for key in (root / "etc" / "ssh").glob("ssh_host_*"):
+                key.unlink()
