@@ -304,3 +304,14 @@ def test_new_address_gets_a_new_certificate(tmp_path, monkeypatch):
     names = served.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert "198.18.77.7" in {str(ip) for ip in names.get_values_for_type(x509.IPAddress)}
     workstation.down(profiles.load("a"))
+
+
+def test_status_changes_nothing(tmp_path):
+    """status only reads: no CA, no box directory, no state appear for a profile never brought up."""
+    home = tmp_path / "h"
+    padlab(home, "init", "s", "--provider", "local", "--port", str(free_port()))
+    before = sorted(p.relative_to(home) for p in home.rglob("*"))
+    assert padlab_json(home, "status")["state"] == "new"
+    padlab(home, "status")
+    padlab(home, "status", "--all")
+    assert sorted(p.relative_to(home) for p in home.rglob("*")) == before

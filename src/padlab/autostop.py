@@ -132,13 +132,26 @@ def logs(profile: Any, agent: bool, lines: int) -> str:
 
 
 def box_facts(profile: Any, provider: Any, machine: Any) -> dict[str, Any] | None:
-    """The agent's last decision and last stop, read from a running box; None when it cannot be read."""
+    """The agent's last decision and last stop, read from a running box; None when it cannot be read.
+
+    `status` must stay instant: this machine's box is read in-process (the box program is
+    stdlib only), a remote one only over an ssh connection that is already open.
+    """
     from padlab import workstation
 
+    req = workstation.request_for(profile, provider, "status", machine)
+    if profile.provider == "local":
+        if not (req["autostop"]["idle_s"] or req["autostop"]["max_uptime_s"]):
+            return {"summary": "off", "decision": None, "last_stop": None}
+        from padlab.remote import agent_setup, service
+        from padlab.remote.system import Host
+
+        layout = service.Layout(profile.name, req["prefix"], req["etc"], "", False)
+        return agent_setup.facts(Host(sudo=False), layout)
+    if not provider.connected(machine):
+        return None
     try:
-        report = provider.transport(machine).call(
-            workstation.request_for(profile, provider, "status", machine)
-        )
+        report = provider.transport(machine).call(req)
     except PadlabError:
         return None
     return report.get("autostop")

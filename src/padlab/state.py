@@ -16,17 +16,18 @@ from padlab.fileio import write_atomic
 LOCK_TIMEOUT = 600.0
 
 
-def _dir() -> Path:
-    return paths.ensure_private_dir(paths.data_dir() / "state")
+def _dir(create: bool = True) -> Path:
+    path = paths.data_dir() / "state"
+    return paths.ensure_private_dir(path) if create else path
 
 
-def _path(name: str) -> Path:
-    return _dir() / f"{name}.json"
+def _path(name: str, create: bool = True) -> Path:
+    return _dir(create) / f"{name}.json"
 
 
 def load(name: str) -> dict[str, Any]:
     try:
-        return json.loads(_path(name).read_text())
+        return json.loads(_path(name, create=False).read_text())
     except FileNotFoundError:
         return {}
     except ValueError:

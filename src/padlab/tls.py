@@ -7,7 +7,6 @@ TLS server certificates, and the box asks for a new one 30 days before expiry.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from padlab import paths
@@ -19,7 +18,7 @@ CA_YEARS = 10
 
 
 def ca_dir() -> Path:
-    return paths.ensure_private_dir(paths.data_dir() / "ca")
+    return paths.data_dir() / "ca"
 
 
 def ca_cert_path() -> Path:
@@ -35,6 +34,7 @@ def ensure_ca() -> str:
     cert_path, key_path = ca_cert_path(), ca_key_path()
     if cert_path.exists() and key_path.exists():
         return cert_path.read_text()
+    paths.ensure_private_dir(ca_dir())
     import datetime
     import socket
 
@@ -132,6 +132,7 @@ def sign_csr(csr_pem: str, sans: list[str]) -> str:
 def fingerprint(pem: str) -> str:
     """SHA-256 of the certificate's DER form, as browsers show it."""
     import base64
+    import hashlib
 
     body = "".join(line for line in pem.splitlines() if line and not line.startswith("-----"))
     return hashlib.sha256(base64.b64decode(body)).hexdigest()
@@ -144,6 +145,7 @@ def pretty_fingerprint(hexdigest: str) -> str:
 def export(out_dir: Path) -> dict[str, str]:
     """Write the CA as .pem, .crt (DER) and an iOS/iPadOS .mobileconfig; returns the paths."""
     import base64
+    import hashlib
     import plistlib
     import uuid
 

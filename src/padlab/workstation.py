@@ -22,6 +22,10 @@ def _quiet(_: str) -> None:
     pass
 
 
+# Only these actions check TLS on the box; the others must not create a CA as a side effect.
+NEEDS_CA = ("up", "passwd")
+
+
 def request_for(profile: Profile, provider: Provider, action: str, machine: Machine | None = None) -> dict:
     layout = provider.layout()
     req: dict[str, Any] = {
@@ -34,8 +38,9 @@ def request_for(profile: Profile, provider: Provider, action: str, machine: Mach
         "port": profile.port,
         "listen": profile.listen,
         "root_dir": profile.root_dir,
-        "ca_pem": tls.ensure_ca(),
     }
+    if action in NEEDS_CA:
+        req["ca_pem"] = tls.ensure_ca()
     if machine and machine.host:
         req["extra_sans"] = [machine.host]
     req.update(layout.steps)

@@ -81,6 +81,10 @@ class RemoteProvider:
 
         return SshTransport(self.target(machine))
 
+    def connected(self, machine: Machine) -> bool:
+        """Whether padlab's shared ssh connection to the box is open: a query then costs milliseconds."""
+        return ssh.master_alive(self.target(machine))
+
     def layout(self) -> BoxLayout:
         options = self.profile.options
         return BoxLayout(
