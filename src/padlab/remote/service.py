@@ -109,9 +109,14 @@ def read_pid(host: Host, layout: Layout) -> int | None:
     try:
         with open("/proc/%d/cmdline" % pid, "rb") as fh:
             cmdline = fh.read().replace(b"\0", b" ")
-    except OSError:
+        with open("/proc/%d/stat" % pid) as fh:
+            proc_state = fh.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
         return None
-    return pid if b"jupyter" in cmdline else None
+    if proc_state in ("Z", "X"):
+        return None
+    # An empty cmdline is a process in the middle of execve (jupyter re-execs jupyter-lab).
+    return pid if not cmdline.strip() or b"jupyter" in cmdline else None
 
 
 def process_started(pid: int) -> float:
