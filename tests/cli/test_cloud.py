@@ -162,3 +162,11 @@ def test_status_all_survives_a_cloud_without_credentials(home: Path, env: dict[s
     assert rows["lab"]["state"] == "new"
     assert rows["gpu"]["state"] == "error"
     assert "PAPERSPACE_API_KEY" in rows["gpu"]["last_error"]
+
+
+def test_init_user_flag_sets_the_login_user(home: Path, env: dict[str, str]) -> None:
+    padlab(home, "init", "gpu", "--provider", "paperspace", "--user", "ubuntu", **env)
+    assert 'user = "ubuntu"' in (home / "profiles" / "gpu.toml").read_text()
+    proc = padlab(home, "init", "bad", "--provider", "paperspace", "--user", "Bad User", check=False, **env)
+    assert "bad --user" in one_line_error(proc)
+    assert not (home / "profiles" / "bad.toml").exists()

@@ -22,6 +22,7 @@ from padlab.errors import PadlabError
 @click.option("--listen", help="Address Jupyter listens on (default 0.0.0.0: every interface).")
 @click.option("--force", is_flag=True, help="Replace an existing profile of that name (the box is kept).")
 @click.option("--host", help="ssh: USER@HOST, a hostname, an address or a ~/.ssh/config alias.")
+@click.option("--user", help="ssh/cloud: login user on the box (default: ssh's choice, or the image's).")
 @click.option("--ssh-port", type=int, help="ssh: sshd's port when not 22.")
 @click.option("--identity", help="ssh: private key file (default: ssh's own choice, agent included).")
 @click.option(
@@ -48,6 +49,7 @@ def init(
     listen: str | None,
     force: bool,
     host: str | None,
+    user: str | None,
     ssh_port: int | None,
     identity: str | None,
     allow_from: str | None,
@@ -68,6 +70,7 @@ def init(
       padlab init box --provider ssh --host me@gpu.example.com --allow-from auto
       padlab init gpu --provider paperspace --machine-type A4000 --region ny2
       padlab init ec2 --provider aws --region us-east-1 --machine-type g5.xlarge --allow-from auto
+      padlab init gpu --provider paperspace --user paperspace --identity ~/.ssh/id_ed25519
       padlab init do --provider digitalocean --machine-id 3164444
       padlab init gpu --provider paperspace --autostop 45m --max-uptime 8h
     """
@@ -96,10 +99,10 @@ def init(
         profile.root_dir = root_dir
     if listen is not None:
         profile.listen = listen
-    if host or ssh_port or identity or allow_from or firewall:
+    if host or user or ssh_port or identity or allow_from or firewall:
         from padlab.providers.remote import configure
 
-        configure(profile, host, ssh_port, identity, allow_from, firewall)
+        configure(profile, host, ssh_port, identity, allow_from, firewall, user)
     profile.autostop, profile.max_uptime, profile.autostop_action = autostop, max_uptime, autostop_action
     if any(v is not None for v in cloud.values()):
         from padlab.providers.cloud import configure as configure_cloud

@@ -34,6 +34,7 @@ turn on a firewall that was off).
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from padlab import ssh
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 PREFIX = "/opt/padlab"
 ETC = "/etc/padlab"
 MOSH_PORTS = (60001, 60010)
+NAME_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 
 
 class RemoteProvider:
@@ -141,6 +143,7 @@ def configure(
     identity: str | None,
     allow_from: str | None,
     firewall: str | None,
+    user: str | None = None,
 ) -> None:
     """Apply `padlab init`'s ssh and firewall flags to a profile, refusing bad values with a fix."""
     from pathlib import Path
@@ -152,6 +155,10 @@ def configure(
         if not address or any(c.isspace() for c in host):
             raise PadlabError(f"bad --host {host!r}", "give USER@HOST, e.g. --host ubuntu@203.0.113.7")
         profile.host, profile.user = address, user
+    if user:
+        if not NAME_RE.match(user):
+            raise PadlabError(f"bad --user {user!r}", "give a login name such as ubuntu or root")
+        profile.user = user
     if ssh_port is not None:
         profile.ssh_port = ssh_port
     if identity:
