@@ -166,7 +166,10 @@ def passwd(profile: Profile, password: str, generated: bool, on_stage: Stage = _
 
 
 def _jupyter_alive(profile: Profile, provider: Provider, host: str | None) -> bool:
-    """Cheap liveness: the pidfile on this machine, else a TCP connect to the port."""
+    """Cheap liveness: the pidfile on this machine, else a TLS handshake that padlab's CA verifies.
+
+    A bare TCP connect is not enough: a middlebox or another program can accept it.
+    """
     if provider.name == "local":
         from padlab.remote import service
         from padlab.remote.system import Host
@@ -174,15 +177,29 @@ def _jupyter_alive(profile: Profile, provider: Provider, host: str | None) -> bo
         layout = provider.layout()
         box = service.Layout(profile.name, layout.prefix, layout.etc, "", False)
         return service.read_pid(Host(sudo=False), box) is not None
-    if not host:
+    ca_file = tls.ca_cert_path()
+    if not host or not ca_file.exists():
         return False
     import socket
+    import ssl
 
     try:
-        with socket.create_connection((host, profile.port), timeout=1.0):
-            return True
-    except OSError:
+        ctx = ssl.create_default_context(cafile=str(ca_file))
+        with socket.create_connection((host, profile.port), timeout=2.0) as sock:
+            sock.settimeout(2.0)
+            with ctx.wrap_socket(sock, server_hostname=host):
+                return True
+    except (OSError, ssl.SSLError, ValueError):
         return False
+
+
+def _not_serving(phase: str) -> str:
+    """The machine runs but Jupyter does not answer: why, from what padlab last did."""
+    from padlab.machines import MACHINE_UP
+
+    if phase in ("error", MACHINE_UP):
+        return phase  # machine-up: started with --skip-setup, never set up
+    return "stopped"
 
 
 def status(profile: Profile) -> dict[str, Any]:
@@ -204,11 +221,7 @@ def status(profile: Profile) -> dict[str, Any]:
     elif machine.state != "running":
         live = "stopped" if machine.state == "off" else machine.state
     else:
-        live = (
-            "running"
-            if _jupyter_alive(profile, provider, machine.host)
-            else ("error" if phase == "error" else "stopped")
-        )
+        live = "running" if _jupyter_alive(profile, provider, machine.host) else _not_serving(phase)
     if live == "running" and profile.provider == "local":
         st["host"] = machine.host or st.get("host")
     out = card.build(profile, st, live_state=live)

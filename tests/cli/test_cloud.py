@@ -91,6 +91,7 @@ def test_skip_setup_status_and_destroy(home: Path, env: dict[str, str], fake: Fa
     assert "still billed while down: disk 50 GB" in status
     as_json = padlab(home, "status", "gpu", "--json", **env).stdout
     assert KEY not in as_json and json.loads(as_json)["machine"]["price_source"]
+    assert json.loads(as_json)["state"] == "machine-up"  # running, but never set up
 
     refused = padlab(home, "destroy", "gpu", check=False, **env)
     assert "--yes-really-destroy" in one_line_error(refused)

@@ -64,8 +64,9 @@ class MachineBackend(Protocol):
         """Delete the machine and its disk; its snapshots stay."""
 
 
-TEST_NET = ipaddress.IPv4Network("198.18.0.0/15")
-"""RFC 2544 benchmarking range: never routable, so a fake IP can't reach a real host."""
+TEST_NET = ipaddress.IPv4Network("198.19.0.0/16")
+"""The half of RFC 2544's benchmarking range (198.18.0.0/15) that the testbed never assigns
+(it uses 198.18.X.0/24): a fake IP can reach neither a real host nor a testbed machine."""
 
 
 @dataclass
@@ -83,7 +84,7 @@ class MemoryBackend:
     ``snapshot`` blocks for ``snapshot_seconds`` (the fakes call it from a worker
     thread), so clients see snapshot actions in progress before they complete.
 
-    Each start hands out the next address from 198.18.0.0/15, so clients that
+    Each start hands out the next address from 198.19.0.0/16, so clients that
     cache an IP across restarts are caught.
     """
 
