@@ -20,9 +20,11 @@ DEFAULT_IDLE = "1h"
 WARN_S = 300
 MIN_LIMIT_S = 60
 ACTIONS = ("service", "poweroff")
-# A powered-off droplet is still billed: autostop there would look like saving money and not save any.
-# Snapshot-and-destroy from the box is not built yet, so these providers get no autostop at all.
+# A powered-off droplet is still billed, so a stop there must snapshot and delete the droplet, from
+# the box, with a token of its own; without that token DigitalOcean gets no autostop at all.
 BILLED_WHEN_OFF = ("digitalocean",)
+# Requests that install the agent's config, and so carry what its stop needs (a token on DigitalOcean).
+INSTALLS = ("up", "autostop")
 
 
 def validate(profile: Any) -> None:
@@ -35,17 +37,34 @@ def validate(profile: Any) -> None:
             f"unknown autostop action {action!r}",
             f"choose one of: {', '.join(ACTIONS)} (padlab autostop {profile.name} --action service)",
         )
-    if profile.provider in BILLED_WHEN_OFF and (
-        _seconds(profile.autostop, "--autostop", profile.name) or profile.max_uptime
-    ):
+    if profile.provider in BILLED_WHEN_OFF and action == "poweroff":
         raise PadlabError(
-            f"autostop is not available on {profile.provider}: a powered-off machine there is still billed",
-            f"use `padlab down {profile.name}` (snapshot and delete) when you are done",
+            "a powered-off droplet is still billed, so autostop never powers one off",
+            f"drop --action: autostop snapshots and deletes the droplet (padlab autostop {profile.name} 1h)",
         )
     if action == "poweroff" and profile.provider == "local":
         raise PadlabError(
             "the local provider never powers off the machine padlab runs on",
             f"use --action service (stops only Jupyter): padlab autostop {profile.name} --action service",
+        )
+
+
+def check_ready(profile: Any) -> None:
+    """Before a limit is saved: DigitalOcean's stop needs the box's own token, stored on this machine.
+
+    Not part of validate(): a token removed later must not make the profile unreadable;
+    `up` then says what is missing.
+    """
+    if profile.provider not in BILLED_WHEN_OFF:
+        return
+    from padlab.providers import do_autostop
+
+    wanted = _seconds(profile.autostop, "--autostop", profile.name) or profile.max_uptime
+    if wanted and profile.autostop_action != "service" and not do_autostop.configured():
+        raise PadlabError(
+            "autostop on digitalocean needs its own token: a powered-off droplet is still billed, "
+            "so the box must snapshot and delete itself",
+            do_autostop.HOW,
         )
 
 
@@ -71,19 +90,39 @@ def manages_power(profile: Any) -> bool:
 
 def policy(profile: Any, cloud: bool | None = None) -> dict[str, Any]:
     """The request fields the box's agent config is made from: {idle_s, max_uptime_s, action, warn_s}."""
-    cloud = (manages_power(profile) if cloud is None else cloud) and profile.provider not in BILLED_WHEN_OFF
+    cloud = manages_power(profile) if cloud is None else cloud
+    stop = "poweroff" if cloud else "service"
+    if profile.provider in BILLED_WHEN_OFF:
+        from padlab.providers import do_autostop
+
+        # The default idle limit needs the box's own token; an explicit limit without one is refused.
+        cloud = cloud and do_autostop.configured()
+        stop = do_autostop.ACTION
     idle = profile.autostop if profile.autostop is not None else (DEFAULT_IDLE if cloud else "off")
     return {
         "idle_s": parse_duration(idle),
         "max_uptime_s": parse_duration(profile.max_uptime) if profile.max_uptime else None,
-        "action": profile.autostop_action or ("poweroff" if cloud else "service"),
+        "action": profile.autostop_action or stop,
         "warn_s": WARN_S,
     }
 
 
+def box_fields(profile: Any, provider: Any, action: str, machine: Any) -> dict[str, Any]:
+    """The request's autostop part: the policy, and for a droplet's stop its id, API and token."""
+    fields = policy(profile, provider.manages_power)
+    if action in INSTALLS and profile.provider in BILLED_WHEN_OFF:
+        from padlab.providers import do_autostop
+
+        if fields["action"] == do_autostop.ACTION and (fields["idle_s"] or fields["max_uptime_s"]):
+            fields["digitalocean"] = do_autostop.request_fields(provider, machine)
+    return fields
+
+
 def describe_policy(fields: dict[str, Any]) -> str:
     """'stops Jupyter after 45 min idle, at most 8 h up' for confirmations."""
-    verb = "stops Jupyter" if fields["action"] == "service" else "powers the machine off"
+    verb = {"service": "stops Jupyter", "poweroff": "powers the machine off"}.get(
+        fields["action"], "snapshots and deletes the droplet"
+    )
     if not fields["idle_s"] and not fields["max_uptime_s"]:
         return "autostop is off"
     parts = []
@@ -157,11 +196,28 @@ def box_facts(profile: Any, provider: Any, machine: Any) -> dict[str, Any] | Non
     return report.get("autostop")
 
 
+def _droplet_stop(out: dict[str, Any], machine: Any, st: dict[str, Any]) -> str | None:
+    """A droplet gone, with a snapshot taken after the last `up`: only the agent does that.
+
+    The box is deleted, so its stop record cannot be read; the snapshot's name
+    (RESOURCE-UNIXTIME, as padlab names them) says when.
+    """
+    name = machine.extra.get("snapshot_name")
+    if machine.extra.get("provider_state") != "snapshot" or not name:
+        return None
+    taken = float(name.rsplit("-", 1)[1])
+    if taken < float(st.get("action_at") or 0):
+        return None
+    out["stopped_at"] = taken
+    when = datetime.datetime.fromtimestamp(taken).strftime("%Y-%m-%d %H:%M")
+    return f"by autostop at {when} (snapshot {name}, droplet deleted)"
+
+
 def annotate(out: dict[str, Any], profile: Any, provider: Any, machine: Any, st: dict[str, Any]) -> None:
     """Add the agent's view to a status result, and why a workstation padlab did not stop is stopped."""
     if machine.state != "running":
         if st.get("phase") == "running":
-            out["stop_reason"] = (
+            out["stop_reason"] = _droplet_stop(out, machine, st) or (
                 "not by padlab down: autostop or a shutdown on the box; "
                 f"after `padlab up {profile.name}`, `padlab logs {profile.name} --agent` tells which"
             )

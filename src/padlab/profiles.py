@@ -126,6 +126,9 @@ def save(profile: Profile) -> Path:
     import tomli_w
 
     profile.validate()
+    from padlab import autostop
+
+    autostop.check_ready(profile)
     path = _profile_path(profile.name)
     paths.ensure_private_dir(path.parent)
     write_atomic(path, tomli_w.dumps(profile.to_toml()), mode=0o600)

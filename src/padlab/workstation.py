@@ -44,7 +44,7 @@ def request_for(profile: Profile, provider: Provider, action: str, machine: Mach
     if machine and machine.host:
         req["extra_sans"] = [machine.host]
     req.update(layout.steps)
-    req["autostop"] = autostop.policy(profile, provider.manages_power)
+    req["autostop"] = autostop.box_fields(profile, provider, action, machine)
     return req
 
 

@@ -44,7 +44,13 @@ def cloud_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 )
 @click.option("--no-verify", is_flag=True, help="Store the key without checking it against the provider.")
 @click.option("--api-url", help="Check the key against this API base URL instead of the public one.")
-def login(provider: str, key_stdin: bool, no_verify: bool, api_url: str | None) -> None:
+@click.option(
+    "--autostop-token",
+    is_flag=True,
+    help="DigitalOcean: store the droplet's own token for autostop (scopes droplet:read, droplet:update, "
+    "droplet:delete, snapshot:read), not padlab's.",
+)
+def login(provider: str, key_stdin: bool, no_verify: bool, api_url: str | None, autostop_token: bool) -> None:
     """Store a provider's API key for padlab, readable only by you (mode 0600).
 
     \b
@@ -54,16 +60,34 @@ def login(provider: str, key_stdin: bool, no_verify: bool, api_url: str | None) 
       aws           $AWS_ACCESS_KEY_ID/$AWS_PROFILE, then this stored pair, then ~/.aws
 
     \b
+    Autostop on DigitalOcean snapshots and deletes the droplet from the box, with a
+    second, custom-scoped token that padlab copies to the box (0600): --autostop-token.
+
+    \b
     Examples:
       padlab login paperspace
       echo "$DO_TOKEN" | padlab login digitalocean --key-stdin
+      echo "$DO_AUTOSTOP_TOKEN" | padlab login digitalocean --autostop-token --key-stdin
       printf '%s\\n%s\\n' "$KEY_ID" "$SECRET" | padlab login aws --key-stdin
     """
     from importlib import import_module
 
     from padlab.providers import credentials
 
+    if autostop_token and provider != "digitalocean":
+        raise PadlabError(
+            "--autostop-token is for DigitalOcean only", f"{provider} autostop powers off; drop the flag"
+        )
     value = _read_key(provider, key_stdin)
+    if autostop_token:
+        from padlab.providers import do_autostop
+
+        where = do_autostop.store(value, api_url, verify=not no_verify)
+        click.echo(
+            f"Stored the DigitalOcean autostop token in {where} (mode 0600); "
+            "`padlab up` copies it to each droplet with autostop on."
+        )
+        return
     if not no_verify:
         import_module(f"padlab.providers.{provider}").verify_key(value, api_url)
     path = credentials.store(provider, value)

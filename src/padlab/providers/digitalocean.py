@@ -141,9 +141,12 @@ class DigitalOceanProvider(CloudProvider):
         attached = self.options.get("machine_id")
         if attached and memo.get("attached_gone") != str(attached):
             droplet = self._get_droplet(attached)
-            if droplet is None:
+            if droplet is not None:
+                return droplet
+            if not self.snapshots():
                 raise self.not_found_attached(attached)
-            return droplet
+            # Autostop on the box snapshotted and deleted it: from now on, as after `padlab down`.
+            self.remember(attached_gone=str(attached))
         droplets = self._list("list droplets", self.client.droplets.list, "droplets", tag_name=self.tag())
         gpus = self._list("list GPU droplets", self.client.droplets.list, "droplets", type="gpus")
         found = {d["id"]: d for d in droplets + gpus if self.tag() in (d.get("tags") or [])}
@@ -178,7 +181,12 @@ class DigitalOceanProvider(CloudProvider):
             price_per_hour=price,
             price_source=source,
             billed_while_down=f"snapshot {newest['name']}: {prices.per_month(gb, prices.DO_SNAPSHOT_GB_MONTH)}",
-            extra={"provider_state": "snapshot", "snapshot_id": str(newest["id"]), "machine_type": size},
+            extra={
+                "provider_state": "snapshot",
+                "snapshot_id": str(newest["id"]),
+                "snapshot_name": newest["name"],
+                "machine_type": size,
+            },
         )
 
     def _machine(self, droplet: dict[str, Any]) -> Machine:

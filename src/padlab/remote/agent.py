@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from . import activity
+from . import activity, do_stop
 from .timefmt import format_duration, parse_duration
 
 TTY_DIR = "/dev/pts"
@@ -162,6 +162,8 @@ def check(conf: dict, now: float | None = None) -> dict:
     if action == "stop" and conf["action"] == "service" and not jupyter_running(conf):
         action = None
         decision["notes"].append("Jupyter is not running: nothing to stop")
+    elif action == "stop" and conf["action"] == do_stop.ACTION:
+        pass  # one step per check; the stop record carries the progress (see do_stop)
     elif action == "stop" and now - float(state.get("stopping") or 0) < RESTOP_AFTER:
         # A power-off takes a while; the next check must not pile a second one on top.
         action = None
@@ -173,6 +175,8 @@ def check(conf: dict, now: float | None = None) -> dict:
         state["stopping"] = now
         save_state(files["state"], state, conf)
         stop(conf, files, decision, now)
+    if action != "stop" and conf["action"] == do_stop.ACTION:
+        settle_droplet_stop(conf, files, decision, now)
     save_state(files["state"], state, conf)
     decision["action_taken"] = action
     return decision
@@ -258,7 +262,10 @@ def save_state(path: str, state: dict, conf: dict) -> None:
 
 def warning_text(decision: dict, now: float) -> str:
     left = format_duration(max(decision["stop_at"] - now, 0))
-    what = "the Jupyter service stops" if decision["action"] == "service" else "this machine powers off"
+    what = {
+        "service": "the Jupyter service stops",
+        do_stop.ACTION: "this droplet is snapshotted and deleted",
+    }.get(decision["action"], "this machine powers off")
     text = "padlab autostop: %s in %s (%s)." % (what, left, decision["stop_why"])
     if decision["stop_why"].startswith("idle"):
         text += " To keep it up: padlab-keep 1h"
@@ -291,6 +298,9 @@ def warn_terminals(conf: dict, decision: dict, now: float) -> int:
 
 def stop(conf: dict, files: dict, decision: dict, now: float) -> None:
     """Record why, then act. Nothing here claims success before the action reports it."""
+    if conf["action"] == do_stop.ACTION:
+        stop_droplet(conf, files, decision, now)
+        return
     record = {"at": now, "reason": decision["stop_why"], "action": conf["action"], "result": "started"}
     save_state(files["stopped"], record, conf)
     try:
@@ -303,6 +313,59 @@ def stop(conf: dict, files: dict, decision: dict, now: float) -> None:
         record["result"] = "FAILED: %s; will try again at the next check" % exc
     save_state(files["stopped"], record, conf)
     log(files["log"], time.time(), "stop (%s): %s" % (conf["action"], record["result"]), conf)
+
+
+def stop_droplet(conf: dict, files: dict, decision: dict, now: float) -> None:
+    """DigitalOcean: snapshot, verify, delete, one step per check, resumed from the stop record."""
+    record = load_json(files["stopped"])
+    this_boot = float(record.get("at") or 0) >= activity.machine_started()
+    if this_boot and record.get("action") == do_stop.ACTION and record.get("done"):
+        log(files["log"], now, "stop (%s): already done: %s" % (conf["action"], record["result"]), conf)
+        return
+    if not (this_boot and do_stop.pending(record)):
+        # A record from before this boot came with the snapshot this droplet was made from.
+        record = {"at": now, "reason": decision["stop_why"], "action": conf["action"], "result": "started"}
+    save_state(files["stopped"], record, conf)
+
+    def prepare() -> None:
+        if jupyter_running(conf):
+            stop_jupyter(conf)
+        do_stop.sync()
+
+    try:
+        do_stop.advance(conf, record, prepare, lambda: save_state(files["stopped"], record, conf))
+    except Exception as exc:  # noqa: BLE001 - the log must say what failed, whatever it was
+        record["result"] = "FAILED: %s; %s; will try again at the next check" % (exc, do_stop.BILLED)
+    save_state(files["stopped"], record, conf)
+    log(files["log"], time.time(), "stop (%s): %s" % (conf["action"], record["result"]), conf)
+
+
+def settle_droplet_stop(conf: dict, files: dict, decision: dict, now: float) -> None:
+    """Close a snapshot-and-delete that is no longer under way.
+
+    A record for another droplet came with the snapshot this droplet was re-created
+    from: that stop succeeded. A record from this boot while no stop is due means
+    the box is in use again: the droplet is kept.
+    """
+    record = load_json(files["stopped"])
+    if not do_stop.pending(record):
+        return
+    here = str(conf["digitalocean"].get("droplet_id") or "")
+    if here and record.get("droplet_id") and record["droplet_id"] != here:
+        record["done"] = True
+        record["result"] = "snapshot %s taken, droplet %s deleted; droplet %s was re-created from it" % (
+            record.get("snapshot"),
+            record["droplet_id"],
+            here,
+        )
+    elif float(record.get("at") or 0) >= activity.machine_started():
+        why = "; ".join(decision["reasons"]) or decision.get("last_activity") or "the stop is no longer due"
+        record["cancelled"] = True
+        record["result"] = "cancelled, droplet kept: in use again (%s); `padlab up` starts Jupyter" % why
+    else:
+        return
+    save_state(files["stopped"], record, conf)
+    log(files["log"], now, "stop (%s): %s" % (conf["action"], record["result"]), conf)
 
 
 def stop_jupyter(conf: dict) -> None:
@@ -377,7 +440,9 @@ def status_line(state: dict, now: float, hold: float = 0.0) -> str:
         text += ", held until %s" % activity.clock(hold)
     stop_at = state.get("stop_at")
     if stop_at is not None:
-        verb = "stops" if state.get("action") == "service" else "powers off"
+        verb = {"service": "stops", do_stop.ACTION: "snapshots and deletes the droplet"}.get(
+            state.get("action"), "powers off"
+        )
         text += ", %s in %s (%s)" % (verb, format_duration(max(stop_at - now, 0)), state.get("stop_why"))
     elif not state.get("idle_s"):
         text += ", autostop off"

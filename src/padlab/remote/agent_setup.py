@@ -13,8 +13,8 @@ import pkgutil
 import secrets
 import sys
 
-from . import agent
-from .report import Report
+from . import agent, do_stop
+from .report import BoxError, Report
 from .service import Layout
 from .system import Host, cron_running, has_systemd, sha256
 
@@ -39,6 +39,7 @@ class AgentLayout:
             self.keep_cmd = os.path.join(layout.prefix, "bin", "padlab-keep")
         self.config = os.path.join(self.dir, "config.json")
         self.token = os.path.join(self.dir, "token")
+        self.do_token = os.path.join(self.dir, "digitalocean-token")
         self.program = os.path.join(self.dir, "padlab_remote.pyz")
         self.runner = os.path.join(self.dir, "padlab-agent")
         self.state = os.path.join(self.dir, "state.json")
@@ -126,19 +127,51 @@ def install(host: Host, layout: Layout, req: dict, program: bytes, kind: str, re
             },
         }
     )
+    enabled = bool(conf["idle_s"] or conf["max_uptime_s"])
+    changed = False
+    if conf["action"] == do_stop.ACTION:
+        conf["digitalocean"], changed = droplet_settings(host, paths, req, enabled)
+    if not (enabled and conf["action"] == do_stop.ACTION) and host.read(paths.do_token) is not None:
+        host.run(["rm", "-f", paths.do_token], root=paths.system)  # a token nothing uses is not kept
+        changed = True
     text = json.dumps(conf, indent=2, sort_keys=True) + "\n"
-    changed = host.write(paths.config, text, mode=0o600, root=paths.system)
+    changed |= host.write(paths.config, text, mode=0o600, root=paths.system)
     if program:
         changed |= host.write(paths.program, program, mode=0o644, root=paths.system)
     changed |= host.write(paths.runner, runner_script(paths), mode=0o755, root=paths.system)
     changed |= host.write(paths.keep_cmd, keep_script(paths), mode=0o755, root=paths.system)
-    enabled = bool(conf["idle_s"] or conf["max_uptime_s"])
     how = schedule(host, paths, conf["scheduler"], enabled, report)
     limits = "idle limit %s" % agent.format_duration(conf["idle_s"])
     if conf["max_uptime_s"]:
         limits += ", max uptime %s" % agent.format_duration(conf["max_uptime_s"])
     report.step("autostop", changed or how[0], "%s, action %s, %s" % (limits, conf["action"], how[1]))
     report.data["autostop"] = facts(host, layout)
+
+
+def droplet_settings(host: Host, paths: AgentLayout, req: dict, enabled: bool) -> tuple:
+    """(config part, changed) for DigitalOcean's snapshot-and-delete stop.
+
+    The token arrives in the request (stdin, never argv) and is kept in a file of
+    its own, 0600 and root's on system boxes; the config names only the file.
+    """
+    raw = (req.get("autostop") or {}).get("digitalocean") or {}
+    token = str(raw.get("token") or "").strip()
+    changed = False
+    if enabled and token:
+        changed = host.write(paths.do_token, token + "\n", mode=0o600, root=paths.system)
+    elif enabled and not host.read(paths.do_token):
+        raise BoxError(
+            "autostop on DigitalOcean needs its own API token on the box, and none was sent",
+            "run `padlab login digitalocean --autostop-token`, then `padlab up` again",
+            code="no_autostop_token",
+        )
+    part = {
+        "droplet_id": str(raw["droplet_id"]) if raw.get("droplet_id") else None,
+        "api_url": raw.get("api_url") or do_stop.DEFAULT_API,
+        "snapshot_prefix": raw.get("snapshot_prefix") or "padlab-%s" % req.get("name"),
+        "token_file": paths.do_token,
+    }
+    return part, changed
 
 
 def runner_script(paths: AgentLayout) -> str:
