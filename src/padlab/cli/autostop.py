@@ -16,7 +16,8 @@ from padlab.errors import PadlabError
 @click.option(
     "--action",
     type=click.Choice(["service", "poweroff"]),
-    help="service: stop only Jupyter; poweroff: power the machine off (clouds do this by default).",
+    help="service: stop only Jupyter; poweroff: power the machine off (Paperspace and AWS do this by default; "
+    "DigitalOcean snapshots and deletes the droplet instead, see `padlab login --help`).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the policy and the box's view as JSON.")
 def autostop_cmd(
@@ -37,6 +38,7 @@ def autostop_cmd(
       padlab autostop lab off
       padlab autostop lab 45m --max-uptime 8h
       padlab autostop box 1h --action poweroff     # an ssh box you allow padlab to power off
+      padlab autostop do 45m    # DigitalOcean: needs `padlab login digitalocean --autostop-token` first
     """
     from padlab import autostop, profiles, ui
 
