@@ -6,7 +6,6 @@ doing first, so an interrupted run is finished by running it again.
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable
 
 from padlab import profiles, providers, state
@@ -26,21 +25,10 @@ def _quiet(_: str) -> None:
 def start(profile: Profile, on_stage: Stage = _quiet) -> dict[str, Any]:
     """Make sure the machine runs and report its address; no ssh, no bootstrap."""
     provider = providers.get(profile)
-    with state.locked(profile.name):
-        before = state.load(profile.name).get("phase")
-        state.update(
-            profile.name, phase="starting", last_error=None, action="up --skip-setup", action_at=time.time()
-        )
-        try:
-            start_only = getattr(provider, "start_machine", provider.ensure_running)
-            machine = start_only(on_stage)
-        except PadlabError as exc:
-            state.update(profile.name, phase="error", last_error=str(exc))
-            raise
-        except KeyboardInterrupt:
-            state.update(profile.name, phase="interrupted", last_error="interrupted; run `padlab up` again")
-            raise
-        phase = "running" if before == "running" else MACHINE_UP
+    with state.action(profile.name, "starting", "up --skip-setup") as before:
+        start_only = getattr(provider, "start_machine", provider.ensure_running)
+        machine = start_only(on_stage)
+        phase = "running" if before.get("phase") == "running" else MACHINE_UP
         state.update(profile.name, phase=phase, host=machine.host, machine=machine.as_dict())
     return {
         "name": profile.name,
@@ -59,13 +47,8 @@ def destroy(profile: Profile, on_stage: Stage = _quiet) -> dict[str, Any]:
             f"{profile.name!r} uses the {profile.provider} provider, which has no machine for padlab to delete",
             "`padlab destroy` is for cloud profiles; use `padlab down` here",
         )
-    with state.locked(profile.name):
-        state.update(profile.name, phase="destroying", action="destroy", action_at=time.time())
-        try:
-            delete(on_stage)
-        except PadlabError as exc:
-            state.update(profile.name, phase="error", last_error=str(exc))
-            raise
+    with state.action(profile.name, "destroying", "destroy"):
+        delete(on_stage)
         # The box, its certificate and its password are gone with the disk: start afresh.
         state.remove(profile.name)
         if profile.options.pop("machine_id", None) is not None:

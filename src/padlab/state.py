@@ -71,6 +71,25 @@ def is_locked(name: str) -> bool:
 
 
 @contextmanager
+def action(name: str, phase: str, what: str) -> Iterator[dict[str, Any]]:
+    """Lock the profile and record what starts, then how it failed: a re-run sees it and finishes.
+
+    Yields the state as it was before, for callers whose result depends on it.
+    """
+    with locked(name):
+        before = load(name)
+        update(name, phase=phase, last_error=None, action=what, action_at=time.time())
+        try:
+            yield before
+        except PadlabError as exc:
+            update(name, phase="error", last_error=str(exc))
+            raise
+        except KeyboardInterrupt:
+            update(name, phase="interrupted", last_error=f"interrupted; run `padlab {what}` again")
+            raise
+
+
+@contextmanager
 def locked(name: str, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
     """One padlab command at a time per profile, across processes."""
     from filelock import Timeout

@@ -64,46 +64,38 @@ def up(
 ) -> dict[str, Any]:
     """Make the workstation running and healthy; returns the card plus the box's step report."""
     provider = providers.get(profile)
-    with state.locked(profile.name):
-        state.update(profile.name, phase="starting", last_error=None, action="up", action_at=time.time())
-        try:
-            machine = provider.ensure_running(on_stage)
-            state.update(profile.name, host=machine.host, machine=machine.as_dict())
-            req = request_for(profile, provider, "up", machine)
-            if password is not None:
-                req["password"] = password
-            transport = provider.transport(machine)
+    with state.action(profile.name, "starting", "up"):
+        machine = provider.ensure_running(on_stage)
+        state.update(profile.name, host=machine.host, machine=machine.as_dict())
+        req = request_for(profile, provider, "up", machine)
+        if password is not None:
+            req["password"] = password
+        transport = provider.transport(machine)
 
-            def on_event(event: dict) -> None:
-                on_stage(event.get("stage", ""))
+        def on_event(event: dict) -> None:
+            on_stage(event.get("stage", ""))
 
-            on_stage("setting up the box")
+        on_stage("setting up the box")
+        report = transport.call(req, on_event)
+        steps = report["steps"]
+        if "needs_cert" in report:
+            on_stage("signing the box's certificate with padlab's CA")
+            need = report["needs_cert"]
+            req["cert_pem"] = tls.sign_csr(need["csr"], need["sans"])
             report = transport.call(req, on_event)
-            steps = report["steps"]
-            if "needs_cert" in report:
-                on_stage("signing the box's certificate with padlab's CA")
-                need = report["needs_cert"]
-                req["cert_pem"] = tls.sign_csr(need["csr"], need["sans"])
-                report = transport.call(req, on_event)
-                # The first pass stopped at the TLS step; the second carries on from there.
-                steps = _before_tls(steps) + report["steps"][len(_before_tls(report["steps"])) :]
-            changes: dict[str, Any] = {
-                "phase": "running",
-                "cert_sha256": report.get("cert_sha256"),
-                "started_at": (report.get("service") or {}).get("started_at"),
-                "service_kind": (report.get("service") or {}).get("kind"),
-                "warnings": report.get("warnings", []),
-            }
-            if password is not None:
-                changes["password_hint"] = password_hint(generated)
-            changes.update(provider.after_up(machine, report))
-            st = state.update(profile.name, **changes)
-        except PadlabError as exc:
-            state.update(profile.name, phase="error", last_error=str(exc))
-            raise
-        except KeyboardInterrupt:
-            state.update(profile.name, phase="interrupted", last_error="interrupted; run `padlab up` again")
-            raise
+            # The first pass stopped at the TLS step; the second carries on from there.
+            steps = _before_tls(steps) + report["steps"][len(_before_tls(report["steps"])) :]
+        changes: dict[str, Any] = {
+            "phase": "running",
+            "cert_sha256": report.get("cert_sha256"),
+            "started_at": (report.get("service") or {}).get("started_at"),
+            "service_kind": (report.get("service") or {}).get("kind"),
+            "warnings": report.get("warnings", []),
+        }
+        if password is not None:
+            changes["password_hint"] = password_hint(generated)
+        changes.update(provider.after_up(machine, report))
+        st = state.update(profile.name, **changes)
     out = card.build(profile, st)
     out["changed"] = any(s["changed"] for s in steps)
     out["steps"] = steps
@@ -123,29 +115,24 @@ def needs_password(profile: Profile) -> bool:
 def down(profile: Profile, on_stage: Stage = _quiet) -> dict[str, Any]:
     """Stop Jupyter (and the machine, where the provider bills for it); nothing on disk is touched."""
     provider = providers.get(profile)
-    with state.locked(profile.name):
-        state.update(profile.name, phase="stopping", action="down", action_at=time.time())
-        try:
-            machine = provider.describe()
-            if machine.state == "running":
-                req = request_for(profile, provider, "down", machine)
-                req["disable"] = not provider.manages_power
-                on_stage("stopping Jupyter")
-                provider.transport(machine).call(req)
-            if provider.manages_power:
-                on_stage("stopping the machine")
-                machine = provider.stop(on_stage)
-            st = state.update(
-                profile.name,
-                phase="stopped",
-                stopped_at=time.time(),
-                stop_reason="padlab down",
-                started_at=None,
-                machine=machine.as_dict(),
-            )
-        except PadlabError as exc:
-            state.update(profile.name, phase="error", last_error=str(exc))
-            raise
+    with state.action(profile.name, "stopping", "down"):
+        machine = provider.describe()
+        if machine.state == "running":
+            req = request_for(profile, provider, "down", machine)
+            req["disable"] = not provider.manages_power
+            on_stage("stopping Jupyter")
+            provider.transport(machine).call(req)
+        if provider.manages_power:
+            on_stage("stopping the machine")
+            machine = provider.stop(on_stage)
+        st = state.update(
+            profile.name,
+            phase="stopped",
+            stopped_at=time.time(),
+            stop_reason="padlab down",
+            started_at=None,
+            machine=machine.as_dict(),
+        )
     return card.build(profile, st)
 
 
