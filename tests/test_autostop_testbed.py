@@ -16,7 +16,6 @@ import signal
 import subprocess
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
@@ -118,11 +117,6 @@ def close(proc: subprocess.Popen) -> None:
 
 def start_cell(card: dict, machine: Any, code: str) -> None:
     """Run a cell and disconnect at once: the busy kernel alone must keep the box up."""
-    import httpx
-    from httpx_ws import connect_ws
-
-    from padlab.notebook_api import ssl_context
-
     with NotebookClient(f"https://{machine.ip}:{card['port']}", card["ca_cert"]) as client:
         assert client.login(PASSWORD)
         resp = client.api(
@@ -131,41 +125,7 @@ def start_cell(card: dict, machine: Any, code: str) -> None:
             json={"path": "train.ipynb", "type": "notebook", "kernel": {"name": "python3"}},
         )
         kernel = resp.json()["kernel"]["id"]
-        msg_id = uuid.uuid4().hex
-        message = {
-            "header": {
-                "msg_id": msg_id,
-                "username": "t",
-                "session": uuid.uuid4().hex,
-                "msg_type": "execute_request",
-                "version": "5.3",
-            },
-            "parent_header": {},
-            "metadata": {},
-            "content": {
-                "code": code,
-                "silent": False,
-                "store_history": False,
-                "user_expressions": {},
-                "allow_stdin": False,
-            },
-            "channel": "shell",
-            "buffers": [],
-        }
-        ws_http = httpx.Client(
-            base_url=client.base_url, verify=ssl_context(client.ca_file), cookies=client.http.cookies
-        )
-        with (
-            ws_http,
-            connect_ws(
-                f"/api/kernels/{kernel}/channels", ws_http, headers={"X-XSRFToken": client.xsrf}
-            ) as ws,
-        ):
-            ws.send_json(message)
-            while True:
-                msg = ws.receive_json(timeout=30)
-                if msg.get("msg_type") == "status" and msg["content"].get("execution_state") == "busy":
-                    break
+        client.start(kernel, code)
 
 
 # Scenarios: each gets (machine, home, timeline) and runs on its own machine, in parallel.

@@ -51,6 +51,18 @@ def test_password_login_and_kernel_over_verified_https(workstation):
     assert "boxes/ws/venv" in result.stdout
 
 
+def test_a_started_cell_runs_on_after_the_client_leaves(workstation):
+    with NotebookClient(url(workstation), ca(workstation)) as client:
+        assert client.login(PASSWORD)
+        kernel = client.start_kernel()
+        try:
+            client.start(kernel, "import time; time.sleep(3)")
+            state = client.api("GET", f"/kernels/{kernel}").json()["execution_state"]
+        finally:
+            client.shutdown_kernel(kernel)
+    assert state == "busy"
+
+
 def test_notebook7_interface_is_served_too(workstation):
     with NotebookClient(url(workstation), ca(workstation)) as client:
         assert client.login(PASSWORD)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import ssl
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,8 +76,9 @@ class NotebookClient:
     def shutdown_kernel(self, kernel_id: str) -> None:
         self.api("DELETE", f"/kernels/{kernel_id}")
 
-    def execute(self, kernel_id: str, code: str, timeout: float = 60.0) -> ExecResult:
-        """Send execute_request over the kernel websocket and gather its output until idle."""
+    @contextmanager
+    def _channel(self, kernel_id: str, code: str) -> Iterator[tuple[Any, str]]:
+        """Open the kernel websocket and send one execute_request; yields (websocket, msg_id)."""
         from httpx_ws import connect_ws
 
         session = uuid.uuid4().hex
@@ -102,9 +105,7 @@ class NotebookClient:
             "channel": "shell",
             "buffers": [],
         }
-        result = ExecResult()
         path = f"/api/kernels/{kernel_id}/channels?session_id={session}"
-        deadline = time.monotonic() + timeout
         # A websocket gets its own connection: a closed one returned to the shared pool
         # can corrupt the next request's TLS stream.
         ws_http = httpx.Client(
@@ -112,6 +113,25 @@ class NotebookClient:
         )
         with ws_http, connect_ws(path, ws_http, headers={"X-XSRFToken": self.xsrf}) as ws:
             ws.send_json(message)
+            yield ws, msg_id
+
+    def start(self, kernel_id: str, code: str, timeout: float = 30.0) -> None:
+        """Start code and disconnect once the kernel reports busy: the cell runs on without a client."""
+        deadline = time.monotonic() + timeout
+        with self._channel(kernel_id, code) as (ws, msg_id):
+            while time.monotonic() < deadline:
+                msg = ws.receive_json(timeout=max(deadline - time.monotonic(), 0.1))
+                if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                    continue
+                if msg.get("msg_type") == "status" and msg["content"].get("execution_state") == "busy":
+                    return
+        raise PadlabError("the kernel did not start running the code in time", "check the kernel's log")
+
+    def execute(self, kernel_id: str, code: str, timeout: float = 60.0) -> ExecResult:
+        """Send execute_request over the kernel websocket and gather its output until idle."""
+        result = ExecResult()
+        deadline = time.monotonic() + timeout
+        with self._channel(kernel_id, code) as (ws, msg_id):
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
