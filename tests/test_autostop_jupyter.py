@@ -131,17 +131,9 @@ def test_long_cell_keeps_it_up_and_its_end_counts_as_activity(box: dict, client:
 
 
 def test_open_connection_is_use(box: dict, client: NotebookClient) -> None:
-    from httpx_ws import connect_ws
-
     kernel = client.start_kernel()
     try:
-        ws_http = httpx.Client(
-            base_url=client.base_url, verify=ssl_context(client.ca_file), cookies=client.http.cookies
-        )
-        with (
-            ws_http,
-            connect_ws(f"/api/kernels/{kernel}/channels", ws_http, headers={"X-XSRFToken": client.xsrf}),
-        ):
+        with client.channel(kernel):
             decision = agent.check(box["conf"], now=time.time() + 10 * LIMIT)
             assert decision["in_use"] and any("open connection" in r for r in decision["reasons"])
     finally:

@@ -6,6 +6,7 @@ use it against real servers.
 
 from __future__ import annotations
 
+import json
 import ssl
 import time
 import uuid
@@ -26,6 +27,22 @@ class ExecResult:
     result: str | None = None
     error: str | None = None
     outputs: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _Socket:
+    """JSON messages over a websockets connection, with a per-call timeout."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+
+    def send_json(self, message: dict[str, Any]) -> None:
+        self.ws.send(json.dumps(message))
+
+    def receive_json(self, timeout: float) -> dict[str, Any]:
+        try:
+            return json.loads(self.ws.recv(timeout=timeout))
+        except TimeoutError as exc:
+            raise PadlabError("the kernel did not answer in time", "check the kernel's log") from exc
 
 
 def ssl_context(ca_file: str) -> ssl.SSLContext:
@@ -77,17 +94,34 @@ class NotebookClient:
         self.api("DELETE", f"/kernels/{kernel_id}")
 
     @contextmanager
-    def _channel(self, kernel_id: str, code: str) -> Iterator[tuple[Any, str]]:
-        """Open the kernel websocket and send one execute_request; yields (websocket, msg_id)."""
-        from httpx_ws import connect_ws
+    def channel(self, kernel_id: str) -> Iterator[_Socket]:
+        """An open websocket to the kernel: what a notebook open in a browser or Juno holds."""
+        from websockets.sync.client import connect
 
-        session = uuid.uuid4().hex
+        ws_url = self.base_url.replace("https://", "wss://", 1)
+        headers = {
+            "Cookie": "; ".join(f"{k}={v}" for k, v in self.http.cookies.items()),
+            "X-XSRFToken": self.xsrf,
+        }
+        # websockets' close() joins its reader thread, so no stray reader is left on a
+        # file descriptor that the next connection may reuse (it corrupted TLS streams).
+        with connect(
+            f"{ws_url}/api/kernels/{kernel_id}/channels?session_id={uuid.uuid4().hex}",
+            ssl=ssl_context(self.ca_file),
+            additional_headers=headers,
+            max_size=None,
+        ) as ws:
+            yield _Socket(ws)
+
+    @contextmanager
+    def _channel(self, kernel_id: str, code: str) -> Iterator[tuple[_Socket, str]]:
+        """Open the kernel websocket and send one execute_request; yields (websocket, msg_id)."""
         msg_id = uuid.uuid4().hex
         message = {
             "header": {
                 "msg_id": msg_id,
                 "username": "padlab",
-                "session": session,
+                "session": uuid.uuid4().hex,
                 "msg_type": "execute_request",
                 "version": "5.3",
                 "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -105,13 +139,7 @@ class NotebookClient:
             "channel": "shell",
             "buffers": [],
         }
-        path = f"/api/kernels/{kernel_id}/channels?session_id={session}"
-        # A websocket gets its own connection: a closed one returned to the shared pool
-        # can corrupt the next request's TLS stream.
-        ws_http = httpx.Client(
-            base_url=self.base_url, verify=ssl_context(self.ca_file), cookies=self.http.cookies
-        )
-        with ws_http, connect_ws(path, ws_http, headers={"X-XSRFToken": self.xsrf}) as ws:
+        with self.channel(kernel_id) as ws:
             ws.send_json(message)
             yield ws, msg_id
 
