@@ -73,7 +73,7 @@ def test_down_snapshots_verifies_then_deletes_and_up_recreates(
     stopped = provider.stop(print)
     assert stopped.state == "off" and stopped.id is None
     assert stopped.billed_while_down.startswith("snapshot padlab-do-")
-    assert provider._get_droplet(first.id) is None
+    assert provider._get(first.id) is None
     [snap] = provider.snapshots()
     # Shut down cleanly (not a hard power-off) before the snapshot; verify before the delete.
     actions = [json.loads(r.body)["type"] for r in calls(fake, "POST", f"/v2/droplets/{first.id}/actions")]

@@ -120,23 +120,7 @@ class AwsProvider(CloudProvider):
 
     # -- finding -------------------------------------------------------------------------
 
-    def describe(self) -> Machine:
-        raw = self._find()
-        return self._machine(raw) if raw else self.missing()
-
-    def _find(self) -> dict[str, Any] | None:
-        recorded = self.memo().get("machine_id")
-        if recorded:
-            raw = self._get(recorded)
-            if raw:
-                return raw
-            self.remember(machine_id=None)
-        attached = self.options.get("machine_id")
-        if attached:
-            raw = self._get(attached)
-            if raw is None:
-                raise self.not_found_attached(attached)
-            return raw
+    def _search(self) -> dict[str, Any] | None:
         found = self._instances(
             Filters=[
                 {"Name": f"tag:{TAG}", "Values": [self.profile.name]},

@@ -48,9 +48,44 @@ class CloudProvider(RemoteProvider):
 
     # -- what each cloud implements ---------------------------------------------------
 
+    def _get(self, machine_id: str) -> dict[str, Any] | None:
+        """The cloud's record of one machine, or None when it does not exist (any more)."""
+        raise NotImplementedError
+
+    def _search(self) -> dict[str, Any] | None:
+        """This profile's machine found by name or tag; two matches are an error, never a guess."""
+        raise NotImplementedError
+
+    def _machine(self, raw: dict[str, Any]) -> Machine:
+        """The cloud's record as padlab's Machine."""
+        raise NotImplementedError
+
+    def _attached_may_vanish(self) -> bool:
+        """Whether an attached machine that is gone was replaced by padlab's own cycle (DigitalOcean)."""
+        return False
+
+    def find(self) -> dict[str, Any] | None:
+        """The id padlab recorded, else the attached --machine-id, else a search by name or tag."""
+        recorded = self.memo().get("machine_id")
+        if recorded:
+            raw = self._get(recorded)
+            if raw:
+                return raw
+            self.remember(machine_id=None)  # deleted outside padlab: look again
+        attached = self.options.get("machine_id")
+        if attached and self.memo().get("attached_gone") != str(attached):
+            raw = self._get(attached)
+            if raw is not None:
+                return raw
+            if not self._attached_may_vanish():
+                raise self.not_found_attached(attached)
+            self.remember(attached_gone=str(attached))
+        return self._search()
+
     def describe(self) -> Machine:
         """The machine behind this profile now (state ``missing`` if there is none)."""
-        raise NotImplementedError
+        raw = self.find()
+        return self._machine(raw) if raw else self.missing()
 
     def _create(self, progress: Progress) -> Machine:
         """Ask the cloud for a new machine; the caller has recorded the intent."""

@@ -108,7 +108,7 @@ class DigitalOceanProvider(CloudProvider):
 
         return retry.call(once, f"DigitalOcean {what}")
 
-    def _get_droplet(self, droplet_id: Any) -> dict[str, Any] | None:
+    def _get(self, droplet_id: Any) -> dict[str, Any] | None:
         try:
             return self.call(f"GET droplet {droplet_id}", self.client.droplets.get, int(droplet_id))[
                 "droplet"
@@ -131,22 +131,11 @@ class DigitalOceanProvider(CloudProvider):
     def tag(self) -> str:
         return f"padlab:{self.profile.name}"
 
-    def _find_droplet(self) -> dict[str, Any] | None:
-        memo = self.memo()
-        if memo.get("machine_id"):
-            droplet = self._get_droplet(memo["machine_id"])
-            if droplet:
-                return droplet
-            self.remember(machine_id=None)
-        attached = self.options.get("machine_id")
-        if attached and memo.get("attached_gone") != str(attached):
-            droplet = self._get_droplet(attached)
-            if droplet is not None:
-                return droplet
-            if not self.snapshots():
-                raise self.not_found_attached(attached)
-            # Autostop on the box snapshotted and deleted it: from now on, as after `padlab down`.
-            self.remember(attached_gone=str(attached))
+    def _attached_may_vanish(self) -> bool:
+        # Autostop on the box snapshots and deletes an attached droplet: then it is as after `down`.
+        return bool(self.snapshots())
+
+    def _search(self) -> dict[str, Any] | None:
         droplets = self._list("list droplets", self.client.droplets.list, "droplets", tag_name=self.tag())
         gpus = self._list("list GPU droplets", self.client.droplets.list, "droplets", type="gpus")
         found = {d["id"]: d for d in droplets + gpus if self.tag() in (d.get("tags") or [])}
@@ -164,7 +153,7 @@ class DigitalOceanProvider(CloudProvider):
         return sorted((s for s in found if pattern.match(s.get("name", ""))), key=lambda s: s["created_at"])
 
     def describe(self) -> Machine:
-        droplet = self._find_droplet()
+        droplet = self.find()
         if droplet:
             return self._machine(droplet)
         snapshots = self.snapshots()
@@ -250,7 +239,7 @@ class DigitalOceanProvider(CloudProvider):
 
         def find_or_post() -> dict[str, Any]:
             # A POST that failed in transit may have created the droplet: look before asking again.
-            existing = self._find_droplet()
+            existing = self.find()
             if existing:
                 return existing
             return self.call("create droplet", self.client.droplets.create, body=body)["droplet"]
@@ -305,7 +294,7 @@ class DigitalOceanProvider(CloudProvider):
     # -- down: shut down, snapshot, verify, delete ------------------------------------------
 
     def stop(self, progress: Progress) -> Machine:
-        droplet = self._find_droplet()
+        droplet = self.find()
         if droplet is None:
             return self.describe()
         droplet_id = str(droplet["id"])
@@ -389,7 +378,7 @@ class DigitalOceanProvider(CloudProvider):
             return
 
         def gone() -> tuple[bool, str]:
-            droplet = self._get_droplet(droplet_id)
+            droplet = self._get(droplet_id)
             return droplet is None, (droplet or {}).get("status", "deleted")
 
         retry.wait_for(
@@ -412,7 +401,7 @@ class DigitalOceanProvider(CloudProvider):
 
     def _wait_status(self, droplet_id: str, status: str, timeout: float, progress: Progress) -> None:
         def check() -> tuple[bool, str]:
-            droplet = self._get_droplet(droplet_id)
+            droplet = self._get(droplet_id)
             now = (droplet or {}).get("status", "deleted")
             return now == status, now
 

@@ -58,30 +58,11 @@ class PaperspaceProvider(CloudProvider):
 
     # -- finding -------------------------------------------------------------------------
 
-    def describe(self) -> Machine:
-        raw = self._find()
-        return self._machine(raw) if raw else self.missing()
-
-    def _find(self) -> dict[str, Any] | None:
-        recorded = self.memo().get("machine_id")
-        if recorded:
-            raw = self._get(recorded)
-            if raw:
-                return raw
-            self.remember(machine_id=None)  # deleted outside padlab: look again by name
-        attached = self.options.get("machine_id")
-        if attached:
-            raw = self._get(attached)
-            if raw is None:
-                raise self.not_found_attached(attached)
-            return raw
-        return self._by_name()
-
     def _get(self, machine_id: str) -> dict[str, Any] | None:
         status, body = self.api.request("GET", f"/machines/{machine_id}")
         return None if status == 404 else body
 
-    def _by_name(self) -> dict[str, Any] | None:
+    def _search(self) -> dict[str, Any] | None:
         name = self.resource_name()
         found: list[dict[str, Any]] = []
         params: dict[str, Any] = {"name": name, "limit": 120}
@@ -145,7 +126,7 @@ class PaperspaceProvider(CloudProvider):
 
         def find_or_post() -> dict[str, Any]:
             # A POST that timed out may have created the machine: look before asking again.
-            existing = self._by_name()
+            existing = self._search()
             if existing:
                 return existing
             _, answer = self.api.send("POST", "/machines", json=body)
