@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -9,6 +12,17 @@ import pytest
 from tests.helpers import PASSWORD, free_port, padlab, padlab_json
 
 pytest_plugins = ["tests.testbed.fixtures"]
+
+
+@pytest.fixture(autouse=True)
+def _no_jupyter_left_behind(tmp_path: Path):
+    """A test that fails between `up` and `down` must not leave its Jupyter running."""
+    yield
+    for pidfile in tmp_path.glob("*/boxes/*/run/jupyter-*.pid"):
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(pidfile.read_text())
+            if b"jupyter" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGTERM)
 
 
 @pytest.fixture
