@@ -134,17 +134,16 @@ def test_status_reports_running_with_uptime(workstation):
     assert st["url"] == workstation["card"]["url"]
 
 
+def doctor(ws: dict, password: str) -> tuple[int, dict]:
+    """padlab doctor from the client's side, against the loopback address the certificate names."""
+    args = ("doctor", "--json", "--password-stdin", "--host", "127.0.0.1")
+    proc = padlab(ws["home"], *args, input=password + "\n", check=False)
+    return proc.returncode, json.loads(proc.stdout)
+
+
 def test_doctor_all_checks_pass(workstation):
-    proc = padlab(
-        workstation["home"],
-        "doctor",
-        "--json",
-        "--password-stdin",
-        "--host",
-        "127.0.0.1",
-        input=PASSWORD + "\n",
-    )
-    result = json.loads(proc.stdout)
+    code, result = doctor(workstation, PASSWORD)
+    assert code == 0, result
     names = {c["name"]: c["ok"] for c in result["checks"]}
     assert names == {
         "port open": True,
@@ -157,18 +156,9 @@ def test_doctor_all_checks_pass(workstation):
 
 
 def test_doctor_reports_wrong_password_with_fix(workstation):
-    proc = padlab(
-        workstation["home"],
-        "doctor",
-        "--json",
-        "--password-stdin",
-        "--host",
-        "127.0.0.1",
-        input="wrong-password-here\n",
-        check=False,
-    )
-    assert proc.returncode == 1
-    checks = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
+    code, result = doctor(workstation, "wrong-password-here")
+    assert code == 1
+    checks = {c["name"]: c for c in result["checks"]}
     assert checks["password login"]["ok"] is False
     assert "padlab passwd" in checks["password login"]["fix"]
 

@@ -182,11 +182,10 @@ def box_facts(profile: Any, provider: Any, machine: Any) -> dict[str, Any] | Non
     if profile.provider == "local":
         if not (req["autostop"]["idle_s"] or req["autostop"]["max_uptime_s"]):
             return {"summary": "off", "decision": None, "last_stop": None}
-        from padlab.remote import agent_setup, service
+        from padlab.remote import agent_setup
         from padlab.remote.system import Host
 
-        layout = service.Layout(profile.name, req["prefix"], req["etc"], "", False)
-        return agent_setup.facts(Host(sudo=False), layout)
+        return agent_setup.facts(Host(sudo=False), provider.box())
     if not provider.connected(machine):
         return None
     try:

@@ -47,12 +47,7 @@ def run(host: str, port: int, password: str | None, info_only_gpu: bool = True) 
         )
         return checks
     try:
-        ctx = ssl.create_default_context(cafile=ca_file)
-        with (
-            socket.create_connection((host, port), timeout=5) as sock,
-            ctx.wrap_socket(sock, server_hostname=host),
-        ):
-            pass
+        tls.handshake(host, port, timeout=5)
         checks.append(Check("TLS chain", True, f"certificate verifies against padlab's CA for {host}"))
     except (ssl.SSLError, ssl.CertificateError, OSError) as exc:
         reason = getattr(exc, "verify_message", None) or str(exc)

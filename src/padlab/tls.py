@@ -138,6 +138,18 @@ def fingerprint(pem: str) -> str:
     return hashlib.sha256(base64.b64decode(body)).hexdigest()
 
 
+def handshake(host: str, port: int, timeout: float) -> None:
+    """A TLS handshake that padlab's CA must verify for host; raises OSError (ssl errors included)."""
+    import socket
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=str(ca_cert_path()))
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.settimeout(timeout)
+        with ctx.wrap_socket(sock, server_hostname=host):
+            pass
+
+
 def pretty_fingerprint(hexdigest: str) -> str:
     return ":".join(hexdigest[i : i + 2] for i in range(0, len(hexdigest), 2)).upper()
 

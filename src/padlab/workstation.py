@@ -161,23 +161,14 @@ def _jupyter_alive(profile: Profile, provider: Provider, host: str | None) -> bo
         from padlab.remote import service
         from padlab.remote.system import Host
 
-        layout = provider.layout()
-        box = service.Layout(profile.name, layout.prefix, layout.etc, "", False)
-        return service.read_pid(Host(sudo=False), box) is not None
-    ca_file = tls.ca_cert_path()
-    if not host or not ca_file.exists():
+        return service.read_pid(Host(sudo=False), provider.box()) is not None
+    if not host or not tls.ca_cert_path().exists():
         return False
-    import socket
-    import ssl
-
     try:
-        ctx = ssl.create_default_context(cafile=str(ca_file))
-        with socket.create_connection((host, profile.port), timeout=2.0) as sock:
-            sock.settimeout(2.0)
-            with ctx.wrap_socket(sock, server_hostname=host):
-                return True
-    except (OSError, ssl.SSLError, ValueError):
+        tls.handshake(host, profile.port, timeout=2.0)
+    except (OSError, ValueError):
         return False
+    return True
 
 
 def _not_serving(phase: str) -> str:

@@ -38,5 +38,12 @@ class LocalProvider:
         box = paths.data_dir() / "boxes" / self.profile.name
         return BoxLayout(prefix=str(box), etc=str(box / "etc"), system=False)
 
+    def box(self) -> Any:
+        """The box program's own Layout of this machine's workstation, for reading it in-process."""
+        from padlab.remote import service
+
+        layout = self.layout()
+        return service.Layout(self.profile.name, layout.prefix, layout.etc, "", False)
+
     def after_up(self, machine: Machine, report: dict[str, Any]) -> dict[str, Any]:
         return {}
