@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 
@@ -50,6 +50,19 @@ class MachineOps:
         op.future.add_done_callback(self._collect)
         return op
 
+    def after(self, machine_id: str, fn: Callable[[], object]) -> Callable[[], object]:
+        """fn, run only once the machine's calls queued so far are done: deleting a snapshot
+        never overtakes the destroy of the droplet it came from."""
+        with self._lock:
+            prior = self._last.get(machine_id)
+
+        def run() -> object:
+            if prior is not None:
+                wait([prior.future])
+            return fn()
+
+        return run
+
     def pending(self, machine_id: str) -> str | None:
         """Kind of the latest call if it has not finished, else ``None``."""
         with self._lock:
@@ -60,7 +73,6 @@ class MachineOps:
         """Let the machine's queue drain and stop its thread (after a destroy was queued)."""
         with self._lock:
             queue = self._queues.pop(machine_id, None)
-            self._last.pop(machine_id, None)
             if queue is not None:
                 self._retired.append(queue)
         if queue is not None:

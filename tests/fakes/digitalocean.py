@@ -506,7 +506,10 @@ class FakeDigitalOcean(FakeServer):
             if droplet is not None:
                 droplet.snapshot_ids.remove(snapshot.id)
             queue = f"snapshot-{snapshot.id}"
-            self._ops.submit(queue, "delete", lambda: self.backend.delete_snapshot(str(snapshot.id)))
+            delete = self._ops.after(
+                str(snapshot.droplet_id), lambda: self.backend.delete_snapshot(str(snapshot.id))
+            )
+            self._ops.submit(queue, "delete", delete)
             self._ops.retire(queue)
         return Response(204)
 
