@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from padlab.remote import activity, agent
-from padlab.remote.activity import Signal
-from padlab.remote.timefmt import format_duration, parse_duration
+from padlab.box import activity, agent
+from padlab.box.activity import Signal
+from padlab.box.timefmt import format_duration, parse_duration
 
 T0 = 1_800_000_000.0
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from padlab.box import activity, agent
 from padlab.notebook_api import NotebookClient, ssl_context
-from padlab.remote import activity, agent
 from tests.helpers import PASSWORD, free_port, one_line_error, padlab, padlab_json
 
 LIMIT = 120

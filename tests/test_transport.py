@@ -9,20 +9,20 @@ from padlab import transport
 from padlab.errors import PadlabError
 
 
-def test_program_is_a_reproducible_zip_of_the_remote_package():
+def test_program_is_a_reproducible_zip_of_the_box_package():
     data = transport.program()
     transport.program.cache_clear()
     assert transport.program() == data
     names = zipfile.ZipFile(io.BytesIO(data)).namelist()
-    assert "padlab_remote/__main__.py" in names and "padlab_remote/bootstrap.py" in names
+    assert "padlab_box/__main__.py" in names and "padlab_box/bootstrap.py" in names
 
 
-def test_remote_package_uses_only_the_standard_library():
+def test_box_package_uses_only_the_standard_library():
     """The box program must run on a bare Python 3.8+: no third-party imports (keygen runs in the venv)."""
     import ast
     import sys
 
-    from padlab.remote import VENV_MODULES
+    from padlab.box import VENV_MODULES
 
     allowed = set(sys.stdlib_module_names)
     for name in zipfile.ZipFile(io.BytesIO(transport.program())).namelist():

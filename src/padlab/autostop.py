@@ -1,6 +1,6 @@
 """Autostop on the client: the policy a profile asks for, and the box actions that apply or read it.
 
-The agent on the box does the watching (padlab/remote/agent.py); this module turns
+The agent on the box does the watching (padlab/box/agent.py); this module turns
 a profile into the request fields it reads, and gives the CLI keep, logs and the
 one-line view that `padlab status` prints. See docs/autostop.md.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from padlab.box.timefmt import format_duration, parse_duration
 from padlab.errors import PadlabError
-from padlab.remote.timefmt import format_duration, parse_duration
 
 # One hour: long enough for a lunch break or a long read with the notebook closed, short
 # enough that a forgotten GPU box costs at most about an hour. Providers that bill for a
@@ -182,8 +182,8 @@ def box_facts(profile: Any, provider: Any, machine: Any) -> dict[str, Any] | Non
     if profile.provider == "local":
         if not (req["autostop"]["idle_s"] or req["autostop"]["max_uptime_s"]):
             return {"summary": "off", "decision": None, "last_stop": None}
-        from padlab.remote import agent_setup
-        from padlab.remote.system import Host
+        from padlab.box import agent_setup
+        from padlab.box.system import Host
 
         return agent_setup.facts(Host(sudo=False), provider.box())
     if not provider.connected(machine):

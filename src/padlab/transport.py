@@ -1,6 +1,6 @@
 """Run the box program here or over ssh, with the same request/report interface.
 
-The program is padlab.remote packed as a zip (``padlab_remote``) and sent on
+The program is padlab.box packed as a zip (``padlab_box``) and sent on
 stdin together with the request, so one process (or one ssh session) does a
 whole action and nothing needs to be installed on the box first.
 """
@@ -30,7 +30,7 @@ LOADER = (
     "os.write(f,z);os.close(f)\n"
     "sys.path.insert(0,p)\n"
     "try:\n"
-    " from padlab_remote.__main__ import run\n"
+    " from padlab_box.__main__ import run\n"
     " c=run(r,z)\n"
     "finally:\n"
     " os.unlink(p)\n"
@@ -40,17 +40,17 @@ LOADER = (
 
 @lru_cache(maxsize=1)
 def program() -> bytes:
-    """padlab.remote as a reproducible zip: same bytes for the same code, so re-runs see no change."""
+    """padlab.box as a reproducible zip: same bytes for the same code, so re-runs see no change."""
     import io
     import zipfile
     from importlib import resources
 
     buf = io.BytesIO()
-    root = resources.files("padlab.remote")
+    root = resources.files("padlab.box")
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for entry in sorted(root.iterdir(), key=lambda e: e.name):
             if entry.name.endswith(".py"):
-                info = zipfile.ZipInfo(f"padlab_remote/{entry.name}", date_time=(2020, 1, 1, 0, 0, 0))
+                info = zipfile.ZipInfo(f"padlab_box/{entry.name}", date_time=(2020, 1, 1, 0, 0, 0))
                 info.external_attr = 0o644 << 16
                 info.compress_type = zipfile.ZIP_DEFLATED
                 zf.writestr(info, entry.read_bytes())

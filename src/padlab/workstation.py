@@ -158,8 +158,8 @@ def _jupyter_alive(profile: Profile, provider: Provider, host: str | None) -> bo
     A bare TCP connect is not enough: a middlebox or another program can accept it.
     """
     if provider.name == "local":
-        from padlab.remote import service
-        from padlab.remote.system import Host
+        from padlab.box import service
+        from padlab.box.system import Host
 
         return service.read_pid(Host(sudo=False), provider.box()) is not None
     if not host or not tls.ca_cert_path().exists():

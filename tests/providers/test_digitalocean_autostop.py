@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 
 from padlab import autostop, workstation
+from padlab.box import activity, agent, agent_setup, do_stop
+from padlab.box.activity import Signal
+from padlab.box.report import BoxError, Report
+from padlab.box.service import Layout
+from padlab.box.system import Host
 from padlab.profiles import Profile
 from padlab.providers import credentials, do_autostop
 from padlab.providers.digitalocean import DigitalOceanProvider
-from padlab.remote import activity, agent, agent_setup, do_stop
-from padlab.remote.activity import Signal
-from padlab.remote.report import BoxError, Report
-from padlab.remote.service import Layout
-from padlab.remote.system import Host
 from tests.fakes import FakeDigitalOcean, MemoryBackend
 from tests.helpers import one_line_error, padlab
 

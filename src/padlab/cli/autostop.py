@@ -70,7 +70,7 @@ def autostop_cmd(
 
 
 def _looks_like_limit(text: str) -> bool:
-    from padlab.remote.timefmt import parse_duration
+    from padlab.box.timefmt import parse_duration
 
     try:
         parse_duration(text)
@@ -96,7 +96,7 @@ def keep(name: str | None, duration: str | None, as_json: bool) -> None:
       padlab keep lab off
     """
     from padlab import autostop, ui
-    from padlab.remote.timefmt import parse_duration
+    from padlab.box.timefmt import parse_duration
 
     if name and duration is None and _looks_like_limit(name):
         name, duration = None, name

@@ -1,7 +1,7 @@
 """Client side of autostop on DigitalOcean: the box's own narrowly scoped token, and what the agent needs.
 
 A powered-off droplet is still billed, so the agent must snapshot and delete its
-droplet (padlab/remote/do_stop.py). It does that with a token of its own, never
+droplet (padlab/box/do_stop.py). It does that with a token of its own, never
 with the user's full-access one: a custom-scoped token that can read, act on
 (snapshot) and delete droplets and read snapshots. `padlab login digitalocean
 --autostop-token` stores it here (0600); `up` and `padlab autostop` send it to
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from padlab.box.do_stop import ACTION
 from padlab.errors import PadlabError
 from padlab.providers import credentials
-from padlab.remote.do_stop import ACTION
 
 CREDENTIAL = "digitalocean-autostop"
 SCOPES = ("droplet:read", "droplet:update", "droplet:delete", "snapshot:read")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from padlab import paths
+from padlab.box.system import primary_address
 from padlab.profiles import Profile
 from padlab.providers.base import BoxLayout, Machine, Progress
-from padlab.remote.system import primary_address
 
 if TYPE_CHECKING:
     from padlab.transport import Transport
@@ -40,7 +40,7 @@ class LocalProvider:
 
     def box(self) -> Any:
         """The box program's own Layout of this machine's workstation, for reading it in-process."""
-        from padlab.remote import service
+        from padlab.box import service
 
         layout = self.layout()
         return service.Layout(self.profile.name, layout.prefix, layout.etc, "", False)

@@ -1,4 +1,4 @@
-"""padlab.remote.firewall's decisions, on recorded rulesets; the testbed tests apply them for real."""
+"""padlab.box.firewall's decisions, on recorded rulesets; the testbed tests apply them for real."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-from padlab.remote import firewall
-from padlab.remote.report import BoxError
+from padlab.box import firewall
+from padlab.box.report import BoxError
 
 
 class FakeHost:

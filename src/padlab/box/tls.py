@@ -29,7 +29,7 @@ def check(host: Host, layout: Layout, ca_pem: str, sans: list, new_cert_pem: str
         "new_cert_pem": new_cert_pem,
         "common_name": "padlab %s" % layout.name,
     }
-    argv = [os.path.join(layout.venv, "bin", "python"), "-m", "padlab_remote.keygen"]
+    argv = [os.path.join(layout.venv, "bin", "python"), "-m", "padlab_box.keygen"]
     env = dict(os.environ, PYTHONPATH=layout.lib)
     if host.sudo and layout.system:
         argv = ["sudo", "-n", "-u", layout.user, "env", "PYTHONPATH=%s" % layout.lib] + argv

@@ -40,7 +40,7 @@ class AgentLayout:
         self.config = os.path.join(self.dir, "config.json")
         self.token = os.path.join(self.dir, "token")
         self.do_token = os.path.join(self.dir, "digitalocean-token")
-        self.program = os.path.join(self.dir, "padlab_remote.pyz")
+        self.program = os.path.join(self.dir, "padlab_box.pyz")
         self.runner = os.path.join(self.dir, "padlab-agent")
         self.state = os.path.join(self.dir, "state.json")
         self.log = os.path.join(self.dir, "agent.log")
@@ -180,7 +180,7 @@ def runner_script(paths: AgentLayout) -> str:
 # Written by padlab: the autostop agent (padlab-agent check CONFIG | keep ...).
 import sys
 sys.path.insert(0, {program!r})
-from padlab_remote.agent import main
+from padlab_box.agent import main
 sys.exit(main(sys.argv[1:]))
 """.format(py=sys.executable, program=paths.program)
 

@@ -16,7 +16,7 @@ ssh is always allowed from anywhere on every port sshd listens on, so it never
 becomes less reachable; ``allow_from`` narrows only the Jupyter and mosh rules.
 The resolved rules are saved to ETC/firewall.json, and for nftables a oneshot
 unit (run after nftables.service, re-run when it restarts) applies them again
-at boot: ``python3 -m padlab_remote.firewall ETC/firewall.json``.
+at boot: ``python3 -m padlab_box.firewall ETC/firewall.json``.
 """
 
 from __future__ import annotations
@@ -285,7 +285,7 @@ PartOf=nftables.service
 Type=oneshot
 RemainAfterExit=yes
 Environment=PYTHONPATH={lib}
-ExecStart={python} -m padlab_remote.firewall {spec}
+ExecStart={python} -m padlab_box.firewall {spec}
 
 [Install]
 WantedBy=multi-user.target nftables.service

@@ -28,7 +28,7 @@ class Layout:
         self.user = user
         self.system = system  # files owned by root under /opt and /etc, written through sudo
         self.venv = os.path.join(prefix, "venv")
-        self.lib = os.path.join(prefix, "lib", "padlab_remote.pyz")
+        self.lib = os.path.join(prefix, "lib", "padlab_box.pyz")
         self.launcher = os.path.join(prefix, "bin", "padlab-jupyter-%s" % name)
         self.run_dir = os.path.join(prefix, "run")
         self.pidfile = os.path.join(self.run_dir, "jupyter-%s.pid" % name)
