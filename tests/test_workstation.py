@@ -63,13 +63,6 @@ def test_a_started_cell_runs_on_after_the_client_leaves(workstation):
     assert state == "busy"
 
 
-def test_notebook7_interface_is_served_too(workstation):
-    with NotebookClient(url(workstation), ca(workstation)) as client:
-        assert client.login(PASSWORD)
-        page = client.http.get("/tree")
-    assert page.status_code == 200 and "notebook" in page.text.lower()
-
-
 def test_served_certificate_matches_card_fingerprint(workstation):
     import ssl
 

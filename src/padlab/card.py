@@ -9,17 +9,26 @@ from typing import Any
 from padlab import tls
 from padlab.profiles import Profile
 
+# The box serves nbclassic at the server's root and JupyterLab at /lab (padlab.box.venv):
+# Juno Connect takes the root as its server and calls /api, /tree and /notebooks/NAME.ipynb
+# under it, while the root itself redirects a browser to JupyterLab.
+JUNO_PATH = "/"
+URL_LABEL = "JupyterLab (Safari)"
+JUNO_LABEL = "Juno Connect"
+
 
 def build(profile: Profile, st: dict[str, Any], live_state: str | None = None) -> dict[str, Any]:
     """Card data from the profile and recorded state alone, so `padlab card` needs no network."""
     host = st.get("host")
-    url = f"https://{_url_host(host)}:{profile.port}/" if host else None
+    base = f"https://{_url_host(host)}:{profile.port}" if host else None
+    url = f"{base}/" if base else None
     started = st.get("started_at")
     return {
         "name": profile.name,
         "provider": profile.provider,
         "state": live_state or st.get("phase", "unknown"),
         "url": url,
+        "juno_url": f"{base}{JUNO_PATH}" if base else None,
         "host": host,
         "port": profile.port,
         "local_url": f"https://localhost:{profile.port}/" if profile.provider == "local" else None,
@@ -58,7 +67,8 @@ def uptime_text(seconds: float | None) -> str:
 def rows(card: dict[str, Any]) -> list[tuple[str, str]]:
     out = [
         ("State", card["state"]),
-        ("URL", card["url"] or "-"),
+        (URL_LABEL, card["url"] or "-"),
+        (JUNO_LABEL, card.get("juno_url") or "-"),
     ]
     if card.get("local_url"):
         out.append(("On this machine", card["local_url"]))
@@ -121,12 +131,17 @@ def render_rich(card: dict[str, Any], qr: bool) -> Any:
     table.add_column(style="bold cyan", no_wrap=True)
     table.add_column(overflow="fold")
     for key, value in rows(card):
-        style = "bold green" if key == "URL" else ""
+        style = "bold green" if key in (URL_LABEL, JUNO_LABEL) else ""
         table.add_row(key, Text(value, style=style))
     parts: list[Any] = [table]
     parts += [Text(f"warning: {w}", style="yellow") for w in card["warnings"]]
     if qr and card["url"]:
         parts.append(Text.from_ansi(qr_text(card["url"])))
-        parts.append(Text("Scan with the iPad camera, or open the URL in Juno.", style="dim"))
+        parts.append(
+            Text(
+                "Scan with the iPad camera to open JupyterLab in Safari; in Juno Connect, add the Juno Connect address.",
+                style="dim",
+            )
+        )
     color = "green" if card["state"] == "running" else "yellow"
     return Panel(Group(*parts), title=f"padlab · {card['name']}", border_style=color, expand=False)

@@ -110,6 +110,8 @@ class NotebookClient:
             ssl=ssl_context(self.ca_file),
             additional_headers=headers,
             max_size=None,
+            # Jupyter answers the handshake once a new kernel is ready: seconds, more on a busy box.
+            open_timeout=60,
         ) as ws:
             yield _Socket(ws)
 

@@ -12,7 +12,11 @@ from .report import BoxError, Report
 from .system import Host, sha256
 
 # cryptography lets the box make its own TLS key and CSR; the key never leaves.
-PACKAGES = ["jupyterlab>=4.2,<5", "notebook>=7.2,<8", "ipykernel>=6.29", "cryptography>=42"]
+# nbclassic, not Notebook 7: Juno Connect drives only the classic UI at the server's root
+# (/tree, /notebooks/NAME.ipynb), which nbclassic serves only when Notebook 7 is absent.
+PACKAGES = ["jupyterlab>=4.2,<5", "nbclassic>=1.1", "ipykernel>=6.29", "cryptography>=42"]
+# Installed by earlier padlab versions; its presence moves nbclassic under /nbclassic/.
+REMOVED = ["notebook"]
 
 
 def python_in(venv: str) -> str:
@@ -40,6 +44,8 @@ def ensure(host: Host, venv: str, report: Report, owner: str | None, root: bool,
     else:
         cmd = [python_in(venv), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"] + packages
     proc = subprocess.run(as_owner + cmd, capture_output=True, text=True)
+    if proc.returncode == 0:
+        proc = subprocess.run(as_owner + _uninstall(uv, venv), capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         raise BoxError(
@@ -48,6 +54,22 @@ def ensure(host: Host, venv: str, report: Report, owner: str | None, root: bool,
         )
     host.write(stamp, want + "\n", mode=0o644, owner=owner, root=root)
     report.step("python-env", True, "installed %s with %s" % (", ".join(PACKAGES), "uv" if uv else "pip"))
+
+
+def _uninstall(uv: str | None, venv: str) -> list[str]:
+    """Remove what padlab no longer installs; a package that is not there is skipped."""
+    if uv:
+        return [
+            "env",
+            "UV_NATIVE_TLS=1",
+            uv,
+            "pip",
+            "uninstall",
+            "--quiet",
+            "--python",
+            python_in(venv),
+        ] + REMOVED
+    return [python_in(venv), "-m", "pip", "uninstall", "--quiet", "--yes"] + REMOVED
 
 
 def _uv_in_venv(venv: str, as_owner: list[str]) -> str | None:
