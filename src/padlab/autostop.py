@@ -226,6 +226,9 @@ def annotate(out: dict[str, Any], profile: Any, provider: Any, machine: Any, st:
     last = (facts or {}).get("last_stop")
     if not last:
         return
+    from padlab import ledger
+
+    ledger.stopped_by_agent(profile.name, float(last["at"]), str(last.get("result")))
     when = datetime.datetime.fromtimestamp(last["at"]).strftime("%Y-%m-%d %H:%M")
     text = f"by autostop at {when}: {last['reason']} ({last['result']})"
     if out["state"] == "stopped" and last["at"] > (st.get("stopped_at") or 0):

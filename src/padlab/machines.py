@@ -6,6 +6,7 @@ doing first, so an interrupted run is finished by running it again.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable
 
 from padlab import profiles, providers, state
@@ -22,12 +23,20 @@ def _quiet(_: str) -> None:
     pass
 
 
-def start(profile: Profile, on_stage: Stage = _quiet) -> dict[str, Any]:
-    """Make sure the machine runs and report its address; no ssh, no bootstrap."""
+def start(profile: Profile, on_stage: Stage = _quiet, over_budget: bool = False) -> dict[str, Any]:
+    """Make sure the machine runs and report its address; no ssh, no bootstrap.
+
+    No agent is set up here, so no budget deadline either: only the refusal applies.
+    """
+    from padlab import ledger, money
+
     provider = providers.get(profile)
+    money.check_up(profile.name, over_budget)
     with state.action(profile.name, "starting", "up --skip-setup") as before:
+        ledger.before_acting(profile.name, provider)
         start_only = getattr(provider, "start_machine", provider.ensure_running)
         machine = start_only(on_stage)
+        ledger.observe(profile.name, machine, time.time(), "padlab up --skip-setup")
         phase = "running" if before.get("phase") == "running" else MACHINE_UP
         state.update(profile.name, phase=phase, host=machine.host, machine=machine.as_dict())
     return {
@@ -47,8 +56,11 @@ def destroy(profile: Profile, on_stage: Stage = _quiet) -> dict[str, Any]:
             f"{profile.name!r} uses the {profile.provider} provider, which has no machine for padlab to delete",
             "`padlab destroy` is for cloud profiles; use `padlab down` here",
         )
+    from padlab import ledger
+
     with state.action(profile.name, "destroying", "destroy"):
         delete(on_stage)
+        ledger.observe(profile.name, {"state": "missing"}, time.time(), "padlab destroy")
         # The box, its certificate and its password are gone with the disk: start afresh.
         state.remove(profile.name)
         if profile.options.pop("machine_id", None) is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from padlab import autostop, card, providers, state, tls
+from padlab import alerts, autostop, card, ledger, money, providers, state, tls
 from padlab.errors import PadlabError
 from padlab.profiles import Profile
 from padlab.providers.base import Machine, Provider
@@ -45,6 +45,12 @@ def request_for(profile: Profile, provider: Provider, action: str, machine: Mach
         req["extra_sans"] = [machine.host]
     req.update(layout.steps)
     req["autostop"] = autostop.box_fields(profile, provider, action, machine)
+    if action in autostop.INSTALLS:
+        # The budget's deadline and the alerts travel with the agent's config (docs/costs.md).
+        over = bool(state.load(profile.name).get("over_budget"))
+        price = machine.price_per_hour if machine else None
+        req["autostop"].update(money.box_fields(profile.name, price, over))
+        req["alerts"] = alerts.box_fields(profile.name)
     return req
 
 
@@ -61,11 +67,19 @@ def up(
     password: str | None = None,
     generated: bool = False,
     on_stage: Stage = _quiet,
+    over_budget: bool = False,
 ) -> dict[str, Any]:
-    """Make the workstation running and healthy; returns the card plus the box's step report."""
+    """Make the workstation running and healthy; returns the card plus the box's step report.
+
+    A spent budget refuses before anything starts, unless ``over_budget``.
+    """
     provider = providers.get(profile)
+    money.check_up(profile.name, over_budget)
     with state.action(profile.name, "starting", "up"):
+        state.update(profile.name, over_budget=over_budget)
+        ledger.before_acting(profile.name, provider)
         machine = provider.ensure_running(on_stage)
+        ledger.observe(profile.name, machine, time.time(), "padlab up")
         state.update(profile.name, host=machine.host, machine=machine.as_dict())
         req = request_for(profile, provider, "up", machine)
         if password is not None:
@@ -99,6 +113,12 @@ def up(
     out = card.build(profile, st)
     out["changed"] = any(s["changed"] for s in steps)
     out["steps"] = steps
+    out["budget"] = {
+        "warnings": money.warnings(profile.name),
+        "deadline_at": req["autostop"].get("deadline_at"),
+        "deadline_why": req["autostop"].get("deadline_why"),
+        "over_budget": over_budget,
+    }
     return out
 
 
@@ -115,8 +135,19 @@ def needs_password(profile: Profile) -> bool:
 def down(profile: Profile, on_stage: Stage = _quiet) -> dict[str, Any]:
     """Stop Jupyter (and the machine, where the provider bills for it); nothing on disk is touched."""
     provider = providers.get(profile)
+    try:
+        return _down(profile, provider, on_stage)
+    except PadlabError as exc:
+        if provider.manages_power:
+            alerts.send("stop FAILED", f"padlab down {profile.name} failed: {exc}; it may still be billed")
+        raise
+
+
+def _down(profile: Profile, provider: Provider, on_stage: Stage) -> dict[str, Any]:
     with state.action(profile.name, "stopping", "down"):
         machine = provider.describe()
+        if provider.manages_power:
+            ledger.observe(profile.name, machine, time.time(), "padlab (before acting)")
         if machine.state == "running":
             req = request_for(profile, provider, "down", machine)
             req["disable"] = not provider.manages_power
@@ -125,6 +156,7 @@ def down(profile: Profile, on_stage: Stage = _quiet) -> dict[str, Any]:
         if provider.manages_power:
             on_stage("stopping the machine")
             machine = provider.stop(on_stage)
+            ledger.observe(profile.name, machine, time.time(), "padlab down")
         st = state.update(
             profile.name,
             phase="stopped",
@@ -132,6 +164,7 @@ def down(profile: Profile, on_stage: Stage = _quiet) -> dict[str, Any]:
             stop_reason="padlab down",
             started_at=None,
             machine=machine.as_dict(),
+            over_budget=None,
         )
     return card.build(profile, st)
 
@@ -194,6 +227,7 @@ def status(profile: Profile) -> dict[str, Any]:
         # One cloud with a bad key must not hide the others in `status --all`.
         machine = Machine(state="error")
         phase, st["last_error"] = "error", str(exc)
+    ledger.observe(profile.name, machine, time.time(), "padlab status")
     if phase in ("starting", "stopping", "new"):
         live = phase
     elif machine.state != "running":

@@ -67,6 +67,7 @@ def test_create_stop_start_gets_a_new_address(aws: str) -> None:
     assert attr["InstanceInitiatedShutdownBehavior"]["Value"] == "stop"
     assert first.price_per_hour == 0.526 and "bundled table" in first.price_source
     assert first.billed_while_down == "EBS disk 60 GB × $0.08/GB-month ≈ $4.80/month"
+    assert first.down_usd_per_hour == pytest.approx(4.80 / 730)
 
     stopped = make().stop(print)
     assert stopped.state == "off" and stopped.host is None

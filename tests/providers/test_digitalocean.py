@@ -56,6 +56,7 @@ def test_up_creates_a_tagged_gpu_droplet_once(provider: DigitalOceanProvider, fa
     assert machine.state == "running" and machine.host
     assert machine.price_per_hour == 0.76 and machine.price_source == "DigitalOcean API (size price_hourly)"
     assert "even powered off" in machine.billed_while_down
+    assert machine.down_usd_per_hour == 0.76  # a powered-off droplet is billed in full
     again = provider.start_machine(print)
     assert again.id == machine.id
     creates = calls(fake, "POST", "/v2/droplets")
@@ -73,6 +74,8 @@ def test_down_snapshots_verifies_then_deletes_and_up_recreates(
     stopped = provider.stop(print)
     assert stopped.state == "off" and stopped.id is None
     assert stopped.billed_while_down.startswith("snapshot padlab-do-")
+    gb = float(stopped.billed_while_down.split(": ")[1].split(" GB")[0])
+    assert gb > 0 and stopped.down_usd_per_hour == pytest.approx(gb * 0.06 / 730)
     assert provider._get(first.id) is None
     [snap] = provider.snapshots()
     # Shut down cleanly (not a hard power-off) before the snapshot; verify before the delete.

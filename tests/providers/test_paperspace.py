@@ -61,6 +61,7 @@ def test_price_and_what_down_costs(provider: PaperspaceProvider) -> None:
     assert machine.price_per_hour == 0.76
     assert machine.price_source == "Paperspace API (usageRate)"
     assert machine.billed_while_down.startswith("disk 50 GB ($2.00/month)")
+    assert machine.down_usd_per_hour == pytest.approx(2.00 / 730)  # what the ledger counts while off
     assert make_with_price(provider).describe().price_source == "profile (--price)"
 
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from . import activity, do_stop
+from . import activity, alerts, do_stop
 from .timefmt import format_duration, parse_duration
 
 TTY_DIR = "/dev/pts"
@@ -112,6 +112,9 @@ def decide(conf: dict, state: dict, signals: list, now: float, started: float) -
         candidates.append((max(idle_since + idle_s, hold), "idle for %s" % format_duration(idle_s)))
     if cap_s and started:
         candidates.append((started + cap_s, "maximum uptime of %s reached" % format_duration(cap_s)))
+    if conf.get("deadline_at"):
+        # The budget's hard deadline: busy or held, the money has run out.
+        candidates.append((float(conf["deadline_at"]), conf.get("deadline_why") or "the budget ran out"))
     if candidates:
         out["stop_at"], out["stop_why"] = min(candidates)
     return out
@@ -169,17 +172,51 @@ def check(conf: dict, now: float | None = None) -> dict:
         action = None
         decision["notes"].append("power-off already requested at %s" % activity.clock(state["stopping"]))
     log(files["log"], now, describe(decision, action), conf)
+    send_due_alerts(conf, state, now)
     if action == "warn":
         warn_terminals(conf, decision, now)
     elif action == "stop":
         state["stopping"] = now
+        if state.get("alerted_stop") != stop_at:
+            # Before acting: after a power-off there is no network to send it on.
+            state["alerted_stop"] = stop_at
+            save_state(files["state"], state, conf)
+            alerts.send(conf, "stopping", stop_alert_text(decision), "stop_sign", _logger(files, conf))
         save_state(files["state"], state, conf)
         stop(conf, files, decision, now)
+        alert_failed_stop(conf, files, state, stop_at)
     if action != "stop" and conf["action"] == do_stop.ACTION:
         settle_droplet_stop(conf, files, decision, now)
     save_state(files["state"], state, conf)
     decision["action_taken"] = action
     return decision
+
+
+def _logger(files: dict, conf: dict):
+    return lambda at, line: log(files["log"], at, line, conf)
+
+
+def stop_alert_text(decision: dict) -> str:
+    what = {
+        "service": "Jupyter is being stopped",
+        do_stop.ACTION: "the droplet is being snapshotted and deleted",
+    }.get(decision["action"], "the machine is powering off")
+    return "%s: %s" % (what, decision["stop_why"])
+
+
+def send_due_alerts(conf: dict, state: dict, now: float) -> None:
+    """Long uptime and 80 % of the budget: each once (per boot, per budget deadline)."""
+    for key, value, title, text, tags in alerts.due(conf, state, now, activity.machine_started()):
+        state[key] = value
+        alerts.send(conf, title, text, tags, _logger(paths(conf), conf))
+
+
+def alert_failed_stop(conf: dict, files: dict, state: dict, stop_at: float) -> None:
+    """A stop that failed is worth a message: the machine is still billed. Once per due stop."""
+    record = load_json(files["stopped"])
+    if str(record.get("result", "")).startswith("FAILED") and state.get("alerted_failure") != stop_at:
+        state["alerted_failure"] = stop_at
+        alerts.send(conf, "stop FAILED", record["result"], "rotating_light", _logger(files, conf))
 
 
 def _mtime(path: str | None) -> float:

@@ -40,6 +40,7 @@ class AgentLayout:
         self.config = os.path.join(self.dir, "config.json")
         self.token = os.path.join(self.dir, "token")
         self.do_token = os.path.join(self.dir, "digitalocean-token")
+        self.alert_url = os.path.join(self.dir, "alert-url")
         self.program = os.path.join(self.dir, "padlab_box.pyz")
         self.runner = os.path.join(self.dir, "padlab-agent")
         self.state = os.path.join(self.dir, "state.json")
@@ -61,13 +62,27 @@ def settings(req: dict) -> dict:
     without one leaves autostop off rather than inventing one on the box.
     """
     raw = req.get("autostop") or {}
-    return {
+    out = {
         "idle_s": raw.get("idle_s"),
         "max_uptime_s": raw.get("max_uptime_s"),
         "action": raw.get("action") or "service",
         "warn_s": raw.get("warn_s") or DEFAULT_WARN_S,
         "gpu_threshold": raw.get("gpu_threshold") or DEFAULT_GPU_THRESHOLD,
     }
+    # The budget (padlab/money.py): a hard deadline, and when 80 % of it is spent.
+    for key in MONEY_FIELDS:
+        if raw.get(key) is not None:
+            out[key] = raw[key]
+    return out
+
+
+MONEY_FIELDS = ("deadline_at", "deadline_why", "budget_warn_at", "budget_warn_text")
+
+
+def watching(conf: dict) -> bool:
+    """Whether the agent has anything to do: a limit, a budget deadline or a timed alert."""
+    alert = conf.get("alert") or {}
+    return bool(conf["idle_s"] or conf["max_uptime_s"] or conf.get("deadline_at") or alert.get("after_s"))
 
 
 def prepare_jupyter(host: Host, layout: Layout, report: Report) -> bool:
@@ -134,6 +149,9 @@ def install(host: Host, layout: Layout, req: dict, program: bytes, kind: str, re
     if not (enabled and conf["action"] == do_stop.ACTION) and host.read(paths.do_token) is not None:
         host.run(["rm", "-f", paths.do_token], root=paths.system)  # a token nothing uses is not kept
         changed = True
+    conf["alert"], alert_changed = alert_settings(host, paths, req)
+    changed |= alert_changed
+    enabled = watching(conf)
     text = json.dumps(conf, indent=2, sort_keys=True) + "\n"
     changed |= host.write(paths.config, text, mode=0o600, root=paths.system)
     if program:
@@ -144,6 +162,8 @@ def install(host: Host, layout: Layout, req: dict, program: bytes, kind: str, re
     limits = "idle limit %s" % agent.format_duration(conf["idle_s"])
     if conf["max_uptime_s"]:
         limits += ", max uptime %s" % agent.format_duration(conf["max_uptime_s"])
+    if conf.get("deadline_at"):
+        limits += ", budget deadline %s" % agent.activity.clock(conf["deadline_at"])
     report.step("autostop", changed or how[0], "%s, action %s, %s" % (limits, conf["action"], how[1]))
     report.data["autostop"] = facts(host, layout)
 
@@ -172,6 +192,19 @@ def droplet_settings(host: Host, paths: AgentLayout, req: dict, enabled: bool) -
         "token_file": paths.do_token,
     }
     return part, changed
+
+
+def alert_settings(host: Host, paths: AgentLayout, req: dict) -> tuple:
+    """(config part, changed): the alert topic URL in a file of its own (0600, root's), the threshold."""
+    raw = req.get("alerts") or {}
+    url = str(raw.get("ntfy") or "").strip()
+    changed = False
+    if url:
+        changed = host.write(paths.alert_url, url + "\n", mode=0o600, root=paths.system)
+    elif host.read(paths.alert_url) is not None:
+        host.run(["rm", "-f", paths.alert_url], root=paths.system)
+        changed = True
+    return {"url_file": paths.alert_url if url else None, "after_s": raw.get("after_s")}, changed
 
 
 def runner_script(paths: AgentLayout) -> str:

@@ -154,12 +154,12 @@ def destroy(name: str, yes_really_destroy: bool, as_json: bool) -> None:
         click.echo(f"{name}: machine deleted. `padlab up {name}` creates a new one.")
 
 
-def start_machine_only(profile: Any, as_json: bool) -> None:
+def start_machine_only(profile: Any, as_json: bool, over_budget: bool = False) -> None:
     """`padlab up NAME --skip-setup`: the machine runs and has an address; nothing else happens."""
     from padlab import machines, ui
 
     with ui.progress(f"padlab up {profile.name} --skip-setup") as stage:
-        data = machines.start(profile, on_stage=stage)
+        data = machines.start(profile, on_stage=stage, over_budget=over_budget)
     if as_json:
         ui.print_json(data)
     else:

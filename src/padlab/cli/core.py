@@ -124,8 +124,17 @@ def init(
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the card and the steps).")
 @click.option("--qr", is_flag=True, help="Also draw the QR code when output is not a terminal.")
 @click.option("--skip-setup", is_flag=True, help="Cloud: only start the machine and print its address.")
+@click.option(
+    "--over-budget", is_flag=True, help="Start even though the monthly budget is spent (this run only)."
+)
 def up(
-    name: str | None, password_stdin: bool, generate_password: bool, as_json: bool, qr: bool, skip_setup: bool
+    name: str | None,
+    password_stdin: bool,
+    generate_password: bool,
+    as_json: bool,
+    qr: bool,
+    skip_setup: bool,
+    over_budget: bool,
 ) -> None:
     """Make the workstation running and healthy, then print its connection card.
 
@@ -139,6 +148,7 @@ def up(
       padlab up --generate-password
       echo 'my long tablet password' | padlab up lab --password-stdin --json
       padlab up gpu --skip-setup
+      padlab up gpu --over-budget       # once, past a spent `padlab budget`
     """
     from padlab import profiles, ui, workstation
 
@@ -151,19 +161,36 @@ def up(
     if skip_setup:
         from padlab.cli.cloud import start_machine_only
 
-        start_machine_only(profile, as_json)
+        start_machine_only(profile, as_json, over_budget)
         return
     password = None
     generated = False
     if password_stdin or generate_password or workstation.needs_password(profile):
         password, generated = read_password(password_stdin, generate_password)
     with ui.progress(f"padlab up {profile.name}") as stage:
-        data = workstation.up(profile, password, generated, on_stage=stage)
+        data = workstation.up(profile, password, generated, on_stage=stage, over_budget=over_budget)
+    budget_notice(profile.name, data["budget"])
     if generated:
         data["generated_password"] = password
         if not as_json:
             sys.stderr.write(f"Your Jupyter password (shown once, write it down): {password}\n")
     show_card(data, as_json, qr)
+
+
+def budget_notice(name: str, budget: dict) -> None:
+    """After `up`: the 80 % warning (also as an alert, once a month) and when the box stops itself."""
+    import datetime
+
+    from padlab import money, ui
+
+    for line in budget["warnings"]:
+        ui.warn(line)
+        money.alert_once(name, line)
+    if budget.get("deadline_at"):
+        when = datetime.datetime.fromtimestamp(budget["deadline_at"]).strftime("%Y-%m-%d %H:%M")
+        sys.stderr.write(f"budget: the box stops itself at {when}, when {budget['deadline_why']}\n")
+    elif budget.get("over_budget"):
+        ui.warn(f"{name} runs past its budget (--over-budget): no budget deadline on the box this time")
 
 
 @cli.command(context_settings=CONTEXT)

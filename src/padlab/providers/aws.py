@@ -170,6 +170,7 @@ class AwsProvider(CloudProvider):
             billed_while_down=f"EBS disk {prices.per_month(disk_gb, prices.EBS_GP3_GB_MONTH)}"
             if disk_gb
             else None,
+            down_usd_per_hour=prices.hourly_from_month(disk_gb * prices.EBS_GP3_GB_MONTH) if disk_gb else None,
             started_at=self.uptime_start(mapped, launched.timestamp() if launched else None),
             extra={
                 "provider_state": provider_state,

@@ -25,6 +25,8 @@ class Machine:
     price_per_hour: float | None = None
     price_source: str | None = None
     billed_while_down: str | None = None
+    # USD per hour while the machine is off (disk, snapshot, a powered-off droplet); None: unknown.
+    down_usd_per_hour: float | None = None
     started_at: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -170,6 +170,7 @@ class DigitalOceanProvider(CloudProvider):
             price_per_hour=price,
             price_source=source,
             billed_while_down=f"snapshot {newest['name']}: {prices.per_month(gb, prices.DO_SNAPSHOT_GB_MONTH)}",
+            down_usd_per_hour=prices.hourly_from_month(gb * prices.DO_SNAPSHOT_GB_MONTH),
             extra={
                 "provider_state": "snapshot",
                 "snapshot_id": str(newest["id"]),
@@ -199,6 +200,7 @@ class DigitalOceanProvider(CloudProvider):
             price_per_hour=price,
             price_source=source,
             billed_while_down=WHILE_UP,
+            down_usd_per_hour=price,  # a powered-off droplet is billed in full
             started_at=self.uptime_start(mapped, None),
             extra={
                 "provider_state": status,

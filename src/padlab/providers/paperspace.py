@@ -102,6 +102,7 @@ class PaperspaceProvider(CloudProvider):
             price_per_hour=price,
             price_source=source,
             billed_while_down=billed,
+            down_usd_per_hour=prices.hourly_from_month(storage) if storage is not None else None,
             started_at=self.uptime_start(mapped, None),
             extra={
                 "provider_state": provider_state,

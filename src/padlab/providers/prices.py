@@ -59,5 +59,13 @@ def hourly(
     return None, None
 
 
+# Clouds bill a month's storage as 730 hours (AWS, DigitalOcean and Paperspace all use this figure).
+HOURS_PER_MONTH = 730.0
+
+
+def hourly_from_month(usd_per_month: float) -> float:
+    return usd_per_month / HOURS_PER_MONTH
+
+
 def per_month(gb: float, rate: float) -> str:
     return f"{gb:g} GB × ${rate:.2f}/GB-month ≈ ${gb * rate:.2f}/month"
