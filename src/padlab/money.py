@@ -207,8 +207,11 @@ def reconcile(names: list[str], data: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for kind, provider in seen.items():
         ledger_usd = sum(data["profiles"].get(n, {}).get("usd", 0.0) for n in by_provider[kind])
+        ids = {str(r["machine_id"]) for n in by_provider[kind] for r in ledger.rows(n) if r["machine_id"]}
         try:
-            out[kind] = dict(provider.billing(), ledger_usd=round(ledger_usd, 4), profiles=by_provider[kind])
+            out[kind] = dict(
+                provider.billing(ids), ledger_usd=round(ledger_usd, 4), profiles=by_provider[kind]
+            )
         except PadlabError as exc:
             out[kind] = {"error": str(exc)}
     if not out:

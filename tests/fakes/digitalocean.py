@@ -32,6 +32,8 @@ Choices where the reference is silent (kept strict on purpose):
 * Multi-create (``names``) and action types other than power_on, power_off,
   shutdown, reboot and snapshot answer 422: the fake does not implement them.
 * The account offers the regions/sizes/images in ``do_catalog``.
+* Billing (``/v2/customers/my/balance``, ``/invoices``, ``/invoices/{uuid}``):
+  see ``do_billing``; the only invoice is the current month's preview.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from . import do_catalog
+from . import do_billing, do_catalog
 from ._http import ApiError, FakeServer, Request, Response, route
 from ._ops import MachineOps
 from .backend import BackendState, MachineBackend, MachineSpec, MemoryBackend
@@ -150,6 +152,7 @@ class FakeDigitalOcean(FakeServer):
         self._key_ids = itertools.count(289794)
         self._state_lock = threading.RLock()
         self._ops = MachineOps(self.errors)
+        self.billing = do_billing.Billing(token)
 
     # -- FakeServer hooks -------------------------------------------------------
 
@@ -379,6 +382,7 @@ class FakeDigitalOcean(FakeServer):
                 self._boot(droplet)
 
             self._droplets[droplet_id] = droplet
+            self.billing.start(droplet_id, "Droplets", f"{droplet.name} ({size.slug})", size.price_hourly)
             action = self._start_action(droplet, "create", "running", provision)
             rendered = self._render(droplet)
         href = f"{self.url}/v2/actions/{action.id}"
@@ -395,6 +399,7 @@ class FakeDigitalOcean(FakeServer):
         with self._state_lock:
             droplet = self._droplet(droplet_id)
             del self._droplets[droplet.id]
+            self.billing.end(droplet.id, "Droplets")
             self._ops.submit(str(droplet.id), "destroy", lambda: self.backend.destroy(str(droplet.id)))
             self._ops.retire(str(droplet.id))
         return Response(204)
@@ -459,6 +464,9 @@ class FakeDigitalOcean(FakeServer):
         with self._state_lock:
             self._snapshots[snapshot.id] = snapshot
             droplet.snapshot_ids.append(snapshot.id)
+            gb = float(snapshot.render()["size_gigabytes"])
+            hourly = gb * do_billing.SNAPSHOT_GB_MONTH / do_billing.HOURS_PER_MONTH
+            self.billing.start(snapshot.id, "Snapshots", f"{snapshot.name} ({gb:g} GB)", hourly)
 
     @route("GET", "/v2/droplets/{droplet_id}/actions/{action_id}")
     def get_droplet_action(self, request: Request, droplet_id: str, action_id: str) -> Response:
@@ -502,6 +510,7 @@ class FakeDigitalOcean(FakeServer):
         with self._state_lock:
             snapshot = self._snapshot(snapshot_id)
             del self._snapshots[snapshot.id]
+            self.billing.end(snapshot.id, "Snapshots")
             droplet = self._droplets.get(snapshot.droplet_id)
             if droplet is not None:
                 droplet.snapshot_ids.remove(snapshot.id)
@@ -557,3 +566,22 @@ class FakeDigitalOcean(FakeServer):
             "team": {"uuid": str(uuid.uuid5(uuid.NAMESPACE_DNS, "team")), "name": "padlab"},
         }
         return Response(200, {"account": account})
+
+    # -- billing ------------------------------------------------------------------
+
+    @route("GET", "/v2/customers/my/balance")
+    def get_balance(self, request: Request) -> Response:
+        self._reject_unknown(request, ())
+        return Response(200, self.billing.balance())
+
+    @route("GET", "/v2/customers/my/invoices")
+    def list_invoices(self, request: Request) -> Response:
+        response = self._page(request, "invoices", [])
+        response.body["invoice_preview"] = self.billing.preview()
+        return response
+
+    @route("GET", "/v2/customers/my/invoices/{invoice_uuid}")
+    def get_invoice(self, request: Request, invoice_uuid: str) -> Response:
+        if invoice_uuid != self.billing.preview_uuid:
+            raise self.error(404)
+        return self._page(request, "invoice_items", self.billing.items())

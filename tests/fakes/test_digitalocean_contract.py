@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -406,6 +408,46 @@ def test_account(do: httpx.Client) -> None:
     assert {"droplet_limit", "email", "uuid", "status", "email_verified", "floating_ip_limit"} <= set(account)
 
 
+# -- billing --------------------------------------------------------------------------
+
+BALANCE_FIELDS = {"month_to_date_balance", "account_balance", "month_to_date_usage", "generated_at"}
+PREVIEW_FIELDS = {"invoice_uuid", "invoice_id", "amount", "invoice_period", "updated_at"}
+ITEM_FIELDS = {
+    "product", "resource_id", "resource_uuid", "group_description", "description", "amount", "duration",
+    "duration_unit", "start_time", "end_time", "project_name",
+}  # fmt: skip
+
+
+def test_billing_counts_a_droplet_until_its_delete(do: httpx.Client, digitalocean: FakeDigitalOcean) -> None:
+    made = create(do)
+    wait_status(do, made["id"], "active")
+    balance = do.get("/v2/customers/my/balance").json()
+    assert set(balance) == BALANCE_FIELDS and balance["account_balance"] == "0.00"
+    assert all(isinstance(balance[k], str) for k in BALANCE_FIELDS)
+    listing = do.get("/v2/customers/my/invoices").json()
+    assert listing["invoices"] == [] and listing["meta"] == {"total": 0}
+    preview = listing["invoice_preview"]
+    assert set(preview) == PREVIEW_FIELDS and len(preview["invoice_period"]) == 7
+    items = do.get(f"/v2/customers/my/invoices/{preview['invoice_uuid']}").json()["invoice_items"]
+    [item] = items
+    assert set(item) == ITEM_FIELDS and item["resource_id"] == str(made["id"])
+    assert item["product"] == "Droplets" and item["duration_unit"] == "Hours"
+    assert do.delete(f"/v2/droplets/{made['id']}").status_code == 204
+    first = digitalocean.billing.month_to_date()
+    time.sleep(0.2)
+    assert digitalocean.billing.month_to_date() == first  # deleted: billing ended
+
+
+def test_billing_rejects_unknown_invoices_and_parameters(do: httpx.Client) -> None:
+    error(do.get(f"/v2/customers/my/invoices/{uuid.uuid4()}"), 404, "not_found")
+    error(do.get("/v2/customers/my/balance", params={"month": "2026-05"}), 400, "bad_request")
+    error(do.get("/v2/customers/my/invoices", params={"per_page": 500}), 400, "bad_request")
+    response = httpx.get(
+        str(do.base_url.join("/v2/customers/my/balance")), headers={"Authorization": "Bearer x"}
+    )
+    error(response, 401, "unauthorized")
+
+
 # -- test hooks ----------------------------------------------------------------------
 
 
@@ -454,6 +496,13 @@ def test_pydo_drives_a_gpu_droplet_lifecycle(tls_fake: FakeDigitalOcean) -> None
     client.snapshots.delete(snapshot["id"])
     assert client.snapshots.list()["snapshots"] == []
     assert all(r.headers["authorization"] == f"Bearer {DO_TOKEN}" for r in tls_fake.requests)
+
+
+def test_pydo_reads_the_balance_and_invoice_preview(tls_fake: FakeDigitalOcean) -> None:
+    client = pydo.Client(token=DO_TOKEN, endpoint=tls_fake.url, connection_verify=str(tls_fake.ca_file))
+    assert float(client.balance.get()["month_to_date_usage"]) == 0
+    preview = client.invoices.list()["invoice_preview"]
+    assert client.invoices.get_by_uuid(invoice_uuid=preview["invoice_uuid"])["invoice_items"] == []
 
 
 def test_pydo_sees_the_fakes_errors(tls_fake: FakeDigitalOcean) -> None:

@@ -166,3 +166,15 @@ def test_destroy_deletes_droplet_and_snapshots(provider: DigitalOceanProvider) -
     provider.destroy(print)
     assert provider.snapshots() == []
     assert provider.describe().state == "missing"
+
+
+def test_billing_reads_the_accounts_figures_for_padlabs_droplets(
+    provider: DigitalOceanProvider, fake: FakeDigitalOcean
+) -> None:
+    machine = provider.start_machine(print)
+    bill = provider.billing({str(machine.id)})
+    assert bill["scope"].startswith("the whole DigitalOcean account")
+    [item] = bill["items"]
+    assert item["resource_id"] == str(machine.id) and item["description"].startswith("padlab-do")
+    assert provider.billing({"1"})["items"] == []  # another droplet's items are not padlab's
+    assert bill["provider_usd"] >= bill["items_usd"] >= 0

@@ -97,11 +97,11 @@ def reconcile_lines(rec: dict[str, Any] | None) -> list[str]:
             out.append(f"{prov}: cannot compare: {r['error']}")
             continue
         out.append(
-            f"{prov}: billed this month ${r['provider_usd']:.2f} (account, as of {r['as_of']}); "
-            f"padlab's ledger ${r['ledger_usd']:.2f} for its profiles there"
+            f"{prov}: ${r['provider_usd']:.2f} billed ({r['scope']}, as of {r['as_of']}); "
+            f"${r['items_usd']:.2f} of it for padlab's droplets; padlab's estimate ${r['ledger_usd']:.2f}"
         )
         for item in r.get("items", []):
-            out.append(f"  {item['description']}: ${item['amount']:.2f}")
+            out.append(f"  {item['description']}: ${item['amount']:.2f} ({item['hours']} h)")
     return out
 
 

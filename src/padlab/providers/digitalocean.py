@@ -209,6 +209,41 @@ class DigitalOceanProvider(CloudProvider):
             },
         )
 
+    def billing(self, resource_ids: set[str]) -> dict[str, Any]:
+        """DigitalOcean's own month-to-date figures, for `padlab costs --reconcile`.
+
+        The balance is the whole account's; the invoice preview's items are
+        narrowed to the droplets padlab's ledger knows. Needs a token that may
+        read billing (billing:read); without it the error says so.
+        """
+        balance = self.call("read the account balance", self.client.balance.get)
+        listing = self.call("list invoices", self.client.invoices.list)
+        preview = listing.get("invoice_preview") or {}
+        items = []
+        if preview.get("invoice_uuid"):
+            items = self._list(
+                "read the invoice preview",
+                self.client.invoices.get_by_uuid,
+                "invoice_items",
+                invoice_uuid=preview["invoice_uuid"],
+            )
+        mine = [i for i in items if str(i.get("resource_id")) in resource_ids]
+        return {
+            "provider_usd": float(balance.get("month_to_date_usage") or 0),
+            "as_of": balance.get("generated_at"),
+            "scope": "the whole DigitalOcean account, this month",
+            "items_usd": round(sum(float(i.get("amount") or 0) for i in mine), 2),
+            "items": [
+                {
+                    "description": i.get("description"),
+                    "amount": float(i.get("amount") or 0),
+                    "resource_id": i.get("resource_id"),
+                    "hours": i.get("duration"),
+                }
+                for i in mine
+            ],
+        }
+
     def _size_price(self, slug: str) -> float | None:
         sizes = self._list("list sizes", self.client.sizes.list, "sizes")
         return next((s.get("price_hourly") for s in sizes if s.get("slug") == slug), None)
