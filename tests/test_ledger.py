@@ -100,6 +100,12 @@ def test_a_price_change_splits_the_interval(home: Path) -> None:
     assert total() == pytest.approx(1.0 + 3.0)
 
 
+def test_a_new_machine_counts_from_before_its_create(home: Path) -> None:
+    ledger.observe("gpu", Machine(state="missing"), T0, "padlab (before acting)")
+    ledger.observe("gpu", running(), T0 + 300, "padlab up")  # created, booted, reached
+    assert hours(now=T0 + H) == pytest.approx(1.0)
+
+
 def test_console_start_counts_from_the_providers_timestamp(home: Path) -> None:
     ledger.observe("gpu", running(started_at=T0 - 2 * H), T0)
     assert hours(now=T0) == pytest.approx(2.0)

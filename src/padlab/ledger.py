@@ -49,6 +49,10 @@ CREATE TABLE IF NOT EXISTS intervals (
     end_source TEXT
 );
 CREATE INDEX IF NOT EXISTS intervals_profile ON intervals (profile, kind, end_hi);
+CREATE TABLE IF NOT EXISTS seen_off (
+    profile TEXT PRIMARY KEY,
+    at REAL NOT NULL
+);
 """
 
 
@@ -115,13 +119,9 @@ def _insert(conn: sqlite3.Connection, profile: str, kind: str, lo: float, hi: fl
 
 
 def _last_off(conn: sqlite3.Connection, profile: str) -> float | None:
-    """The latest moment the machine was known not to run: an open down interval or the last compute end."""
-    row = conn.execute(
-        "SELECT MAX(x) FROM (SELECT last_seen AS x FROM intervals WHERE profile = ? AND kind = 'down'"
-        " UNION ALL SELECT end_hi AS x FROM intervals WHERE profile = ? AND kind = 'compute')",
-        (profile, profile),
-    ).fetchone()
-    return row[0]
+    """The latest moment the machine was seen not running (off, or not there yet): a start's lower bound."""
+    row = conn.execute("SELECT at FROM seen_off WHERE profile = ?", (profile,)).fetchone()
+    return row[0] if row else None
 
 
 def observe(profile: str, machine: Any, at: float | None = None, source: str = "provider") -> None:
@@ -168,6 +168,11 @@ def observe(profile: str, machine: Any, at: float | None = None, source: str = "
             )
             return
         # Off or missing: compute ends between its last sighting and now.
+        conn.execute(
+            "INSERT INTO seen_off (profile, at) VALUES (?, ?)"
+            " ON CONFLICT (profile) DO UPDATE SET at = MAX(at, excluded.at)",
+            (profile, at),
+        )
         if compute is not None:
             _close(conn, compute, compute["last_seen"], at, source)
         down_rate = m.get("down_usd_per_hour") if m.get("state") == "off" else None
@@ -226,6 +231,7 @@ def forget(profile: str) -> None:
     """Drop a profile's rows (tests, and a profile removed on purpose); never called by `destroy`."""
     with connect() as conn:
         conn.execute("DELETE FROM intervals WHERE profile = ?", (profile,))
+        conn.execute("DELETE FROM seen_off WHERE profile = ?", (profile,))
 
 
 # -- adding up ---------------------------------------------------------------------------------
