@@ -105,57 +105,122 @@ def test_use_resets_the_clock_and_the_warning(conf: dict, monkeypatch: pytest.Mo
     busy = run(conf, monkeypatch, T0 + 500, last, Signal("ssh", "session me@pts/0", active=True))
     assert busy["in_use"] and busy["stop_at"] is None and busy["reasons"] == ["ssh: session me@pts/0"]
     after = run(conf, monkeypatch, T0 + 560, last)
-    assert after["idle_since"] == T0 + 500 and after["stop_at"] == T0 + 1100
+    # The session ended some time between the two checks: the clock starts at the later one, never early.
+    assert after["idle_since"] == T0 + 560 and after["stop_at"] == T0 + 1160
     assert after["last_activity"].startswith("in use: until")
+    assert run(conf, monkeypatch, T0 + 620, last)["idle_since"] == T0 + 560
     assert run(conf, monkeypatch, T0 + 1101, last)["action_taken"] == "warn"  # a fresh warning first
     assert conf["calls"] == []
 
 
-def test_keep_holds_until_its_end(conf: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+def follow(conf: dict, monkeypatch: pytest.MonkeyPatch, now: float, until: float, *signals: Signal) -> list:
+    """Checks at the moments the agent itself asks for, as its timer and watch() run them."""
+    seen = []
+    while now <= until:
+        decision = run(conf, monkeypatch, now, *signals)
+        seen.append((now, decision["action_taken"]))
+        if decision["action_taken"] == "stop":
+            break
+        assert now < decision["next_check"] <= now + agent.CHECK_S
+        now = decision["next_check"]
+    return seen
+
+
+def test_warning_and_stop_come_at_their_moment(conf: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not at the next tick: the check before a moment wakes the agent for it, to the second."""
+    seen = follow(conf, monkeypatch, T0 + 7, T0 + 2000, Signal("jupyter", "last activity", at=T0))
+    acted = [(at - T0, action) for at, action in seen if action]
+    assert acted == [(300, "warn"), (600, "stop")]
+    assert len(seen) < 600 / agent.CHECK_S + 4  # the tick, plus the two moments
+
+
+def test_a_late_warning_still_gives_notice(conf: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hold released long after the limit: warned at once, stopped NOTICE_S later, not at the next tick."""
     Path(conf["keep_file"]).write_text(f"{T0 + 3600:.0f}\n")
     last = Signal("jupyter", "last activity", at=T0)
-    held = run(conf, monkeypatch, T0 + 1200, last)
-    assert held["hold_until"] == T0 + 3600 and held["stop_at"] == T0 + 3600
-    assert run(conf, monkeypatch, T0 + 3000, last)["action_taken"] is None
-    assert run(conf, monkeypatch, T0 + 3400, last)["action_taken"] == "warn"
-    assert run(conf, monkeypatch, T0 + 3601, last)["action_taken"] == "stop"
+    assert run(conf, monkeypatch, T0 + 900, last)["action_taken"] is None
+    Path(conf["keep_file"]).write_text("0\n")
+    seen = follow(conf, monkeypatch, T0 + 910, T0 + 2000, last)
+    acted = [(at - T0, action) for at, action in seen if action]
+    assert acted == [(910, "warn"), (910 + agent.NOTICE_S, "stop")]
 
 
-def test_hard_cap_stops_a_busy_box(conf: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    conf["max_uptime_s"] = 7200  # the box started at T0 - 3600
-    busy = Signal("kernel", "busy (train.ipynb)", active=True)
-    first = run(conf, monkeypatch, T0 + 3000, busy)
-    assert first["in_use"] and first["stop_why"] == "maximum uptime of 2 h reached"
-    assert run(conf, monkeypatch, T0 + 3400, busy)["action_taken"] == "warn"
-    text = (conf["ttys"] / "0").read_text()
-    assert "maximum uptime of 2 h reached" in text and "padlab-keep" not in text
-    assert run(conf, monkeypatch, T0 + 3601, busy)["action_taken"] == "stop"
-    assert conf["calls"] == ["poweroff"]
-
-
-def test_service_action_never_powers_off(conf: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    conf["action"] = "service"
+def test_an_ended_session_stops_the_box_within_a_tick_of_the_limit(
+    conf: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The end of an ssh login has no timestamp: the stop is at most one tick late, and never early."""
+    conf["idle_s"] = 60
+    session = Signal("ssh", "session me@pts/0", active=True)
     last = Signal("jupyter", "last activity", at=T0)
-    run(conf, monkeypatch, T0 + 400, last)
-    assert run(conf, monkeypatch, T0 + 700, last)["action_taken"] == "stop"
-    assert conf["calls"] == ["service"]
-    monkeypatch.setattr(agent, "jupyter_running", lambda conf: False)
-    again = run(conf, monkeypatch, T0 + 800, last)
-    assert again["action_taken"] is None and "nothing to stop" in again["notes"][0]
-    assert conf["calls"] == ["service"]
+    now = T0 + 3
+    while now < T0 + 100:  # in use until T0 + 100, checked at the tick
+        now = run(conf, monkeypatch, now, last, session)["next_check"]
+    seen = follow(conf, monkeypatch, now, now + 600, last)
+    stopped = [at for at, action in seen if action == "stop"]
+    assert stopped and T0 + 100 + 60 <= stopped[0] <= T0 + 100 + 60 + agent.CHECK_S
 
 
-def test_failed_stop_is_not_reported_as_success(conf: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse() -> list:
-        raise OSError("permission denied")
+class Clock:
+    """A driven clock for watch(): sleeping moves it on."""
 
-    monkeypatch.setattr(agent, "power_off", refuse)
-    last = Signal("jupyter", "last activity", at=T0)
-    run(conf, monkeypatch, T0 + 400, last)
-    run(conf, monkeypatch, T0 + 700, last)
-    stopped = agent.load_json(os.path.join(conf["dir"], "stopped.json"))
-    assert stopped["result"].startswith("FAILED: permission denied")
-    assert "FAILED" in Path(conf["dir"], "agent.log").read_text()
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self.sleeps: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_a_mosh_client_counts_until_its_last_contact(conf: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """mosh-server says when its client went quiet (30 s late): the idle clock starts there, not later."""
+    conf["idle_s"] = 60
+    connected = Signal("mosh", "client 198.18.1.2 connected (pts/1)", active=True)
+    run(conf, monkeypatch, T0 + 100, connected)
+    run(conf, monkeypatch, T0 + 120, connected)
+    silent = Signal("mosh", "client silent since 12:00:00 (pts/1)", at=T0 + 105)
+    first = run(conf, monkeypatch, T0 + 130, silent)
+    assert first["idle_since"] == T0 + 105 and first["stop_at"] == T0 + 165
+    assert first["action_taken"] == "warn"
+    assert follow(conf, monkeypatch, first["next_check"], T0 + 600, silent)[-1] == (T0 + 165, "stop")
+    # With an ssh login too, nothing says when that one ended: the clock starts at the check that saw it.
+    run(conf, monkeypatch, T0 + 700, connected, Signal("ssh", "session me@pts/0", active=True))
+    assert run(conf, monkeypatch, T0 + 720, silent)["idle_since"] == T0 + 720
+
+
+def test_watch_waits_for_a_moment_before_the_next_run(conf: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A timer run checks again when the warning falls due before the timer's next run, then ends."""
+    monkeypatch.setattr(agent, "gather", lambda c, s, n: [Signal("jupyter", "last activity", at=T0)])
+    conf["scheduler"] = "systemd"
+    clock = Clock(T0 + 290)
+    assert agent.watch(conf, clock.time, clock.sleep) == 2
+    assert clock.sleeps == [10] and agent.load_json(os.path.join(conf["dir"], "state.json"))["warned"]
+    clock.now = T0 + 400  # the next run: nothing due before the one after it
+    assert agent.watch(conf, clock.time, clock.sleep) == 1 and clock.sleeps == [10]
+
+
+def test_a_cron_run_keeps_the_tick_until_the_next_minute(conf: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(agent, "gather", lambda c, s, n: [Signal("ssh", "session me@pts/0", active=True)])
+    conf["scheduler"] = "cron"
+    clock = Clock(1_800_000_040.0 - 40 + 1)  # one second past a minute, as cron starts it
+    assert agent.watch(conf, clock.time, clock.sleep) == 3
+    assert clock.sleeps == [agent.CHECK_S] * 2 and clock.now % 60 < 57
+
+
+def test_one_watch_at_a_time(conf: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fcntl
+
+    monkeypatch.setattr(agent, "gather", lambda c, s, n: [])
+    held = os.open(os.path.join(conf["dir"], "agent.lock"), os.O_WRONLY | os.O_CREAT)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    try:
+        assert agent.watch(conf, Clock(T0).time) == 0
+    finally:
+        os.close(held)
+    assert agent.watch(conf, Clock(T0).time) == 1
 
 
 def test_status_line(conf: dict, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,14 +1,18 @@
-"""The autostop agent: a short check each minute (systemd timer or cron), no daemon.
+"""The autostop agent: a short check every CHECK_S seconds (systemd timer or cron), no daemon.
 
 Each check gathers what counts as use (see activity.py), works out since when
 the box has been idle, warns every open terminal before a stop, and stops the
 box the way its config says: stop the Jupyter service, or power the machine off.
+A check also works out when the next one is due: the regular tick, or sooner, the
+very moment a warning or the stop falls due, which the run then waits for itself
+(see watch), so a stop starts on time rather than at the next tick.
 Every decision is one line in the agent log; the latest one is in state.json,
 which `padlab status` and `padlab-keep` read.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -21,6 +25,15 @@ from .timefmt import format_duration, parse_duration
 TTY_DIR = "/dev/pts"
 LOG_MAX_BYTES = 256 * 1024
 RESTOP_AFTER = 300.0  # a power-off that has not happened after this long is tried again
+# The regular tick: how late the end of a use with no timestamp of its own (an ssh login, GPU load)
+# can be seen. The warning and the stop do not wait for it: a check wakes at their moment.
+CHECK_S = 20.0
+# The least time between a warning and its stop, when the warning itself came late (the end of a
+# use seen after the lead time began, a hold released, a box that slept); on time, it is the lead.
+NOTICE_S = 30.0
+# Probes whose idle signal says when the use ended (a mosh client's last contact, from utmp), so
+# the idle clock starts there rather than at the check that saw the end.
+ENDS_KNOWN = ("mosh",)
 PROBED = ("sshd", "sshd-session", "mosh-server")
 
 
@@ -80,6 +93,14 @@ def decide(conf: dict, state: dict, signals: list, now: float, started: float) -
     if in_use:
         state["last_in_use"] = now
         state["last_reasons"] = [s.text() for s in in_use]
+        state["last_kinds"] = sorted({s.kind for s in in_use})
+    elif state.get("in_use"):
+        # The use ended at some moment since the last check. Counted as lasting until now, the
+        # stop is up to one tick late but never early; unless every probe that saw it says when.
+        kinds = set(state.get("last_kinds") or ["?"])
+        ends = [s.at for s in signals if not s.active and s.at and s.kind in kinds]
+        known = kinds <= set(ENDS_KNOWN) and ends
+        state["last_in_use"] = min(max(ends), now) if known else now
     seen = [s for s in signals if not s.active and s.at]
     if state.get("last_in_use"):
         why = "; ".join(state.get("last_reasons") or [])
@@ -121,11 +142,21 @@ def decide(conf: dict, state: dict, signals: list, now: float, started: float) -
 
 
 def warn_lead(conf: dict) -> float:
-    """Lead time of the warning: warn_s, at most the idle limit, at least one check period."""
+    """Lead time of the warning: warn_s, at most the idle limit, at least one minute."""
     lead = float(conf.get("warn_s") or 300)
     if conf.get("idle_s"):
         lead = min(lead, float(conf["idle_s"]))
     return max(lead, 60.0)
+
+
+def next_check(conf: dict, stop_at: float | None, warned: dict, now: float) -> float:
+    """When the next check is due: the regular tick, or sooner, the moment the warning or the stop is."""
+    wake = now + CHECK_S
+    if stop_at is not None:
+        due = max(stop_at, warned["at"] + NOTICE_S) if warned else stop_at - warn_lead(conf)
+        if due > now:  # a moment already past was dealt with (or deliberately let be) by this check
+            wake = min(wake, due)
+    return wake
 
 
 def evaluate(conf: dict, state: dict, now: float) -> dict:
@@ -158,7 +189,7 @@ def check(conf: dict, now: float | None = None) -> dict:
         if not warned:
             warned = {"at": now, "stop_at": stop_at}
             action = "warn"
-        elif now >= stop_at and warned["at"] < now:
+        elif now >= max(stop_at, warned["at"] + NOTICE_S):
             action = "stop"
     state["warned"] = warned
     state.update(decision)
@@ -187,6 +218,7 @@ def check(conf: dict, now: float | None = None) -> dict:
         alert_failed_stop(conf, files, state, stop_at)
     if action != "stop" and conf["action"] == do_stop.ACTION:
         settle_droplet_stop(conf, files, decision, now)
+    state["next_check"] = decision["next_check"] = next_check(conf, stop_at, warned, now)
     save_state(files["state"], state, conf)
     decision["action_taken"] = action
     return decision
@@ -217,6 +249,36 @@ def alert_failed_stop(conf: dict, files: dict, state: dict, stop_at: float) -> N
     if str(record.get("result", "")).startswith("FAILED") and state.get("alerted_failure") != stop_at:
         state["alerted_failure"] = stop_at
         alerts.send(conf, "stop FAILED", record["result"], "rotating_light", _logger(files, conf))
+
+
+def watch(conf: dict, clock=time.time, sleep=time.sleep) -> int:
+    """One run of the scheduler: check now, then again at each moment due before the next run.
+
+    The systemd timer starts a run CHECK_S after the previous one ended, so a run waits
+    only for a warning or a stop due sooner than that. Cron starts one each minute, so a
+    cron run keeps the same CHECK_S tick until just before the next minute. One run at a
+    time: a run that finds another still watching leaves it to that one. Returns how many
+    checks it made.
+    """
+    start = clock()
+    until = start + CHECK_S
+    if conf.get("scheduler") == "cron":
+        until = max(until, start - start % 60 + 57)
+    fd = os.open(os.path.join(conf["dir"], "agent.lock"), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return 0
+        checks = 0
+        while True:
+            decision = check(conf, clock())
+            checks += 1
+            if decision["action_taken"] == "stop" or decision["next_check"] >= until:
+                return checks
+            sleep(max(decision["next_check"] - clock(), 0.0))
+    finally:
+        os.close(fd)
 
 
 def _mtime(path: str | None) -> float:
@@ -493,7 +555,7 @@ def main(argv: list) -> int:
         if not conf:
             sys.stderr.write("padlab-agent: cannot read %s\n" % argv[1])
             return 1
-        check(conf)
+        watch(conf)
         return 0
     if argv[:1] == ["status"] and len(argv) == 2:
         # A dry run for `padlab status`: what a check would decide now; nothing is logged or done.
