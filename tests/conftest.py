@@ -14,6 +14,23 @@ from tests.helpers import PASSWORD, free_port, padlab, padlab_json
 pytest_plugins = ["tests.testbed.fixtures"]
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Figures that tests record (`record_property("figure", text)`), on every run, pass or fail.
+
+    User properties travel with the reports, so this works in pytest-xdist's controller too.
+    """
+    shown: dict[str, None] = {}  # in order, once each (a test's reports share its properties)
+    for reports in list(terminalreporter.stats.values()):
+        for report in reports:
+            for key, value in getattr(report, "user_properties", ()):
+                if key == "figure":
+                    shown[str(value)] = None
+    if shown:
+        terminalreporter.section("figures")
+        for figure in shown:
+            terminalreporter.write_line(figure)
+
+
 @pytest.fixture(autouse=True)
 def _no_jupyter_left_behind(tmp_path: Path):
     """A test that fails between `up` and `down` must not leave its Jupyter running."""
