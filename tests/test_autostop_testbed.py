@@ -57,6 +57,7 @@ class Timeline:
         self.off_at: float | None = None
         self.warned_at: float | None = None
         self.stopped_at: float | None = None
+        self.service_stopped_at: float | None = None
         self.false_stops = 0
         self.notes: list[str] = []
         self.off = threading.Event()
@@ -87,17 +88,20 @@ class Timeline:
         machine.on_off(seen)
 
     def read_agent_log(self, text: str) -> None:
-        """The box's own account: when the agent started the stop and gave its last warning before it."""
+        """The box's own account (1 s resolution): the last warning before the stop, the stop, its end."""
         for line in text.splitlines():
             try:
                 stamp = time.mktime(time.strptime(line[:19], "%Y-%m-%d %H:%M:%S"))
             except ValueError:
                 continue
-            if "  STOP " in line:
-                self.stopped_at = stamp
+            if self.stopped_at is None:
+                if "  WARN " in line:
+                    self.warned_at = stamp
+                elif "  STOP " in line:
+                    self.stopped_at = stamp
+            elif "stop (service): Jupyter stopped" in line:
+                self.service_stopped_at = stamp
                 return
-            if "  WARN " in line:
-                self.warned_at = stamp
 
     def figure(self) -> str:
         """One line for the terminal summary: idle->off, and where those seconds went."""
@@ -296,13 +300,8 @@ def service_only(machine: Any, home: Path, line: Timeline) -> None:
         line.false_stops += 1
         return
     if machine.exec(f"systemctl is-active {unit}", check=False).stdout.strip() != "active":
-        # systemd's own record of the moment, on the guest's monotonic clock, read against it.
-        shown = machine.exec(
-            f"systemctl show -p InactiveEnterTimestampMonotonic --value {unit};"
-            " python3 -c 'import time; print(time.monotonic())'"
-        ).stdout.split()
-        line.off_at = time.time() - (float(shown[1]) - int(shown[0]) / 1e6)  # here: when Jupyter stopped
         line.read_agent_log(machine.exec(["cat", AGENT_LOG]).stdout)
+        line.off_at = line.service_stopped_at  # here: when Jupyter stopped, by the agent's log
     line.notes.append("machine still " + machine.state())
     status = padlab_json(home, "status")
     line.notes.append(f"status: {status['state']}: {status.get('stop_reason')}")
