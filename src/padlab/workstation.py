@@ -185,6 +185,31 @@ def passwd(profile: Profile, password: str, generated: bool, on_stage: Stage = _
     return card.build(profile, st)
 
 
+def set_autostop(
+    profile: Profile, limit: str | None, max_uptime: str | None, action: str | None
+) -> dict[str, Any]:
+    """Change the policy (None leaves a setting as it is): validated, saved, then sent to a running box.
+
+    Returns {"policy", "box" (the box's facts, None when it is off), "changed"}; used by the CLI and the panel.
+    """
+    changed = limit is not None or max_uptime is not None or action is not None
+    if limit is not None:
+        profile.autostop = limit
+    if max_uptime is not None:
+        profile.max_uptime = None if max_uptime.strip().lower() == "off" else max_uptime
+    if action is not None:
+        profile.autostop_action = action
+    profile.validate()
+    fields = autostop.policy(profile)
+    facts = None
+    if changed:
+        from padlab import profiles
+
+        profiles.save(profile)
+        facts = autostop.apply(profile)
+    return {"policy": fields, "box": facts, "changed": changed}
+
+
 def _jupyter_alive(profile: Profile, provider: Provider, host: str | None) -> bool:
     """Cheap liveness: the pidfile on this machine, else a TLS handshake that padlab's CA verifies.
 

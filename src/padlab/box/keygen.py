@@ -83,8 +83,11 @@ def _csr(key, sans: list, common_name: str) -> str:
     return csr.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def main() -> None:
-    req = json.load(sys.stdin)
+def decide(req: dict) -> dict:
+    """The usable certificate for these names ("ok"), or a CSR from the kept key ("need").
+
+    Also called in-process by the client's panel (padlab/panel/certs.py) for its own certificate.
+    """
     key, key_new = _load_key(req["key_path"])
     ca = x509.load_pem_x509_certificate(req["ca_pem"].encode())
     sans = req["sans"]
@@ -100,16 +103,17 @@ def main() -> None:
         reason = _usable(cert, key, ca, sans)
         if not reason:
             der = cert.public_bytes(serialization.Encoding.DER)
-            out = {
+            return {
                 "status": "ok",
                 "origin": origin,
                 "pem": pem.decode(),
                 "sha256": hashlib.sha256(der).hexdigest(),
             }
-            json.dump(out, sys.stdout)
-            return
-    out = {"status": "need", "reason": reason, "key_new": key_new, "csr": _csr(key, sans, req["common_name"])}
-    json.dump(out, sys.stdout)
+    return {"status": "need", "reason": reason, "key_new": key_new, "csr": _csr(key, sans, req["common_name"])}
+
+
+def main() -> None:
+    json.dump(decide(json.load(sys.stdin)), sys.stdout)
 
 
 if __name__ == "__main__":

@@ -40,24 +40,13 @@ def autostop_cmd(
       padlab autostop box 1h --action poweroff     # an ssh box you allow padlab to power off
       padlab autostop do 45m    # DigitalOcean: needs `padlab login digitalocean --autostop-token` first
     """
-    from padlab import autostop, profiles, ui
+    from padlab import autostop, ui, workstation
 
     if name and limit is None and _looks_like_limit(name):
         name, limit = None, name
     profile = load_profile(name)
-    changed = limit is not None or max_uptime is not None or action is not None
-    if limit is not None:
-        profile.autostop = limit
-    if max_uptime is not None:
-        profile.max_uptime = None if max_uptime.strip().lower() == "off" else max_uptime
-    if action is not None:
-        profile.autostop_action = action
-    profile.validate()
-    fields = autostop.policy(profile)
-    facts = None
-    if changed:
-        profiles.save(profile)
-        facts = autostop.apply(profile)
+    result = workstation.set_autostop(profile, limit, max_uptime, action)
+    changed, fields, facts = result["changed"], result["policy"], result["box"]
     if as_json:
         ui.print_json({"name": profile.name, "policy": fields, "box": facts})
         return

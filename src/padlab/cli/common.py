@@ -16,7 +16,9 @@ def load_profile(name: str | None) -> Any:
     return profiles.load(name)
 
 
-def read_password(from_stdin: bool, generate: bool, confirm: bool = True) -> tuple[str, bool]:
+def read_password(
+    from_stdin: bool, generate: bool, confirm: bool = True, what: str = "Jupyter"
+) -> tuple[str, bool]:
     """(password, generated): from stdin, generated, or asked twice on a terminal."""
     from padlab import passwords
 
@@ -29,7 +31,7 @@ def read_password(from_stdin: bool, generate: bool, confirm: bool = True) -> tup
     elif sys.stdin.isatty():
         import getpass
 
-        password = getpass.getpass("New Jupyter password (12+ characters): ")
+        password = getpass.getpass(f"New {what} password (12+ characters): ")
         passwords.check(password)
         if confirm and getpass.getpass("Repeat it: ") != password:
             raise PadlabError(

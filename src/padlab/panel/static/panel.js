@@ -1,0 +1,37 @@
+// padlab panel: live stages of a start or stop (server-sent events), copy buttons, gentle refresh.
+"use strict";
+
+function follow(card) {
+  const name = card.dataset.name;
+  const stages = card.querySelector(".stages");
+  const source = new EventSource("/w/" + encodeURIComponent(name) + "/events");
+  source.addEventListener("stage", (event) => {
+    const item = document.createElement("li");
+    item.textContent = JSON.parse(event.data);
+    stages.appendChild(item);
+  });
+  source.addEventListener("done", () => {
+    source.close();
+    window.location.reload();
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("article[data-live]").forEach(follow);
+  if (document.querySelector("article[data-poll]")) {
+    // Another padlab command (the CLI) is starting or stopping it: look again shortly.
+    setTimeout(() => window.location.reload(), 5000);
+  }
+  document.querySelectorAll("button.copy").forEach((button) => {
+    button.addEventListener("click", async () => {
+      const label = button.textContent;
+      try {
+        await navigator.clipboard.writeText(button.dataset.copy);
+        button.textContent = "Copied";
+      } catch (err) {
+        button.textContent = "Copy failed";
+      }
+      setTimeout(() => { button.textContent = label; }, 1500);
+    });
+  });
+});
