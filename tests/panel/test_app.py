@@ -69,7 +69,9 @@ def test_repeated_wrong_passwords_get_429_with_retry_after(client):
 def test_sign_out_ends_the_session(client):
     sign_in(client)
     page = client.get("/")
-    assert client.post("/logout", data={"csrf": csrf_of(page.text)}, follow_redirects=False).status_code == 303
+    assert (
+        client.post("/logout", data={"csrf": csrf_of(page.text)}, follow_redirects=False).status_code == 303
+    )
     assert client.get("/", follow_redirects=False).status_code == 303
 
 

@@ -31,7 +31,7 @@ def _card_extras(item: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     out["cert_sha256"] = tls.pretty_fingerprint(data["cert_sha256"]) if data.get("cert_sha256") else None
     out["local_url"] = data.get("local_url")
     out["qr_svg"] = (
-        segno.make(item["url"], error="m").svg_inline(scale=6, border=2, dark="#000", light="#fff")
+        segno.make(item["url"], error="m").svg_inline(border=2, dark="#000", light="#fff", omitsize=True)
         if item["url"]
         else None
     )
