@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from padlab import autostop, workstation
+from padlab import workstation
 from padlab.box import activity, agent, agent_setup, do_stop
 from padlab.box.activity import Signal
 from padlab.box.report import BoxError, Report
 from padlab.box.service import Layout
 from padlab.box.system import Host
 from padlab.profiles import Profile
-from padlab.providers import credentials, do_autostop
+from padlab.providers import credentials, digitalocean
 from padlab.providers.digitalocean import DigitalOceanProvider
 from tests.fakes import FakeDigitalOcean, MemoryBackend
 from tests.helpers import one_line_error, padlab
@@ -159,7 +159,7 @@ def test_idle_droplet_is_snapshotted_verified_then_deleted_and_up_recreates_it(
     assert machine.state == "off" and machine.extra["snapshot_name"] == done["snapshot"]
     out: dict = {"state": "stopped"}
     st = {"phase": "running", "action_at": time.time() - 60}  # the last `up`, before the stop
-    autostop.annotate(out, provider.profile, provider, machine, st)
+    workstation.annotate(out, provider.profile, provider, machine, st)
     assert out["stop_reason"].startswith("by autostop at ") and out["stop_reason"].endswith(
         f"(snapshot {done['snapshot']}, droplet deleted)"
     )
@@ -253,14 +253,14 @@ def test_login_stores_the_box_token_but_not_padlabs_own(home: Path, fake: FakeDi
     same = padlab(home, *args, input=TOKEN + "\n", check=False, **env)
     assert "the box must not hold it" in one_line_error(same) and TOKEN not in same.stderr
     padlab(home, *args, input=BOX_TOKEN + "\n", **env)
-    path = home / "credentials" / do_autostop.CREDENTIAL
+    path = home / "credentials" / digitalocean.AUTOSTOP_CREDENTIAL
     assert path.read_text().strip() == BOX_TOKEN and stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
 def test_the_request_carries_the_stop_and_the_box_keeps_the_token_0600(
     provider: DigitalOceanProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    credentials.store(do_autostop.CREDENTIAL, BOX_TOKEN)
+    credentials.store(digitalocean.AUTOSTOP_CREDENTIAL, BOX_TOKEN)
     provider.profile.autostop = "45m"
     machine = provider.start_machine(print)
     req = workstation.request_for(provider.profile, provider, "autostop", machine)

@@ -40,7 +40,7 @@ def autostop_cmd(
       padlab autostop box 1h --action poweroff     # an ssh box you allow padlab to power off
       padlab autostop do 45m    # DigitalOcean: needs `padlab login digitalocean --autostop-token` first
     """
-    from padlab import autostop, profiles, ui
+    from padlab import autostop, profiles, providers, ui, workstation
 
     if name and limit is None and _looks_like_limit(name):
         name, limit = None, name
@@ -53,11 +53,12 @@ def autostop_cmd(
     if action is not None:
         profile.autostop_action = action
     profile.validate()
-    fields = autostop.policy(profile)
+    fields = autostop.policy(profile, providers.get(profile).autostop_ready())
     facts = None
     if changed:
+        workstation.check_autostop(profile)
         profiles.save(profile)
-        facts = autostop.apply(profile)
+        facts = workstation.apply_autostop(profile)
     if as_json:
         ui.print_json({"name": profile.name, "policy": fields, "box": facts})
         return
@@ -95,7 +96,7 @@ def keep(name: str | None, duration: str | None, as_json: bool) -> None:
       padlab keep lab 2h
       padlab keep lab off
     """
-    from padlab import autostop, ui
+    from padlab import ui, workstation
     from padlab.box.timefmt import parse_duration
 
     if name and duration is None and _looks_like_limit(name):
@@ -107,7 +108,7 @@ def keep(name: str | None, duration: str | None, as_json: bool) -> None:
         seconds = parse_duration(duration)
     except ValueError as exc:
         raise PadlabError(str(exc), f"e.g. padlab keep {profile.name} 2h") from exc
-    facts = autostop.keep(profile, seconds)
+    facts = workstation.keep(profile, seconds)
     if as_json:
         ui.print_json(facts)
     else:
@@ -132,7 +133,7 @@ def logs(name: str | None, agent: bool, lines: int) -> None:
       padlab logs lab
       padlab logs lab --agent -n 200
     """
-    from padlab import autostop
+    from padlab import workstation
 
-    text = autostop.logs(load_profile(name), agent, lines)
+    text = workstation.logs(load_profile(name), agent, lines)
     click.echo(text if text else "(the log is empty)")

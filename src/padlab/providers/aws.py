@@ -46,8 +46,6 @@ CHAIN_PLACES = (
 
 class AwsProvider(CloudProvider):
     name = "aws"
-    label = "AWS EC2"
-    default_user = "ubuntu"
 
     def __init__(self, profile: Any) -> None:
         super().__init__(profile)
@@ -170,7 +168,9 @@ class AwsProvider(CloudProvider):
             billed_while_down=f"EBS disk {prices.per_month(disk_gb, prices.EBS_GP3_GB_MONTH)}"
             if disk_gb
             else None,
-            down_usd_per_hour=prices.hourly_from_month(disk_gb * prices.EBS_GP3_GB_MONTH) if disk_gb else None,
+            down_usd_per_hour=prices.hourly_from_month(disk_gb * prices.EBS_GP3_GB_MONTH)
+            if disk_gb
+            else None,
             started_at=self.uptime_start(mapped, launched.timestamp() if launched else None),
             extra={
                 "provider_state": provider_state,

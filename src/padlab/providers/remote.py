@@ -38,8 +38,9 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from padlab import ssh
+from padlab.errors import PadlabError
 from padlab.profiles import Profile
-from padlab.providers.base import BoxLayout, Machine
+from padlab.providers.base import BoxLayout, Machine, ProviderBase
 
 if TYPE_CHECKING:
     from padlab.transport import Transport
@@ -50,12 +51,8 @@ MOSH_PORTS = (60001, 60010)
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 
 
-class RemoteProvider:
+class RemoteProvider(ProviderBase):
     name = "remote"
-    manages_power = False
-
-    def __init__(self, profile: Profile) -> None:
-        self.profile = profile
 
     # -- how to log in (override in a cloud provider when the image dictates them) --------
 
@@ -69,8 +66,6 @@ class RemoteProvider:
     def target(self, machine: Machine) -> ssh.Target:
         host = machine.host or self.profile.host
         if not host:
-            from padlab.errors import PadlabError
-
             raise PadlabError(
                 f"{self.profile.name!r} has no address yet", f"run `padlab up {self.profile.name}`"
             )
@@ -86,6 +81,28 @@ class RemoteProvider:
     def connected(self, machine: Machine) -> bool:
         """Whether padlab's shared ssh connection to the box is open: a query then costs milliseconds."""
         return ssh.master_alive(self.target(machine))
+
+    def jupyter_alive(self, machine: Machine) -> bool:
+        """A TLS handshake that padlab's CA verifies: a bare TCP connect can be a middlebox or another program."""
+        from padlab import tls
+
+        if not machine.host or not tls.ca_cert_path().exists():
+            return False
+        try:
+            tls.handshake(machine.host, self.profile.port, timeout=2.0)
+        except (OSError, ValueError):
+            return False
+        return True
+
+    def agent_facts(self, machine: Machine, req: dict[str, Any]) -> dict[str, Any] | None:
+        """Only over an ssh connection that is already open: `status` must stay instant."""
+        if not self.connected(machine):
+            return None
+        try:
+            report = self.transport(machine).call(req)
+        except PadlabError:
+            return None
+        return report.get("autostop")
 
     def layout(self) -> BoxLayout:
         options = self.profile.options
@@ -148,8 +165,6 @@ def configure(
     """Apply `padlab init`'s ssh and firewall flags to a profile, refusing bad values with a fix."""
     from pathlib import Path
 
-    from padlab.errors import PadlabError
-
     if host:
         user, address = ssh.split_user_host(host)
         if not address or any(c.isspace() for c in host):
@@ -177,8 +192,6 @@ def configure(
 def check_cidr(value: str) -> str:
     """'auto', or a network in CIDR form (an address alone means just that address)."""
     import ipaddress
-
-    from padlab.errors import PadlabError
 
     if value == "auto":
         return value
