@@ -118,6 +118,10 @@ class Provider(Protocol):
         """(when, why) the box stopped itself, read from the cloud where the box cannot tell (it is gone)."""
         ...
 
+    def billing(self, resource_ids: set[str]) -> dict[str, Any] | None:
+        """The cloud's own month-to-date figures for `padlab costs --reconcile`; None where it has none."""
+        ...
+
 
 class ProviderBase:
     """The answers most providers share; a provider overrides what it does differently."""
@@ -156,4 +160,7 @@ class ProviderBase:
         return {}
 
     def stopped_by_box(self, machine: Machine, st: dict[str, Any]) -> tuple[float, str] | None:
+        return None
+
+    def billing(self, resource_ids: set[str]) -> dict[str, Any] | None:
         return None
