@@ -11,7 +11,13 @@ from tests.helpers import one_line_error, padlab
 
 def test_defaults_depend_on_who_bills() -> None:
     cloud = autostop.policy(Profile(name="g", provider="paperspace"))
-    assert cloud == {"idle_s": 3600, "max_uptime_s": None, "action": "poweroff", "warn_s": 300}
+    assert cloud == {
+        "idle_s": 3600,
+        "max_uptime_s": None,
+        "action": "poweroff",
+        "warn_s": 300,
+        "gpu_threshold": 10,
+    }
     mine = autostop.policy(Profile(name="m", provider="ssh", host="me@box"))
     assert mine["idle_s"] is None and mine["action"] == "service"
     chosen = Profile(
@@ -22,6 +28,7 @@ def test_defaults_depend_on_who_bills() -> None:
         "max_uptime_s": 28800,
         "action": "poweroff",
         "warn_s": 300,
+        "gpu_threshold": 10,
     }
     # DigitalOcean without the box's own token: no default limit (its stop could not run).
     unready = autostop.policy(Profile(name="d", provider="digitalocean"), ready=False)

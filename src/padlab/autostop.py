@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from padlab import registry
-from padlab.box.stops import STOPS, WARN_S
+from padlab.box.request import GPU_THRESHOLD, WARN_S
+from padlab.box.stops import STOPS
 from padlab.box.timefmt import format_duration, parse_duration
 from padlab.errors import PadlabError
 
@@ -51,7 +52,7 @@ def _seconds(text: str | None, flag: str, name: str) -> int | None:
 
 
 def policy(profile: Any, ready: bool = True) -> dict[str, Any]:
-    """The request fields the box's agent config is made from: {idle_s, max_uptime_s, action, warn_s}.
+    """The request fields the box's agent config is made from (padlab/box/request.py, AUTOSTOP).
 
     ready: whether the provider's own stop can run (DigitalOcean: the box's token is
     stored, see Provider.autostop_ready); without it there is no default idle limit.
@@ -64,6 +65,7 @@ def policy(profile: Any, ready: bool = True) -> dict[str, Any]:
         "max_uptime_s": parse_duration(profile.max_uptime) if profile.max_uptime else None,
         "action": profile.autostop_action or info.default_stop,
         "warn_s": WARN_S,
+        "gpu_threshold": GPU_THRESHOLD,
     }
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from padlab import workstation
-from padlab.box import activity, agent, agent_setup, do_stop
+from padlab.box import activity, agent, agent_setup, do_stop, request
 from padlab.box.activity import Signal
 from padlab.box.report import BoxError, Report
 from padlab.box.service import Layout
@@ -279,7 +279,7 @@ def test_the_request_carries_the_stop_and_the_box_keeps_the_token_0600(
 
     monkeypatch.setattr(agent_setup, "scheduler", lambda paths: None)  # no crontab or timer from a test
     layout = Layout("do", str(tmp_path / "box"), str(tmp_path / "etc"), getpass.getuser(), False)
-    req.update(port=8888, listen="127.0.0.1")
+    req = request.parse(dict(req, port=8888, listen="127.0.0.1"))
     agent_setup.install(Host(sudo=False), layout, req, b"", "none", Report())
     paths = agent_setup.AgentLayout(layout)
     token = Path(paths.do_token)

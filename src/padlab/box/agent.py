@@ -20,6 +20,7 @@ import sys
 import time
 
 from . import activity, alerts, do_stop
+from .request import GPU_THRESHOLD, WARN_S
 from .timefmt import format_duration, parse_duration
 
 TTY_DIR = "/dev/pts"
@@ -83,7 +84,7 @@ def gather(conf: dict, state: dict, now: float) -> list:
     signals = activity.jupyter(conf["jupyter"], state, now, jupyter_running(conf))
     signals += activity.ssh_sessions(procs)
     signals += activity.mosh_sessions(procs, activity.utmp_records(), state, now)
-    signals += activity.gpu(int(conf.get("gpu_threshold", 10)))
+    signals += activity.gpu(int(conf.get("gpu_threshold", GPU_THRESHOLD)))
     return signals
 
 
@@ -143,7 +144,7 @@ def decide(conf: dict, state: dict, signals: list, now: float, started: float) -
 
 def warn_lead(conf: dict) -> float:
     """Lead time of the warning: warn_s, at most the idle limit, at least one minute."""
-    lead = float(conf.get("warn_s") or 300)
+    lead = float(conf.get("warn_s") or WARN_S)
     if conf.get("idle_s"):
         lead = min(lead, float(conf["idle_s"]))
     return max(lead, 60.0)

@@ -7,9 +7,6 @@ like the rest of the box program, so the client imports it cheaply.
 
 from __future__ import annotations
 
-# The warning reaches every open terminal this long before a stop (at most the idle limit).
-WARN_S = 300
-
 
 class Stop:
     """One stop action and how each side words it."""

@@ -13,6 +13,7 @@ import hashlib
 import os
 from typing import Any, Callable
 
+from padlab.box.request import MOSH_PORTS
 from padlab.errors import PadlabError
 from padlab.providers import cloud, credentials, prices, retry
 from padlab.providers.base import Machine, Progress
@@ -23,7 +24,6 @@ DEFAULT_TYPE = "g4dn.xlarge"
 DEFAULT_DISK_GB = 100
 # The Deep Learning Base AMI (NVIDIA driver, CUDA, Docker) on Ubuntu 22.04; newest wins.
 DEFAULT_AMI = "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) *"
-MOSH_PORTS = (60001, 60010)
 LIVE = ("pending", "running", "stopping", "stopped")
 STATES = {"pending": STARTING, "running": RUNNING, "stopping": STOPPING, "stopped": OFF}
 BAD_CREDENTIALS = {

@@ -38,6 +38,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from padlab import ssh
+from padlab.box.request import MOSH_PORTS
 from padlab.errors import PadlabError
 from padlab.profiles import Profile
 from padlab.providers.base import BoxLayout, Machine, ProviderBase
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
 
 PREFIX = "/opt/padlab"
 ETC = "/etc/padlab"
-MOSH_PORTS = (60001, 60010)
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 
 
