@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from padlab import workstation
-from padlab.box import activity, agent, agent_setup, do_stop, request
+from padlab.box import activity, agent, agent_setup, do_stop, request, stops
 from padlab.box.activity import Signal
 from padlab.box.report import BoxError, Report
 from padlab.box.service import Layout
@@ -77,10 +77,11 @@ def conf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, provider: DigitalOcean
     monkeypatch.setattr(activity, "machine_started", lambda: T0 - 86400)
     monkeypatch.setattr(agent, "_started", lambda conf: T0 - 3600)
     monkeypatch.setattr(agent, "jupyter_running", lambda conf: True)
+    monkeypatch.setattr(stops, "jupyter_running", lambda conf: True)
     monkeypatch.setattr(do_stop, "POLL_EVERY", 0.02)
     calls: list = []
-    monkeypatch.setattr(agent, "stop_jupyter", lambda conf: calls.append("jupyter stopped"))
-    monkeypatch.setattr(agent, "power_off", lambda: calls.append("poweroff") or ["poweroff"])
+    monkeypatch.setattr(stops, "stop_jupyter", lambda conf: calls.append("jupyter stopped"))
+    monkeypatch.setattr(stops, "power_off", lambda: calls.append("poweroff") or ["poweroff"])
     token_file = tmp_path / "digitalocean-token"
     token_file.write_text(BOX_TOKEN + "\n")
     token_file.chmod(0o600)
