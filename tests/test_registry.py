@@ -34,6 +34,11 @@ def test_registry_imports_nothing_else_of_padlab() -> None:
     assert not [m for m in imported if m.split(".")[0] == "padlab"]
 
 
-def test_clouds_are_the_entries_with_a_cloud_api() -> None:
-    assert registry.CLOUDS == ("paperspace", "aws", "digitalocean")
-    assert all(registry.get(n).manages_power for n in registry.CLOUDS)
+@pytest.mark.parametrize("name", registry.CLOUDS)
+def test_each_cloud_has_what_login_and_init_need(name: str) -> None:
+    from padlab.providers.cloud import CloudProvider
+
+    info = registry.get(name)
+    module = import_module(info.module)
+    assert issubclass(getattr(module, info.cls), CloudProvider) and callable(module.verify_key)
+    assert info.manages_power and info.default_user

@@ -1,31 +1,19 @@
-"""The base of every provider whose machine padlab reaches over ssh (ssh, aws, paperspace, digitalocean).
+"""The base of every provider whose box is another machine reached over ssh (ssh, aws, paperspace, digitalocean).
 
-A subclass knows how to find, start and stop its machine; this base knows how
-to reach and set up a running one. How to subclass it::
+A subclass knows how to find, start and stop its machine; this base knows how to
+reach and set up a running one: ``transport()`` (:class:`padlab.transport.SshTransport`
+with the login user, ssh port and key), ``connected()`` (the shared ssh connection is
+open), ``layout()`` (``/opt/padlab``, ``/etc/padlab``, system files through ``sudo -n``,
+Jupyter runs as the login user, with the mosh and firewall steps), ``jupyter_alive()``
+(a TLS handshake padlab's CA verifies), ``agent_facts()`` (only over an open
+connection) and ``after_up()`` (the ssh_config entry and the card's ssh, mosh and
+Blink lines).
 
-    class MyCloudProvider(RemoteProvider):
-        name = "mycloud"
-        manages_power = True            # `down` powers the machine off
-
-        def describe(self) -> Machine:  # Machine(state=..., host=PUBLIC_IP, ...)
-        def ensure_running(self, progress) -> Machine:
-            ...start or create it...
-            if it was (re)created:       # new disk, new host key, maybe a reused IP
-                self.forget_host_key(machine)
-            self.wait_for_ssh(machine)   # sshd answers on the ssh port
-            return machine
-        def stop(self, progress) -> Machine: ...
-
-        def login_user(self) -> str | None:   # optional: the image's user ("ubuntu", "paperspace", "root")
-            return self.profile.user or "ubuntu"
-        def login_identity(self) -> str | None:  # optional: the key the machine was created with
-            return self.profile.identity
-
-What the base gives: ``transport()`` (:class:`padlab.transport.SshTransport` with
-the login user, ssh port and key), ``layout()`` (``/opt/padlab``, ``/etc/padlab``,
-system files through ``sudo -n``, Jupyter runs as the login user), the request
-fields for the mosh and firewall steps, and ``after_up()``: the ssh_config entry
-(HostName refreshed on every ``up``) and the ssh, mosh and Blink lines of the card.
+A cloud provider does not subclass this directly but ``providers.cloud.CloudProvider``,
+which adds the find-or-create, start, wait, stop and destroy flows and asks the cloud
+module only for its API calls (``_get``, ``_search``, ``_machine``, ``_create``,
+``_power_on``, ``_power_off``, ``_delete``). How to add one, and what else it touches
+(one registry entry, its fake, its tests): docs/architecture.md, "Providers".
 
 Profile settings read here: ``host``, ``user``, ``ssh_port``, ``identity`` and,
 in ``options``, ``allow_from`` (CIDR or "auto") and ``firewall`` ("on" lets padlab
