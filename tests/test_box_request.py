@@ -26,6 +26,10 @@ def test_defaults_are_filled_in_and_nested_parts_checked() -> None:
         "warn_s": request.WARN_S,
         "gpu_threshold": request.GPU_THRESHOLD,
         "digitalocean": None,
+        "deadline_at": None,
+        "deadline_why": None,
+        "budget_warn_at": None,
+        "budget_warn_text": None,
     }
     assert request.parse(dict(BASE, mosh={}))["mosh"] == {"ports": list(request.MOSH_PORTS)}
     # A default is a copy: one request never changes the next one's.

@@ -20,11 +20,18 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS: list[tuple[str, ...]] = [
     ("padlab.box",),  # the program that runs on the box: standard library only, imports nothing else
     ("padlab.errors", "padlab.paths", "padlab.fileio", "padlab.registry", "padlab.passwords"),
-    ("padlab.ui", "padlab.state", "padlab.autostop", "padlab.profiles"),
-    ("padlab.tls", "padlab.ssh", "padlab.sshconfig", "padlab.transport", "padlab.notebook_api"),
+    ("padlab.ui", "padlab.state", "padlab.autostop", "padlab.profiles", "padlab.ledger"),
+    (
+        "padlab.tls",
+        "padlab.ssh",
+        "padlab.sshconfig",
+        "padlab.transport",
+        "padlab.notebook_api",
+        "padlab.webpush",
+    ),
     ("padlab.card", "padlab.doctor"),
     ("padlab.providers",),
-    ("padlab.workstation", "padlab.machines"),
+    ("padlab.workstation", "padlab.machines", "padlab.money", "padlab.alerts"),
     ("padlab.cli", "padlab.__main__"),
 ]
 

@@ -154,20 +154,6 @@ def warnings(profile: str, now: float | None = None) -> list[str]:
     return out
 
 
-def alert_once(profile: str, text: str) -> None:
-    """Send a budget warning as an alert, once per profile and month."""
-    from padlab import alerts
-
-    _, _, month = ledger.month_bounds()
-    data = settings()
-    key = f"{month}:{profile}"
-    if key in (data.get("warned") or {}):
-        return
-    data.setdefault("warned", {})[key] = text
-    save(data)
-    alerts.send("budget", text, "moneybag")
-
-
 # -- costs ---------------------------------------------------------------------------------------
 
 

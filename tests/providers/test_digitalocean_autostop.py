@@ -281,6 +281,7 @@ def test_the_request_carries_the_stop_and_the_box_keeps_the_token_0600(
     monkeypatch.setattr(agent_setup, "scheduler", lambda paths: None)  # no crontab or timer from a test
     layout = Layout("do", str(tmp_path / "box"), str(tmp_path / "etc"), getpass.getuser(), False)
     req = request.parse(dict(req, port=8888, listen="127.0.0.1"))
+    fields = req["autostop"]
     agent_setup.install(Host(sudo=False), layout, req, b"", "none", Report())
     paths = agent_setup.AgentLayout(layout)
     token = Path(paths.do_token)

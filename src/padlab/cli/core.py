@@ -185,11 +185,11 @@ def budget_notice(name: str, budget: dict) -> None:
     """After `up`: the 80 % warning (also as an alert, once a month) and when the box stops itself."""
     import datetime
 
-    from padlab import money, ui
+    from padlab import alerts, ui
 
     for line in budget["warnings"]:
         ui.warn(line)
-        money.alert_once(name, line)
+        alerts.budget_once(name, line)
     if budget.get("deadline_at"):
         when = datetime.datetime.fromtimestamp(budget["deadline_at"]).strftime("%Y-%m-%d %H:%M")
         sys.stderr.write(f"budget: the box stops itself at {when}, when {budget['deadline_why']}\n")
