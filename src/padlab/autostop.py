@@ -12,7 +12,6 @@ from typing import Any
 
 from padlab import registry
 from padlab.box.request import GPU_THRESHOLD, WARN_S
-from padlab.box.stops import STOPS
 from padlab.box.timefmt import format_duration, parse_duration
 from padlab.errors import PadlabError
 
@@ -76,6 +75,8 @@ def enabled(fields: dict[str, Any]) -> bool:
 
 def describe_policy(fields: dict[str, Any]) -> str:
     """'stops Jupyter after 45 min idle, at most 8 h up' for confirmations."""
+    from padlab.box.stops import STOPS
+
     verb = STOPS[fields["action"]].verb
     if not enabled(fields):
         return "autostop is off"

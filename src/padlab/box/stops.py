@@ -16,7 +16,7 @@ import os
 import subprocess
 from typing import Callable
 
-from . import activity, do_stop
+from . import do_stop
 
 
 class Stop:
@@ -97,10 +97,11 @@ def stop_jupyter(conf: dict) -> None:
 
 def power_off() -> list:
     """The OS power-off; clouds set up to stop (not terminate) on it end compute billing."""
+    from .activity import SYSTEM_PATH
     from .system import has_systemd
 
     argv = ["systemctl", "poweroff"] if has_systemd() else ["shutdown", "-h", "now"]
-    env = dict(os.environ, PATH=os.environ.get("PATH", "") + ":" + activity.SYSTEM_PATH)
+    env = dict(os.environ, PATH=os.environ.get("PATH", "") + ":" + SYSTEM_PATH)
     subprocess.run(argv, check=True, capture_output=True, timeout=60, env=env)
     return argv
 
