@@ -45,7 +45,8 @@ def _seconds(text: str | None, flag: str, name: str) -> int | None:
         raise PadlabError(str(exc), f"e.g. padlab autostop {name} 45m") from exc
     if seconds is not None and seconds < MIN_LIMIT_S:
         raise PadlabError(
-            f"{flag} {text} is shorter than a minute", "the warning comes a minute before a stop; use 1m or more"
+            f"{flag} {text} is shorter than a minute",
+            "the warning comes a minute before a stop; use 1m or more",
         )
     return seconds
 
