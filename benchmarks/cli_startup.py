@@ -33,7 +33,12 @@ def main() -> None:
         # An installed padlab has compiled bytecode (pip writes it); measure that, not recompiling.
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         py = sys.executable
-        subprocess.run([py, "-m", "padlab", "init", "bench", "--provider", "local"], env=env, check=True, capture_output=True)
+        subprocess.run(
+            [py, "-m", "padlab", "init", "bench", "--provider", "local"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         rows = [
             ("python -c pass", [py, "-c", "pass"]),
             ("padlab --help", [py, "-m", "padlab", "--help"]),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from padlab.box import activity, agent
+from padlab.box import activity, agent, stops
 from padlab.box.activity import Signal
 from padlab.box.timefmt import format_duration, parse_duration
 
@@ -53,8 +53,8 @@ def conf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     monkeypatch.setattr(agent, "_started", lambda conf: T0 - 3600)
     monkeypatch.setattr(agent, "jupyter_running", lambda conf: True)
     calls: list = []
-    monkeypatch.setattr(agent, "power_off", lambda: calls.append("poweroff") or ["poweroff"])
-    monkeypatch.setattr(agent, "stop_jupyter", lambda conf: calls.append("service"))
+    monkeypatch.setattr(stops, "power_off", lambda: calls.append("poweroff") or ["poweroff"])
+    monkeypatch.setattr(stops, "stop_jupyter", lambda conf: calls.append("service"))
     state_dir = tmp_path / "agent"
     state_dir.mkdir()
     return {
@@ -286,3 +286,40 @@ def test_padlab_keep_command(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert activity.keep_until(keep) == 0
     assert agent.main(["keep", keep, state, "forever"]) == 2
     assert "cannot read 'forever'" in capsys.readouterr().err
+
+
+# -- the tables: a new idle signal or stop action is one entry -------------------------------------
+
+
+def test_a_probe_added_to_the_table_counts_and_gets_its_processes(
+    conf: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen_procs: list = []
+
+    def download(seen: activity.Seen) -> list:
+        seen_procs.extend(seen.procs)
+        return [Signal("download", "curl running", active=True)]
+
+    monkeypatch.setattr(activity, "processes", lambda names: [(42, n, n) for n in names])
+    monkeypatch.setattr(activity, "PROBES", (activity.Probe("download", download, ("curl",)),))
+    decision = agent.evaluate(conf, {}, T0)
+    assert decision["in_use"] and decision["reasons"] == ["download: curl running"]
+    assert seen_procs == [(42, "curl", "curl")]
+
+
+def test_a_stop_added_to_the_table_is_run_and_worded(conf: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    def hibernate(conf: dict, record: dict, save: object) -> None:
+        record["result"] = "hibernated"
+
+    table = dict(
+        stops.STOPS,
+        hibernate=stops.Stop(
+            "hibernate", "hibernates", "this box hibernates", "hibernates", "hibernating", hibernate
+        ),
+    )
+    monkeypatch.setattr(agent, "STOPS", table)
+    conf["action"] = "hibernate"
+    run(conf, monkeypatch, T0 + 400, Signal("jupyter", "last activity", at=T0))
+    assert "this box hibernates in" in (conf["ttys"] / "0").read_text()
+    run(conf, monkeypatch, T0 + 601, Signal("jupyter", "last activity", at=T0))
+    assert agent.load_json(agent.paths(conf)["stopped"])["result"] == "hibernated"

@@ -10,20 +10,30 @@ from tests.helpers import one_line_error, padlab
 
 
 def test_defaults_depend_on_who_bills() -> None:
-    cloud = autostop.policy(Profile(name="g", provider="paperspace"), cloud=True)
-    assert cloud == {"idle_s": 3600, "max_uptime_s": None, "action": "poweroff", "warn_s": 300}
-    mine = autostop.policy(Profile(name="m", provider="ssh", host="me@box"), cloud=False)
+    cloud = autostop.policy(Profile(name="g", provider="paperspace"))
+    assert cloud == {
+        "idle_s": 3600,
+        "max_uptime_s": None,
+        "action": "poweroff",
+        "warn_s": 300,
+        "gpu_threshold": 10,
+    }
+    mine = autostop.policy(Profile(name="m", provider="ssh", host="me@box"))
     assert mine["idle_s"] is None and mine["action"] == "service"
     chosen = Profile(
         name="s", provider="ssh", host="me@box", autostop="45m", max_uptime="8h", autostop_action="poweroff"
     )
-    assert autostop.policy(chosen, cloud=False) == {
+    assert autostop.policy(chosen) == {
         "idle_s": 2700,
         "max_uptime_s": 28800,
         "action": "poweroff",
         "warn_s": 300,
+        "gpu_threshold": 10,
     }
-    assert autostop.policy(Profile(name="d", provider="digitalocean"), cloud=True)["idle_s"] is None
+    # DigitalOcean without the box's own token: no default limit (its stop could not run).
+    unready = autostop.policy(Profile(name="d", provider="digitalocean"), ready=False)
+    assert unready["idle_s"] is None and unready["action"] == "do-snapshot-destroy"
+    assert autostop.policy(Profile(name="d", provider="digitalocean"))["idle_s"] == 3600
 
 
 @pytest.mark.parametrize(

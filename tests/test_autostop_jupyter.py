@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from padlab.box import activity, agent
+from padlab.box import activity, agent, stops
 from padlab.notebook_api import NotebookClient, ssl_context
 from tests.helpers import PASSWORD, free_port, one_line_error, padlab, padlab_json
 
@@ -64,7 +64,7 @@ def never_power_off(monkeypatch: pytest.MonkeyPatch) -> None:
     def forbidden() -> list:
         raise AssertionError("the local provider must never power the machine off")
 
-    monkeypatch.setattr(agent, "power_off", forbidden)
+    monkeypatch.setattr(stops, "power_off", forbidden)
 
 
 def test_the_box_got_the_policy_and_a_private_credential(box: dict) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from padlab.box import agent, alerts
+from padlab.box import agent, alerts, stops
 from padlab.box.activity import Signal
 from tests.fakes.push_endpoints import FakeNtfy
 from tests.test_autostop_agent import T0, conf, run  # noqa: F401  (the agent fixture)
@@ -44,7 +44,7 @@ def test_a_failed_stop_is_alerted_once(conf: dict, ntfy: FakeNtfy, monkeypatch) 
     def refuse() -> list:
         raise OSError("permission denied")
 
-    monkeypatch.setattr(agent, "power_off", refuse)
+    monkeypatch.setattr(stops, "power_off", refuse)
     last = Signal("jupyter", "last activity", at=T0)
     run(conf, monkeypatch, T0 + 400, last)
     run(conf, monkeypatch, T0 + 700, last)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from padlab import money
+from padlab import ledger, money
 from padlab.errors import PadlabError
 
 
@@ -65,6 +65,18 @@ def box_fields(profile: str) -> dict[str, Any]:
     if after:
         out["after_s"] = after
     return out
+
+
+def budget_once(profile: str, text: str) -> None:
+    """Send a budget warning as an alert, once per profile and month."""
+    _, _, month = ledger.month_bounds()
+    data = money.settings()
+    key = f"{month}:{profile}"
+    if key in (data.get("warned") or {}):
+        return
+    data.setdefault("warned", {})[key] = text
+    money.save(data)
+    send("budget", text, "moneybag")
 
 
 def send(title: str, text: str, tags: str = "warning") -> list[str]:

@@ -6,7 +6,7 @@ import io
 import time
 from typing import Any
 
-from padlab import tls
+from padlab import registry, tls
 from padlab.profiles import Profile
 
 # The box serves nbclassic at the server's root and JupyterLab at /lab (padlab.box.venv):
@@ -31,7 +31,9 @@ def build(profile: Profile, st: dict[str, Any], live_state: str | None = None) -
         "juno_url": f"{base}{JUNO_PATH}" if base else None,
         "host": host,
         "port": profile.port,
-        "local_url": f"https://localhost:{profile.port}/" if profile.provider == "local" else None,
+        "local_url": f"https://localhost:{profile.port}/"
+        if registry.get(profile.provider).this_machine
+        else None,
         "ca_cert": str(tls.ca_cert_path()),
         "ca_profile_hint": "padlab ca export --out DIR  (then AirDrop padlab-ca.mobileconfig to the iPad)",
         "cert_sha256": st.get("cert_sha256"),

@@ -7,23 +7,18 @@ doing first, so an interrupted run is finished by running it again.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any
 
 from padlab import profiles, providers, state
-from padlab.errors import PadlabError
 from padlab.profiles import Profile
-
-Stage = Callable[[str], None]
-
-# The phase after `up --skip-setup`: the machine runs; Jupyter may or may not (it starts on boot once set up).
-MACHINE_UP = "machine-up"
+from padlab.providers.base import Progress
 
 
 def _quiet(_: str) -> None:
     pass
 
 
-def start(profile: Profile, on_stage: Stage = _quiet, over_budget: bool = False) -> dict[str, Any]:
+def start(profile: Profile, on_stage: Progress = _quiet, over_budget: bool = False) -> dict[str, Any]:
     """Make sure the machine runs and report its address; no ssh, no bootstrap.
 
     No agent is set up here, so no budget deadline either: only the refusal applies.
@@ -34,10 +29,9 @@ def start(profile: Profile, on_stage: Stage = _quiet, over_budget: bool = False)
     money.check_up(profile.name, over_budget)
     with state.action(profile.name, "starting", "up --skip-setup") as before:
         ledger.before_acting(profile.name, provider)
-        start_only = getattr(provider, "start_machine", provider.ensure_running)
-        machine = start_only(on_stage)
+        machine = provider.start_machine(on_stage)
         ledger.observe(profile.name, machine, time.time(), "padlab up --skip-setup")
-        phase = "running" if before.get("phase") == "running" else MACHINE_UP
+        phase = "running" if before.get("phase") == "running" else state.MACHINE_UP
         state.update(profile.name, phase=phase, host=machine.host, machine=machine.as_dict())
     return {
         "name": profile.name,
@@ -47,19 +41,15 @@ def start(profile: Profile, on_stage: Stage = _quiet, over_budget: bool = False)
     }
 
 
-def destroy(profile: Profile, on_stage: Stage = _quiet) -> dict[str, Any]:
+def destroy(profile: Profile, on_stage: Progress = _quiet) -> dict[str, Any]:
     """Delete the profile's cloud machine and everything padlab made for it; the profile stays."""
     provider = providers.get(profile)
-    delete = getattr(provider, "destroy", None)
-    if delete is None:
-        raise PadlabError(
-            f"{profile.name!r} uses the {profile.provider} provider, which has no machine for padlab to delete",
-            "`padlab destroy` is for cloud profiles; use `padlab down` here",
-        )
+    if not provider.info.cloud:
+        provider.destroy(on_stage)  # refuses, with a fix, before the state records an attempt
     from padlab import ledger
 
     with state.action(profile.name, "destroying", "destroy"):
-        delete(on_stage)
+        provider.destroy(on_stage)
         ledger.observe(profile.name, {"state": "missing"}, time.time(), "padlab destroy")
         # The box, its certificate and its password are gone with the disk: start afresh.
         state.remove(profile.name)

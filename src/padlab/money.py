@@ -154,20 +154,6 @@ def warnings(profile: str, now: float | None = None) -> list[str]:
     return out
 
 
-def alert_once(profile: str, text: str) -> None:
-    """Send a budget warning as an alert, once per profile and month."""
-    from padlab import alerts
-
-    _, _, month = ledger.month_bounds()
-    data = settings()
-    key = f"{month}:{profile}"
-    if key in (data.get("warned") or {}):
-        return
-    data.setdefault("warned", {})[key] = text
-    save(data)
-    alerts.send("budget", text, "moneybag")
-
-
 # -- costs ---------------------------------------------------------------------------------------
 
 
@@ -200,8 +186,6 @@ def reconcile(names: list[str], data: dict[str, Any]) -> dict[str, Any]:
     for name in names:
         profile = profiles.load(name)
         provider = providers.get(profile)
-        if getattr(provider, "billing", None) is None:
-            continue
         by_provider.setdefault(profile.provider, []).append(name)
         seen.setdefault(profile.provider, provider)
     out: dict[str, Any] = {}
@@ -209,11 +193,12 @@ def reconcile(names: list[str], data: dict[str, Any]) -> dict[str, Any]:
         ledger_usd = sum(data["profiles"].get(n, {}).get("usd", 0.0) for n in by_provider[kind])
         ids = {str(r["machine_id"]) for n in by_provider[kind] for r in ledger.rows(n) if r["machine_id"]}
         try:
-            out[kind] = dict(
-                provider.billing(ids), ledger_usd=round(ledger_usd, 4), profiles=by_provider[kind]
-            )
+            figures = provider.billing(ids)
         except PadlabError as exc:
             out[kind] = {"error": str(exc)}
+            continue
+        if figures is not None:  # None: this provider exposes no billing to padlab
+            out[kind] = dict(figures, ledger_usd=round(ledger_usd, 4), profiles=by_provider[kind])
     if not out:
         out["none"] = {
             "error": "none of these profiles' providers exposes billing to padlab (DigitalOcean does)"

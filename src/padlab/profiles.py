@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from padlab import paths
+from padlab import autostop, paths, registry
 from padlab.errors import PadlabError
 from padlab.fileio import write_atomic
 
@@ -43,22 +43,21 @@ class Profile:
                 f"invalid profile name {self.name!r}",
                 "use lowercase letters, digits and dashes (at most 31), e.g. 'gpu' or 'lab-1'",
             )
-        from padlab.providers import NAMES
-
-        if self.provider not in NAMES:
-            raise PadlabError(f"unknown provider {self.provider!r}", f"choose one of: {', '.join(NAMES)}")
+        if self.provider not in registry.NAMES:
+            raise PadlabError(
+                f"unknown provider {self.provider!r}", f"choose one of: {', '.join(registry.NAMES)}"
+            )
         if not 1024 <= int(self.port) <= 65535:
             raise PadlabError(f"port {self.port} is out of range", "choose a port between 1024 and 65535")
         if not 1 <= int(self.ssh_port) <= 65535:
             raise PadlabError(
                 f"ssh port {self.ssh_port} is out of range", "choose a port between 1 and 65535"
             )
-        if self.provider == "ssh" and not self.host:
+        if registry.get(self.provider).needs_host and not self.host:
             raise PadlabError(
-                "the ssh provider needs a host", f"padlab init {self.name} --provider ssh --host USER@HOST"
+                f"the {self.provider} provider needs a host",
+                f"padlab init {self.name} --provider {self.provider} --host USER@HOST",
             )
-        from padlab import autostop
-
         autostop.validate(self)
         return self
 
@@ -126,9 +125,6 @@ def save(profile: Profile) -> Path:
     import tomli_w
 
     profile.validate()
-    from padlab import autostop
-
-    autostop.check_ready(profile)
     path = _profile_path(profile.name)
     paths.ensure_private_dir(path.parent)
     write_atomic(path, tomli_w.dumps(profile.to_toml()), mode=0o600)

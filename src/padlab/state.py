@@ -14,6 +14,8 @@ from padlab.errors import PadlabError
 from padlab.fileio import write_atomic
 
 LOCK_TIMEOUT = 600.0
+# The phase after `up --skip-setup`: the machine runs; Jupyter may or may not (it starts on boot once set up).
+MACHINE_UP = "machine-up"
 
 
 def _dir(create: bool = True) -> Path:

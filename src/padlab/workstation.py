@@ -1,21 +1,22 @@
-"""What up, down, status and passwd do, for any provider; the CLI only parses and prints.
+"""What up, down, status, passwd and the autostop box calls do, for any provider; the CLI only parses and prints.
 
-Every action records its intent in the profile's state before it changes the
+Each function here combines a profile, its provider and the box program; what
+differs between providers is asked of the provider (``padlab.providers.base``),
+never decided by its name. Every action records its intent in the profile's state before it changes the
 world, under the profile's lock, so an interrupted command is finished by
 running it again.
 """
 
 from __future__ import annotations
 
+import datetime
 import time
-from typing import Any, Callable
+from typing import Any
 
-from padlab import alerts, autostop, card, ledger, money, providers, state, tls
+from padlab import alerts, autostop, card, ledger, money, profiles, providers, state, tls
 from padlab.errors import PadlabError
 from padlab.profiles import Profile
-from padlab.providers.base import Machine, Provider
-
-Stage = Callable[[str], None]
+from padlab.providers.base import Machine, Progress, Provider
 
 
 def _quiet(_: str) -> None:
@@ -44,7 +45,7 @@ def request_for(profile: Profile, provider: Provider, action: str, machine: Mach
     if machine and machine.host:
         req["extra_sans"] = [machine.host]
     req.update(layout.steps)
-    req["autostop"] = autostop.box_fields(profile, provider, action, machine)
+    req["autostop"] = autostop_fields(profile, provider, action, machine)
     if action in autostop.INSTALLS:
         # The budget's deadline and the alerts travel with the agent's config (docs/costs.md).
         over = bool(state.load(profile.name).get("over_budget"))
@@ -54,9 +55,20 @@ def request_for(profile: Profile, provider: Provider, action: str, machine: Mach
     return req
 
 
-def password_hint(generated: bool) -> str:
-    import datetime
+def autostop_fields(profile: Profile, provider: Provider, action: str, machine: Machine | None) -> dict:
+    """The request's autostop part: the policy, and what the provider's own stop needs (a droplet's token)."""
+    fields = autostop.policy(profile, provider.autostop_ready())
+    if action in autostop.INSTALLS and autostop.enabled(fields):
+        fields.update(provider.autostop_fields(fields["action"], machine))
+    return fields
 
+
+def check_autostop(profile: Profile) -> None:
+    """Before a limit is saved: refuse one the provider cannot carry out now, with how to fix it."""
+    providers.get(profile).check_autostop(autostop.policy(profile, ready=False))
+
+
+def password_hint(generated: bool) -> str:
     today = datetime.date.today().isoformat()
     kind = "generated passphrase (words joined by dashes)" if generated else "your own password"
     return f"{kind}, set {today}"
@@ -66,7 +78,7 @@ def up(
     profile: Profile,
     password: str | None = None,
     generated: bool = False,
-    on_stage: Stage = _quiet,
+    on_stage: Progress = _quiet,
     over_budget: bool = False,
 ) -> dict[str, Any]:
     """Make the workstation running and healthy; returns the card plus the box's step report.
@@ -132,7 +144,7 @@ def needs_password(profile: Profile) -> bool:
     return not state.load(profile.name).get("password_hint")
 
 
-def down(profile: Profile, on_stage: Stage = _quiet) -> dict[str, Any]:
+def down(profile: Profile, on_stage: Progress = _quiet) -> dict[str, Any]:
     """Stop Jupyter (and the machine, where the provider bills for it); nothing on disk is touched."""
     provider = providers.get(profile)
     try:
@@ -143,7 +155,7 @@ def down(profile: Profile, on_stage: Stage = _quiet) -> dict[str, Any]:
         raise
 
 
-def _down(profile: Profile, provider: Provider, on_stage: Stage) -> dict[str, Any]:
+def _down(profile: Profile, provider: Provider, on_stage: Progress) -> dict[str, Any]:
     with state.action(profile.name, "stopping", "down"):
         machine = provider.describe()
         if provider.manages_power:
@@ -169,7 +181,7 @@ def _down(profile: Profile, provider: Provider, on_stage: Stage) -> dict[str, An
     return card.build(profile, st)
 
 
-def passwd(profile: Profile, password: str, generated: bool, on_stage: Stage = _quiet) -> dict[str, Any]:
+def passwd(profile: Profile, password: str, generated: bool, on_stage: Progress = _quiet) -> dict[str, Any]:
     provider = providers.get(profile)
     with state.locked(profile.name):
         machine = provider.describe()
@@ -200,40 +212,18 @@ def set_autostop(
     if action is not None:
         profile.autostop_action = action
     profile.validate()
-    fields = autostop.policy(profile)
+    fields = autostop.policy(profile, providers.get(profile).autostop_ready())
     facts = None
     if changed:
-        from padlab import profiles
-
+        check_autostop(profile)
         profiles.save(profile)
-        facts = autostop.apply(profile)
+        facts = apply_autostop(profile)
     return {"policy": fields, "box": facts, "changed": changed}
-
-
-def _jupyter_alive(profile: Profile, provider: Provider, host: str | None) -> bool:
-    """Cheap liveness: the pidfile on this machine, else a TLS handshake that padlab's CA verifies.
-
-    A bare TCP connect is not enough: a middlebox or another program can accept it.
-    """
-    if provider.name == "local":
-        from padlab.box import service
-        from padlab.box.system import Host
-
-        return service.read_pid(Host(sudo=False), provider.box()) is not None
-    if not host or not tls.ca_cert_path().exists():
-        return False
-    try:
-        tls.handshake(host, profile.port, timeout=2.0)
-    except (OSError, ValueError):
-        return False
-    return True
 
 
 def _not_serving(phase: str) -> str:
     """The machine runs but Jupyter does not answer: why, from what padlab last did."""
-    from padlab.machines import MACHINE_UP
-
-    if phase in ("error", MACHINE_UP):
+    if phase in ("error", state.MACHINE_UP):
         return phase  # machine-up: started with --skip-setup, never set up
     return "stopped"
 
@@ -258,13 +248,88 @@ def status(profile: Profile) -> dict[str, Any]:
     elif machine.state != "running":
         live = "stopped" if machine.state == "off" else machine.state
     else:
-        live = "running" if _jupyter_alive(profile, provider, machine.host) else _not_serving(phase)
-    if live == "running" and profile.provider == "local":
+        live = "running" if provider.jupyter_alive(machine) else _not_serving(phase)
+    if live == "running" and provider.info.this_machine:
         st["host"] = machine.host or st.get("host")
     out = card.build(profile, st, live_state=live)
     out["machine"] = machine.as_dict()
     out["last_error"] = st.get("last_error") if live in ("error", "stopped") else None
     out["stopped_at"] = st.get("stopped_at")
     out["stop_reason"] = st.get("stop_reason")
-    autostop.annotate(out, profile, provider, machine, st)
+    annotate(out, profile, provider, machine, st)
     return out
+
+
+# -- autostop on the box: apply the policy, hold the box up, read the logs and the agent's view ----
+
+
+def _running_box(profile: Profile) -> tuple[Provider, Machine] | None:
+    """(provider, machine) when the box can be reached now, else None."""
+    provider = providers.get(profile)
+    machine = provider.describe()
+    return (provider, machine) if machine.state == "running" else None
+
+
+def _call(profile: Profile, action: str, **fields: Any) -> dict[str, Any]:
+    box = _running_box(profile)
+    if box is None:
+        raise PadlabError(f"the machine behind {profile.name!r} is not running", f"padlab up {profile.name}")
+    provider, machine = box
+    req = request_for(profile, provider, action, machine)
+    req.update(fields)
+    return provider.transport(machine).call(req)
+
+
+def apply_autostop(profile: Profile) -> dict[str, Any] | None:
+    """Send the profile's policy to a running box (Jupyter and its kernels are untouched).
+    Returns the box's autostop facts, or None when the machine is off (the next `up` applies it)."""
+    if _running_box(profile) is None:
+        return None
+    return _call(profile, "autostop").get("autostop")
+
+
+def keep(profile: Profile, seconds: int | None) -> dict[str, Any]:
+    return _call(profile, "keep", keep_s=seconds)["autostop"]
+
+
+def logs(profile: Profile, agent: bool, lines: int) -> str:
+    return _call(profile, "logs", agent=agent, lines=lines).get("text", "")
+
+
+def agent_facts(profile: Profile, provider: Provider, machine: Machine) -> dict[str, Any] | None:
+    """The agent's last decision and last stop, read from a running box; None when it cannot be read.
+
+    `status` must stay instant: the provider reads its box only where that is cheap
+    (this machine in-process, a remote one over an ssh connection that is already open).
+    """
+    return provider.agent_facts(machine, request_for(profile, provider, "status", machine))
+
+
+def annotate(
+    out: dict[str, Any], profile: Profile, provider: Provider, machine: Machine, st: dict[str, Any]
+) -> None:
+    """Add the agent's view to a status result, and why a workstation padlab did not stop is stopped."""
+    if machine.state != "running":
+        if st.get("phase") == "running":
+            by_box = provider.stopped_by_box(machine, st)
+            if by_box:
+                out["stopped_at"], out["stop_reason"] = by_box
+            else:
+                out["stop_reason"] = (
+                    "not by padlab down: autostop or a shutdown on the box; "
+                    f"after `padlab up {profile.name}`, `padlab logs {profile.name} --agent` tells which"
+                )
+        return
+    facts = agent_facts(profile, provider, machine)
+    out["autostop"] = facts
+    last = (facts or {}).get("last_stop")
+    if not last:
+        return
+    ledger.stopped_by_agent(profile.name, float(last["at"]), str(last.get("result")))
+    when = datetime.datetime.fromtimestamp(last["at"]).strftime("%Y-%m-%d %H:%M")
+    text = f"by autostop at {when}: {last['reason']} ({last['result']})"
+    if out["state"] == "stopped" and last["at"] > (st.get("stopped_at") or 0):
+        out["stopped_at"] = last["at"]
+        out["stop_reason"] = text
+    elif facts is not None:
+        facts["summary"] += f"; last stopped {text}"

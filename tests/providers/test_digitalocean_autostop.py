@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from padlab import autostop, workstation
-from padlab.box import activity, agent, agent_setup, do_stop
+from padlab import workstation
+from padlab.box import activity, agent, agent_setup, do_stop, request, stops
 from padlab.box.activity import Signal
 from padlab.box.report import BoxError, Report
 from padlab.box.service import Layout
 from padlab.box.system import Host
 from padlab.profiles import Profile
-from padlab.providers import credentials, do_autostop
+from padlab.providers import credentials, digitalocean
 from padlab.providers.digitalocean import DigitalOceanProvider
 from tests.fakes import FakeDigitalOcean, MemoryBackend
 from tests.helpers import one_line_error, padlab
@@ -77,10 +77,11 @@ def conf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, provider: DigitalOcean
     monkeypatch.setattr(activity, "machine_started", lambda: T0 - 86400)
     monkeypatch.setattr(agent, "_started", lambda conf: T0 - 3600)
     monkeypatch.setattr(agent, "jupyter_running", lambda conf: True)
+    monkeypatch.setattr(stops, "jupyter_running", lambda conf: True)
     monkeypatch.setattr(do_stop, "POLL_EVERY", 0.02)
     calls: list = []
-    monkeypatch.setattr(agent, "stop_jupyter", lambda conf: calls.append("jupyter stopped"))
-    monkeypatch.setattr(agent, "power_off", lambda: calls.append("poweroff") or ["poweroff"])
+    monkeypatch.setattr(stops, "stop_jupyter", lambda conf: calls.append("jupyter stopped"))
+    monkeypatch.setattr(stops, "power_off", lambda: calls.append("poweroff") or ["poweroff"])
     token_file = tmp_path / "digitalocean-token"
     token_file.write_text(BOX_TOKEN + "\n")
     token_file.chmod(0o600)
@@ -159,7 +160,7 @@ def test_idle_droplet_is_snapshotted_verified_then_deleted_and_up_recreates_it(
     assert machine.state == "off" and machine.extra["snapshot_name"] == done["snapshot"]
     out: dict = {"state": "stopped"}
     st = {"phase": "running", "action_at": time.time() - 60}  # the last `up`, before the stop
-    autostop.annotate(out, provider.profile, provider, machine, st)
+    workstation.annotate(out, provider.profile, provider, machine, st)
     assert out["stop_reason"].startswith("by autostop at ") and out["stop_reason"].endswith(
         f"(snapshot {done['snapshot']}, droplet deleted)"
     )
@@ -253,14 +254,14 @@ def test_login_stores_the_box_token_but_not_padlabs_own(home: Path, fake: FakeDi
     same = padlab(home, *args, input=TOKEN + "\n", check=False, **env)
     assert "the box must not hold it" in one_line_error(same) and TOKEN not in same.stderr
     padlab(home, *args, input=BOX_TOKEN + "\n", **env)
-    path = home / "credentials" / do_autostop.CREDENTIAL
+    path = home / "credentials" / digitalocean.AUTOSTOP_CREDENTIAL
     assert path.read_text().strip() == BOX_TOKEN and stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
 def test_the_request_carries_the_stop_and_the_box_keeps_the_token_0600(
     provider: DigitalOceanProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    credentials.store(do_autostop.CREDENTIAL, BOX_TOKEN)
+    credentials.store(digitalocean.AUTOSTOP_CREDENTIAL, BOX_TOKEN)
     provider.profile.autostop = "45m"
     machine = provider.start_machine(print)
     req = workstation.request_for(provider.profile, provider, "autostop", machine)
@@ -279,7 +280,8 @@ def test_the_request_carries_the_stop_and_the_box_keeps_the_token_0600(
 
     monkeypatch.setattr(agent_setup, "scheduler", lambda paths: None)  # no crontab or timer from a test
     layout = Layout("do", str(tmp_path / "box"), str(tmp_path / "etc"), getpass.getuser(), False)
-    req.update(port=8888, listen="127.0.0.1")
+    req = request.parse(dict(req, port=8888, listen="127.0.0.1"))
+    fields = req["autostop"]
     agent_setup.install(Host(sudo=False), layout, req, b"", "none", Report())
     paths = agent_setup.AgentLayout(layout)
     token = Path(paths.do_token)

@@ -4,30 +4,61 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Callable
 
-from . import autostop_actions, bootstrap, lock
-from .report import BoxError, Report
+from . import autostop_actions, bootstrap, lock, request
+from .context import Context
+from .report import BoxError
 
+
+class Action:
+    """A box action: its function, whether it waits for the box's lock, whether it needs sudo first."""
+
+    __slots__ = ("run", "locked", "sudo")
+
+    def __init__(self, run: Callable[[Context], None], locked: bool = True, sudo: bool = True) -> None:
+        self.run = run
+        self.locked = locked
+        self.sudo = sudo
+
+
+# A new action: its function (taking the Context, filling ctx.report) and one entry here.
 ACTIONS = {
-    "up": lambda req, program: bootstrap.up(req, program),
-    "down": lambda req, program: bootstrap.down(req),
-    "status": lambda req, program: bootstrap.status(req),
-    "passwd": lambda req, program: bootstrap.passwd(req),
-    "autostop": lambda req, program: autostop_actions.apply(req, program),
-    "keep": lambda req, program: autostop_actions.keep(req),
-    "logs": lambda req, program: autostop_actions.logs(req),
+    "up": Action(bootstrap.up),
+    "down": Action(bootstrap.down),
+    "status": Action(bootstrap.status, locked=False, sudo=False),
+    "passwd": Action(bootstrap.passwd),
+    "autostop": Action(autostop_actions.apply),
+    "keep": Action(autostop_actions.keep),
+    "logs": Action(autostop_actions.logs, sudo=False),
 }
+
+
+def dispatch(raw: dict, program: bytes) -> dict:
+    """Check the request once, open the action's context, run it under the lock when it changes things."""
+    req = request.parse(raw)
+    action = ACTIONS.get(req["action"])
+    if action is None:
+        raise BoxError(
+            "unknown box action %r" % req["action"],
+            "padlab and its box program disagree: this is a bug in padlab, please report it",
+            code="bad_request",
+        )
+    ctx = Context(req, program)
+    if not action.locked:
+        action.run(ctx)
+        return ctx.report.as_dict()
+    with lock.held(req["name"], ctx.report.stage):
+        if action.sudo:
+            ctx.host.check_sudo()
+        action.run(ctx)
+    return ctx.report.as_dict()
 
 
 def run(req: dict, program: bytes) -> int:
     """Dispatch and print the report; every failure becomes {"ok": false, ...} with a fix."""
     try:
-        action = ACTIONS[req["action"]]
-        if req["action"] == "status":
-            out = action(req, program)
-        else:
-            with lock.held(req.get("name", "padlab"), Report().stage):
-                out = action(req, program)
+        out = dispatch(req, program)
         code = 0
     except BoxError as exc:
         out = {"ok": False, "error": exc.message, "fix": exc.fix, "code": exc.code}

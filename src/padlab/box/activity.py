@@ -1,10 +1,14 @@
-"""What counts as "in use" on the box. Each probe is cheap enough to run every minute.
+"""What counts as "in use" on the box: the PROBES table. Each probe is cheap enough to run every minute.
 
-A probe returns Signals: ``active`` means in use right now; otherwise ``at`` is
-when it was last in use (None: information for the log only). The agent's
-``state`` dict carries what a probe must remember between checks, such as which
-kernels were busy last time, because Jupyter itself does not count the end of
-a long cell as activity.
+A probe takes a ``Seen`` (the agent's config and memory, the time, and reads
+shared between probes such as the process list) and returns Signals: ``active``
+means in use right now; otherwise ``at`` is when it was last in use (None:
+information for the log only). ``seen.state`` carries what a probe must remember
+between checks, such as which kernels were busy last time, because Jupyter
+itself does not count the end of a long cell as activity.
+
+A new idle signal is one function ``probe(seen) -> list of Signal`` and one
+entry in PROBES (with the process names it wants in ``seen.procs``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ import socket
 import ssl
 import struct
 import subprocess
+from typing import Callable
+
+from .request import GPU_THRESHOLD
 
 ACTIVITY_PATH = "/padlab-agent/activity"
 SSH_SESSION = re.compile(r"^sshd(?:-session)?: (\S+)@(pts/\d+)")
@@ -296,3 +303,63 @@ def process_start(pid: int) -> float:
     except (OSError, ValueError, IndexError):
         return 0.0
     return boot_time() + ticks / os.sysconf("SC_CLK_TCK")
+
+
+class Seen:
+    """What every probe is given: config, memory between checks, the time, and reads done once for all."""
+
+    def __init__(self, conf: dict, state: dict, now: float, jupyter_running: Callable[[], bool]) -> None:
+        self.conf = conf
+        self.state = state
+        self.now = now
+        self.jupyter_running = jupyter_running
+        self._procs = None  # type: list | None
+        self._utmp = None  # type: list | None
+
+    @property
+    def procs(self) -> list:
+        """(pid, comm, cmdline) of the processes some probe asked for, from one pass over /proc."""
+        if self._procs is None:
+            self._procs = processes(tuple(name for probe in PROBES for name in probe.processes))
+        return self._procs
+
+    @property
+    def utmp(self) -> list:
+        if self._utmp is None:
+            self._utmp = utmp_records()
+        return self._utmp
+
+
+class Probe:
+    """One source of activity: a name, its function, and the process names it reads from seen.procs."""
+
+    __slots__ = ("name", "run", "processes")
+
+    def __init__(self, name: str, run: Callable[[Seen], list], processes: tuple = ()) -> None:
+        self.name = name
+        self.run = run
+        self.processes = processes
+
+
+def _jupyter(seen: Seen) -> list:
+    return jupyter(seen.conf["jupyter"], seen.state, seen.now, seen.jupyter_running())
+
+
+def _ssh(seen: Seen) -> list:
+    return ssh_sessions(seen.procs)
+
+
+def _mosh(seen: Seen) -> list:
+    return mosh_sessions(seen.procs, seen.utmp, seen.state, seen.now)
+
+
+def _gpu(seen: Seen) -> list:
+    return gpu(int(seen.conf.get("gpu_threshold", GPU_THRESHOLD)))
+
+
+PROBES = (
+    Probe("jupyter", _jupyter),
+    Probe("ssh", _ssh, ("sshd", "sshd-session")),
+    Probe("mosh", _mosh, ("mosh-server",)),
+    Probe("gpu", _gpu),
+)

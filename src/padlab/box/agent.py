@@ -15,11 +15,12 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import subprocess
 import sys
 import time
 
 from . import activity, alerts, do_stop
+from .request import WARN_S
+from .stops import STOPS, jupyter_pid, jupyter_running
 from .timefmt import format_duration, parse_duration
 
 TTY_DIR = "/dev/pts"
@@ -34,7 +35,6 @@ NOTICE_S = 30.0
 # Probes whose idle signal says when the use ended (a mosh client's last contact, from utmp), so
 # the idle clock starts there rather than at the check that saw the end.
 ENDS_KNOWN = ("mosh",)
-PROBED = ("sshd", "sshd-session", "mosh-server")
 
 
 def load_json(path: str) -> dict:
@@ -54,37 +54,10 @@ def paths(conf: dict) -> dict:
     }
 
 
-def jupyter_running(conf: dict) -> bool:
-    from .service import read_pid
-
-    return read_pid(_Reader(), _layout(conf)) is not None
-
-
-class _Reader:
-    """The one Host method read_pid needs, without sudo: the agent runs as the files' owner or root."""
-
-    def read(self, path: str) -> bytes | None:
-        try:
-            with open(path, "rb") as fh:
-                return fh.read()
-        except OSError:
-            return None
-
-
-def _layout(conf: dict):
-    from .service import Layout
-
-    box = conf["layout"]
-    return Layout(box["name"], box["prefix"], box["etc"], box["user"], bool(box["system"]))
-
-
 def gather(conf: dict, state: dict, now: float) -> list:
-    procs = activity.processes(PROBED)
-    signals = activity.jupyter(conf["jupyter"], state, now, jupyter_running(conf))
-    signals += activity.ssh_sessions(procs)
-    signals += activity.mosh_sessions(procs, activity.utmp_records(), state, now)
-    signals += activity.gpu(int(conf.get("gpu_threshold", 10)))
-    return signals
+    """Every probe of activity.PROBES, in order, on one shared view of the box."""
+    seen = activity.Seen(conf, state, now, lambda: jupyter_running(conf))
+    return [signal for probe in activity.PROBES for signal in probe.run(seen)]
 
 
 def decide(conf: dict, state: dict, signals: list, now: float, started: float) -> dict:
@@ -143,7 +116,7 @@ def decide(conf: dict, state: dict, signals: list, now: float, started: float) -
 
 def warn_lead(conf: dict) -> float:
     """Lead time of the warning: warn_s, at most the idle limit, at least one minute."""
-    lead = float(conf.get("warn_s") or 300)
+    lead = float(conf.get("warn_s") or WARN_S)
     if conf.get("idle_s"):
         lead = min(lead, float(conf["idle_s"]))
     return max(lead, 60.0)
@@ -193,10 +166,11 @@ def check(conf: dict, now: float | None = None) -> dict:
             action = "stop"
     state["warned"] = warned
     state.update(decision)
-    if action == "stop" and conf["action"] == "service" and not jupyter_running(conf):
+    kind = STOPS[conf["action"]]
+    if action == "stop" and kind.jupyter_only and not jupyter_running(conf):
         action = None
         decision["notes"].append("Jupyter is not running: nothing to stop")
-    elif action == "stop" and conf["action"] == do_stop.ACTION:
+    elif action == "stop" and kind.stepwise:
         pass  # one step per check; the stop record carries the progress (see do_stop)
     elif action == "stop" and now - float(state.get("stopping") or 0) < RESTOP_AFTER:
         # A power-off takes a while; the next check must not pile a second one on top.
@@ -216,7 +190,7 @@ def check(conf: dict, now: float | None = None) -> dict:
         save_state(files["state"], state, conf)
         stop(conf, files, decision, now)
         alert_failed_stop(conf, files, state, stop_at)
-    if action != "stop" and conf["action"] == do_stop.ACTION:
+    if action != "stop" and kind.stepwise:
         settle_droplet_stop(conf, files, decision, now)
     state["next_check"] = decision["next_check"] = next_check(conf, stop_at, warned, now)
     save_state(files["state"], state, conf)
@@ -229,10 +203,7 @@ def _logger(files: dict, conf: dict):
 
 
 def stop_alert_text(decision: dict) -> str:
-    what = {
-        "service": "Jupyter is being stopped",
-        do_stop.ACTION: "the droplet is being snapshotted and deleted",
-    }.get(decision["action"], "the machine is powering off")
+    what = STOPS[decision["action"]].alert
     return "%s: %s" % (what, decision["stop_why"])
 
 
@@ -290,11 +261,9 @@ def _mtime(path: str | None) -> float:
 
 def _started(conf: dict) -> float:
     """What the hard cap measures: the machine's uptime, or Jupyter's when only the service stops."""
-    if conf["action"] != "service":
+    if not STOPS[conf["action"]].jupyter_only:
         return activity.machine_started()
-    from .service import read_pid
-
-    pid = read_pid(_Reader(), _layout(conf))
+    pid = jupyter_pid(conf)
     return activity.process_start(pid) if pid else 0.0
 
 
@@ -361,10 +330,7 @@ def save_state(path: str, state: dict, conf: dict) -> None:
 
 def warning_text(decision: dict, now: float) -> str:
     left = format_duration(max(decision["stop_at"] - now, 0))
-    what = {
-        "service": "the Jupyter service stops",
-        do_stop.ACTION: "this droplet is snapshotted and deleted",
-    }.get(decision["action"], "this machine powers off")
+    what = STOPS[decision["action"]].warning
     text = "padlab autostop: %s in %s (%s)." % (what, left, decision["stop_why"])
     if decision["stop_why"].startswith("idle"):
         text += " To keep it up: padlab-keep 1h"
@@ -396,47 +362,35 @@ def warn_terminals(conf: dict, decision: dict, now: float) -> int:
 
 
 def stop(conf: dict, files: dict, decision: dict, now: float) -> None:
-    """Record why, then act. Nothing here claims success before the action reports it."""
-    if conf["action"] == do_stop.ACTION:
-        stop_droplet(conf, files, decision, now)
-        return
-    record = {"at": now, "reason": decision["stop_why"], "action": conf["action"], "result": "started"}
+    """Record why, then act (stops.STOPS). Nothing here claims success before the action reports it."""
+    kind = STOPS[conf["action"]]
+    if kind.stepwise:
+        record = resumed_stop(conf, files, decision, now)
+        if record is None:
+            return
+    else:
+        record = {"at": now, "reason": decision["stop_why"], "action": conf["action"], "result": "started"}
     save_state(files["stopped"], record, conf)
     try:
-        if conf["action"] == "service":
-            stop_jupyter(conf)
-            record["result"] = "Jupyter stopped"
-        else:
-            record["result"] = "power-off requested: " + " ".join(power_off())
+        kind.run(conf, record, lambda: save_state(files["stopped"], record, conf))
     except Exception as exc:  # noqa: BLE001 - the log must say what failed, whatever it was
-        record["result"] = "FAILED: %s; will try again at the next check" % exc
+        left = "; %s" % kind.while_failed if kind.while_failed else ""
+        record["result"] = "FAILED: %s%s; will try again at the next check" % (exc, left)
     save_state(files["stopped"], record, conf)
     log(files["log"], time.time(), "stop (%s): %s" % (conf["action"], record["result"]), conf)
 
 
-def stop_droplet(conf: dict, files: dict, decision: dict, now: float) -> None:
-    """DigitalOcean: snapshot, verify, delete, one step per check, resumed from the stop record."""
+def resumed_stop(conf: dict, files: dict, decision: dict, now: float) -> dict | None:
+    """A stepwise stop (DigitalOcean's): the record to carry on with, or None when it is already done."""
     record = load_json(files["stopped"])
     this_boot = float(record.get("at") or 0) >= activity.machine_started()
     if this_boot and record.get("action") == do_stop.ACTION and record.get("done"):
         log(files["log"], now, "stop (%s): already done: %s" % (conf["action"], record["result"]), conf)
-        return
+        return None
     if not (this_boot and do_stop.pending(record)):
         # A record from before this boot came with the snapshot this droplet was made from.
         record = {"at": now, "reason": decision["stop_why"], "action": conf["action"], "result": "started"}
-    save_state(files["stopped"], record, conf)
-
-    def prepare() -> None:
-        if jupyter_running(conf):
-            stop_jupyter(conf)
-        do_stop.sync()
-
-    try:
-        do_stop.advance(conf, record, prepare, lambda: save_state(files["stopped"], record, conf))
-    except Exception as exc:  # noqa: BLE001 - the log must say what failed, whatever it was
-        record["result"] = "FAILED: %s; %s; will try again at the next check" % (exc, do_stop.BILLED)
-    save_state(files["stopped"], record, conf)
-    log(files["log"], time.time(), "stop (%s): %s" % (conf["action"], record["result"]), conf)
+    return record
 
 
 def settle_droplet_stop(conf: dict, files: dict, decision: dict, now: float) -> None:
@@ -465,24 +419,6 @@ def settle_droplet_stop(conf: dict, files: dict, decision: dict, now: float) -> 
         return
     save_state(files["stopped"], record, conf)
     log(files["log"], now, "stop (%s): %s" % (conf["action"], record["result"]), conf)
-
-
-def stop_jupyter(conf: dict) -> None:
-    """Stop (not disable) the service: a reboot or `padlab up` brings Jupyter back."""
-    from .service import stop as stop_service
-    from .system import Host
-
-    stop_service(Host(sudo=False), _layout(conf), conf["service_kind"], disable=False)
-
-
-def power_off() -> list:
-    """The OS power-off; clouds set up to stop (not terminate) on it end compute billing."""
-    from .system import has_systemd
-
-    argv = ["systemctl", "poweroff"] if has_systemd() else ["shutdown", "-h", "now"]
-    env = dict(os.environ, PATH=os.environ.get("PATH", "") + ":" + activity.SYSTEM_PATH)
-    subprocess.run(argv, check=True, capture_output=True, timeout=60, env=env)
-    return argv
 
 
 def keep(keep_file: str, state_file: str, args: list) -> int:
@@ -539,9 +475,7 @@ def status_line(state: dict, now: float, hold: float = 0.0) -> str:
         text += ", held until %s" % activity.clock(hold)
     stop_at = state.get("stop_at")
     if stop_at is not None:
-        verb = {"service": "stops", do_stop.ACTION: "snapshots and deletes the droplet"}.get(
-            state.get("action"), "powers off"
-        )
+        verb = STOPS[state["action"]].status
         text += ", %s in %s (%s)" % (verb, format_duration(max(stop_at - now, 0)), state.get("stop_why"))
     elif not state.get("idle_s"):
         text += ", autostop off"

@@ -18,8 +18,6 @@ from .report import BoxError, Report
 from .service import Layout
 from .system import Host, cron_running, has_systemd, sha256
 
-DEFAULT_WARN_S = 300
-DEFAULT_GPU_THRESHOLD = 10
 EXTENSION = "padlab_agent_ext"
 # Same as agent_ext.HASH_FILE: that module runs inside Jupyter and imports nothing of ours.
 HASH_FILE = "padlab-agent.sha256"
@@ -56,23 +54,15 @@ class AgentLayout:
 
 
 def settings(req: dict) -> dict:
-    """The autostop part of the request: {idle_s, max_uptime_s, action, warn_s, gpu_threshold}.
+    """The agent's policy from the request's autostop part (request.AUTOSTOP has the fields and defaults).
 
     The client chooses the policy (its defaults depend on the provider); a request
     without one leaves autostop off rather than inventing one on the box.
     """
-    raw = req.get("autostop") or {}
-    out = {
-        "idle_s": raw.get("idle_s"),
-        "max_uptime_s": raw.get("max_uptime_s"),
-        "action": raw.get("action") or "service",
-        "warn_s": raw.get("warn_s") or DEFAULT_WARN_S,
-        "gpu_threshold": raw.get("gpu_threshold") or DEFAULT_GPU_THRESHOLD,
-    }
-    # The budget (padlab/money.py): a hard deadline, and when 80 % of it is spent.
-    for key in MONEY_FIELDS:
-        if raw.get(key) is not None:
-            out[key] = raw[key]
+    raw = req["autostop"]
+    out = {key: raw[key] for key in ("idle_s", "max_uptime_s", "action", "warn_s", "gpu_threshold")}
+    # The budget (padlab/money.py): a hard deadline, and when 80 % of it is spent; absent when unset.
+    out.update((key, raw[key]) for key in MONEY_FIELDS if raw[key] is not None)
     return out
 
 
@@ -117,7 +107,7 @@ def install(host: Host, layout: Layout, req: dict, program: bytes, kind: str, re
     """Config, runner, padlab-keep and the schedule; a timer where systemd runs, else cron, else a warning."""
     paths = AgentLayout(layout)
     conf = settings(req)
-    listen = req.get("listen", "0.0.0.0")
+    listen = req["listen"]
     gid = _gid(layout.user) if paths.system else None
     conf.update(
         {
@@ -174,7 +164,7 @@ def droplet_settings(host: Host, paths: AgentLayout, req: dict, enabled: bool) -
     The token arrives in the request (stdin, never argv) and is kept in a file of
     its own, 0600 and root's on system boxes; the config names only the file.
     """
-    raw = (req.get("autostop") or {}).get("digitalocean") or {}
+    raw = req["autostop"]["digitalocean"] or {}
     token = str(raw.get("token") or "").strip()
     changed = False
     if enabled and token:
@@ -188,7 +178,7 @@ def droplet_settings(host: Host, paths: AgentLayout, req: dict, enabled: bool) -
     part = {
         "droplet_id": str(raw["droplet_id"]) if raw.get("droplet_id") else None,
         "api_url": raw.get("api_url") or do_stop.DEFAULT_API,
-        "snapshot_prefix": raw.get("snapshot_prefix") or "padlab-%s" % req.get("name"),
+        "snapshot_prefix": raw.get("snapshot_prefix") or "padlab-%s" % req["name"],
         "token_file": paths.do_token,
     }
     return part, changed
@@ -196,7 +186,7 @@ def droplet_settings(host: Host, paths: AgentLayout, req: dict, enabled: bool) -
 
 def alert_settings(host: Host, paths: AgentLayout, req: dict) -> tuple:
     """(config part, changed): the alert topic URL in a file of its own (0600, root's), the threshold."""
-    raw = req.get("alerts") or {}
+    raw = req["alerts"] or {}
     url = str(raw.get("ntfy") or "").strip()
     changed = False
     if url:

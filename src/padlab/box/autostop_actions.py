@@ -3,41 +3,30 @@
 from __future__ import annotations
 
 from . import agent_setup, service
-from .bootstrap import layout_from
-from .report import BoxError, Report
-from .system import Host
+from .context import Context
+from .report import BoxError
 
 
-def apply(req: dict, program: bytes) -> dict:
+def apply(ctx: Context) -> None:
     """`padlab autostop`: new limits take effect without touching Jupyter or its kernels."""
-    report = Report()
-    host = Host(sudo=bool(req.get("system")))
-    layout = layout_from(req)
-    host.check_sudo()
+    host, layout = ctx.host, ctx.layout
     if not host.read(layout.config):
         raise BoxError("this workstation is not set up yet", "run `padlab up` first", code="not_set_up")
-    agent_setup.install(host, layout, req, program, service.choose(host, layout), report)
-    return report.as_dict()
+    agent_setup.install(host, layout, ctx.req, ctx.program, service.choose(host, layout), ctx.report)
 
 
-def keep(req: dict) -> dict:
+def keep(ctx: Context) -> None:
     """`padlab keep`: the same hold that `padlab-keep` on the box writes."""
-    report = Report()
-    host = Host(sudo=bool(req.get("system")))
-    layout = layout_from(req)
-    host.check_sudo()
-    report.data["autostop"] = agent_setup.keep(host, layout, req.get("keep_s"))
-    report.step("keep", True, "held" if req.get("keep_s") else "released")
-    return report.as_dict()
+    seconds = ctx.req["keep_s"]
+    ctx.report.data["autostop"] = agent_setup.keep(ctx.host, ctx.layout, seconds)
+    ctx.report.step("keep", True, "held" if seconds else "released")
 
 
-def logs(req: dict) -> dict:
+def logs(ctx: Context) -> None:
     """`padlab logs`: the tail of the agent's log, or of Jupyter's."""
-    report = Report()
-    host = Host(sudo=bool(req.get("system")))
-    layout = layout_from(req)
-    lines = int(req.get("lines") or 50)
-    if req.get("agent"):
+    req, report, host, layout = ctx.req, ctx.report, ctx.host, ctx.layout
+    lines = req["lines"]
+    if req["agent"]:
         report.data["text"] = agent_setup.read_log(host, layout, lines)
     elif service.choose(host, layout) == "systemd":
         cmd = ["journalctl", "-u", layout.unit, "-n", str(lines), "--no-pager", "-o", "short-iso"]
@@ -45,4 +34,3 @@ def logs(req: dict) -> dict:
     else:
         raw = host.read(layout.log) or b""
         report.data["text"] = "\n".join(raw.decode(errors="replace").splitlines()[-lines:])
-    return report.as_dict()

@@ -1,7 +1,8 @@
 """The idempotent steps that make a box a workstation, and the down/status/passwd actions.
 
-Each action takes the request dict the client sent and returns one JSON-able
-report. Running ``up`` twice changes nothing the second time.
+Each action takes the Context (context.py: the checked request, the report, the
+host, the layout) and fills its report. Running ``up`` twice changes nothing the
+second time.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import socket
 import subprocess
 
 from . import agent_setup, firewall, health, jupyter, mosh, ports, service, tls, venv
-from .report import BoxError, Report
+from .context import Context
+from .report import BoxError
 from .service import Layout
-from .system import Host, expand_user, login_user, primary_address
+from .system import Host, expand_user, primary_address
 
 CHECK_SNIPPET = (
     "import sys; from jupyter_server.auth import passwd_check; "
@@ -24,16 +26,8 @@ CHECK_SNIPPET = (
 )
 
 
-def layout_from(req: dict) -> Layout:
-    user = req.get("user") or login_user()
-    return Layout(req["name"], req["prefix"], req["etc"], user, bool(req.get("system")))
-
-
-def up(req: dict, program: bytes) -> dict:
-    report = Report()
-    host = Host(sudo=bool(req.get("system")))
-    layout = layout_from(req)
-    host.check_sudo()
+def up(ctx: Context) -> None:
+    req, report, host, layout = ctx.req, ctx.report, ctx.host, ctx.layout
     kind = service.choose(host, layout)
 
     host.makedirs(layout.prefix, owner=layout.user, root=layout.system)
@@ -41,17 +35,17 @@ def up(req: dict, program: bytes) -> dict:
         host.makedirs(d, owner=layout.user, root=layout.system)
     host.makedirs(layout.etc, mode=0o700, owner=layout.user, root=layout.system)
     host.makedirs(layout.jupyter_dir, mode=0o700, owner=layout.user, root=layout.system)
-    report.step("box-program", host.write(layout.lib, program, owner=layout.user, root=layout.system))
+    report.step("box-program", host.write(layout.lib, ctx.program, owner=layout.user, root=layout.system))
 
-    venv.ensure(host, layout.venv, report, layout.user, layout.system, req.get("packages", []))
+    venv.ensure(host, layout.venv, report, layout.user, layout.system, req["packages"])
 
     report.stage("checking the TLS certificate")
-    sans = tls.wanted_names(req.get("extra_sans", []))
-    result = tls.check(host, layout, req["ca_pem"], sans, req.get("cert_pem"))
+    sans = tls.wanted_names(req["extra_sans"])
+    result = tls.check(host, layout, req["ca_pem"], sans, req["cert_pem"])
     if result["status"] == "need":
         report.step("tls", True, "new key" if result["key_new"] else result["reason"])
         report.data.update(needs_cert={"csr": result["csr"], "sans": sans, "reason": result["reason"]})
-        return report.as_dict()
+        return
     cert_changed = result["origin"] == "new" and host.write(
         layout.cert, result["pem"], mode=0o644, owner=layout.user, root=layout.system
     )
@@ -64,9 +58,9 @@ def up(req: dict, program: bytes) -> dict:
     )
     report.step("tls", cert_changed, "certificate for %s" % ", ".join(sans))
 
-    hashed = _password_hash(host, layout, req.get("password"))
+    hashed = _password_hash(host, layout, req["password"])
     secret_changed = jupyter.ensure_cookie_secret(host, layout)
-    cfg = jupyter.config(layout, int(req["port"]), req.get("listen", "0.0.0.0"), req["root_dir"], hashed)
+    cfg = jupyter.config(layout, int(req["port"]), req["listen"], req["root_dir"], hashed)
     root_dir = expand_user(req["root_dir"], layout.user)
     host.makedirs(root_dir, mode=0o755, owner=layout.user, root=layout.system)
     cfg_changed = host.write(layout.config, cfg, mode=0o600, owner=layout.user, root=layout.system)
@@ -97,14 +91,13 @@ def up(req: dict, program: bytes) -> dict:
     health.wait_ready(
         port, req["ca_pem"], layout.log, alive=lambda: service.read_pid(host, layout) is not None
     )
-    agent_setup.install(host, layout, req, program, kind, report)
+    agent_setup.install(host, layout, req, ctx.program, kind, report)
     # Optional steps, asked for by remote providers only.
-    if "mosh" in req:
+    if req["mosh"] is not None:
         mosh.ensure(host, req["mosh"], report)
-    if "firewall" in req:
+    if req["firewall"] is not None:
         firewall.ensure(host, req, layout.etc, layout.lib, report)
-    report.data.update(box_facts(host, layout, kind))
-    return report.as_dict()
+    report.data.update(workstation_facts(host, layout, kind))
 
 
 def _password_hash(host: Host, layout: Layout, password: str | None) -> str:
@@ -141,7 +134,8 @@ def cert_sha256(host: Host, layout: Layout) -> str | None:
     return hashlib.sha256(base64.b64decode(body)).hexdigest()
 
 
-def box_facts(host: Host, layout: Layout, kind: str) -> dict:
+def workstation_facts(host: Host, layout: Layout, kind: str) -> dict:
+    """What every report carries about the workstation (the agent's view is agent_setup.facts)."""
     return {
         "service": service.status(host, layout, kind),
         "cert_sha256": cert_sha256(host, layout),
@@ -151,32 +145,22 @@ def box_facts(host: Host, layout: Layout, kind: str) -> dict:
     }
 
 
-def down(req: dict) -> dict:
-    report = Report()
-    host = Host(sudo=bool(req.get("system")))
-    layout = layout_from(req)
-    host.check_sudo()
+def down(ctx: Context) -> None:
+    host, layout = ctx.host, ctx.layout
     kind = service.choose(host, layout)
-    acted = service.stop(host, layout, kind, disable=bool(req.get("disable", True)))
-    report.step("jupyter-stopped", acted, "stopped" if acted else "was not running")
-    report.data.update(box_facts(host, layout, kind))
-    return report.as_dict()
+    acted = service.stop(host, layout, kind, disable=ctx.req["disable"])
+    ctx.report.step("jupyter-stopped", acted, "stopped" if acted else "was not running")
+    ctx.report.data.update(workstation_facts(host, layout, kind))
 
 
-def status(req: dict) -> dict:
-    report = Report()
-    host = Host(sudo=bool(req.get("system")))
-    layout = layout_from(req)
-    report.data.update(box_facts(host, layout, service.choose(host, layout)))
-    report.data["autostop"] = agent_setup.facts(host, layout)
-    return report.as_dict()
+def status(ctx: Context) -> None:
+    host, layout = ctx.host, ctx.layout
+    ctx.report.data.update(workstation_facts(host, layout, service.choose(host, layout)))
+    ctx.report.data["autostop"] = agent_setup.facts(host, layout)
 
 
-def passwd(req: dict) -> dict:
-    report = Report()
-    host = Host(sudo=bool(req.get("system")))
-    layout = layout_from(req)
-    host.check_sudo()
+def passwd(ctx: Context) -> None:
+    req, report, host, layout = ctx.req, ctx.report, ctx.host, ctx.layout
     raw = host.read(layout.config)
     if not raw:
         raise BoxError("this workstation is not set up yet", "run `padlab up` first", code="not_set_up")
@@ -192,5 +176,4 @@ def passwd(req: dict) -> dict:
         alive = lambda: service.read_pid(host, layout) is not None  # noqa: E731
         health.wait_ready(int(cfg["ServerApp"]["port"]), req["ca_pem"], layout.log, alive=alive)
         report.step("jupyter-running", True, "restarted with the new password")
-    report.data.update(box_facts(host, layout, kind))
-    return report.as_dict()
+    report.data.update(workstation_facts(host, layout, kind))

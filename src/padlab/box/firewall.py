@@ -51,7 +51,7 @@ def wanted(spec: dict, jupyter_port: int, mosh: dict | None, ssh_ports: list) ->
     rules = [_rule("ssh", "tcp", str(port), None) for port in sorted(set(ssh_ports))]
     rules.append(_rule("jupyter", "tcp", str(jupyter_port), source))
     if mosh:
-        lo, hi = mosh.get("ports", [60001, 60010])
+        lo, hi = mosh["ports"]
         rules.append(_rule("mosh", "udp", "%d-%d" % (lo, hi), source))
     return rules
 
@@ -295,7 +295,7 @@ WantedBy=multi-user.target nftables.service
 def ensure(host: Host, req: dict, etc: str, lib: str, report: Report) -> None:
     """The bootstrap step: resolve, save, apply, and keep applying at boot for nftables."""
     spec = req["firewall"]
-    rules = wanted(spec, int(req["port"]), req.get("mosh"), ssh_ports(host))
+    rules = wanted(spec, int(req["port"]), req["mosh"], ssh_ports(host))
     saved = {"rules": rules, "enable": bool(spec.get("enable"))}
     spec_path = os.path.join(etc, "firewall.json")
     changed = host.write(spec_path, json.dumps(saved, indent=2, sort_keys=True) + "\n", mode=0o644, root=True)

@@ -1,7 +1,7 @@
 """mosh on the box: mosh-server from the package manager, and a UTF-8 locale it can start in.
 
-The client asks for a narrow UDP range (``mosh -p 60001:60010``), which the
-firewall step opens; mosh-server itself needs no configuration.
+The client asks for a narrow UDP range (request.MOSH_PORTS: ``mosh -p 60001:60010``),
+which the firewall step opens; mosh-server itself needs no configuration.
 
 mosh-server refuses to start unless the session's locale is UTF-8. It first
 tries the box's default, then the one the client names, which a minimal image
@@ -24,7 +24,7 @@ SSHD_PAM = "/etc/pam.d/sshd"
 
 
 def ensure(host: Host, spec: dict, report: Report) -> None:
-    lo, hi = spec.get("ports", [60001, 60010])
+    lo, hi = spec["ports"]
     installed = False
     if not shutil.which("mosh-server"):
         packages.install(host, ["mosh"], report, "mosh")

@@ -84,7 +84,7 @@ def keep(name: str | None, duration: str | None, as_json: bool) -> None:
       padlab keep lab 2h
       padlab keep lab off
     """
-    from padlab import autostop, ui
+    from padlab import ui, workstation
     from padlab.box.timefmt import parse_duration
 
     if name and duration is None and _looks_like_limit(name):
@@ -96,7 +96,7 @@ def keep(name: str | None, duration: str | None, as_json: bool) -> None:
         seconds = parse_duration(duration)
     except ValueError as exc:
         raise PadlabError(str(exc), f"e.g. padlab keep {profile.name} 2h") from exc
-    facts = autostop.keep(profile, seconds)
+    facts = workstation.keep(profile, seconds)
     if as_json:
         ui.print_json(facts)
     else:
@@ -121,7 +121,7 @@ def logs(name: str | None, agent: bool, lines: int) -> None:
       padlab logs lab
       padlab logs lab --agent -n 200
     """
-    from padlab import autostop
+    from padlab import workstation
 
-    text = autostop.logs(load_profile(name), agent, lines)
+    text = workstation.logs(load_profile(name), agent, lines)
     click.echo(text if text else "(the log is empty)")

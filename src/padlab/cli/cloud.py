@@ -11,8 +11,8 @@ import click
 from padlab.cli import cli
 from padlab.cli.common import CONTEXT, load_profile
 from padlab.errors import PadlabError
+from padlab.registry import CLOUDS
 
-CLOUDS = ("paperspace", "aws", "digitalocean")
 _TYPES: dict[str, Any] = {"disk_size": int, "price": float}
 # `padlab init` flag -> Profile.options key, for cloud profiles only.
 CLOUD_SETTINGS = {
@@ -80,9 +80,9 @@ def login(provider: str, key_stdin: bool, no_verify: bool, api_url: str | None, 
         )
     value = _read_key(provider, key_stdin)
     if autostop_token:
-        from padlab.providers import do_autostop
+        from padlab.providers import digitalocean
 
-        where = do_autostop.store(value, api_url, verify=not no_verify)
+        where = digitalocean.store_autostop_token(value, api_url, verify=not no_verify)
         click.echo(
             f"Stored the DigitalOcean autostop token in {where} (mode 0600); "
             "`padlab up` copies it to each droplet with autostop on."

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from padlab import providers
+from padlab import registry
 from padlab.cli import cli
 from padlab.cli.cloud import cloud_options
 from padlab.cli.common import CONTEXT, load_profile, read_password, show_card
@@ -16,7 +16,7 @@ from padlab.errors import PadlabError
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("name", required=False)
-@click.option("--provider", type=click.Choice(providers.NAMES), help="Where the workstation runs.")
+@click.option("--provider", type=click.Choice(registry.NAMES), help="Where the workstation runs.")
 @click.option("--port", type=int, help="HTTPS port for Jupyter (default 8888).")
 @click.option("--root-dir", help="Notebook folder on the box (default ~/notebooks).")
 @click.option("--listen", help="Address Jupyter listens on (default 0.0.0.0: every interface).")
@@ -79,8 +79,8 @@ def init(
     interactive = sys.stdin.isatty() and provider is None
     if interactive:
         name = name or click.prompt("Profile name", default="lab")
-        provider = click.prompt("Provider", type=click.Choice(providers.NAMES), default="local")
-        if provider == "ssh":
+        provider = click.prompt("Provider", type=click.Choice(registry.NAMES), default="local")
+        if registry.get(provider).needs_host:
             host = host or click.prompt("ssh destination (USER@HOST or a ~/.ssh/config alias)")
         port = port or click.prompt("Jupyter port", type=int, default=profiles.DEFAULT_PORT)
         root_dir = root_dir or click.prompt("Notebook folder", default="~/notebooks")
@@ -108,6 +108,10 @@ def init(
         from padlab.providers.cloud import configure as configure_cloud
 
         configure_cloud(profile, cloud)
+    from padlab import workstation
+
+    profile.validate()
+    workstation.check_autostop(profile)
     path = profiles.save(profile)
     default = profiles.default_name() == name
     click.echo(
@@ -181,11 +185,11 @@ def budget_notice(name: str, budget: dict) -> None:
     """After `up`: the 80 % warning (also as an alert, once a month) and when the box stops itself."""
     import datetime
 
-    from padlab import money, ui
+    from padlab import alerts, ui
 
     for line in budget["warnings"]:
         ui.warn(line)
-        money.alert_once(name, line)
+        alerts.budget_once(name, line)
     if budget.get("deadline_at"):
         when = datetime.datetime.fromtimestamp(budget["deadline_at"]).strftime("%Y-%m-%d %H:%M")
         sys.stderr.write(f"budget: the box stops itself at {when}, when {budget['deadline_why']}\n")

@@ -13,6 +13,7 @@ import hashlib
 import os
 from typing import Any, Callable
 
+from padlab.box.request import MOSH_PORTS
 from padlab.errors import PadlabError
 from padlab.providers import cloud, credentials, prices, retry
 from padlab.providers.base import Machine, Progress
@@ -23,7 +24,6 @@ DEFAULT_TYPE = "g4dn.xlarge"
 DEFAULT_DISK_GB = 100
 # The Deep Learning Base AMI (NVIDIA driver, CUDA, Docker) on Ubuntu 22.04; newest wins.
 DEFAULT_AMI = "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) *"
-MOSH_PORTS = (60001, 60010)
 LIVE = ("pending", "running", "stopping", "stopped")
 STATES = {"pending": STARTING, "running": RUNNING, "stopping": STOPPING, "stopped": OFF}
 BAD_CREDENTIALS = {
@@ -46,8 +46,6 @@ CHAIN_PLACES = (
 
 class AwsProvider(CloudProvider):
     name = "aws"
-    label = "AWS EC2"
-    default_user = "ubuntu"
 
     def __init__(self, profile: Any) -> None:
         super().__init__(profile)
@@ -170,7 +168,9 @@ class AwsProvider(CloudProvider):
             billed_while_down=f"EBS disk {prices.per_month(disk_gb, prices.EBS_GP3_GB_MONTH)}"
             if disk_gb
             else None,
-            down_usd_per_hour=prices.hourly_from_month(disk_gb * prices.EBS_GP3_GB_MONTH) if disk_gb else None,
+            down_usd_per_hour=prices.hourly_from_month(disk_gb * prices.EBS_GP3_GB_MONTH)
+            if disk_gb
+            else None,
             started_at=self.uptime_start(mapped, launched.timestamp() if launched else None),
             extra={
                 "provider_state": provider_state,

@@ -1,7 +1,9 @@
 """The Provider protocol: a provider knows its cloud's API and nothing about Jupyter.
 
 ``padlab.workstation`` asks a provider for a running machine and a transport
-to reach it, then runs the same box program everywhere.
+to reach it, then runs the same box program everywhere. The protocol declares
+everything callers use; ``ProviderBase`` gives the answers most providers share,
+and each provider overrides only where it differs (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -9,9 +11,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
+from padlab import registry
+
 if TYPE_CHECKING:
+    from padlab.profiles import Profile
     from padlab.transport import Transport
 
+# Receives one line per stage of a long step ("creating padlab-gpu on AWS EC2").
 Progress = Callable[[str], None]
 
 
@@ -48,19 +54,113 @@ class BoxLayout:
 
 class Provider(Protocol):
     name: str
-    # False: `down` stops only Jupyter (a machine the user owns); True: it powers the machine off.
-    manages_power: bool
+    profile: Profile
+
+    @property
+    def info(self) -> registry.ProviderInfo:
+        """This provider's entry in padlab.registry (manages_power, cloud, stop_actions...)."""
+        ...
+
+    @property
+    def manages_power(self) -> bool:
+        """True: `down` powers the machine off; False: it stops only Jupyter (a machine the user owns)."""
+        ...
 
     def describe(self) -> Machine: ...
 
-    def ensure_running(self, progress: Progress) -> Machine: ...
+    def ensure_running(self, progress: Progress) -> Machine:
+        """Running and reachable: ready for the box program."""
+        ...
+
+    def start_machine(self, progress: Progress) -> Machine:
+        """Running with an address, nothing more (`up --skip-setup`)."""
+        ...
 
     def stop(self, progress: Progress) -> Machine: ...
 
+    def destroy(self, progress: Progress) -> None:
+        """Delete the machine and what padlab made for it; a PadlabError where there is none to delete."""
+        ...
+
     def transport(self, machine: Machine) -> Transport: ...
+
+    def connected(self, machine: Machine) -> bool:
+        """Whether a box call costs milliseconds now (no new connection, no machine to wake)."""
+        ...
 
     def layout(self) -> BoxLayout: ...
 
     def after_up(self, machine: Machine, report: dict[str, Any]) -> dict[str, Any]:
         """State to record after a successful `up` (e.g. ssh and mosh commands for the card)."""
         ...
+
+    def jupyter_alive(self, machine: Machine) -> bool:
+        """Cheap liveness of Jupyter on a running machine, for `padlab status`."""
+        ...
+
+    def agent_facts(self, machine: Machine, req: dict[str, Any]) -> dict[str, Any] | None:
+        """The autostop agent's view of a running box (a `status` request), None when not cheap to read."""
+        ...
+
+    def autostop_ready(self) -> bool:
+        """Whether this provider's own autostop stop can run (DigitalOcean: its box token is stored)."""
+        ...
+
+    def check_autostop(self, fields: dict[str, Any]) -> None:
+        """Refuse, with a fix, a policy whose stop this provider cannot carry out now."""
+        ...
+
+    def autostop_fields(self, action: str, machine: Machine | None) -> dict[str, Any]:
+        """Extra fields of the request's autostop part for an enabled stop of this kind."""
+        ...
+
+    def stopped_by_box(self, machine: Machine, st: dict[str, Any]) -> tuple[float, str] | None:
+        """(when, why) the box stopped itself, read from the cloud where the box cannot tell (it is gone)."""
+        ...
+
+    def billing(self, resource_ids: set[str]) -> dict[str, Any] | None:
+        """The cloud's own month-to-date figures for `padlab costs --reconcile`; None where it has none."""
+        ...
+
+
+class ProviderBase:
+    """The answers most providers share; a provider overrides what it does differently."""
+
+    name = "base"
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+
+    @property
+    def info(self) -> registry.ProviderInfo:
+        return registry.get(self.name)
+
+    @property
+    def manages_power(self) -> bool:
+        return self.info.manages_power
+
+    def start_machine(self, progress: Progress) -> Machine:
+        return self.ensure_running(progress)  # type: ignore[attr-defined]
+
+    def destroy(self, progress: Progress) -> None:
+        from padlab.errors import PadlabError
+
+        raise PadlabError(
+            f"{self.profile.name!r} uses the {self.name} provider, which has no machine for padlab to delete",
+            "`padlab destroy` is for cloud profiles; use `padlab down` here",
+        )
+
+    def autostop_ready(self) -> bool:
+        return True
+
+    def check_autostop(self, fields: dict[str, Any]) -> None:
+        return None
+
+    def autostop_fields(self, action: str, machine: Machine | None) -> dict[str, Any]:
+        return {}
+
+    def stopped_by_box(self, machine: Machine, st: dict[str, Any]) -> tuple[float, str] | None:
+        return None
+
+    def billing(self, resource_ids: set[str]) -> dict[str, Any] | None:
+        return None

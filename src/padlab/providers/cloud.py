@@ -18,7 +18,7 @@ import time
 import uuid
 from typing import Any
 
-from padlab import providers, state
+from padlab import registry, state
 from padlab.errors import PadlabError
 from padlab.profiles import Profile
 from padlab.providers import retry
@@ -38,9 +38,6 @@ class CloudProvider(RemoteProvider):
     """Base of the cloud providers: subclasses fill in the API calls; RemoteProvider reaches the box."""
 
     name = "cloud"
-    label = "the cloud"
-    manages_power = True
-    default_user = "root"
 
     def __init__(self, profile: Profile) -> None:
         super().__init__(profile)
@@ -127,8 +124,12 @@ class CloudProvider(RemoteProvider):
         """The name padlab gives what it creates for this profile; also how it finds it again."""
         return str(self.options.get("machine_name") or f"padlab-{self.profile.name}")
 
+    @property
+    def label(self) -> str:
+        return self.info.label
+
     def login_user(self) -> str | None:
-        return self.profile.user or self.default_user
+        return self.profile.user or self.info.default_user
 
     # -- the flows workstation drives -----------------------------------------------------
 
@@ -271,11 +272,12 @@ def configure(profile: Profile, values: dict[str, Any]) -> None:
     given = {k: v for k, v in values.items() if v is not None}
     if not given:
         return
-    if not getattr(providers.get(profile), "manages_power", False):
+    if not registry.get(profile.provider).cloud:
         flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        *most, last = registry.CLOUDS
         raise PadlabError(
             f"{flags} only apply to cloud providers",
-            "use --provider paperspace, aws or digitalocean, or drop them",
+            f"use --provider {', '.join(most)} or {last}, or drop them",
         )
     if "disk_size" in given and int(given["disk_size"]) < 10:
         raise PadlabError(f"--disk-size {given['disk_size']} is too small", "give at least 10 (GB)")

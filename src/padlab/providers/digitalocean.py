@@ -6,6 +6,12 @@ droplet; `up` re-creates it from the newest snapshot. The previous snapshot is
 kept until the new one is verified; older ones are deleted after that. Each
 step is recorded in state first, so an interrupted `down` resumes where it was.
 
+Autostop does the same from the box (padlab/box/do_stop.py), with a token of its
+own, never the user's full-access one: a custom-scoped token that can read, act on
+(snapshot) and delete droplets and read snapshots. `padlab login digitalocean
+--autostop-token` stores it here (0600); `up` and `padlab autostop` send it to
+the box in the request on stdin, where it is kept 0600 and root's.
+
 GPU droplets are listed only with ``type=gpus`` (which cannot be combined with
 ``tag_name``), so padlab lists both kinds and filters by its tag itself.
 """
@@ -19,6 +25,7 @@ import re
 import time
 from typing import Any, Callable
 
+from padlab import registry
 from padlab.errors import PadlabError
 from padlab.providers import cloud, credentials, prices, retry
 from padlab.providers.base import Machine, Progress
@@ -34,6 +41,14 @@ SHUTDOWN_TIMEOUT = 300.0
 SNAPSHOT_TIMEOUT = 3600.0
 API_PRICE = "DigitalOcean API (size price_hourly)"
 WHILE_UP = "the whole droplet while it exists, even powered off; `padlab down` snapshots and deletes it"
+# The box's own token for autostop's snapshot-and-delete.
+AUTOSTOP_CREDENTIAL = "digitalocean-autostop"
+AUTOSTOP_SCOPES = ("droplet:read", "droplet:update", "droplet:delete", "snapshot:read")
+AUTOSTOP_HOW = (
+    "create a DigitalOcean token with only the custom scopes "
+    + ", ".join(AUTOSTOP_SCOPES)
+    + ", then run `padlab login digitalocean --autostop-token`"
+)
 
 
 class _NotFound(Exception):
@@ -51,8 +66,6 @@ def secret() -> credentials.Secret:
 
 class DigitalOceanProvider(CloudProvider):
     name = "digitalocean"
-    label = "DigitalOcean"
-    default_user = "root"
 
     def __init__(self, profile: Any) -> None:
         super().__init__(profile)
@@ -452,6 +465,58 @@ class DigitalOceanProvider(CloudProvider):
 
     # -- destroy -------------------------------------------------------------------------
 
+    # -- autostop: the box snapshots and deletes itself ------------------------------------------
+
+    def autostop_ready(self) -> bool:
+        return credentials.read_stored(AUTOSTOP_CREDENTIAL) is not None
+
+    def check_autostop(self, fields: dict[str, Any]) -> None:
+        """An explicit limit needs the box's own token (the default one is simply off without it).
+
+        Checked by the commands that set a limit, not when a profile is read: a token
+        removed later must not make the profile unreadable; `up` then says what is missing.
+        """
+        wanted = fields["idle_s"] or fields["max_uptime_s"]
+        if wanted and fields["action"] == registry.SNAPSHOT_DELETE and not self.autostop_ready():
+            raise PadlabError(
+                "autostop on digitalocean needs its own token: a powered-off droplet is still billed, "
+                "so the box must snapshot and delete itself",
+                AUTOSTOP_HOW,
+            )
+
+    def autostop_fields(self, action: str, machine: Machine | None) -> dict[str, Any]:
+        """The `autostop.digitalocean` part of an `up` or `autostop` request (token included)."""
+        if action != registry.SNAPSHOT_DELETE:
+            return {}
+        secret = credentials.read_stored(AUTOSTOP_CREDENTIAL)
+        if secret is None:
+            raise PadlabError("no autostop token for DigitalOcean is stored", AUTOSTOP_HOW)
+        return {
+            "digitalocean": {
+                "droplet_id": machine.id if machine is not None else None,
+                "api_url": base_url(self.options, URL_ENV, DEFAULT_URL),
+                "snapshot_prefix": self.resource_name(),
+                "token": secret.value,
+            }
+        }
+
+    def stopped_by_box(self, machine: Machine, st: dict[str, Any]) -> tuple[float, str] | None:
+        """A droplet gone, with a snapshot taken after the last `up`: only the agent does that.
+
+        The box is deleted, so its stop record cannot be read; the snapshot's name
+        (RESOURCE-UNIXTIME, as padlab names them) says when.
+        """
+        import datetime
+
+        name = machine.extra.get("snapshot_name")
+        if machine.extra.get("provider_state") != "snapshot" or not name:
+            return None
+        taken = float(name.rsplit("-", 1)[1])
+        if taken < float(st.get("action_at") or 0):
+            return None
+        when = datetime.datetime.fromtimestamp(taken).strftime("%Y-%m-%d %H:%M")
+        return taken, f"by autostop at {when} (snapshot {name}, droplet deleted)"
+
     def _delete(self, machine: Machine, progress: Progress) -> None:
         if machine.id:
             self._delete_droplet(machine.id, progress)
@@ -492,4 +557,35 @@ def verify_key(value: str, api_url: str | None = None) -> None:
         raise PadlabError(
             f"DigitalOcean did not accept the token you entered ({type(exc).__name__})",
             "check it (a personal access token with read and write scope), then run `padlab login digitalocean` again",
+        ) from None
+
+
+def store_autostop_token(value: str, api_url: str | None, verify: bool) -> str:
+    """Keep the box's token for autostop; refuse the full-access token padlab itself uses."""
+    try:
+        main = secret()
+    except PadlabError:
+        main = None
+    if main is not None and main.value == value.strip():
+        raise PadlabError(
+            f"that is the token padlab uses for up and down (from {main.source}); the box must not hold it",
+            AUTOSTOP_HOW,
+        )
+    if verify:
+        _verify_autostop_token(value.strip(), api_url)
+    return str(credentials.store(AUTOSTOP_CREDENTIAL, value))
+
+
+def _verify_autostop_token(value: str, api_url: str | None) -> None:
+    """One droplet:read call: the one scope every step of the stop needs."""
+    import pydo
+    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+
+    url = base_url({"api_url": api_url}, URL_ENV, DEFAULT_URL)
+    try:
+        pydo.Client(token=value, endpoint=url, retry_total=2).droplets.list(per_page=1)
+    except (ClientAuthenticationError, HttpResponseError) as exc:
+        raise PadlabError(
+            f"DigitalOcean did not accept the autostop token for listing droplets ({type(exc).__name__})",
+            AUTOSTOP_HOW,
         ) from None

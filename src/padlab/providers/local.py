@@ -1,4 +1,4 @@
-"""The machine padlab runs on: always 'running', reached without ssh."""
+"""The machine padlab runs on: always 'running', reached without ssh, read in-process."""
 
 from __future__ import annotations
 
@@ -6,19 +6,14 @@ from typing import TYPE_CHECKING, Any
 
 from padlab import paths
 from padlab.box.system import primary_address
-from padlab.profiles import Profile
-from padlab.providers.base import BoxLayout, Machine, Progress
+from padlab.providers.base import BoxLayout, Machine, Progress, ProviderBase
 
 if TYPE_CHECKING:
     from padlab.transport import Transport
 
 
-class LocalProvider:
+class LocalProvider(ProviderBase):
     name = "local"
-    manages_power = False
-
-    def __init__(self, profile: Profile) -> None:
-        self.profile = profile
 
     def describe(self) -> Machine:
         return Machine(state="running", host=primary_address() or "127.0.0.1", id="localhost")
@@ -34,6 +29,9 @@ class LocalProvider:
 
         return LocalTransport()
 
+    def connected(self, machine: Machine) -> bool:
+        return True
+
     def layout(self) -> BoxLayout:
         box = paths.data_dir() / "boxes" / self.profile.name
         return BoxLayout(prefix=str(box), etc=str(box / "etc"), system=False)
@@ -47,3 +45,20 @@ class LocalProvider:
 
     def after_up(self, machine: Machine, report: dict[str, Any]) -> dict[str, Any]:
         return {}
+
+    def jupyter_alive(self, machine: Machine) -> bool:
+        """The pidfile, read in-process: no network, no subprocess."""
+        from padlab.box import service
+        from padlab.box.system import Host
+
+        return service.read_pid(Host(sudo=False), self.box()) is not None
+
+    def agent_facts(self, machine: Machine, req: dict[str, Any]) -> dict[str, Any] | None:
+        """Read in-process (the box program is stdlib only); nothing to ask when autostop is off."""
+        fields = req["autostop"]
+        if not (fields["idle_s"] or fields["max_uptime_s"]):
+            return {"summary": "off", "decision": None, "last_stop": None}
+        from padlab.box import agent_setup
+        from padlab.box.system import Host
+
+        return agent_setup.facts(Host(sudo=False), self.box())

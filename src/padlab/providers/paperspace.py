@@ -38,8 +38,6 @@ def secret() -> credentials.Secret:
 
 class PaperspaceProvider(CloudProvider):
     name = "paperspace"
-    label = "Paperspace"
-    default_user = "paperspace"
 
     def __init__(self, profile: Any) -> None:
         super().__init__(profile)

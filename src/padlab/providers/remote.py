@@ -1,31 +1,19 @@
-"""The base of every provider whose machine padlab reaches over ssh (ssh, aws, paperspace, digitalocean).
+"""The base of every provider whose box is another machine reached over ssh (ssh, aws, paperspace, digitalocean).
 
-A subclass knows how to find, start and stop its machine; this base knows how
-to reach and set up a running one. How to subclass it::
+A subclass knows how to find, start and stop its machine; this base knows how to
+reach and set up a running one: ``transport()`` (:class:`padlab.transport.SshTransport`
+with the login user, ssh port and key), ``connected()`` (the shared ssh connection is
+open), ``layout()`` (``/opt/padlab``, ``/etc/padlab``, system files through ``sudo -n``,
+Jupyter runs as the login user, with the mosh and firewall steps), ``jupyter_alive()``
+(a TLS handshake padlab's CA verifies), ``agent_facts()`` (only over an open
+connection) and ``after_up()`` (the ssh_config entry and the card's ssh, mosh and
+Blink lines).
 
-    class MyCloudProvider(RemoteProvider):
-        name = "mycloud"
-        manages_power = True            # `down` powers the machine off
-
-        def describe(self) -> Machine:  # Machine(state=..., host=PUBLIC_IP, ...)
-        def ensure_running(self, progress) -> Machine:
-            ...start or create it...
-            if it was (re)created:       # new disk, new host key, maybe a reused IP
-                self.forget_host_key(machine)
-            self.wait_for_ssh(machine)   # sshd answers on the ssh port
-            return machine
-        def stop(self, progress) -> Machine: ...
-
-        def login_user(self) -> str | None:   # optional: the image's user ("ubuntu", "paperspace", "root")
-            return self.profile.user or "ubuntu"
-        def login_identity(self) -> str | None:  # optional: the key the machine was created with
-            return self.profile.identity
-
-What the base gives: ``transport()`` (:class:`padlab.transport.SshTransport` with
-the login user, ssh port and key), ``layout()`` (``/opt/padlab``, ``/etc/padlab``,
-system files through ``sudo -n``, Jupyter runs as the login user), the request
-fields for the mosh and firewall steps, and ``after_up()``: the ssh_config entry
-(HostName refreshed on every ``up``) and the ssh, mosh and Blink lines of the card.
+A cloud provider does not subclass this directly but ``providers.cloud.CloudProvider``,
+which adds the find-or-create, start, wait, stop and destroy flows and asks the cloud
+module only for its API calls (``_get``, ``_search``, ``_machine``, ``_create``,
+``_power_on``, ``_power_off``, ``_delete``). How to add one, and what else it touches
+(one registry entry, its fake, its tests): docs/architecture.md, "Providers".
 
 Profile settings read here: ``host``, ``user``, ``ssh_port``, ``identity`` and,
 in ``options``, ``allow_from`` (CIDR or "auto") and ``firewall`` ("on" lets padlab
@@ -38,24 +26,21 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from padlab import ssh
+from padlab.box.request import MOSH_PORTS
+from padlab.errors import PadlabError
 from padlab.profiles import Profile
-from padlab.providers.base import BoxLayout, Machine
+from padlab.providers.base import BoxLayout, Machine, ProviderBase
 
 if TYPE_CHECKING:
     from padlab.transport import Transport
 
 PREFIX = "/opt/padlab"
 ETC = "/etc/padlab"
-MOSH_PORTS = (60001, 60010)
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 
 
-class RemoteProvider:
+class RemoteProvider(ProviderBase):
     name = "remote"
-    manages_power = False
-
-    def __init__(self, profile: Profile) -> None:
-        self.profile = profile
 
     # -- how to log in (override in a cloud provider when the image dictates them) --------
 
@@ -69,8 +54,6 @@ class RemoteProvider:
     def target(self, machine: Machine) -> ssh.Target:
         host = machine.host or self.profile.host
         if not host:
-            from padlab.errors import PadlabError
-
             raise PadlabError(
                 f"{self.profile.name!r} has no address yet", f"run `padlab up {self.profile.name}`"
             )
@@ -86,6 +69,28 @@ class RemoteProvider:
     def connected(self, machine: Machine) -> bool:
         """Whether padlab's shared ssh connection to the box is open: a query then costs milliseconds."""
         return ssh.master_alive(self.target(machine))
+
+    def jupyter_alive(self, machine: Machine) -> bool:
+        """A TLS handshake that padlab's CA verifies: a bare TCP connect can be a middlebox or another program."""
+        from padlab import tls
+
+        if not machine.host or not tls.ca_cert_path().exists():
+            return False
+        try:
+            tls.handshake(machine.host, self.profile.port, timeout=2.0)
+        except (OSError, ValueError):
+            return False
+        return True
+
+    def agent_facts(self, machine: Machine, req: dict[str, Any]) -> dict[str, Any] | None:
+        """Only over an ssh connection that is already open: `status` must stay instant."""
+        if not self.connected(machine):
+            return None
+        try:
+            report = self.transport(machine).call(req)
+        except PadlabError:
+            return None
+        return report.get("autostop")
 
     def layout(self) -> BoxLayout:
         options = self.profile.options
@@ -148,8 +153,6 @@ def configure(
     """Apply `padlab init`'s ssh and firewall flags to a profile, refusing bad values with a fix."""
     from pathlib import Path
 
-    from padlab.errors import PadlabError
-
     if host:
         user, address = ssh.split_user_host(host)
         if not address or any(c.isspace() for c in host):
@@ -177,8 +180,6 @@ def configure(
 def check_cidr(value: str) -> str:
     """'auto', or a network in CIDR form (an address alone means just that address)."""
     import ipaddress
-
-    from padlab.errors import PadlabError
 
     if value == "auto":
         return value

@@ -19,7 +19,6 @@ from padlab.providers.remote import RemoteProvider
 
 class SshProvider(RemoteProvider):
     name = "ssh"
-    manages_power = False
 
     def target(self, machine: Machine) -> ssh.Target:
         """Always the profile's host as typed, so a ~/.ssh/config alias keeps its ProxyJump, keys..."""

@@ -1,0 +1,22 @@
+"""The shared opening of every box action: the checked request, its report, the host and the layout."""
+
+from __future__ import annotations
+
+from .report import Report
+from .service import Layout
+from .system import Host, login_user
+
+
+class Context:
+    """What an action starts from; ``__main__.run`` makes one per request, after request.parse()."""
+
+    def __init__(self, req: dict, program: bytes = b"") -> None:
+        self.req = req
+        self.program = program  # the box program's own zip, copied for the agent (empty in-process)
+        self.report = Report()
+        self.host = Host(sudo=req["system"])
+        self.layout = layout_from(req)
+
+
+def layout_from(req: dict) -> Layout:
+    return Layout(req["name"], req["prefix"], req["etc"], req["user"] or login_user(), req["system"])
