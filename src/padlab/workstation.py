@@ -63,6 +63,11 @@ def autostop_fields(profile: Profile, provider: Provider, action: str, machine: 
     return fields
 
 
+def autostop_policy(profile: Profile) -> dict:
+    """The policy as the box would get it: without the provider's own stop ready, no default limit."""
+    return autostop.policy(profile, providers.get(profile).autostop_ready())
+
+
 def check_autostop(profile: Profile) -> None:
     """Before a limit is saved: refuse one the provider cannot carry out now, with how to fix it."""
     providers.get(profile).check_autostop(autostop.policy(profile, ready=False))
@@ -212,7 +217,7 @@ def set_autostop(
     if action is not None:
         profile.autostop_action = action
     profile.validate()
-    fields = autostop.policy(profile, providers.get(profile).autostop_ready())
+    fields = autostop_policy(profile)
     facts = None
     if changed:
         check_autostop(profile)

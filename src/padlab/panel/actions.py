@@ -49,7 +49,7 @@ class BadDuration(PadlabError):
 
 
 def keep(panel: Any, name: str, duration: str) -> dict[str, Any]:
-    from padlab import autostop
+    from padlab import workstation
     from padlab.box.timefmt import parse_duration
 
     profile = panel.workstations.profile(name)
@@ -57,7 +57,7 @@ def keep(panel: Any, name: str, duration: str) -> dict[str, Any]:
         seconds = parse_duration(duration)
     except ValueError as exc:
         raise BadDuration(str(exc), 'send a duration such as "2h", "45m" or "off"') from exc
-    facts = autostop.keep(profile, seconds)
+    facts = workstation.keep(profile, seconds)
     panel.workstations.forget(name)
     return facts
 

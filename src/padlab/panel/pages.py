@@ -74,13 +74,13 @@ async def card_page(request: Request) -> Response:
 
 
 def _logs(panel: Any, name: str) -> dict[str, str]:
-    from padlab import autostop
+    from padlab import workstation
 
     profile = panel.workstations.profile(name)
     out = {}
     for key, agent in (("jupyter", False), ("agent", True)):
         try:
-            out[key] = autostop.logs(profile, agent, LOG_LINES) or "(the log is empty)"
+            out[key] = workstation.logs(profile, agent, LOG_LINES) or "(the log is empty)"
         except PadlabError as exc:
             out[key] = f"(not available: {exc})"
     return out
@@ -98,13 +98,13 @@ async def logs_page(request: Request) -> Response:
 
 
 def _settings(panel: Any, name: str) -> dict[str, Any]:
-    from padlab import autostop
+    from padlab import autostop, workstation
 
     profile = panel.workstations.profile(name)
     return {
         "autostop": profile.autostop or "",
         "max_uptime": profile.max_uptime or "",
-        "policy": autostop.describe_policy(autostop.policy(profile)),
+        "policy": autostop.describe_policy(workstation.autostop_policy(profile)),
     }
 
 
