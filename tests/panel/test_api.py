@@ -6,6 +6,7 @@ import os
 import stat
 
 from tests.helpers import padlab
+from tests.panel.conftest import sign_in
 
 
 def _token(home, label="shortcuts"):
@@ -72,3 +73,13 @@ def test_made_up_tokens_count_toward_the_rate_limit(client):
         assert client.get("/api/workstations", headers={"Authorization": "Bearer guess"}).status_code == 401
     blocked = client.get("/api/workstations", headers={"Authorization": "Bearer guess"})
     assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
+
+
+def test_keep_and_logs_reach_the_box_through_workstation(client, panel_home):
+    """The same path as `padlab keep` and `padlab logs`: the box answers (here: not set up yet)."""
+    headers = {"Authorization": f"Bearer {_token(panel_home)}"}
+    kept = client.post("/api/workstations/lab/keep", headers=headers, json={"duration": "2h"})
+    assert kept.status_code in (200, 409), kept.text
+    assert kept.status_code == 200 or "padlab up" in kept.json()["fix"]
+    sign_in(client)
+    assert client.get("/w/lab/logs").status_code == 200
