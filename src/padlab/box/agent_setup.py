@@ -16,12 +16,11 @@ import sys
 from . import agent, do_stop
 from .report import BoxError, Report
 from .service import Layout
-from .system import Host, cron_running, has_systemd, sha256
+from .system import ROOT_DIR, Host, cron_running, has_systemd, sha256
 
 EXTENSION = "padlab_agent_ext"
 # Same as agent_ext.HASH_FILE: that module runs inside Jupyter and imports nothing of ours.
 HASH_FILE = "padlab-agent.sha256"
-SYSTEM_DIR = "/var/lib/padlab"
 
 
 class AgentLayout:
@@ -30,7 +29,7 @@ class AgentLayout:
     def __init__(self, layout: Layout) -> None:
         self.system = layout.system
         if self.system:
-            self.dir = os.path.join(SYSTEM_DIR, "agent-%s" % layout.name)
+            self.dir = os.path.join(ROOT_DIR, "agent-%s" % layout.name)
             self.keep_cmd = "/usr/local/bin/padlab-keep"
         else:
             self.dir = os.path.join(layout.prefix, "agent-%s" % layout.name)

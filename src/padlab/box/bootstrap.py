@@ -14,7 +14,7 @@ import os
 import socket
 import subprocess
 
-from . import agent_setup, firewall, health, jupyter, mosh, ports, service, tls, venv
+from . import account, agent_setup, firewall, health, jupyter, mosh, ports, service, tls, venv
 from .context import Context
 from .report import BoxError
 from .service import Layout
@@ -29,6 +29,7 @@ CHECK_SNIPPET = (
 def up(ctx: Context) -> None:
     req, report, host, layout = ctx.req, ctx.report, ctx.host, ctx.layout
     kind = service.choose(host, layout)
+    account.ensure(host, layout.user, report)
 
     host.makedirs(layout.prefix, owner=layout.user, root=layout.system)
     for d in (os.path.dirname(layout.lib), os.path.dirname(layout.launcher), layout.run_dir, layout.log_dir):
@@ -96,7 +97,7 @@ def up(ctx: Context) -> None:
     if req["mosh"] is not None:
         mosh.ensure(host, req["mosh"], report)
     if req["firewall"] is not None:
-        firewall.ensure(host, req, layout.etc, layout.lib, report)
+        firewall.ensure(host, req, ctx.program, report)
     report.data.update(workstation_facts(host, layout, kind))
 
 
