@@ -222,7 +222,8 @@ def test_digitalocean_snapshot_cycle_keeps_the_notebook_on_new_droplets(
     assert third.ip not in (second.ip, squatter.ip)
     assert third_card["url"] == f"https://{third.ip}:8888/" and third_card["ssh"] == f"ssh root@{third.ip}"
     assert known_key(home, third.ip) == third.host_public_key()
-    assert (third.root / "home/padlab-jupyter/notebooks" / NOTEBOOK).is_file()  # on the third droplet's own disk
+    # On the third droplet's own disk, in the home of the user Jupyter runs as (never root).
+    assert (third.root / "home/padlab-jupyter/notebooks" / NOTEBOOK).is_file()
 
 
 # -- A root-login image: Jupyter runs as padlab's unprivileged user -----------------------------

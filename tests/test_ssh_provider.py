@@ -176,7 +176,7 @@ for unit in sorted(glob.glob("/etc/systemd/system/padlab*.service")):
                 if python and " -I" not in " " + value and " -I" not in shebang:
                     not_isolated.append(unit + ": " + value)
 for path in list(named):  # scripts: what they name runs as root too
-    if os.path.isfile(path):
+    if os.path.isfile(path) and open(path, "rb").read(2) == b"#!":
         named.update(PATH.findall(open(path, errors="replace").read()))
 check = set()
 for path in named:
@@ -191,7 +191,7 @@ if pid == 0:
     os.setuid(user.pw_uid)
     writable = sorted(p for p in check if os.path.exists(p) and os.access(p, os.W_OK))
     print(json.dumps({"units": units, "checked": len(check), "writable": writable,
-                      "not_isolated": not_isolated}))
+                      "not_isolated": not_isolated}), flush=True)
     os._exit(0)
 os.waitpid(pid, 0)
 """

@@ -65,6 +65,7 @@ def up(ctx: Context) -> None:
     root_dir = expand_user(req["root_dir"], layout.user)
     host.makedirs(root_dir, mode=0o755, owner=layout.user, root=layout.system)
     cfg_changed = host.write(layout.config, cfg, mode=0o600, owner=layout.user, root=layout.system)
+    cfg_changed |= jupyter.install_login_guard(host, layout)
     report.step("jupyter-config", cfg_changed or secret_changed, layout.config)
     launcher_changed = host.write(
         layout.launcher, service.launcher_script(layout), mode=0o755, owner=layout.user, root=layout.system

@@ -310,14 +310,15 @@ WantedBy=multi-user.target nftables.service
 """.format(python=python, runner=RUNNER, spec=SPEC)
 
 
-def runner_script() -> str:
+def runner_script(python: str) -> str:
     """What the unit runs: root's own copy of the box program, never the workstation's."""
-    return """# Written by padlab: apply the saved firewall rules again (padlab-firewall.service).
+    return """#!{python} -I
+# Written by padlab: apply the saved firewall rules again (padlab-firewall.service).
 import sys
 sys.path.insert(0, {program!r})
 from padlab_box.firewall import main
 sys.exit(main(sys.argv[1:]))
-""".format(program=PROGRAM)
+""".format(python=python, program=PROGRAM)
 
 
 def ensure(host: Host, req: dict, program: bytes, report: Report) -> None:
@@ -335,7 +336,7 @@ def ensure(host: Host, req: dict, program: bytes, report: Report) -> None:
     if backend.startswith("nftables"):
         if program:
             changed |= host.write(PROGRAM, program, mode=0o644, root=True)
-        changed |= host.write(RUNNER, runner_script(), mode=0o644, root=True)
+        changed |= host.write(RUNNER, runner_script(sys.executable), mode=0o755, root=True)
         unit = "/etc/systemd/system/%s" % UNIT
         if host.write(unit, unit_text(sys.executable), mode=0o644, root=True):
             host.run(["systemctl", "daemon-reload"], root=True)

@@ -23,6 +23,13 @@ def python_in(venv: str) -> str:
     return os.path.join(venv, "bin", "python")
 
 
+def purelib(venv: str) -> str:
+    """Where modules of ours that run inside Jupyter go (box/__init__.py VENV_MODULES)."""
+    code = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    proc = subprocess.run([python_in(venv), "-c", code], capture_output=True, text=True, check=True)
+    return proc.stdout.strip()
+
+
 def ensure(host: Host, venv: str, report: Report, owner: str | None, root: bool, extra: list[str]) -> None:
     """Create the venv and install Jupyter once; a stamp makes re-runs a no-op."""
     packages = PACKAGES + list(extra)
