@@ -11,11 +11,13 @@ run as root. Elsewhere Jupyter runs as the login user (see README's security mod
 from __future__ import annotations
 
 import grp
+import json
 import os
 import pwd
 
 from .report import BoxError, Report
-from .system import Host, login_user
+from .service import Layout
+from .system import Host, expand_user, login_user
 
 JUPYTER_USER = "padlab-jupyter"
 # Device groups a notebook needs for the GPU where the image restricts /dev/dri or /dev/nvidia*.
@@ -59,3 +61,36 @@ def _group_exists(name: str) -> bool:
     except KeyError:
         return False
     return True
+
+
+def adopt(host: Host, layout: Layout, root_dir: str, report: Report) -> None:
+    """A box whose Jupyter ran as root (before padlab-jupyter): hand its files to Jupyter's user.
+
+    The prefix and etc become that user's, and the notebooks move from root's
+    notebook folder to the user's (when the new one does not exist yet: nothing is
+    overwritten). Recognised by Jupyter's config still being root's.
+    """
+    try:
+        owner = os.stat(layout.config).st_uid
+    except OSError:
+        return  # a new box, or one already set up as this user (its etc is closed to us)
+    if owner != 0 or layout.user == "root":
+        return
+    try:
+        with open(layout.config) as fh:
+            old_root = json.load(fh)["ServerApp"]["root_dir"]
+    except (OSError, ValueError, KeyError):
+        old_root = None
+    new_root = expand_user(root_dir, layout.user)
+    moved = ""
+    if old_root and old_root != new_root and os.path.isdir(old_root) and not os.path.exists(new_root):
+        host.run(["mkdir", "-p", os.path.dirname(new_root)], root=True)
+        host.run(["mv", old_root, new_root], root=True)
+        moved = "; notebooks moved from %s to %s" % (old_root, new_root)
+    owned = [p for p in (layout.prefix, layout.etc, new_root) if os.path.exists(p)]
+    host.run(["chown", "-R", "%s:" % layout.user] + owned, root=True)
+    report.step(
+        "jupyter-files",
+        True,
+        "Jupyter ran as root here: %s now belong to %s%s" % (", ".join(owned), layout.user, moved),
+    )

@@ -30,6 +30,7 @@ def up(ctx: Context) -> None:
     req, report, host, layout = ctx.req, ctx.report, ctx.host, ctx.layout
     kind = service.choose(host, layout)
     account.ensure(host, layout.user, report)
+    account.adopt(host, layout, req["root_dir"], report)
 
     host.makedirs(layout.prefix, owner=layout.user, root=layout.system)
     for d in (os.path.dirname(layout.lib), os.path.dirname(layout.launcher), layout.run_dir, layout.log_dir):
