@@ -147,6 +147,9 @@ ROUTE_SCOPES = {
     "list_keys": "ssh_key:read",
     "create_key": "ssh_key:create",
     "get_account": "account:read",
+    "get_balance": "billing:read",
+    "list_invoices": "billing:read",
+    "get_invoice": "billing:read",
 }
 """The custom scope (resource:action) each route needs, from DigitalOcean's scopes reference
 (docs.digitalocean.com/reference/api/scopes): a custom-scoped token without it gets 403
