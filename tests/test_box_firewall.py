@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
+import sys
 
 import pytest
 
@@ -82,18 +85,74 @@ def test_insert_adds_missing_and_removes_stale_padlab_rules_only() -> None:
     wanted = firewall.wanted({"allow_from": "198.18.0.0/24"}, 8888, None, [22])
     ruleset = [
         chain("inet", "filter", policy="drop"),
+        rule("inet", "filter", 5, [{"accept": None}], "the admin's own"),
         rule("inet", "filter", 3, [{"accept": None}], "padlab:ssh:tcp:22:any"),
         rule("inet", "filter", 4, [{"accept": None}], "padlab:jupyter:tcp:8888:any"),
-        rule("inet", "filter", 5, [{"accept": None}], "the admin's own"),
     ]
     host = FakeHost()
     assert firewall._apply_insert(host, ruleset, firewall._dropping_chains(ruleset), wanted) is True
     assert host.scripts == [
         "delete rule inet filter input handle 4\n"
-        'insert rule inet filter input ip saddr 198.18.0.0/24 tcp dport 8888 accept comment "padlab:jupyter:tcp:8888:198.18.0.0/24"\n'
+        'add rule inet filter input ip saddr 198.18.0.0/24 tcp dport 8888 accept comment "padlab:jupyter:tcp:8888:198.18.0.0/24"\n'
     ]
-    ruleset[2]["rule"]["comment"] = wanted[1]["comment"]
+    ruleset[3]["rule"]["comment"] = wanted[1]["comment"]
     assert firewall._apply_insert(FakeHost(), ruleset, firewall._dropping_chains(ruleset), wanted) is False
+
+
+# An admin's ruleset: policy drop with an address blocklist, and a chain that ends in a reject.
+# The padlab:jupyter rule at the top is where padlab put its rules before (`insert` at position 0).
+ADMIN_RULESET = """
+table inet filter {
+  chain input {
+    type filter hook input priority filter; policy drop;
+    tcp dport 8888 accept comment "padlab:jupyter:tcp:8888:any"
+    ct state established,related accept
+    ip saddr 203.0.113.66 drop comment "blocklist"
+    iif "lo" accept
+  }
+}
+table ip legacy {
+  chain input {
+    type filter hook input priority 10; policy accept;
+    ip saddr 198.51.100.9 drop comment "blocklist"
+    reject comment "the end"
+  }
+}
+"""
+
+IN_NETNS = """
+import json, sys
+from padlab.box import firewall
+from padlab.box.system import Host
+host = Host(sudo=False)
+host.run(["nft", "-f", "-"], input=sys.argv[1])
+rules = firewall.wanted({}, 8888, {"ports": [60001, 60010]}, [22])
+changed = []
+for _ in range(2):
+    ruleset = firewall._nft(host)
+    changed.append(firewall._apply_insert(host, ruleset, firewall._dropping_chains(ruleset), rules))
+print(json.dumps({"changed": changed, "ruleset": firewall._nft(host)}))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a network namespace of its own")
+def test_accepts_go_after_the_admins_rules_so_a_blocklist_still_wins() -> None:
+    proc = subprocess.run(
+        ["unshare", "--net", sys.executable, "-c", IN_NETNS, ADMIN_RULESET],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = json.loads(proc.stdout)
+    assert out["changed"] == [True, False]
+    order = {}
+    for item in out["ruleset"]:
+        if "rule" in item:
+            r = item["rule"]
+            order.setdefault(r["table"], []).append(r.get("comment") or "?")
+    padlab = ["padlab:ssh:tcp:22:any", "padlab:jupyter:tcp:8888:any", "padlab:mosh:udp:60001-60010:any"]
+    assert order["filter"] == ["?", "blocklist", "?", *padlab]
+    assert order["legacy"] == ["blocklist", *padlab, "the end"]
 
 
 def test_own_table_drops_all_but_basics_and_the_wanted_ports() -> None:

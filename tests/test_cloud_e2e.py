@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from padlab.notebook_api import NotebookClient
+from padlab.providers.digitalocean import AUTOSTOP_SCOPES
 from tests.fakes import FakeDigitalOcean, FakePaperspace
 from tests.fakes.testbed_backend import TestbedBackend
 from tests.helpers import PASSWORD, padlab
@@ -29,6 +30,7 @@ pytestmark = [pytest.mark.testbed, pytest.mark.timeout(900)]
 
 PS_KEY = "ps-e2e-secret-5f4e3d2c1b0a"
 DO_TOKEN = "dop_v1_e2e_secret_0a1b2c3d4e5f"
+BOX_TOKEN = "dop_v1_e2e_box_scoped_9f8e7d6c5b4a"  # the droplet's own, for autostop
 NOTEBOOK = "e2e.ipynb"
 MARKER = "written before padlab down"
 
@@ -153,7 +155,8 @@ def test_paperspace_up_down_up_keeps_the_machine_and_its_notebook(paperspace, te
 @pytest.fixture
 def digitalocean(testbed) -> Iterator[tuple[FakeDigitalOcean, TestbedBackend, httpx.Client]]:
     backend = TestbedBackend(testbed, login_user="root")  # droplets take the keys named at create
-    with backend, FakeDigitalOcean(token=DO_TOKEN, backend=backend, tls=True) as fake:
+    scoped = {BOX_TOKEN: (*AUTOSTOP_SCOPES, "actions:read")}
+    with backend, FakeDigitalOcean(token=DO_TOKEN, backend=backend, tls=True, scoped_tokens=scoped) as fake:
         verify = ssl.create_default_context(cafile=str(fake.ca_file))
         headers = {"Authorization": f"Bearer {DO_TOKEN}"}
         with httpx.Client(base_url=fake.url, headers=headers, verify=verify) as api:
@@ -222,4 +225,50 @@ def test_digitalocean_snapshot_cycle_keeps_the_notebook_on_new_droplets(
     assert third.ip not in (second.ip, squatter.ip)
     assert third_card["url"] == f"https://{third.ip}:8888/" and third_card["ssh"] == f"ssh root@{third.ip}"
     assert known_key(home, third.ip) == third.host_public_key()
-    assert (third.root / "root/notebooks" / NOTEBOOK).is_file()  # on the third droplet's own disk
+    # On the third droplet's own disk, in the home of the user Jupyter runs as (never root).
+    assert (third.root / "home/padlab-jupyter/notebooks" / NOTEBOOK).is_file()
+
+
+# -- A root-login image: Jupyter runs as padlab's unprivileged user -----------------------------
+
+AGENT_TOKEN = "/var/lib/padlab/agent-do/digitalocean-token"
+PROBE = f"""
+import os, subprocess
+try:
+    print("read", open({AGENT_TOKEN!r}).read().strip())
+except OSError as exc:
+    print("refused", type(exc).__name__)
+print("uid", os.getuid())
+print("sudo", subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode)
+"""
+
+
+def test_digitalocean_notebooks_run_unprivileged_and_cannot_read_the_autostop_token(
+    digitalocean, testbed, tmp_path
+) -> None:
+    fake, backend, _ = digitalocean
+    home = tmp_path / "padlab-home"
+    env = {"DIGITALOCEAN_TOKEN": DO_TOKEN, "REQUESTS_CA_BUNDLE": str(fake.ca_file)}
+    padlab(home, "init", "do", "--provider", "digitalocean", "--api-url", fake.url,
+           "--identity", str(testbed.identity), **env)  # fmt: skip
+    padlab(home, "login", "digitalocean", "--autostop-token", "--key-stdin", "--api-url", fake.url,
+           input=BOX_TOKEN + "\n", **env)  # fmt: skip
+
+    card = padlab_json(home, "up", "do", "--password-stdin", input=PASSWORD + "\n", **env)
+    [droplet_id] = backend.machine_ids()
+    droplet = backend.machine(droplet_id)
+    assert card["ssh"] == f"ssh root@{droplet.ip}"  # padlab itself still logs in as the image's root
+    assert droplet.exec(["cat", AGENT_TOKEN]).stdout.strip() == BOX_TOKEN
+    unit = droplet.exec("systemctl show padlab-do.service -p User").stdout.strip()
+    assert unit == "User=padlab-jupyter"
+    with NotebookClient(card["url"], card["ca_cert"]) as client:
+        assert client.login(PASSWORD)
+        kernel = client.start_kernel()
+        try:
+            result = client.execute(kernel, PROBE)
+        finally:
+            client.shutdown_kernel(kernel)
+    lines = dict(line.split(" ", 1) for line in result.stdout.strip().splitlines())
+    assert lines["refused"] == "PermissionError", result.stdout
+    assert lines["uid"] != "0" and lines["sudo"] != "0"
+    assert (droplet.root / "home/padlab-jupyter/notebooks").is_dir()

@@ -150,6 +150,63 @@ def test_allow_from_refuses_another_source_but_never_ssh(box, make_client) -> No
     assert tcp_from(outsider, machine.ip, 22) == "open b'SSH-'"
 
 
+# Run on the box as root: every padlab unit without User= (root's), the paths it names (and the
+# paths named by the scripts it runs), and which of those, or of the folders above them, USER can
+# write; also whether each Python it starts is isolated (-I: no PYTHONPATH, no user site, no cwd).
+ROOT_UNITS_AUDIT = r"""
+import glob, json, os, pwd, re, sys
+user = pwd.getpwnam(sys.argv[1])
+units, named, not_isolated = [], set(), []
+PATH = re.compile(r"(?<![\w.])/[\w.@+-][\w./@+-]*")
+for unit in sorted(glob.glob("/etc/systemd/system/padlab*.service")):
+    text = open(unit).read()
+    if re.search(r"^User=", text, re.M):
+        continue
+    units.append(os.path.basename(unit))
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key.startswith("Exec") or key in ("Environment", "EnvironmentFile", "WorkingDirectory"):
+            found = PATH.findall(value)
+            named.update(found)
+            if key.startswith("Exec") and found:
+                program = found[0]
+                head = open(program, errors="replace").readline() if os.path.isfile(program) else ""
+                shebang = head if head.startswith("#!") else ""
+                python = "python" in os.path.basename(program) or "python" in shebang
+                if python and " -I" not in " " + value and " -I" not in shebang:
+                    not_isolated.append(unit + ": " + value)
+for path in list(named):  # scripts: what they name runs as root too
+    if os.path.isfile(path) and open(path, "rb").read(2) == b"#!":
+        named.update(PATH.findall(open(path, errors="replace").read()))
+check = set()
+for path in named:
+    while path not in ("", "/"):
+        check.add(path)
+        path = os.path.dirname(path)
+check.add("/")
+pid = os.fork()
+if pid == 0:
+    os.setgroups(os.getgrouplist(user.pw_name, user.pw_gid))
+    os.setgid(user.pw_gid)
+    os.setuid(user.pw_uid)
+    writable = sorted(p for p in check if os.path.exists(p) and os.access(p, os.W_OK))
+    print(json.dumps({"units": units, "checked": len(check), "writable": writable,
+                      "not_isolated": not_isolated}), flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+"""
+
+
+def test_root_units_load_nothing_the_login_user_can_write(box) -> None:
+    machine, home = box["machine"], box["home"]
+    padlab(home, "autostop", "box", "8h")  # the agent's timer unit runs as root too
+    audit = json.loads(machine.exec(["python3", "-c", ROOT_UNITS_AUDIT, machine.user]).stdout)
+    assert {"padlab-firewall.service", "padlab-agent-box.service"} <= set(audit["units"]), audit
+    assert audit["checked"] > 10, audit
+    assert audit["writable"] == [] and audit["not_isolated"] == [], audit
+    padlab(home, "autostop", "box", "off")
+
+
 def run_in_pty(argv: list[str], env: dict[str, str], timeout: float) -> str:
     """Run argv on a 24x80 pseudo-terminal (mosh-client needs one) and return what it drew."""
     pid, fd = pty.fork()

@@ -16,6 +16,9 @@ package) and pydo 0.44's generated operations (``pydo/operations/_operations.py`
   exact, case-insensitive match.
 * Errors: ``{"id": "not_found", "message": ..., "request_id": ...}``; 401 is
   ``unauthorized`` / "Unable to authenticate you."; 429 ``too_many_requests``.
+* Tokens: the full-access ``token``, and ``scoped_tokens`` (custom scopes): a
+  route outside a token's scopes (``ROUTE_SCOPES``) is 403 ``forbidden`` before
+  anything is looked up, so a missing resource does not hide the refusal.
 * Create answers 202 with ``links.actions``; actions answer 201; deletes 204.
 
 Choices where the reference is silent (kept strict on purpose):
@@ -44,7 +47,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -58,6 +61,7 @@ from .schema import Field, validate
 ERROR_IDS = {
     400: ("bad_request", "The request could not be understood."),
     401: ("unauthorized", "Unable to authenticate you."),
+    403: ("forbidden", "You are not authorized to perform this operation."),
     404: ("not_found", "The resource you were accessing could not be found."),
     405: ("method_not_allowed", "The method is not allowed for the requested URL."),
     408: ("request_timeout", "The request timed out."),
@@ -127,6 +131,32 @@ KEY_FIELDS = {"name": Field((str,), required=True), "public_key": Field((str,), 
 PAGING = ("per_page", "page")
 
 
+ROUTE_SCOPES = {
+    "list_droplets": "droplet:read",
+    "create_droplet": "droplet:create",
+    "get_droplet": "droplet:read",
+    "delete_droplet": "droplet:delete",
+    "list_droplet_snapshots": "droplet:read",
+    "post_action": "droplet:update",
+    "get_droplet_action": "droplet:read",
+    "get_action": "actions:read",
+    "list_snapshots": "snapshot:read",
+    "get_snapshot": "snapshot:read",
+    "delete_snapshot": "snapshot:delete",
+    "list_sizes": "sizes:read",
+    "list_keys": "ssh_key:read",
+    "create_key": "ssh_key:create",
+    "get_account": "account:read",
+    "get_balance": "billing:read",
+    "list_invoices": "billing:read",
+    "get_invoice": "billing:read",
+}
+"""The custom scope (resource:action) each route needs, from DigitalOcean's scopes reference
+(docs.digitalocean.com/reference/api/scopes): a custom-scoped token without it gets 403
+``forbidden`` before the route looks anything up; a full-access token has every scope."""
+SCOPE_RE = re.compile(r"[a-z_]+:(create|read|update|delete)")
+
+
 class FakeDigitalOcean(FakeServer):
     """``with FakeDigitalOcean(token="t", tls=True) as fake: pydo.Client(token="t", endpoint=fake.url)``."""
 
@@ -137,9 +167,14 @@ class FakeDigitalOcean(FakeServer):
         *,
         strict: bool = True,
         tls: bool = False,
+        scoped_tokens: Mapping[str, Collection[str]] | None = None,
     ) -> None:
         super().__init__(tls=tls)
-        self.token = token
+        self.token = token  # full access
+        self.scoped_tokens = {t: frozenset(scopes) for t, scopes in (scoped_tokens or {}).items()}
+        bad = [s for scopes in self.scoped_tokens.values() for s in scopes if not SCOPE_RE.fullmatch(s)]
+        if bad:
+            raise ValueError(f"not DigitalOcean scopes (resource:create|read|update|delete): {bad}")
         self.backend: MachineBackend = backend if backend is not None else MemoryBackend()
         self.strict = strict
         self._droplets: dict[int, Droplet] = {}
@@ -157,8 +192,22 @@ class FakeDigitalOcean(FakeServer):
     # -- FakeServer hooks -------------------------------------------------------
 
     def authenticate(self, request: Request) -> None:
-        if request.headers.get("authorization") != f"Bearer {self.token}":
+        given = request.headers.get("authorization") or ""
+        if given == f"Bearer {self.token}":
+            return
+        scopes = next((s for t, s in self.scoped_tokens.items() if given == f"Bearer {t}"), None)
+        if scopes is None:
             raise self.error(401)
+        needed = self._scope_of(request)
+        if needed is not None and needed not in scopes:
+            raise self.error(403)
+
+    def _scope_of(self, request: Request) -> str | None:
+        """The scope of the route this request reaches; None for no route (a 404 or 405 follows)."""
+        for method, pattern, name in self._routes:
+            if method == request.method and pattern.fullmatch(request.path):
+                return ROUTE_SCOPES[name]
+        return None
 
     def error(self, status: int, message: str | None = None) -> ApiError:
         error_id, default = ERROR_IDS.get(status, ERROR_IDS[500])

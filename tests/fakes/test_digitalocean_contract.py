@@ -93,6 +93,35 @@ def test_bad_credentials_are_401(digitalocean: FakeDigitalOcean, headers: dict[s
     assert error(response, 401, "unauthorized") == "Unable to authenticate you."
 
 
+SCOPED = "dop_v1_custom_scopes_only"
+
+
+def test_a_scoped_token_reaches_only_its_scopes_routes(backend: MemoryBackend) -> None:
+    scopes = ("droplet:read", "droplet:update", "droplet:delete", "snapshot:read", "actions:read")
+    with (
+        FakeDigitalOcean(token=DO_TOKEN, backend=backend, scoped_tokens={SCOPED: scopes}) as fake,
+        httpx.Client(base_url=fake.url, headers={"Authorization": f"Bearer {SCOPED}"}) as scoped,
+    ):
+        assert scoped.get("/v2/droplets").status_code == 200
+        error(scoped.get("/v2/snapshots/1"), 404, "not_found")  # in scope: the lookup happens
+        # Out of scope: 403 before any lookup, so a missing snapshot does not hide the refusal.
+        message = error(scoped.delete("/v2/snapshots/1"), 403, "forbidden")
+        assert message == "You are not authorized to perform this operation."
+        error(scoped.post("/v2/droplets", json={}), 403, "forbidden")
+        error(scoped.get("/v2/account"), 403, "forbidden")
+        error(scoped.get("/v2/nope"), 404, "not_found")
+        full = httpx.delete(f"{fake.url}/v2/snapshots/1", headers={"Authorization": f"Bearer {DO_TOKEN}"})
+        error(full, 404, "not_found")  # full access: every scope
+
+
+def test_every_route_has_a_scope_and_scopes_are_checked() -> None:
+    from tests.fakes.digitalocean import ROUTE_SCOPES
+
+    assert {name for _, _, name in FakeDigitalOcean._routes} == set(ROUTE_SCOPES)
+    with pytest.raises(ValueError, match="not DigitalOcean scopes"):
+        FakeDigitalOcean(token=DO_TOKEN, scoped_tokens={SCOPED: ["droplets"]})
+
+
 def test_unknown_paths_are_404_and_wrong_methods_405(do: httpx.Client) -> None:
     error(do.get("/v2/nope"), 404, "not_found")
     error(do.get("/v1/droplets"), 404, "not_found")

@@ -31,6 +31,8 @@ from tests.helpers import one_line_error, padlab
 
 TOKEN = "dop_v1_padlab_full_access_0123"
 BOX_TOKEN = "dop_v1_box_scoped_only_4567"
+# What the control panel makes of autostop's scopes: it adds the read scopes they depend on.
+BOX_SCOPES = (*digitalocean.AUTOSTOP_SCOPES, "actions:read")
 T0 = 1_800_000_000.0
 IDLE = Signal("jupyter", "last activity", at=T0)
 
@@ -55,7 +57,9 @@ def backend() -> FlakyBackend:
 
 @pytest.fixture
 def fake(backend: FlakyBackend, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDigitalOcean]:
-    with FakeDigitalOcean(token=TOKEN, backend=backend, tls=True) as fake:
+    with FakeDigitalOcean(
+        token=TOKEN, backend=backend, tls=True, scoped_tokens={BOX_TOKEN: BOX_SCOPES}
+    ) as fake:
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(fake.ca_file))  # pydo, on the client
         monkeypatch.setenv("SSL_CERT_FILE", str(fake.ca_file))  # urllib, on the box
         yield fake
@@ -101,18 +105,6 @@ def conf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, provider: DigitalOcean
         },
         "calls": calls,
     }
-
-
-@pytest.fixture(autouse=True)
-def box_token(fake: FakeDigitalOcean) -> None:
-    """The fake accepts one token; the box's scoped token is a second one it also knows."""
-    accepted = {f"Bearer {TOKEN}", f"Bearer {BOX_TOKEN}"}
-
-    def authenticate(request) -> None:  # noqa: ANN001
-        if request.headers.get("authorization") not in accepted:
-            raise fake.error(401)
-
-    fake.authenticate = authenticate  # type: ignore[method-assign]
 
 
 def check(conf: dict, monkeypatch: pytest.MonkeyPatch, now: float, *signals: Signal) -> dict:
@@ -256,6 +248,21 @@ def test_login_stores_the_box_token_but_not_padlabs_own(home: Path, fake: FakeDi
     padlab(home, *args, input=BOX_TOKEN + "\n", **env)
     path = home / "credentials" / digitalocean.AUTOSTOP_CREDENTIAL
     assert path.read_text().strip() == BOX_TOKEN and stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_login_refuses_a_token_that_is_not_refused_a_snapshot_delete(
+    home: Path, fake: FakeDigitalOcean
+) -> None:
+    wide = "dop_v1_another_full_access_89ab"  # full access, but not the token padlab itself uses
+    with FakeDigitalOcean(token=wide, tls=True, scoped_tokens={BOX_TOKEN: BOX_SCOPES}) as other:
+        env = {"DIGITALOCEAN_TOKEN": TOKEN, "REQUESTS_CA_BUNDLE": str(other.ca_file)}
+        args = ("login", "digitalocean", "--autostop-token", "--key-stdin", "--api-url", other.url)
+        refused = padlab(home, *args, input=wide + "\n", check=False, **env)
+        assert "may delete snapshots" in one_line_error(refused) and wide not in refused.stderr
+        assert not (home / "credentials" / digitalocean.AUTOSTOP_CREDENTIAL).exists()
+        padlab(home, *args, input=BOX_TOKEN + "\n", **env)
+        probes = [(r.method, r.path) for r in other.requests if r.method != "GET"]
+        assert set(probes) == {("DELETE", f"/v2/snapshots/{digitalocean.AUTOSTOP_PROBE_SNAPSHOT}")}
 
 
 def test_the_request_carries_the_stop_and_the_box_keeps_the_token_0600(

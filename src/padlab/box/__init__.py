@@ -7,4 +7,4 @@ remote provider. The modules in VENV_MODULES need the box's Jupyter environment
 and run only with its interpreter (or inside Jupyter); the bootstrap never imports them.
 """
 
-VENV_MODULES = ("keygen", "agent_ext")
+VENV_MODULES = ("keygen", "agent_ext", "login_guard")

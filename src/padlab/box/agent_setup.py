@@ -13,15 +13,14 @@ import pkgutil
 import secrets
 import sys
 
-from . import agent, do_stop
+from . import agent, do_stop, venv
 from .report import BoxError, Report
 from .service import Layout
-from .system import Host, cron_running, has_systemd, sha256
+from .system import ROOT_DIR, Host, cron_running, has_systemd, sha256
 
 EXTENSION = "padlab_agent_ext"
 # Same as agent_ext.HASH_FILE: that module runs inside Jupyter and imports nothing of ours.
 HASH_FILE = "padlab-agent.sha256"
-SYSTEM_DIR = "/var/lib/padlab"
 
 
 class AgentLayout:
@@ -30,13 +29,15 @@ class AgentLayout:
     def __init__(self, layout: Layout) -> None:
         self.system = layout.system
         if self.system:
-            self.dir = os.path.join(SYSTEM_DIR, "agent-%s" % layout.name)
+            self.dir = os.path.join(ROOT_DIR, "agent-%s" % layout.name)
             self.keep_cmd = "/usr/local/bin/padlab-keep"
         else:
             self.dir = os.path.join(layout.prefix, "agent-%s" % layout.name)
             self.keep_cmd = os.path.join(layout.prefix, "bin", "padlab-keep")
         self.config = os.path.join(self.dir, "config.json")
         self.token = os.path.join(self.dir, "token")
+        # The agent's own copy of padlab's CA: the one in TLS_DIR is the Jupyter user's to replace.
+        self.ca = os.path.join(self.dir, "ca.crt")
         self.do_token = os.path.join(self.dir, "digitalocean-token")
         self.alert_url = os.path.join(self.dir, "alert-url")
         self.program = os.path.join(self.dir, "padlab_box.pyz")
@@ -88,19 +89,13 @@ def prepare_jupyter(host: Host, layout: Layout, report: Report) -> bool:
         paths.token_hash, sha256(token) + "\n", mode=0o600, owner=layout.user, root=layout.system
     )
     source = pkgutil.get_data(__package__, "agent_ext.py") or b""
-    module = os.path.join(_purelib(host, layout), EXTENSION + ".py")
+    module = os.path.join(venv.purelib(layout.venv), EXTENSION + ".py")
     restart = host.write(module, source, mode=0o644, owner=layout.user, root=layout.system)
     enable = json.dumps({"ServerApp": {"jpserver_extensions": {EXTENSION: True}}}, indent=2) + "\n"
     host.makedirs(os.path.dirname(paths.ext_config), mode=0o700, owner=layout.user, root=layout.system)
     restart |= host.write(paths.ext_config, enable, mode=0o600, owner=layout.user, root=layout.system)
     report.step("agent-credential", changed or restart, "token for the autostop agent, 0600")
     return restart
-
-
-def _purelib(host: Host, layout: Layout) -> str:
-    py = os.path.join(layout.venv, "bin", "python")
-    proc = host.run([py, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"])
-    return proc.stdout.strip()
 
 
 def install(host: Host, layout: Layout, req: dict, program: bytes, kind: str, report: Report) -> None:
@@ -127,7 +122,7 @@ def install(host: Host, layout: Layout, req: dict, program: bytes, kind: str, re
             "jupyter": {
                 "host": {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(listen, listen),
                 "port": int(req["port"]),
-                "ca": os.path.join(layout.tls_dir, "ca.crt"),
+                "ca": paths.ca,
                 "token_file": paths.token,
             },
         }
@@ -144,6 +139,12 @@ def install(host: Host, layout: Layout, req: dict, program: bytes, kind: str, re
     enabled = watching(conf)
     text = json.dumps(conf, indent=2, sort_keys=True) + "\n"
     changed |= host.write(paths.config, text, mode=0o600, root=paths.system)
+    # From the client (up); a box set up before the agent kept its own copy takes Jupyter's once.
+    ca_pem = req.get("ca_pem") or (
+        None if host.read(paths.ca) else host.read(os.path.join(layout.tls_dir, "ca.crt"))
+    )
+    if ca_pem:
+        changed |= host.write(paths.ca, ca_pem, mode=0o644, root=paths.system)
     if program:
         changed |= host.write(paths.program, program, mode=0o644, root=paths.system)
     changed |= host.write(paths.runner, runner_script(paths), mode=0o755, root=paths.system)

@@ -14,7 +14,7 @@ import os
 import socket
 import subprocess
 
-from . import agent_setup, firewall, health, jupyter, mosh, ports, service, tls, venv
+from . import account, agent_setup, firewall, health, jupyter, mosh, ports, service, tls, venv
 from .context import Context
 from .report import BoxError
 from .service import Layout
@@ -29,6 +29,8 @@ CHECK_SNIPPET = (
 def up(ctx: Context) -> None:
     req, report, host, layout = ctx.req, ctx.report, ctx.host, ctx.layout
     kind = service.choose(host, layout)
+    account.ensure(host, layout.user, report)
+    account.adopt(host, layout, req["root_dir"], report)
 
     host.makedirs(layout.prefix, owner=layout.user, root=layout.system)
     for d in (os.path.dirname(layout.lib), os.path.dirname(layout.launcher), layout.run_dir, layout.log_dir):
@@ -64,6 +66,7 @@ def up(ctx: Context) -> None:
     root_dir = expand_user(req["root_dir"], layout.user)
     host.makedirs(root_dir, mode=0o755, owner=layout.user, root=layout.system)
     cfg_changed = host.write(layout.config, cfg, mode=0o600, owner=layout.user, root=layout.system)
+    cfg_changed |= jupyter.install_login_guard(host, layout)
     report.step("jupyter-config", cfg_changed or secret_changed, layout.config)
     launcher_changed = host.write(
         layout.launcher, service.launcher_script(layout), mode=0o755, owner=layout.user, root=layout.system
@@ -96,7 +99,7 @@ def up(ctx: Context) -> None:
     if req["mosh"] is not None:
         mosh.ensure(host, req["mosh"], report)
     if req["firewall"] is not None:
-        firewall.ensure(host, req, layout.etc, layout.lib, report)
+        firewall.ensure(host, req, ctx.program, report)
     report.data.update(workstation_facts(host, layout, kind))
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from . import account
 from .report import Report
 from .service import Layout
-from .system import Host, login_user
+from .system import Host
 
 
 class Context:
@@ -19,4 +20,6 @@ class Context:
 
 
 def layout_from(req: dict) -> Layout:
-    return Layout(req["name"], req["prefix"], req["etc"], req["user"] or login_user(), req["system"])
+    """The layout, with the user Jupyter runs as: never root on a system box (box/account.py)."""
+    user = account.resolve(req["user"], req["system"])
+    return Layout(req["name"], req["prefix"], req["etc"], user, req["system"])

@@ -4,7 +4,8 @@ What padlab finds decides what it does:
 
 - ufw active: ``ufw allow`` rules, commented ``padlab:...``;
 - an nftables input chain that drops (policy drop, or a final drop/reject):
-  accept rules inserted at the top of that chain, commented ``padlab:...``.
+  accept rules added after the admin's own rules, before that final drop/reject,
+  commented ``padlab:...``, so an admin's drop of an address still wins.
   A table of padlab's own would not do: an accept in one table does not stop
   another table's chain from dropping the packet;
 - no active firewall: nothing, unless the profile asked for one (``enable``).
@@ -14,9 +15,12 @@ What padlab finds decides what it does:
 
 ssh is always allowed from anywhere on every port sshd listens on, so it never
 becomes less reachable; ``allow_from`` narrows only the Jupyter and mosh rules.
-The resolved rules are saved to ETC/firewall.json, and for nftables a oneshot
-unit (run after nftables.service, re-run when it restarts) applies them again
-at boot: ``python3 -m padlab_box.firewall ETC/firewall.json``.
+The resolved rules are saved to /var/lib/padlab/firewall/firewall.json, and for
+nftables a oneshot unit (run after nftables.service, re-run when it restarts)
+applies them again at boot. That unit runs as root, so everything it loads (the
+rules, a copy of the box program, its runner) lives in that root-owned folder and
+runs with ``python3 -I``: Jupyter's user, who owns /opt/padlab and /etc/padlab,
+can change none of it.
 """
 
 from __future__ import annotations
@@ -29,11 +33,15 @@ import sys
 
 from . import packages
 from .report import BoxError, Report
-from .system import Host
+from .system import ROOT_DIR, Host
 
 TAG = "padlab:"
 TABLE = "padlab"
 UNIT = "padlab-firewall.service"
+DIR = os.path.join(ROOT_DIR, "firewall")
+SPEC = os.path.join(DIR, "firewall.json")
+PROGRAM = os.path.join(DIR, "padlab_box.pyz")
+RUNNER = os.path.join(DIR, "padlab-firewall")
 BASE_RULES = [
     ("ct state established,related accept", "established"),
     ('iif "lo" accept', "loopback"),
@@ -125,14 +133,16 @@ def _dropping_chains(ruleset: list) -> list:
         and i["chain"].get("family") in ("ip", "ip6", "inet")
         and not (i["chain"]["family"] == "inet" and i["chain"]["table"] == TABLE)
     ]
-    out = []
-    for chain in chains:
-        rules = _rules_of(ruleset, chain)
-        last = rules[-1]["expr"] if rules else []
-        final_drop = len(last) == 1 and ("drop" in last[0] or "reject" in last[0])
-        if chain.get("policy") == "drop" or final_drop:
-            out.append(chain)
-    return out
+    return [c for c in chains if c.get("policy") == "drop" or _final_drop(ruleset, c) is not None]
+
+
+def _final_drop(ruleset: list, chain: dict) -> int | None:
+    """The handle of the chain's last rule when it is a bare drop or reject (the chain's real end)."""
+    rules = _rules_of(ruleset, chain)
+    last = rules[-1]["expr"] if rules else []
+    if len(last) == 1 and ("drop" in last[0] or "reject" in last[0]):
+        return int(rules[-1]["handle"])
+    return None
 
 
 def _rules_of(ruleset: list, chain: dict) -> list:
@@ -208,19 +218,28 @@ def _nft_script(host: Host, lines: list) -> None:
 
 
 def _apply_insert(host: Host, ruleset: list, chains: list, rules: list) -> bool:
+    """padlab's accepts after the admin's own rules (their drops of an address still win), before
+    the chain's final drop/reject. A rule an older padlab put above the admin's is moved down,
+    except ssh's, which never becomes less reachable."""
     script = []
     for chain in chains:
         family, where = chain["family"], "%s %s %s" % (chain["family"], chain["table"], chain["name"])
         want = {r["comment"]: m for r in rules for m in [_match(r, family)] if m}
-        have = {
-            r.get("comment"): r["handle"]
-            for r in _rules_of(ruleset, chain)
-            if str(r.get("comment", "")).startswith(TAG)
-        }
-        script += ["delete rule %s handle %d" % (where, h) for c, h in have.items() if _stale(c, want)]
-        script += [
-            'insert rule %s %s accept comment "%s"' % (where, m, c) for c, m in want.items() if c not in have
-        ]
+        end = _final_drop(ruleset, chain)
+        body = [r for r in _rules_of(ruleset, chain) if r["handle"] != end]
+        ours = [str(r.get("comment", "")).startswith(TAG) for r in body]
+        last_admin = max((i for i, mine in enumerate(ours) if not mine), default=-1)
+        have = {}
+        for i, r in enumerate(body):
+            comment = r.get("comment")
+            if not ours[i]:
+                continue
+            if _stale(comment, want) or (i < last_admin and not comment.startswith(TAG + "ssh:")):
+                script.append("delete rule %s handle %d" % (where, r["handle"]))
+            else:
+                have[comment] = r["handle"]
+        verb = "add rule %s" % where if end is None else "insert rule %s position %d" % (where, end)
+        script += ['%s %s accept comment "%s"' % (verb, m, c) for c, m in want.items() if c not in have]
     if script:
         _nft_script(host, script)
     return bool(script)
@@ -275,7 +294,7 @@ def _apply_ufw(host: Host, rules: list) -> bool:
 # -- the step and the boot-time unit ------------------------------------------------------
 
 
-def unit_text(python: str, lib: str, spec_path: str) -> str:
+def unit_text(python: str) -> str:
     return """[Unit]
 Description=padlab: let ssh, Jupyter and mosh through the firewall
 After=nftables.service
@@ -284,25 +303,42 @@ PartOf=nftables.service
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-Environment=PYTHONPATH={lib}
-ExecStart={python} -m padlab_box.firewall {spec}
+ExecStart={python} -I {runner} {spec}
 
 [Install]
 WantedBy=multi-user.target nftables.service
-""".format(python=python, lib=lib, spec=spec_path)
+""".format(python=python, runner=RUNNER, spec=SPEC)
 
 
-def ensure(host: Host, req: dict, etc: str, lib: str, report: Report) -> None:
+def runner_script(python: str) -> str:
+    """What the unit runs: root's own copy of the box program, never the workstation's."""
+    return """#!{python} -I
+# Written by padlab: apply the saved firewall rules again (padlab-firewall.service).
+import sys
+sys.path.insert(0, {program!r})
+from padlab_box.firewall import main
+sys.exit(main(sys.argv[1:]))
+""".format(python=python, program=PROGRAM)
+
+
+def ensure(host: Host, req: dict, program: bytes, report: Report) -> None:
     """The bootstrap step: resolve, save, apply, and keep applying at boot for nftables."""
     spec = req["firewall"]
     rules = wanted(spec, int(req["port"]), req["mosh"], ssh_ports(host))
     saved = {"rules": rules, "enable": bool(spec.get("enable"))}
-    spec_path = os.path.join(etc, "firewall.json")
-    changed = host.write(spec_path, json.dumps(saved, indent=2, sort_keys=True) + "\n", mode=0o644, root=True)
+    host.makedirs(ROOT_DIR, mode=0o755, root=True)
+    host.makedirs(DIR, mode=0o755, root=True)
+    changed = host.write(SPEC, json.dumps(saved, indent=2, sort_keys=True) + "\n", mode=0o644, root=True)
+    legacy = os.path.join(req["etc"], "firewall.json")  # where the Jupyter user could rewrite it
+    if os.path.exists(legacy):
+        host.run(["rm", "-f", legacy], root=True)
     backend, applied = apply(host, saved, report)
     if backend.startswith("nftables"):
+        if program:
+            changed |= host.write(PROGRAM, program, mode=0o644, root=True)
+        changed |= host.write(RUNNER, runner_script(sys.executable), mode=0o755, root=True)
         unit = "/etc/systemd/system/%s" % UNIT
-        if host.write(unit, unit_text(sys.executable, lib, spec_path), mode=0o644, root=True):
+        if host.write(unit, unit_text(sys.executable), mode=0o644, root=True):
             host.run(["systemctl", "daemon-reload"], root=True)
             changed = True
         if host.run(["systemctl", "is-enabled", UNIT], check=False).stdout.strip() != "enabled":

@@ -1,15 +1,21 @@
-"""Jupyter's server config: HTTPS, password only (argon2 via jupyter_server), no token."""
+"""Jupyter's server config: HTTPS with HSTS, password only (argon2 via jupyter_server), no token,
+a Secure _xsrf cookie, and a per-address backoff after failed logins (box/login_guard.py)."""
 
 from __future__ import annotations
 
 import json
 import os
+import pkgutil
 import secrets
 import subprocess
 
+from . import venv
 from .report import BoxError
 from .service import Layout
 from .system import Host, expand_user
+
+LOGIN_GUARD = "padlab_login_guard"
+HSTS = "max-age=31536000"
 
 HASH_SNIPPET = "import sys; from jupyter_server.auth import passwd; print(passwd(sys.stdin.read()))"
 
@@ -47,6 +53,13 @@ def ensure_cookie_secret(host: Host, layout: Layout) -> bool:
     return True
 
 
+def install_login_guard(host: Host, layout: Layout) -> bool:
+    """Put the login form with the backoff into Jupyter's venv; returns whether it changed."""
+    source = pkgutil.get_data(__package__, "login_guard.py") or b""
+    module = os.path.join(venv.purelib(layout.venv), LOGIN_GUARD + ".py")
+    return host.write(module, source, mode=0o644, owner=layout.user, root=layout.system)
+
+
 def config(layout: Layout, port: int, listen: str, root_dir: str, hashed: str) -> str:
     home = expand_user("~", layout.user)
     cfg = {
@@ -62,12 +75,17 @@ def config(layout: Layout, port: int, listen: str, root_dir: str, hashed: str) -
             "allow_remote_access": True,
             "allow_root": layout.user == "root",
             "trust_xheaders": False,
+            "tornado_settings": {
+                "headers": {"Strict-Transport-Security": HSTS},
+                "xsrf_cookie_kwargs": {"path": "/", "secure": True},
+            },
         },
         "IdentityProvider": {"token": ""},
         "PasswordIdentityProvider": {
             "hashed_password": hashed,
             "password_required": True,
             "allow_password_change": False,
+            "login_handler_class": LOGIN_GUARD + ".LoginHandler",
         },
         "LabApp": {
             "user_settings_dir": os.path.join(home, ".jupyter", "lab", "user-settings"),

@@ -72,7 +72,7 @@ FIELDS = {
     "prefix": Field(str, REQUIRED),  # where the workstation lives (venv, program, logs)
     "etc": Field(str, REQUIRED),  # its configuration and TLS files
     "system": Field(bool, False),  # system files through sudo -n (remote boxes)
-    "user": Field((str, NONE)),  # Jupyter's user; None: the login user
+    "user": Field((str, NONE)),  # Jupyter's user; None: the login user, padlab-jupyter if that is root
     "port": Field((int, NONE)),  # Jupyter's HTTPS port (up, autostop)
     "listen": Field(str, "0.0.0.0"),
     "root_dir": Field(str, "~/notebooks"),

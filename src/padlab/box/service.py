@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import signal
 import subprocess
 import time
@@ -19,7 +20,14 @@ STOP_TIMEOUT = 15.0
 
 
 class Layout:
-    """Where one workstation's files live on the box."""
+    """Where one workstation's files live on the box, and who runs it.
+
+    ``user`` is the user Jupyter (and every kernel and terminal) runs as, who owns
+    the notebooks and the prefix: the login user, or on a system box whose login
+    user is root, padlab's unprivileged ``padlab-jupyter`` (box/account.py).
+    Never root on a system box. Run things "as Jupyter would" with
+    ``host.as_user(layout.user)``.
+    """
 
     def __init__(self, name: str, prefix: str, etc: str, user: str, system: bool) -> None:
         self.name = name
@@ -98,22 +106,35 @@ def choose(host: Host, layout: Layout) -> str:
     return "detached"
 
 
+PF_KTHREAD = 0x00200000  # the kernel's flag for its own threads (/proc/PID/stat, field 9)
+
+
 def read_pid(host: Host, layout: Layout) -> int | None:
+    """The PID of this workstation's live Jupyter, or None.
+
+    The pidfile is the Jupyter user's to write, and root acts on this PID (the
+    agent stops Jupyter, `down` signals it), so the PID counts only when that
+    process belongs to the Jupyter user and is not a kernel thread.
+    """
     raw = host.read(layout.pidfile)
     if not raw:
         return None
     try:
         pid = int(raw.decode().strip())
-    except ValueError:
+        uid = pwd.getpwnam(layout.user).pw_uid
+    except (ValueError, KeyError):
         return None
     try:
         with open("/proc/%d/cmdline" % pid, "rb") as fh:
             cmdline = fh.read().replace(b"\0", b" ")
         with open("/proc/%d/stat" % pid) as fh:
-            proc_state = fh.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
+            fields = fh.read().rsplit(")", 1)[1].split()
+        with open("/proc/%d/status" % pid) as fh:
+            owner = [int(line.split()[1]) for line in fh if line.startswith("Uid:")][0]
+        proc_state, flags = fields[0], int(fields[6])
+    except (OSError, IndexError, ValueError):
         return None
-    if proc_state in ("Z", "X"):
+    if proc_state in ("Z", "X") or flags & PF_KTHREAD or owner != uid:
         return None
     # An empty cmdline is a process in the middle of execve (jupyter re-execs jupyter-lab).
     return pid if not cmdline.strip() or b"jupyter" in cmdline else None
@@ -233,9 +254,7 @@ def _signal(host: Host, pid: int, sig: int) -> None:
 def _spawn(host: Host, layout: Layout) -> None:
     os.makedirs(layout.log_dir, exist_ok=True)
     fd = os.open(layout.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    argv = [layout.launcher]
-    if host.sudo and layout.system:
-        argv = ["sudo", "-n", "-u", layout.user, "-H", "--"] + argv
+    argv = host.as_user(layout.user) + [layout.launcher]
     proc = subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, start_new_session=True, close_fds=True
     )
@@ -270,9 +289,10 @@ def _cron_line(layout: Layout) -> str:
 
 
 def _crontab_cmd(host: Host, layout: Layout) -> list:
-    if host.sudo and layout.system:
-        return ["sudo", "-n", "crontab", "-u", layout.user]
-    return ["crontab"]
+    """The Jupyter user's crontab, whoever runs the box program."""
+    if not host.as_user(layout.user):
+        return ["crontab"]
+    return (["sudo", "-n"] if host.sudo else []) + ["crontab", "-u", layout.user]
 
 
 def _crontab(host: Host, layout: Layout) -> list:

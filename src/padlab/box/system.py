@@ -11,6 +11,10 @@ from typing import Sequence
 
 from .report import BoxError
 
+# Root's own files on a system box: what root-run units load lives here, never under the
+# workstation's prefix or etc, which the Jupyter user owns.
+ROOT_DIR = "/var/lib/padlab"
+
 
 class Host:
     """Runs commands and writes files as the login user, or as root through sudo."""
@@ -59,6 +63,24 @@ class Host:
                 "allow passwordless sudo for %s, e.g. echo '%s ALL=(ALL) NOPASSWD:ALL' | sudo tee /etc/sudoers.d/padlab"
                 % (user, user),
             )
+
+    def as_user(self, user: str | None) -> list:
+        """The prefix that runs a command as `user` (Jupyter's): nothing, sudo, or runuser when root.
+
+        It starts in that user's home: tools such as uv read config files in the
+        working directory, and the login user's may be closed to `user`.
+        """
+        if not user or user == login_user():
+            return []
+        home = ["env", "-C", pwd.getpwnam(user).pw_dir]
+        if self.sudo:
+            return ["sudo", "-n", "-u", user, "-H", "--"] + home
+        if os.geteuid() == 0:
+            return ["runuser", "-u", user, "--"] + home
+        raise BoxError(
+            "padlab runs as %s here and cannot act as %s" % (login_user(), user),
+            "log in as %s, or as a user with passwordless sudo" % user,
+        )
 
     def read(self, path: str) -> bytes | None:
         try:

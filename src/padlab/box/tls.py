@@ -31,8 +31,9 @@ def check(host: Host, layout: Layout, ca_pem: str, sans: list, new_cert_pem: str
     }
     argv = [os.path.join(layout.venv, "bin", "python"), "-m", "padlab_box.keygen"]
     env = dict(os.environ, PYTHONPATH=layout.lib)
-    if host.sudo and layout.system:
-        argv = ["sudo", "-n", "-u", layout.user, "env", "PYTHONPATH=%s" % layout.lib] + argv
+    as_user = host.as_user(layout.user)
+    if as_user:
+        argv = as_user + ["env", "PYTHONPATH=%s" % layout.lib] + argv
     proc = subprocess.run(argv, input=json.dumps(request), capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]

@@ -23,6 +23,13 @@ def python_in(venv: str) -> str:
     return os.path.join(venv, "bin", "python")
 
 
+def purelib(venv: str) -> str:
+    """Where modules of ours that run inside Jupyter go (box/__init__.py VENV_MODULES)."""
+    code = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    proc = subprocess.run([python_in(venv), "-c", code], capture_output=True, text=True, check=True)
+    return proc.stdout.strip()
+
+
 def ensure(host: Host, venv: str, report: Report, owner: str | None, root: bool, extra: list[str]) -> None:
     """Create the venv and install Jupyter once; a stamp makes re-runs a no-op."""
     packages = PACKAGES + list(extra)
@@ -33,7 +40,7 @@ def ensure(host: Host, venv: str, report: Report, owner: str | None, root: bool,
         report.step("python-env", False, venv)
         return
     report.stage("installing Jupyter into %s" % venv)
-    as_owner = _as_user_prefix(host, owner, root)
+    as_owner = host.as_user(owner)
     if not os.access(python_in(venv), os.X_OK):
         _create(host, venv, owner, root, as_owner)
     uv = shutil.which("uv") or _uv_in_venv(venv, as_owner)
@@ -80,13 +87,6 @@ def _uv_in_venv(venv: str, as_owner: list[str]) -> str | None:
         if subprocess.run(as_owner + pip, capture_output=True).returncode != 0:
             return None  # no uv wheel for this platform: pip installs Jupyter instead
     return uv
-
-
-def _as_user_prefix(host: Host, owner: str | None, root: bool) -> list[str]:
-    """Install as the service user, so a root-owned prefix never holds user-writable surprises."""
-    if root and host.sudo and owner:
-        return ["sudo", "-n", "-u", owner, "-H", "--"]
-    return []
 
 
 def _create(host: Host, venv: str, owner: str | None, root: bool, as_owner: list[str]) -> None:

@@ -47,6 +47,8 @@ class BoxLayout:
     prefix: str
     etc: str
     system: bool
+    # The user Jupyter runs as (request field "user"); None lets the box choose: the login user,
+    # or padlab's unprivileged padlab-jupyter where the login user is root (box/account.py).
     user: str | None = None
     # Settings of the optional box steps, sent as request fields (e.g. "mosh", "firewall").
     steps: dict[str, Any] = field(default_factory=dict)

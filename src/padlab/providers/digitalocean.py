@@ -576,16 +576,39 @@ def store_autostop_token(value: str, api_url: str | None, verify: bool) -> str:
     return str(credentials.store(AUTOSTOP_CREDENTIAL, value))
 
 
+AUTOSTOP_PROBE_SNAPSHOT = "0"  # no snapshot has this id: the refusal probe can never delete one
+
+
 def _verify_autostop_token(value: str, api_url: str | None) -> None:
-    """One droplet:read call: the one scope every step of the stop needs."""
+    """Two calls: what the stop needs must work, what the box must never do must be refused.
+
+    Listing droplets needs droplet:read, the one scope every step of the stop uses.
+    Deleting a snapshot needs snapshot:delete, which the box's token must not have:
+    a full-access token (or one with wider scopes) is not refused, so it is refused
+    here. The probe names a snapshot id that does not exist, so it deletes nothing.
+    """
     import pydo
     from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 
     url = base_url({"api_url": api_url}, URL_ENV, DEFAULT_URL)
+    client = pydo.Client(token=value, endpoint=url, retry_total=2)
     try:
-        pydo.Client(token=value, endpoint=url, retry_total=2).droplets.list(per_page=1)
+        client.droplets.list(per_page=1)
     except (ClientAuthenticationError, HttpResponseError) as exc:
         raise PadlabError(
             f"DigitalOcean did not accept the autostop token for listing droplets ({type(exc).__name__})",
             AUTOSTOP_HOW,
         ) from None
+    try:
+        client.snapshots.delete(snapshot_id=AUTOSTOP_PROBE_SNAPSHOT)
+    except HttpResponseError as exc:
+        if exc.status_code == 403:
+            return  # refused for want of the scope: as it must be
+        raise PadlabError(
+            f"could not confirm that the autostop token is scoped (DigitalOcean answered {exc.status_code})",
+            "try again; " + AUTOSTOP_HOW,
+        ) from None
+    raise PadlabError(
+        "that token may delete snapshots (a full-access token?); the box must hold only autostop's scopes",
+        AUTOSTOP_HOW,
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from padlab import paths
-from padlab.box.system import primary_address
+from padlab.box.system import login_user, primary_address
 from padlab.providers.base import BoxLayout, Machine, Progress, ProviderBase
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ class LocalProvider(ProviderBase):
         from padlab.box import service
 
         layout = self.layout()
-        return service.Layout(self.profile.name, layout.prefix, layout.etc, "", False)
+        return service.Layout(self.profile.name, layout.prefix, layout.etc, login_user(), False)
 
     def after_up(self, machine: Machine, report: dict[str, Any]) -> dict[str, Any]:
         return {}
