@@ -58,7 +58,7 @@ def up(ctx: Context) -> None:
     )
     report.step("tls", cert_changed, "certificate for %s" % ", ".join(sans))
 
-    hashed = _password_hash(host, layout, req["password"])
+    hashed = _password_hash(host, layout, req["password"], report)
     secret_changed = jupyter.ensure_cookie_secret(host, layout)
     cfg = jupyter.config(layout, int(req["port"]), req["listen"], req["root_dir"], hashed)
     root_dir = expand_user(req["root_dir"], layout.user)
@@ -100,7 +100,9 @@ def up(ctx: Context) -> None:
     report.data.update(workstation_facts(host, layout, kind))
 
 
-def _password_hash(host: Host, layout: Layout, password: str | None) -> str:
+def _password_hash(host: Host, layout: Layout, password: str | None, report: Report) -> str:
+    """The hash Jupyter gets. `up` sets the first password only; changing it is `padlab passwd`'s job,
+    so a password from a lost or stale client record never replaces the one in use."""
     current = jupyter.current_hash(host, layout)
     if password is None:
         if current is None:
@@ -111,6 +113,13 @@ def _password_hash(host: Host, layout: Layout, password: str | None) -> str:
             )
         return current
     if current and _matches(layout, current, password):
+        return current
+    if current:
+        report.data["password_kept"] = True
+        report.warn(
+            "this workstation already has a password, so up kept it and did not use the one given; "
+            "to change it: padlab passwd %s" % layout.name
+        )
         return current
     return jupyter.hash_password(layout, password)
 
