@@ -16,7 +16,7 @@ import subprocess
 
 from . import agent_setup, firewall, health, jupyter, mosh, ports, service, tls, venv
 from .context import Context
-from .report import BoxError
+from .report import BoxError, Report
 from .service import Layout
 from .system import Host, expand_user, primary_address
 

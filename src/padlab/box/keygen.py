@@ -109,7 +109,12 @@ def decide(req: dict) -> dict:
                 "pem": pem.decode(),
                 "sha256": hashlib.sha256(der).hexdigest(),
             }
-    return {"status": "need", "reason": reason, "key_new": key_new, "csr": _csr(key, sans, req["common_name"])}
+    return {
+        "status": "need",
+        "reason": reason,
+        "key_new": key_new,
+        "csr": _csr(key, sans, req["common_name"]),
+    }
 
 
 def main() -> None:
