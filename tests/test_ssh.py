@@ -149,3 +149,40 @@ def test_cli_bad_ssh_input_gives_one_line(home: Path) -> None:
 def test_remote_commands_have_help_with_an_example(home: Path, command: str) -> None:
     out = padlab(home, command, "--help").stdout
     assert "Example" in out
+
+
+def _short_dir(tmp_path: Path, monkeypatch) -> Path:
+    import hashlib
+    import os
+    import tempfile
+
+    long_home = tmp_path / ("x" * 80)
+    monkeypatch.setenv("PADLAB_HOME", str(long_home))
+    preferred = long_home.resolve() / "ssh" / "cm"
+    digest = hashlib.sha256(str(preferred).encode()).hexdigest()[:10]
+    return Path(tempfile.gettempdir()) / f"padlab-{os.getuid()}-{digest}"
+
+
+def test_socket_folder_made_by_another_user_is_one_line_and_left_alone(tmp_path: Path, monkeypatch) -> None:
+    import os
+    import shutil
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make a folder owned by another user")
+    short = _short_dir(tmp_path, monkeypatch)
+    shutil.rmtree(short, ignore_errors=True)
+    short.mkdir(mode=0o755)
+    os.chown(short, 65534, 65534)  # nobody's, as another user on a shared machine would leave it
+    try:
+        with pytest.raises(PadlabError, match="not a directory of yours") as info:
+            ssh.control_dir()
+        assert "PADLAB_HOME" in info.value.fix
+        assert short.stat().st_mode & 0o777 == 0o755 and short.stat().st_uid == 65534
+    finally:
+        short.rmdir()
+    short.symlink_to(tmp_path)
+    try:
+        with pytest.raises(PadlabError, match="not a directory of yours"):
+            ssh.control_dir()
+    finally:
+        short.unlink()

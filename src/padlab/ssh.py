@@ -19,6 +19,7 @@ import hashlib
 import os
 import shlex
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -74,9 +75,17 @@ def control_dir() -> Path:
         return paths.ensure_private_dir(preferred)
     digest = hashlib.sha256(str(preferred).encode()).hexdigest()[:10]
     short = Path(tempfile.gettempdir()) / f"padlab-{os.getuid()}-{digest}"
-    paths.ensure_private_dir(short)
-    if short.stat().st_uid != os.getuid():
-        raise PadlabError(f"{short} belongs to another user", "set PADLAB_HOME to a shorter path")
+    with contextlib.suppress(FileExistsError):
+        short.mkdir(mode=0o700)
+    # /tmp is shared: anyone may have made this name first. lstat, so a link is not followed,
+    # and change nothing that is not this user's own directory.
+    info = short.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise PadlabError(
+            f"{short} (padlab's ssh socket folder) is not a directory of yours; another user may have made it",
+            "remove it if you can, or set PADLAB_HOME to a shorter path",
+        )
+    os.chmod(short, 0o700)
     return short
 
 

@@ -31,8 +31,10 @@ def up(ctx: Context) -> None:
     kind = service.choose(host, layout)
 
     host.makedirs(layout.prefix, owner=layout.user, root=layout.system)
-    for d in (os.path.dirname(layout.lib), os.path.dirname(layout.launcher), layout.run_dir, layout.log_dir):
+    for d in (os.path.dirname(layout.lib), os.path.dirname(layout.launcher)):
         host.makedirs(d, owner=layout.user, root=layout.system)
+    for d in (layout.run_dir, layout.log_dir):
+        host.makedirs(d, mode=0o755 if layout.system else 0o700, owner=layout.user, root=layout.system)
     host.makedirs(layout.etc, mode=0o700, owner=layout.user, root=layout.system)
     host.makedirs(layout.jupyter_dir, mode=0o700, owner=layout.user, root=layout.system)
     report.step("box-program", host.write(layout.lib, ctx.program, owner=layout.user, root=layout.system))
