@@ -116,12 +116,13 @@ def run_program(
     return parse_report(out, proc.returncode, other, where, explain)
 
 
-def end_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
-    """SIGTERM to the program's whole process group, SIGKILL to what is left after `grace` seconds."""
+def end_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """SIGINT to the program's whole process group (it reports the interruption and removes its
+    temporary copy), then SIGTERM and SIGKILL to what is left, `grace` seconds apart."""
     import os
     import signal
 
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
         try:
