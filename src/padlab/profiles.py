@@ -24,6 +24,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "float": (int, float),
     "bool": (bool,),
     "dict": (dict,),
+    "list": (list,),
 }
 
 
@@ -87,7 +88,7 @@ def check_name(name: str) -> str:
 def _accepted(annotation: str) -> tuple[type, ...]:
     """The Python types a field's annotation ('int', 'str | None', 'dict[str, Any]') allows."""
     kinds = [part.strip().split("[")[0] for part in annotation.split("|")]
-    allowed = tuple(t for kind in kinds if kind != "None" for t in _TYPES[kind])
+    allowed = tuple(t for kind in kinds if kind != "None" for t in _TYPES.get(kind, (object,)))
     return allowed + ((type(None),) if "None" in kinds else ())
 
 
