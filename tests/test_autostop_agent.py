@@ -11,7 +11,7 @@ import pytest
 
 from padlab.box import activity, agent, stops
 from padlab.box.activity import Signal
-from padlab.box.timefmt import format_duration, parse_duration
+from padlab.box.timefmt import MAX_KEEP_S, format_duration, parse_duration
 
 T0 = 1_800_000_000.0
 
@@ -24,10 +24,19 @@ def test_durations(text: str, seconds: int | None) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "soon", "5 parsecs", "-3m", "m"])
+@pytest.mark.parametrize("text", ["", "soon", "5 parsecs", "-3m", "m", "inf", "nan", "infh", "nanm"])
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError, match="e.g. 45m"):
         parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["99999999999d", "9" * 400 + "h", "367d", "999999999"])
+def test_durations_are_bounded(text: str) -> None:
+    with pytest.raises(ValueError, match="at most 366 d"):
+        parse_duration(text)
+    with pytest.raises(ValueError, match="a keep hold is at most 7 d"):
+        parse_duration("8d", MAX_KEEP_S, "a keep hold")
+    assert parse_duration("7d", MAX_KEEP_S) == MAX_KEEP_S
 
 
 def test_format_duration() -> None:
@@ -143,6 +152,24 @@ def test_a_late_warning_still_gives_notice(conf: dict, monkeypatch: pytest.Monke
     seen = follow(conf, monkeypatch, T0 + 910, T0 + 2000, last)
     acted = [(at - T0, action) for at, action in seen if action]
     assert acted == [(910, "warn"), (910 + agent.NOTICE_S, "stop")]
+
+
+@pytest.mark.parametrize("raw", ["inf", "nan", "-inf", "1e400", "99999999999999999", "soon"])
+def test_a_bad_hold_on_disk_is_logged_and_ignored(
+    conf: dict, monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
+    """The keep file is the user's: a value the agent cannot use must not stop its checks or the cap."""
+    Path(conf["keep_file"]).write_text(raw + "\n")
+    conf["max_uptime_s"] = 7200  # the box started at T0 - 3600
+    busy = Signal("kernel", "busy (train.ipynb)", active=True)
+    assert run(conf, monkeypatch, T0 + 3000, busy)["hold_until"] is None
+    seen = follow(conf, monkeypatch, T0 + 3000, T0 + 4000, busy)
+    assert [(at - T0, action) for at, action in seen if action] == [(3300, "warn"), (3600, "stop")]
+    assert conf["calls"] == ["poweroff"]
+    log = Path(conf["dir"], "agent.log").read_text()
+    assert f"ignored the hold in {conf['keep_file']} ({raw!r})" in log
+    state = agent.load_json(os.path.join(conf["dir"], "state.json"))
+    assert "held" not in agent.status_line(state, T0 + 3000)
 
 
 def test_an_ended_session_stops_the_box_within_a_tick_of_the_limit(
@@ -279,13 +306,16 @@ def test_gpu_through_a_fake_nvidia_smi(
 def test_padlab_keep_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     keep, state = str(tmp_path / "keep"), str(tmp_path / "state.json")
     assert agent.main(["keep", keep, state, "2h"]) == 0
-    assert activity.keep_until(keep) > time.time() + 7000
+    assert activity.keep_until(keep, time.time(), MAX_KEEP_S)[0] > time.time() + 7000
     assert agent.main(["keep", keep, state]) == 0
     assert "autostop has not run a check yet" in capsys.readouterr().out
     assert agent.main(["keep", keep, state, "off"]) == 0
-    assert activity.keep_until(keep) == 0
+    assert activity.keep_until(keep, time.time(), MAX_KEEP_S)[0] == 0
     assert agent.main(["keep", keep, state, "forever"]) == 2
     assert "cannot read 'forever'" in capsys.readouterr().err
+    assert agent.main(["keep", keep, state, "99999999999d"]) == 2
+    assert "a padlab-keep hold is at most 7 d" in capsys.readouterr().err
+    assert activity.keep_until(keep, time.time(), MAX_KEEP_S) == (0.0, None)
 
 
 # -- the tables: a new idle signal or stop action is one entry -------------------------------------

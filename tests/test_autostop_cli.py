@@ -41,6 +41,9 @@ def test_defaults_depend_on_who_bills() -> None:
     [
         (["--provider", "local", "--autostop", "soon"], "cannot read 'soon' as a duration"),
         (["--provider", "local", "--autostop", "20s"], "shorter than a minute"),
+        (["--provider", "local", "--autostop", "8d"], "--autostop is at most 7 d"),
+        (["--provider", "local", "--max-uptime", "99999999999d"], "--max-uptime is at most 31 d"),
+        (["--provider", "local", "--max-uptime", "inf"], "cannot read 'inf'"),
         (["--provider", "local", "--autostop-action", "poweroff"], "never powers off"),
         (["--provider", "digitalocean", "--autostop", "1h"], "still billed"),
     ],
@@ -58,3 +61,11 @@ def test_autostop_command_saves_the_profile_while_the_box_is_off(home) -> None:
         'autostop = "30m"' in text and 'max_uptime = "8h"' in text and 'autostop_action = "poweroff"' in text
     )
     assert "padlab: error" in one_line_error(padlab(home, "keep", "lab", check=False))
+
+
+def test_keep_is_bounded_before_any_box_call(home) -> None:
+    padlab(home, "init", "lab", "--provider", "ssh", "--host", "me@192.0.2.1")
+    for args in (("keep", "lab", "99999999999d"), ("keep", "99999999999d")):
+        line = one_line_error(padlab(home, *args, check=False))
+        assert "a keep hold is at most 7 d" in line and "up to 7d" in line
+    assert "cannot read 'nan'" in one_line_error(padlab(home, "keep", "lab", "nan", check=False))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import PASSWORD, free_port, one_line_error, padlab
 
 
@@ -120,3 +122,41 @@ def test_unknown_setting_in_profile_file(tmp_path):
         fh.write('colour = "blue"\n')
     line = one_line_error(padlab(home, "status", check=False))
     assert "unknown setting(s) colour" in line
+
+
+def test_profile_names_must_match_whole_and_stay_short(tmp_path):
+    home = tmp_path / "h"
+    line = one_line_error(padlab(home, "init", "nl\n", "--provider", "local", check=False))
+    assert "invalid profile name 'nl\\n'" in line
+    long = "a" * 300
+    for args in (("init", long, "--provider", "local"), ("status", long)):
+        line = one_line_error(padlab(home, *args, check=False))
+        assert "invalid profile name" in line and "300 characters" in line
+    assert not (home / "profiles").exists() or not list((home / "profiles").iterdir())
+
+
+@pytest.mark.parametrize("root_dir", ["", "../../etc", "notebooks", "~other/nb"])
+def test_notebook_folder_must_be_absolute_or_under_home(tmp_path, root_dir):
+    home = tmp_path / "h"
+    proc = padlab(home, "init", "x", "--provider", "local", "--root-dir", root_dir, check=False)
+    line = one_line_error(proc)
+    assert "not an absolute path or under ~" in line and "--root-dir ~/notebooks" in line
+    for good in ("~", "~/nb", "/srv/nb"):
+        padlab(home, "init", "x", "--provider", "local", "--root-dir", good, "--force")
+
+
+def test_mistyped_profile_setting_is_one_line_and_the_file_is_kept(tmp_path):
+    home = tmp_path / "h"
+    init_local(home)
+    path = home / "profiles" / "lab.toml"
+    text = path.read_text()
+    path.write_text(text.replace("port = ", 'port = "abc"\nold_port = ', 1).replace("old_port = ", "# "))
+    line = one_line_error(padlab(home, "status", check=False))
+    assert "port = 'abc', which is not an int" in line and "lab.toml.corrupt" in line
+    assert "padlab init lab" in line
+    assert (home / "profiles" / "lab.toml.corrupt").read_text() == path.read_text()
+    path.write_text('provider = "local"\nport = true\n')
+    assert "port = True, which is not an int" in one_line_error(padlab(home, "status", check=False))
+    path.write_text("port = [")
+    line = one_line_error(padlab(home, "status", check=False))
+    assert "is not valid TOML" in line and "lab.toml.corrupt" in line

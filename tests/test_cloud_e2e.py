@@ -95,7 +95,7 @@ def host_of(card: dict[str, Any]) -> str:
 
 
 def known_key(home: Path, host: str) -> str:
-    """The host key padlab has pinned for `host` (key type and base64), or ''."""
+    """The host key padlab has pinned for `host` (a profile's padlab-NAME alias), as key type and base64, or ''."""
     path = home / "ssh" / "known_hosts"
     found = subprocess.run(["ssh-keygen", "-F", host, "-f", str(path)], capture_output=True, text=True)
     lines = [line for line in found.stdout.splitlines() if line and not line.startswith("#")]
@@ -214,7 +214,7 @@ def test_digitalocean_snapshot_cycle_keeps_the_notebook_on_new_droplets(
     assert second_id != first_id
     assert second.ip == first.ip, "another testbed user took the freed subnet first; run this test alone"
     second_key = second.host_public_key()
-    assert second_key != first_key and known_key(home, second.ip) == second_key
+    assert second_key != first_key and known_key(home, "padlab-do") == second_key
 
     # Cycle 2: someone else got the old address meanwhile, so the new droplet has a new one.
     # The card shows it and the certificate names it (login_and_run verifies the hostname).
@@ -224,7 +224,7 @@ def test_digitalocean_snapshot_cycle_keeps_the_notebook_on_new_droplets(
     third = backend.machine(third_id)
     assert third.ip not in (second.ip, squatter.ip)
     assert third_card["url"] == f"https://{third.ip}:8888/" and third_card["ssh"] == f"ssh root@{third.ip}"
-    assert known_key(home, third.ip) == third.host_public_key()
+    assert known_key(home, "padlab-do") == third.host_public_key()
     # On the third droplet's own disk, in the home of the user Jupyter runs as (never root).
     assert (third.root / "home/padlab-jupyter/notebooks" / NOTEBOOK).is_file()
 

@@ -44,5 +44,25 @@ def test_validation(home, kwargs, message):
 def test_malformed_toml_is_a_clear_error(home):
     profiles.save(profiles.Profile(name="one", provider="local"))
     (home / "profiles" / "one.toml").write_text("port = [")
-    with pytest.raises(PadlabError, match="cannot read profile"):
+    with pytest.raises(PadlabError, match="is not valid TOML.*one.toml.corrupt"):
         profiles.load("one")
+
+
+def test_salvage_keeps_every_readable_setting_and_says_what_is_wrong(home):
+    profiles.save(profiles.Profile(name="one", provider="local", port=9999, root_dir="/srv/nb"))
+    path = home / "profiles" / "one.toml"
+    path.write_text('provider = "local"\nroot_dir = "/srv/nb"\nport = "abc"\nlisten = [\n')
+    with pytest.raises(PadlabError, match="not valid TOML"):
+        profiles.load("one")
+    profile, problem = profiles.salvage("one")
+    assert (profile.provider, profile.root_dir, profile.port) == ("local", "/srv/nb", profiles.DEFAULT_PORT)
+    assert "one.toml.corrupt" in problem
+    path.write_text("port = [\n")
+    with pytest.raises(PadlabError, match="not valid TOML"):
+        profiles.salvage("one")
+
+
+def test_names_are_matched_whole(home):
+    for bad in ("nl\n", "a" * 32, "-x", "x" * 300):
+        with pytest.raises(PadlabError, match="invalid profile name"):
+            profiles.exists(bad)

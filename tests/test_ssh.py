@@ -149,3 +149,102 @@ def test_cli_bad_ssh_input_gives_one_line(home: Path) -> None:
 def test_remote_commands_have_help_with_an_example(home: Path, command: str) -> None:
     out = padlab(home, command, "--help").stdout
     assert "Example" in out
+
+
+def _short_dir(tmp_path: Path, monkeypatch) -> Path:
+    import hashlib
+    import os
+    import tempfile
+
+    long_home = tmp_path / ("x" * 80)
+    monkeypatch.setenv("PADLAB_HOME", str(long_home))
+    preferred = long_home.resolve() / "ssh" / "cm"
+    digest = hashlib.sha256(str(preferred).encode()).hexdigest()[:10]
+    return Path(tempfile.gettempdir()) / f"padlab-{os.getuid()}-{digest}"
+
+
+def test_socket_folder_made_by_another_user_is_one_line_and_left_alone(tmp_path: Path, monkeypatch) -> None:
+    import os
+    import shutil
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make a folder owned by another user")
+    short = _short_dir(tmp_path, monkeypatch)
+    shutil.rmtree(short, ignore_errors=True)
+    short.mkdir(mode=0o755)
+    os.chown(short, 65534, 65534)  # nobody's, as another user on a shared machine would leave it
+    try:
+        with pytest.raises(PadlabError, match="not a directory of yours") as info:
+            ssh.control_dir()
+        assert "PADLAB_HOME" in info.value.fix
+        assert short.stat().st_mode & 0o777 == 0o755 and short.stat().st_uid == 65534
+    finally:
+        short.rmdir()
+    short.symlink_to(tmp_path)
+    try:
+        with pytest.raises(PadlabError, match="not a directory of yours"):
+            ssh.control_dir()
+    finally:
+        short.unlink()
+
+
+def _user_config(tmp_path: Path, monkeypatch, text: str) -> Path:
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    dotfiles = tmp_path / "user" / "dotfiles"
+    dotfiles.mkdir(parents=True)
+    real = dotfiles / "ssh_config"
+    real.write_text(text)
+    (tmp_path / "user" / ".ssh").mkdir(mode=0o700)
+    (tmp_path / "user" / ".ssh" / "config").symlink_to(real)
+    return real
+
+
+def test_install_writes_through_a_symlinked_config(home: Path, tmp_path: Path, monkeypatch) -> None:
+    real = _user_config(tmp_path, monkeypatch, "Host work\n  User me\n")
+    assert sshconfig.install_include() is True
+    link = tmp_path / "user" / ".ssh" / "config"
+    assert link.is_symlink() and link.resolve() == real
+    assert real.read_text().splitlines()[1] == sshconfig.include_line()
+    assert real.read_text().endswith("Host work\n  User me\n")
+    assert sshconfig.install_include() is False
+
+
+def test_padlab_never_overrides_the_users_own_host(home: Path, tmp_path: Path, monkeypatch) -> None:
+    """With the Include on top, padlab's `Host lab` would win over the user's: it becomes padlab-lab."""
+    from padlab import profiles
+
+    _user_config(tmp_path, monkeypatch, "Host lab gpu-old\n  HostName 192.0.2.50\n  User me\n")
+    for name in ("lab", "gpu"):
+        profiles.save(Profile(name=name, provider="ssh", host="h"))
+        sshconfig.write_entry(name, sshconfig.entry(name, "198.18.0.7", "ubuntu", 22, None, None))
+    sshconfig.install_include()
+    text = sshconfig.path().read_text()
+    assert "Host padlab-lab\n" in text and "Host gpu\n" in text and "Host lab\n" not in text
+    config = str(tmp_path / "user" / ".ssh" / "config")
+
+    def seen(host: str) -> dict[str, str]:
+        out = subprocess.run(["ssh", "-G", "-F", config, host], capture_output=True, text=True, check=True)
+        return dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
+
+    assert seen("lab")["hostname"] == "192.0.2.50", "the user's own host is untouched"
+    assert seen("padlab-lab")["hostname"] == "198.18.0.7" and seen("gpu")["hostname"] == "198.18.0.7"
+    assert sshconfig.mosh_argv("lab", [], (60001, 60010))[-1] == "padlab-lab"
+
+
+def test_host_keys_are_kept_per_profile_not_per_address(home: Path, tmp_path: Path) -> None:
+    """A cloud machine gets a new address on each start: its key is checked, not trusted afresh."""
+    target = ssh.Target("198.18.0.9", "me", 2222, None, ssh.key_alias("gpu"))
+    assert opts(target)["HostKeyAlias"] == "padlab-gpu"
+    assert "  HostKeyAlias padlab-gpu\n" in sshconfig.entry("gpu", "198.18.0.9", None, 22, None, None)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True)
+    key = " ".join((tmp_path / "k.pub").read_text().split()[:2])
+    # Recorded by an earlier padlab under the address: carried over to the alias once, then used.
+    ssh.known_hosts().write_text(f"[198.18.0.9]:2222 {key}\n198.18.0.10 {key}\n")
+    assert ssh.adopt_known_key(target) is True
+    assert ssh.adopt_known_key(target) is False
+    found = subprocess.run(
+        ["ssh-keygen", "-F", "padlab-gpu", "-f", str(ssh.known_hosts())], capture_output=True, text=True
+    ).stdout
+    assert key in found
+    assert ssh.forget_host("198.18.0.9", 2222, "padlab-gpu") is True
+    assert ssh.known_hosts().read_text() == f"198.18.0.10 {key}\n"

@@ -8,6 +8,7 @@ it; the reboot test comes last because it disturbs it. Tests that break a box
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import termios
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -279,6 +280,67 @@ def test_changed_host_key_is_refused_until_forgotten(machine, tmp_path) -> None:
     padlab(home, "forget-host-key", "hk")
     padlab(home, "ssh", "hk", "--", "true")
     assert machine.host_public_key() in (home / "ssh" / "known_hosts").read_text()
+
+
+def _forward(to: tuple[str, int]) -> tuple[int, Callable[[], None]]:
+    """A TCP forwarder on 127.0.0.1: the same machine at another address, as a cloud restart gives."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def pipe(a: socket.socket, b: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := a.recv(65536):
+                b.sendall(data)
+        with contextlib.suppress(OSError):
+            b.shutdown(socket.SHUT_WR)
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(to)
+            for a, b in ((conn, upstream), (upstream, conn)):
+                threading.Thread(target=pipe, args=(a, b), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+
+    def close() -> None:
+        stop.set()
+        listener.close()
+
+    return listener.getsockname()[1], close
+
+
+def test_a_machine_back_at_a_new_address_keeps_its_key_check(machine, tmp_path) -> None:
+    """AWS gives a new address on every start: padlab checks the profile's key, never a fresh TOFU."""
+    home = tmp_path / "home"
+    init(home, "hk", machine)
+    padlab(home, "ssh", "hk", "--", "true")  # trust on first use, under the profile's alias
+    known = (home / "ssh" / "known_hosts").read_text()
+    found = ["ssh-keygen", "-F", "padlab-hk", "-f", str(home / "ssh" / "known_hosts")]
+    assert subprocess.run(found, capture_output=True).returncode == 0 and len(known.splitlines()) == 1
+    port, close = _forward((machine.ip, 22))
+    try:
+        moved = ("--host", f"{machine.user}@127.0.0.1", "--ssh-port", str(port), "--force")
+        padlab(home, "init", "hk", "--provider", "ssh", "--identity", str(machine.identity), *moved)
+        padlab(home, "ssh", "hk", "--", "true")  # same key at the new address: accepted, nothing added
+        assert (home / "ssh" / "known_hosts").read_text() == known
+        machine.regenerate_host_keys()
+        close_connection(home, machine)
+        subprocess.run(
+            ["ssh", "-o", f"ControlPath={control_path(home)}", "-O", "exit", "-p", str(port)]
+            + [f"{machine.user}@127.0.0.1"],
+            capture_output=True,
+        )
+        line = one_line_error(padlab(home, "up", "hk", "--generate-password", check=False))
+        assert "host key" in line and "changed" in line and "forget-host-key" in line, line
+    finally:
+        close()
 
 
 def test_sudo_asking_for_a_password_gives_the_clear_error(machine, tmp_path) -> None:

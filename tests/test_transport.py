@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +67,66 @@ def test_local_transport_runs_a_status_request(home):
         }
     )
     assert report["ok"] and report["service"]["running"] is False and report["password_set"] is False
+
+
+# A stand-in for the box program: it starts a long child (as the real one starts venv and pip),
+# records the child's pid, and waits for it.
+BOX_WITH_CHILD = """
+import subprocess, sys
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+open(%r, "w").write(str(child.pid))
+child.wait()
+"""
+
+CLIENT = """
+import sys
+from padlab import transport
+try:
+    transport.run_program([sys.executable, "-c", sys.argv[1]], {}, None, "test")
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+def test_sigint_to_padlab_alone_ends_the_box_program_and_its_children(tmp_path):
+    """kill -INT on padlab's pid (not the terminal's whole group) must not leave pip running."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pidfile = tmp_path / "child.pid"
+    client = subprocess.Popen([sys.executable, "-c", CLIENT, BOX_WITH_CHILD % str(pidfile)])
+    deadline = time.monotonic() + 60
+    while not pidfile.exists() or not pidfile.read_text():
+        assert time.monotonic() < deadline, "the stand-in box program did not start its child"
+        time.sleep(0.1)
+    child = int(pidfile.read_text())
+    try:
+        os.kill(client.pid, signal.SIGINT)
+        assert client.wait(60) == 130
+        deadline = time.monotonic() + 30
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(child), "the box program's child outlived padlab"
+    finally:
+        if _alive(child):
+            os.kill(child, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_local_box_lock_lives_under_padlab_home(home, tmp_path, monkeypatch):
+    """The lock of a box in PADLAB_HOME is there too, not in ~/.cache (a second home to clean up)."""
+    monkeypatch.setenv("HOME", str(tmp_path / "user-home"))
+    box = home / "boxes" / "t"
+    request = {"action": "logs", "name": "t", "prefix": str(box), "etc": str(box / "etc"), "system": False}
+    transport.LocalTransport().call(dict(request, agent=True, lines=5))
+    assert (box / "run" / "t.lock").is_file()
+    assert not (tmp_path / "user-home" / ".cache" / "padlab").exists()

@@ -100,6 +100,9 @@ def test_secret_files_are_private(workstation):
         home / "ca" / "padlab-ca.key",
     ):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    box = home / "boxes" / "ws"
+    for directory in (home, home / "boxes", box, box / "run", box / "log", box / "agent-ws"):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
     cfg = json.loads((etc / "jupyter" / "jupyter_server_config.json").read_text())
     assert cfg["PasswordIdentityProvider"]["hashed_password"].startswith("argon2:")
     assert cfg["PasswordIdentityProvider"]["allow_password_change"] is False

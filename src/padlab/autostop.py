@@ -12,7 +12,7 @@ from typing import Any
 
 from padlab import registry
 from padlab.box.request import GPU_THRESHOLD, WARN_S
-from padlab.box.timefmt import format_duration, parse_duration
+from padlab.box.timefmt import MAX_IDLE_S, MAX_KEEP_S, MAX_UPTIME_S, format_duration, parse_duration
 from padlab.errors import PadlabError
 
 MIN_LIMIT_S = 60
@@ -24,7 +24,7 @@ INSTALLS = ("up", "autostop")
 def validate(profile: Any) -> None:
     """Raise a one-line PadlabError for settings the agent could not honour."""
     _seconds(profile.autostop, "--autostop", profile.name)
-    _seconds(profile.max_uptime, "--max-uptime", profile.name)
+    _seconds(profile.max_uptime, "--max-uptime", profile.name, MAX_UPTIME_S)
     action = profile.autostop_action
     if action is not None and action not in ACTIONS:
         raise PadlabError(
@@ -36,11 +36,11 @@ def validate(profile: Any) -> None:
             raise PadlabError(message, fix.format(name=profile.name))
 
 
-def _seconds(text: str | None, flag: str, name: str) -> int | None:
+def _seconds(text: str | None, flag: str, name: str, limit: int = MAX_IDLE_S) -> int | None:
     if text is None:
         return None
     try:
-        seconds = parse_duration(text)
+        seconds = parse_duration(text, limit, flag)
     except ValueError as exc:
         raise PadlabError(str(exc), f"e.g. padlab autostop {name} 45m") from exc
     if seconds is not None and seconds < MIN_LIMIT_S:
@@ -87,3 +87,11 @@ def describe_policy(fields: dict[str, Any]) -> str:
     if fields["max_uptime_s"]:
         parts.append(f"after {format_duration(fields['max_uptime_s'])} up whatever it does")
     return f"autostop {verb} " + ", or ".join(parts)
+
+
+def keep_seconds(text: str, name: str) -> int | None:
+    """`padlab keep`'s DURATION: a week at most, the same bound padlab-keep and the agent apply."""
+    try:
+        return parse_duration(text, MAX_KEEP_S, "a keep hold")
+    except ValueError as exc:
+        raise PadlabError(str(exc), f"e.g. padlab keep {name} 2h, up to 7d (or off)") from exc

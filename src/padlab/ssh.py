@@ -6,7 +6,10 @@ and hardware keys keep working. padlab only adds options on the command line:
 - one multiplexed connection per machine (ControlMaster under PADLAB_HOME/ssh,
   ControlPersist 10 minutes), so repeated commands skip the handshake;
 - trust on first use, recorded in padlab's own known_hosts file
-  (StrictHostKeyChecking=accept-new), so a changed host key is refused.
+  (StrictHostKeyChecking=accept-new), so a changed host key is refused;
+- one key per profile, under ``HostKeyAlias=padlab-NAME``, not per address: a cloud
+  machine that comes back at a new address is checked against the key it had,
+  not trusted afresh.
 
 A provider that knows it re-created a machine calls :func:`forget_host` before
 connecting again; nothing else ever removes a recorded key.
@@ -19,6 +22,7 @@ import hashlib
 import os
 import shlex
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -42,6 +46,8 @@ class Target:
     user: str | None = None
     port: int | None = None
     identity: str | None = None
+    # The name the host key is recorded under (HostKeyAlias): the profile's, so it outlives the address.
+    key_alias: str | None = None
 
     @property
     def destination(self) -> str:
@@ -74,9 +80,17 @@ def control_dir() -> Path:
         return paths.ensure_private_dir(preferred)
     digest = hashlib.sha256(str(preferred).encode()).hexdigest()[:10]
     short = Path(tempfile.gettempdir()) / f"padlab-{os.getuid()}-{digest}"
-    paths.ensure_private_dir(short)
-    if short.stat().st_uid != os.getuid():
-        raise PadlabError(f"{short} belongs to another user", "set PADLAB_HOME to a shorter path")
+    with contextlib.suppress(FileExistsError):
+        short.mkdir(mode=0o700)
+    # /tmp is shared: anyone may have made this name first. lstat, so a link is not followed,
+    # and change nothing that is not this user's own directory.
+    info = short.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise PadlabError(
+            f"{short} (padlab's ssh socket folder) is not a directory of yours; another user may have made it",
+            "remove it if you can, or set PADLAB_HOME to a shorter path",
+        )
+    os.chmod(short, 0o700)
     return short
 
 
@@ -107,7 +121,39 @@ def options(target: Target, master: str = "auto", batch: bool | None = None) -> 
         opts += ["-i", str(Path(target.identity).expanduser()), "-o", "IdentitiesOnly=yes"]
     if target.user:
         opts += ["-l", target.user]
+    if target.key_alias:
+        opts += ["-o", f"HostKeyAlias={target.key_alias}"]
     return opts
+
+
+def key_alias(profile_name: str) -> str:
+    return f"padlab-{profile_name}"
+
+
+def adopt_known_key(target: Target) -> bool:
+    """Before the first connection under the profile's alias, carry over the key padlab recorded
+    for the address (the way padlab kept keys before aliases), so that key is checked, not a new one trusted.
+
+    Returns whether a key was carried over.
+    """
+    path = known_hosts()
+    if not target.key_alias or not path.exists() or _recorded(target.key_alias, path):
+        return False
+    seen = resolved(Target(target.host, target.user, target.port, target.identity))
+    name = known_hosts_name(seen.get("hostname") or target.host, int(seen.get("port") or 22))
+    lines = [x for x in _recorded(name, path) if not x.startswith("@")]
+    if not lines:
+        return False
+    adopted = [" ".join([target.key_alias, *line.split()[1:]]) for line in lines]
+    with path.open("a") as fh:
+        fh.write("".join(line + "\n" for line in adopted))
+    return True
+
+
+def _recorded(name: str, path: Path) -> list[str]:
+    """known_hosts lines for name (hashed or not), as ssh-keygen -F finds them."""
+    proc = subprocess.run(["ssh-keygen", "-F", name, "-f", str(path)], capture_output=True, text=True)
+    return [x for x in proc.stdout.splitlines() if x and not x.startswith("#")]
 
 
 def command(target: Target, remote: str | None = None, master: str = "auto", tty: bool = False) -> list[str]:
@@ -153,6 +199,7 @@ def ensure_master(target: Target, timeout: float = 60.0) -> None:
     """
     if master_alive(target):
         return
+    adopt_known_key(target)
     with tempfile.TemporaryFile() as err:
         try:
             proc = subprocess.run(
@@ -236,21 +283,25 @@ def known_hosts_name(host: str, port: int | None) -> str:
     return host if not port or port == 22 else f"[{host}]:{port}"
 
 
-def forget_host(host: str, port: int | None = 22) -> bool:
-    """Drop padlab's recorded key for host (an address or hostname as ssh resolves it).
+def forget_host(host: str, port: int | None = 22, alias: str | None = None) -> bool:
+    """Drop padlab's recorded keys for a machine: under its profile's alias, and under the address
+    (an address or hostname as ssh resolves it) where padlab kept keys before aliases.
 
-    Cloud providers call this when they re-created the machine behind an address,
-    so the new machine's key is trusted on first use again. Returns whether a key was removed.
+    Cloud providers call this when they re-created the machine, so the new machine's key
+    is trusted on first use again. Returns whether a key was removed.
     """
     path = known_hosts()
     if not path.exists():
         return False
-    proc = subprocess.run(
-        ["ssh-keygen", "-R", known_hosts_name(host, port), "-f", str(path)], capture_output=True, text=True
-    )
+    removed = False
+    for name in (alias, known_hosts_name(host, port)):
+        if not name:
+            continue
+        proc = subprocess.run(["ssh-keygen", "-R", name, "-f", str(path)], capture_output=True, text=True)
+        removed |= proc.returncode == 0 and "updated" in proc.stdout + proc.stderr
     with contextlib.suppress(FileNotFoundError):
         Path(str(path) + ".old").unlink()
-    return proc.returncode == 0 and "updated" in proc.stdout + proc.stderr
+    return removed
 
 
 def close_master(target: Target) -> None:

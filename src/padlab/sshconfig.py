@@ -3,7 +3,11 @@
 Each entry is kept in its own file (PADLAB_HOME/ssh/entries/NAME) and the
 ssh_config is rebuilt from them, so one profile's `up` never rewrites another's
 entry by accident. ``~/.ssh/config`` is only ever changed on request: one
-``Include`` line at its top (:func:`install_include`).
+``Include`` line at its top (:func:`install_include`), written through a symlink.
+
+An Include at the top makes padlab's entries win over what follows, so a profile
+whose name is also a ``Host`` of the user's own ~/.ssh/config gets the entry
+``padlab-NAME`` instead: padlab never changes where the user's ``ssh NAME`` goes.
 """
 
 from __future__ import annotations
@@ -29,8 +33,8 @@ def _entries_dir() -> Path:
 def entry(
     name: str, hostname: str, user: str | None, port: int, identity: str | None, jump: str | None
 ) -> str:
-    """The Host block for one profile: padlab's known_hosts and shared connection included."""
-    lines = [f"Host {name}", f"  HostName {hostname}"]
+    """The Host block for one profile: padlab's known_hosts (under the profile's key alias) and shared connection."""
+    lines = [f"Host {name}", f"  HostName {hostname}", f"  HostKeyAlias {ssh.key_alias(name)}"]
     if user:
         lines.append(f"  User {user}")
     lines.append(f"  Port {port}")
@@ -63,15 +67,40 @@ def mosh_argv(name: str, command: list[str], ports: tuple[int, int]) -> list[str
     import shlex
 
     ssh_cmd = f"ssh -F {shlex.quote(str(path()))} -o ControlPath=none"
-    argv = ["mosh", "-p", f"{ports[0]}:{ports[1]}", f"--ssh={ssh_cmd}", name]
+    argv = ["mosh", "-p", f"{ports[0]}:{ports[1]}", f"--ssh={ssh_cmd}", host_name(name)]
     return argv + ["--", *command] if command else argv
+
+
+def user_hosts() -> set[str]:
+    """The names the user's own ~/.ssh/config gives in its Host lines (patterns as written)."""
+    try:
+        text = user_config().read_text()
+    except OSError:
+        return set()
+    names: set[str] = set()
+    for line in text.splitlines():
+        words = line.strip().replace("=", " ", 1).split()
+        if len(words) > 1 and words[0].lower() == "host":
+            names.update(w.strip('"') for w in words[1:])
+    return names
+
+
+def host_name(name: str, taken: set[str] | None = None) -> str:
+    """The Host name of a profile's entry: NAME, or padlab-NAME when the user already has a Host NAME."""
+    taken = user_hosts() if taken is None else taken
+    return f"padlab-{name}" if name in taken else name
 
 
 def rebuild() -> Path:
     from padlab import profiles
 
     known = set(profiles.names())
-    blocks = [p.read_text() for p in sorted(_entries_dir().iterdir()) if p.is_file() and p.name in known]
+    taken = user_hosts()
+    blocks = []
+    for p in sorted(_entries_dir().iterdir()):
+        if p.is_file() and p.name in known:
+            first, _, rest = p.read_text().partition("\n")
+            blocks.append(f"Host {host_name(p.name, taken)}\n{rest}")
     target = path()
     write_atomic(target, HEADER + "\n".join(blocks), mode=0o600)
     return target
@@ -100,8 +129,10 @@ def install_include() -> bool:
     """
     if include_installed():
         return False
-    config = user_config()
-    paths.ensure_private_dir(config.parent)
+    link = user_config()
+    paths.ensure_private_dir(link.parent)
+    # A dotfiles setup links ~/.ssh/config elsewhere: change the file it points to, keep the link.
+    config = Path(os.path.realpath(link))
     try:
         old = config.read_text()
         mode = os.stat(config).st_mode & 0o777
@@ -111,4 +142,5 @@ def install_include() -> bool:
         raise PadlabError(f"cannot read {config}: {exc}", "fix its permissions and run again") from exc
     note = "# Added by `padlab ssh-config --install`: padlab's workstations (ssh NAME, mosh NAME).\n"
     write_atomic(config, note + include_line() + "\n\n" + old, mode=mode)
+    rebuild()  # names the user's config already has become padlab-NAME
     return True

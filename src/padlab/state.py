@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,13 +28,41 @@ def _path(name: str, create: bool = True) -> Path:
     return _dir(create) / f"{name}.json"
 
 
+class Corrupt(PadlabError):
+    """The state file could not be read; it was moved aside, so the next command starts afresh."""
+
+
 def load(name: str) -> dict[str, Any]:
+    """The recorded state ({} before the first command); an unreadable file raises Corrupt once.
+
+    Never a silent reset: the damaged file is kept as NAME.json.corrupt and the user is told.
+    """
+    path = _path(name, create=False)
     try:
-        return json.loads(_path(name, create=False).read_text())
+        raw = path.read_bytes()
     except FileNotFoundError:
         return {}
+    try:
+        data = json.loads(raw)
     except ValueError:
-        return {}
+        data = None
+    if isinstance(data, dict):
+        return data
+    kept = path.with_name(path.name + ".corrupt")
+    os.replace(path, kept)
+    raise Corrupt(
+        f"padlab's record of {name!r} was unreadable; it is kept as {kept} and a fresh one starts",
+        f"run the command again; `padlab status {name}` reads the box as it is now",
+    )
+
+
+def recover(name: str) -> str | None:
+    """For `down`, which must work from what is left: set an unreadable file aside, return why."""
+    try:
+        load(name)
+    except Corrupt as exc:
+        return str(exc)
+    return None
 
 
 def save(name: str, data: dict[str, Any]) -> None:

@@ -71,8 +71,15 @@ def run_program(
 ) -> dict:
     """Feed program + request to argv; stream stage events; return the box's report or raise."""
     payload = base64.b64encode(program()) + b"\n" + json.dumps(request).encode()
+    # Its own session and process group: an interrupt ends the program and its children (venv,
+    # pip, apt) together, and only through padlab, which then records the interruption.
     proc = subprocess.Popen(
-        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        start_new_session=True,
     )
     other: list[str] = []
 
@@ -103,11 +110,29 @@ def run_program(
         out = proc.stdout.read()
         proc.wait()
     except KeyboardInterrupt:
-        proc.terminate()
-        proc.wait()
+        end_group(proc)
         raise
     reader.join(timeout=5)
     return parse_report(out, proc.returncode, other, where, explain)
+
+
+def end_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """SIGINT to the program's whole process group (it reports the interruption and removes its
+    temporary copy), then SIGTERM and SIGKILL to what is left, `grace` seconds apart."""
+    import os
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            continue
+        # The leader is gone; children that ignored SIGTERM still share its group id.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        return
 
 
 def parse_report(

@@ -123,7 +123,7 @@ def up(
             "service_kind": (report.get("service") or {}).get("kind"),
             "warnings": report.get("warnings", []),
         }
-        if password is not None:
+        if password is not None and not report.get("password_kept"):
             changes["password_hint"] = password_hint(generated)
         changes.update(provider.after_up(machine, report))
         st = state.update(profile.name, **changes)
@@ -136,6 +136,7 @@ def up(
         "deadline_why": req["autostop"].get("deadline_why"),
         "over_budget": over_budget,
     }
+    out["password_kept"] = bool(report.get("password_kept"))
     return out
 
 
@@ -248,13 +249,17 @@ def status(profile: Profile) -> dict[str, Any]:
         machine = Machine(state="error")
         phase, st["last_error"] = "error", str(exc)
     ledger.observe(profile.name, machine, time.time(), "padlab status")
-    if phase in ("starting", "stopping", "new"):
+    if phase in ("starting", "stopping"):
         live = phase
     elif machine.state != "running":
-        live = "stopped" if machine.state == "off" else machine.state
+        # No record ('new') and no machine: never set up, as far as anyone can tell.
+        live = "new" if phase == "new" else ("stopped" if machine.state == "off" else machine.state)
+    elif provider.jupyter_alive(machine):
+        # Also with no record (lost or set aside as corrupt): a serving Jupyter is never 'new'.
+        live = "running"
     else:
-        live = "running" if provider.jupyter_alive(machine) else _not_serving(phase)
-    if live == "running" and provider.info.this_machine:
+        live = "new" if phase == "new" else _not_serving(phase)
+    if live == "running" and (provider.info.this_machine or not st.get("host")):
         st["host"] = machine.host or st.get("host")
     out = card.build(profile, st, live_state=live)
     out["machine"] = machine.as_dict()

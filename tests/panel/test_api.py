@@ -57,6 +57,8 @@ def test_bad_input_gets_clear_errors(client, panel_home):
     assert missing.status_code == 404 and "lab" in missing.json()["fix"]
     bad = client.post("/api/workstations/lab/keep", headers=headers, json={"duration": "two hours"})
     assert bad.status_code == 400 and bad.json()["error"]
+    endless = client.post("/api/workstations/lab/keep", headers=headers, json={"duration": "99999999999d"})
+    assert endless.status_code == 400 and "at most 7 d" in endless.json()["error"]
     assert client.post("/api/workstations/lab/keep", headers=headers, content=b"{").status_code == 400
     assert client.post("/api/workstations/lab/explode", headers=headers).status_code == 404
 

@@ -48,7 +48,7 @@ def dispatch(raw: dict, program: bytes) -> dict:
     if not action.locked:
         action.run(ctx)
         return ctx.report.as_dict()
-    with lock.held(req["name"], ctx.report.stage):
+    with lock.held(req["name"], ctx.report.stage, lock.directory(req)):
         if action.sudo:
             ctx.host.check_sudo()
         action.run(ctx)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import re
 import shutil
@@ -186,20 +187,28 @@ def gpu(threshold: int) -> list:
     return [Signal("gpu", "utilisation %d%%, below %d%%" % (busiest, threshold))]
 
 
-def keep_until(path: str) -> float:
-    """The end of a padlab-keep hold (0 when none). The file is the user's: read little, follow no link."""
+def keep_until(path: str, now: float, longest: float) -> tuple:
+    """(end of the padlab-keep hold or 0, why the file was ignored or None).
+
+    The file is the user's: read little, follow no link, and ignore (but say) anything that is
+    not a time within `longest` from now, such as inf, nan or a date past the year 9999.
+    """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
-        return 0.0
+        return 0.0, None
     try:
         raw = os.read(fd, 64)
     finally:
         os.close(fd)
+    text = raw.decode(errors="replace").strip()
     try:
-        return float(raw.decode().strip() or 0)
+        until = float(text or 0)
     except ValueError:
-        return 0.0
+        until = math.nan
+    if math.isfinite(until) and until <= now + longest + 60:
+        return until, None
+    return 0.0, "ignored the hold in %s (%r): not a time within %d s from now" % (path, text[:20], longest)
 
 
 def jupyter(conf: dict, state: dict, now: float, running: bool) -> list:

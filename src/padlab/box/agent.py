@@ -21,7 +21,7 @@ import time
 from . import activity, alerts, do_stop
 from .request import WARN_S
 from .stops import STOPS, jupyter_pid, jupyter_running
-from .timefmt import format_duration, parse_duration
+from .timefmt import MAX_KEEP_S, format_duration, parse_duration
 
 TTY_DIR = "/dev/pts"
 LOG_MAX_BYTES = 256 * 1024
@@ -86,7 +86,7 @@ def decide(conf: dict, state: dict, signals: list, now: float, started: float) -
         )
     last = max(seen, key=lambda s: s.at) if seen else None
     idle_since = min(last.at if last else now, now)
-    hold = activity.keep_until(conf["keep_file"])
+    hold, hold_problem = activity.keep_until(conf["keep_file"], now, MAX_KEEP_S)
     idle_s, cap_s = conf.get("idle_s"), conf.get("max_uptime_s")
     out = {
         "checked_at": now,
@@ -100,6 +100,7 @@ def decide(conf: dict, state: dict, signals: list, now: float, started: float) -
         "hold_until": hold if hold > now else None,
         "stop_at": None,
         "stop_why": None,
+        "hold_problem": hold_problem,
     }
     candidates = []
     if idle_s and not in_use:
@@ -142,6 +143,8 @@ def evaluate(conf: dict, state: dict, now: float) -> dict:
         signals.append(activity.Signal("autostop", "settings changed", at=changed))
     decision = decide(conf, state, signals, now, _started(conf))
     decision["notes"] = [s.text() for s in signals if not s.active and not s.at]
+    if decision["hold_problem"]:
+        decision["notes"].append(decision["hold_problem"])
     return decision
 
 
@@ -425,13 +428,13 @@ def keep(keep_file: str, state_file: str, args: list) -> int:
     """padlab-keep: hold the box up for a while, release the hold, or show where autostop stands."""
     now = time.time()
     if not args or args[0] in ("status", "-s"):
-        print(status_line(load_json(state_file), now, activity.keep_until(keep_file)))
+        print(status_line(load_json(state_file), now, activity.keep_until(keep_file, now, MAX_KEEP_S)[0]))
         return 0
     if args[0] in ("-h", "--help"):
         print(KEEP_HELP)
         return 0
     try:
-        seconds = parse_duration(args[0])
+        seconds = parse_duration(args[0], MAX_KEEP_S, "a padlab-keep hold")
     except ValueError as exc:
         sys.stderr.write("padlab-keep: %s\n" % exc)
         return 2
@@ -496,7 +499,7 @@ def main(argv: list) -> int:
         conf = load_json(argv[1])
         now = time.time()
         decision = evaluate(conf, load_json(paths(conf)["state"]), now) if conf else {}
-        hold = activity.keep_until(conf["keep_file"]) if conf else 0.0
+        hold = activity.keep_until(conf["keep_file"], now, MAX_KEEP_S)[0] if conf else 0.0
         summary = status_line(decision, now, hold)
         if conf and not conf.get("scheduler") and (conf.get("idle_s") or conf.get("max_uptime_s")):
             summary += " (but nothing runs the agent here: neither systemd nor cron)"

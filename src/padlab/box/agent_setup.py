@@ -80,7 +80,7 @@ def prepare_jupyter(host: Host, layout: Layout, report: Report) -> bool:
     """Token, its hash for Jupyter and the extension; returns whether Jupyter must restart to load it."""
     paths = AgentLayout(layout)
     host.makedirs(os.path.dirname(paths.dir), mode=0o755, root=paths.system)
-    host.makedirs(paths.dir, mode=0o755, root=paths.system)
+    host.makedirs(paths.dir, mode=0o755 if paths.system else 0o700, root=paths.system)
     token = (host.read(paths.token) or b"").decode().strip()
     if not token:
         token = secrets.token_hex(32)

@@ -16,7 +16,7 @@ import subprocess
 
 from . import account, agent_setup, firewall, health, jupyter, mosh, ports, service, tls, venv
 from .context import Context
-from .report import BoxError
+from .report import BoxError, Report
 from .service import Layout
 from .system import Host, expand_user, primary_address
 
@@ -33,8 +33,10 @@ def up(ctx: Context) -> None:
     account.adopt(host, layout, req["root_dir"], report)
 
     host.makedirs(layout.prefix, owner=layout.user, root=layout.system)
-    for d in (os.path.dirname(layout.lib), os.path.dirname(layout.launcher), layout.run_dir, layout.log_dir):
+    for d in (os.path.dirname(layout.lib), os.path.dirname(layout.launcher)):
         host.makedirs(d, owner=layout.user, root=layout.system)
+    for d in (layout.run_dir, layout.log_dir):
+        host.makedirs(d, mode=0o755 if layout.system else 0o700, owner=layout.user, root=layout.system)
     host.makedirs(layout.etc, mode=0o700, owner=layout.user, root=layout.system)
     host.makedirs(layout.jupyter_dir, mode=0o700, owner=layout.user, root=layout.system)
     report.step("box-program", host.write(layout.lib, ctx.program, owner=layout.user, root=layout.system))
@@ -60,7 +62,7 @@ def up(ctx: Context) -> None:
     )
     report.step("tls", cert_changed, "certificate for %s" % ", ".join(sans))
 
-    hashed = _password_hash(host, layout, req["password"])
+    hashed = _password_hash(host, layout, req["password"], report)
     secret_changed = jupyter.ensure_cookie_secret(host, layout)
     cfg = jupyter.config(layout, int(req["port"]), req["listen"], req["root_dir"], hashed)
     root_dir = expand_user(req["root_dir"], layout.user)
@@ -103,7 +105,9 @@ def up(ctx: Context) -> None:
     report.data.update(workstation_facts(host, layout, kind))
 
 
-def _password_hash(host: Host, layout: Layout, password: str | None) -> str:
+def _password_hash(host: Host, layout: Layout, password: str | None, report: Report) -> str:
+    """The hash Jupyter gets. `up` sets the first password only; changing it is `padlab passwd`'s job,
+    so a password from a lost or stale client record never replaces the one in use."""
     current = jupyter.current_hash(host, layout)
     if password is None:
         if current is None:
@@ -114,6 +118,13 @@ def _password_hash(host: Host, layout: Layout, password: str | None) -> str:
             )
         return current
     if current and _matches(layout, current, password):
+        return current
+    if current:
+        report.data["password_kept"] = True
+        report.warn(
+            "this workstation already has a password, so up kept it and did not use the one given; "
+            "to change it: padlab passwd %s" % layout.name
+        )
         return current
     return jupyter.hash_password(layout, password)
 

@@ -59,10 +59,12 @@ def autostop_cmd(
 
 
 def _looks_like_limit(text: str) -> bool:
+    import math
+
     from padlab.box.timefmt import parse_duration
 
     try:
-        parse_duration(text)
+        parse_duration(text, math.inf)  # a duration, even one too long to accept, is not a name
     except ValueError:
         return False
     return True
@@ -76,7 +78,7 @@ def keep(name: str | None, duration: str | None, as_json: bool) -> None:
     """Hold the workstation up for DURATION, whatever the idle limit says; 'off' releases the hold.
 
     \b
-    A hard cap (--max-uptime) still applies. On the box itself, from an ssh or
+    A hold lasts at most 7 days. A hard cap (--max-uptime) still applies. On the box itself, from an ssh or
     mosh shell, `padlab-keep 2h` does the same.
 
     \b
@@ -84,19 +86,14 @@ def keep(name: str | None, duration: str | None, as_json: bool) -> None:
       padlab keep lab 2h
       padlab keep lab off
     """
-    from padlab import ui, workstation
-    from padlab.box.timefmt import parse_duration
+    from padlab import autostop, ui, workstation
 
     if name and duration is None and _looks_like_limit(name):
         name, duration = None, name
     if duration is None:
         raise PadlabError("keep needs a duration", "e.g. padlab keep lab 2h (or off)")
     profile = load_profile(name)
-    try:
-        seconds = parse_duration(duration)
-    except ValueError as exc:
-        raise PadlabError(str(exc), f"e.g. padlab keep {profile.name} 2h") from exc
-    facts = workstation.keep(profile, seconds)
+    facts = workstation.keep(profile, autostop.keep_seconds(duration, profile.name))
     if as_json:
         ui.print_json(facts)
     else:

@@ -18,7 +18,7 @@ from padlab.errors import PadlabError
 @click.argument("name", required=False)
 @click.option("--provider", type=click.Choice(registry.NAMES), help="Where the workstation runs.")
 @click.option("--port", type=int, help="HTTPS port for Jupyter (default 8888).")
-@click.option("--root-dir", help="Notebook folder on the box (default ~/notebooks).")
+@click.option("--root-dir", help="Notebook folder on the box: absolute or under ~ (default ~/notebooks).")
 @click.option("--listen", help="Address Jupyter listens on (default 0.0.0.0: every interface).")
 @click.option("--force", is_flag=True, help="Replace an existing profile of that name (the box is kept).")
 @click.option("--host", help="ssh: USER@HOST, a hostname, an address or a ~/.ssh/config alias.")
@@ -143,7 +143,8 @@ def up(
     """Make the workstation running and healthy, then print its connection card.
 
     \b
-    The first run needs a password: typed, piped, or generated.
+    The first run needs a password: typed, piped, or generated; later runs keep
+    it (change it with `padlab passwd`).
     Running it again on a healthy workstation changes nothing and reprints the card.
     With no profile at all, it creates 'lab' for this machine (provider local).
 
@@ -174,7 +175,7 @@ def up(
     with ui.progress(f"padlab up {profile.name}") as stage:
         data = workstation.up(profile, password, generated, on_stage=stage, over_budget=over_budget)
     budget_notice(profile.name, data["budget"])
-    if generated:
+    if generated and not data["password_kept"]:
         data["generated_password"] = password
         if not as_json:
             sys.stderr.write(f"Your Jupyter password (shown once, write it down): {password}\n")
@@ -267,9 +268,13 @@ def down(name: str | None, as_json: bool) -> None:
     Example:
       padlab down lab
     """
-    from padlab import ui, workstation
+    from padlab import profiles, state, ui, workstation
 
-    profile = load_profile(name)
+    # A damaged profile or state file must not keep a running Jupyter up: use what is readable.
+    profile, damaged = profiles.salvage(name)
+    for problem in (damaged, state.recover(profile.name)):
+        if problem:
+            click.echo(f"padlab: warning: {problem}", err=True)
     with ui.progress(f"padlab down {profile.name}") as stage:
         data = workstation.down(profile, on_stage=stage)
     if as_json:

@@ -102,7 +102,9 @@ def ssh_config(install: bool, show: bool) -> None:
     known_hosts, the shared connection) to PADLAB_HOME/ssh_config on every `up`.
     With one `Include` line at the top of ~/.ssh/config, plain `ssh NAME`,
     `mosh NAME`, scp and VS Code reach them too. padlab never edits
-    ~/.ssh/config unless you say yes here or pass --install.
+    ~/.ssh/config unless you say yes here or pass --install (a symlinked one is
+    changed where it points). A NAME your own config already has as a Host keeps
+    going where you set it; padlab's entry for it is padlab-NAME.
 
     \b
     Examples:
@@ -126,6 +128,13 @@ def ssh_config(install: bool, show: bool) -> None:
     if install:
         sshconfig.install_include()
         click.echo(f"Added `{sshconfig.include_line()}` to {sshconfig.user_config()}")
+    from padlab import profiles
+
+    for name in profiles.names():
+        if sshconfig.host_name(name) != name:
+            click.echo(
+                f"Your ~/.ssh/config has its own `Host {name}`, so padlab's entry is `{sshconfig.host_name(name)}`"
+            )
     else:
         click.echo(
             f"padlab's entries are in {path}; to use them from plain ssh, add this line at the top of "
@@ -152,9 +161,12 @@ def forget_host_key(name: str | None) -> None:
     seen = ssh.resolved(target)
     host, port = seen.get("hostname") or target.host, int(seen.get("port") or 22)
     ssh.close_master(target)
-    if ssh.forget_host(host, port):
+    if ssh.forget_host(host, port, target.key_alias):
         click.echo(
-            f"Forgot the host key of {ssh.known_hosts_name(host, port)}; `padlab up {profile.name}` trusts the next one."
+            f"Forgot the host key of {profile.name!r} ({ssh.known_hosts_name(host, port)}); "
+            f"`padlab up {profile.name}` trusts the next one."
         )
     else:
-        click.echo(f"padlab had no host key recorded for {ssh.known_hosts_name(host, port)}.")
+        click.echo(
+            f"padlab had no host key recorded for {profile.name!r} ({ssh.known_hosts_name(host, port)})."
+        )

@@ -50,13 +50,13 @@ class BadDuration(PadlabError):
 
 def keep(panel: Any, name: str, duration: str) -> dict[str, Any]:
     from padlab import workstation
-    from padlab.box.timefmt import parse_duration
+    from padlab.box.timefmt import MAX_KEEP_S, parse_duration
 
     profile = panel.workstations.profile(name)
     try:
-        seconds = parse_duration(duration)
+        seconds = parse_duration(duration, MAX_KEEP_S, "a keep hold")
     except ValueError as exc:
-        raise BadDuration(str(exc), 'send a duration such as "2h", "45m" or "off"') from exc
+        raise BadDuration(str(exc), 'send a duration such as "2h", "45m" or "off" (at most 7d)') from exc
     facts = workstation.keep(profile, seconds)
     panel.workstations.forget(name)
     return facts

@@ -25,8 +25,12 @@ class LocalProvider(ProviderBase):
         return self.describe()
 
     def transport(self, machine: Machine) -> Transport:
+        from pathlib import Path
+
         from padlab.transport import LocalTransport
 
+        # PADLAB_HOME, boxes/ and boxes/NAME are 0700 before the box program writes into them.
+        paths.ensure_private_dir(Path(self.layout().prefix))
         return LocalTransport()
 
     def connected(self, machine: Machine) -> bool:

@@ -58,7 +58,13 @@ class RemoteProvider(ProviderBase):
             raise PadlabError(
                 f"{self.profile.name!r} has no address yet", f"run `padlab up {self.profile.name}`"
             )
-        return ssh.Target(host, self.login_user(), self.profile.ssh_port, self.login_identity())
+        return ssh.Target(
+            host,
+            self.login_user(),
+            self.profile.ssh_port,
+            self.login_identity(),
+            ssh.key_alias(self.profile.name),
+        )
 
     # -- what workstation.py asks of every provider ----------------------------------------
 
@@ -135,7 +141,7 @@ class RemoteProvider(ProviderBase):
         """The machine was re-created: trust its new host key on first use, drop the stale connection."""
         if machine.host:
             ssh.close_master(self.target(machine))
-            ssh.forget_host(machine.host, self.profile.ssh_port)
+            ssh.forget_host(machine.host, self.profile.ssh_port, ssh.key_alias(self.profile.name))
 
     def wait_for_ssh(self, machine: Machine, timeout: float = 300.0) -> None:
         if machine.host:

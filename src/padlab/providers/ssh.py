@@ -23,7 +23,11 @@ class SshProvider(RemoteProvider):
     def target(self, machine: Machine) -> ssh.Target:
         """Always the profile's host as typed, so a ~/.ssh/config alias keeps its ProxyJump, keys..."""
         return ssh.Target(
-            str(self.profile.host), self.login_user(), self.profile.ssh_port, self.login_identity()
+            str(self.profile.host),
+            self.login_user(),
+            self.profile.ssh_port,
+            self.login_identity(),
+            ssh.key_alias(self.profile.name),
         )
 
     def describe(self) -> Machine:
