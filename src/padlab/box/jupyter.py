@@ -47,7 +47,9 @@ def ensure_cookie_secret(host: Host, layout: Layout) -> bool:
     return True
 
 
-def config(layout: Layout, port: int, listen: str, root_dir: str, hashed: str) -> str:
+def config(
+    layout: Layout, port: int, listen: str, root_dir: str, hashed: str, default_kernel: str | None = None
+) -> str:
     home = expand_user("~", layout.user)
     cfg = {
         "ServerApp": {
@@ -74,4 +76,7 @@ def config(layout: Layout, port: int, listen: str, root_dir: str, hashed: str) -
             "workspaces_dir": os.path.join(home, ".jupyter", "lab", "workspaces"),
         },
     }
+    if default_kernel:
+        # New notebooks open in the image's own GPU stack (padlab.box.kernels).
+        cfg["MappingKernelManager"] = {"default_kernel_name": default_kernel}
     return json.dumps(cfg, indent=2, sort_keys=True) + "\n"
