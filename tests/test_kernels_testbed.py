@@ -70,7 +70,7 @@ HASH = f"find {VENDOR_DIRS} -type f -not -path '*/__pycache__/*' -print0 | sort 
 @pytest.fixture(scope="module")
 def box(testbed, tmp_path_factory) -> Iterator[dict]:
     machine = testbed.machine(f"kern{os.getpid() % 100000}")
-    machine.exec(["bash", "-c", SETUP])
+    machine.exec(["bash", "-c", SETUP], timeout=900)
     before = machine.exec(["bash", "-c", HASH]).stdout
     home = tmp_path_factory.mktemp("kernels") / "home"
     padlab(home, "init", "box", "--provider", "ssh", "--host", f"{machine.user}@{machine.ip}",
