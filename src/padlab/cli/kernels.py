@@ -107,6 +107,7 @@ def create(
     \b
     Examples:
       padlab kernels gpu create fastai --packages "fastai fastbook"
+      padlab kernels create fastai --packages fastai        # the default profile
       padlab kernels gpu create exp --requirements requirements.txt --python 3.11
       padlab kernels gpu create cu --packages torch --torch-backend cu126
     """
