@@ -58,10 +58,13 @@ print(json.dumps({"cuda": ok, "device": torch.cuda.get_device_name(0) if ok else
 
 
 def as_user(user: str) -> list:
-    """argv prefix that runs a command as the Jupyter user (nothing when we already are that user)."""
+    """argv prefix that runs a command as the Jupyter user, with that user's HOME (so ~/.local counts)."""
     if pwd.getpwuid(os.geteuid()).pw_name == user:
         return []
-    return ["sudo", "-n", "-u", user, "-H", "--"]
+    home = "HOME=" + pwd.getpwnam(user).pw_dir
+    if os.geteuid() == 0 and shutil.which("sudo") is None:
+        return ["runuser", "-u", user, "--", "env", home]
+    return ["sudo", "-n", "-u", user, "-H", "--", "env", home]
 
 
 def kernels_dir(layout: Layout) -> str:
