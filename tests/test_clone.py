@@ -77,7 +77,8 @@ def test_existing_folder_of_that_name_is_never_replaced(tmp_path):
     )
     try:
         report = padlab_json(home, "up", "--password-stdin", input=PASSWORD + "\n")
-        assert {s["name"]: s["changed"] for s in report["steps"]}["clone"] is False
+        steps = {s["name"]: s["changed"] for s in report["steps"]}
+        assert steps.get("clone") is False, report["steps"]
         assert sorted(p.name for p in (nb / "course22").iterdir()) == ["mine.txt"]
     finally:
         padlab(home, "down", check=False)
