@@ -19,6 +19,13 @@ else:
 """
 
 
+CUDA_CODE = """
+import torch
+ok = torch.cuda.is_available()
+print("available: " + torch.cuda.get_device_name(0) if ok else "not available", "(torch %s)" % torch.__version__)
+"""
+
+
 @dataclass
 class Check:
     name: str
@@ -99,10 +106,36 @@ def run(host: str, port: int, password: str | None, info_only_gpu: bool = True) 
             checks.append(
                 Check("GPU visible", None, "; ".join((gpu.stdout.strip() or gpu.error or "?").splitlines()))
             )
+            checks += torch_kernels(client)
         except Exception as exc:  # a kernel failure is a finding to report
             checks.append(
                 Check("kernel runs code", False, str(exc) or type(exc).__name__, "see the box's Jupyter log")
             )
+        finally:
+            if kernel:
+                client.shutdown_kernel(kernel)
+    return checks
+
+
+def torch_kernels(client: Any) -> list[Check]:
+    """For each kernel whose environment has torch (padlab's kernelspec metadata): CUDA, as a notebook sees it."""
+    checks = []
+    specs = client.api("GET", "/kernelspecs").json().get("kernelspecs", {})
+    for name, spec in sorted(specs.items()):
+        body = spec.get("spec") or {}
+        if not ((body.get("metadata") or {}).get("padlab") or {}).get("torch"):
+            continue
+        label = f"CUDA in {body.get('display_name', name)}"
+        kernel = None
+        try:
+            kernel = client.start_kernel(name)
+            result = client.execute(kernel, CUDA_CODE, timeout=300)
+            if result.error:
+                checks.append(Check(label, False, result.error, f"see `padlab kernels` for kernel {name}"))
+            else:
+                checks.append(Check(label, None, result.stdout.strip()))
+        except Exception as exc:  # a kernel that does not start is a finding to report
+            checks.append(Check(label, False, str(exc) or type(exc).__name__, "see the box's Jupyter log"))
         finally:
             if kernel:
                 client.shutdown_kernel(kernel)

@@ -16,6 +16,10 @@ from padlab.errors import PadlabError
 from padlab.fileio import write_atomic
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,30}")
+KERNEL_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")  # padlab.box.kernels checks the same on the box
+KERNEL_KEYS = {"packages", "requirements", "python", "torch_backend"}
+CLONE_RE = re.compile(r"(https?://|ssh://|git://|file://|[\w.-]+@[\w.-]+:)\S+")
+PYTHON_RE = re.compile(r"3\.\d{1,2}(\.\d{1,2})?")
 DEFAULT_PORT = 8888
 # A profile file's setting of the wrong type is the file's fault: one line that names it.
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -47,6 +51,11 @@ class Profile:
     autostop: str | None = None
     max_uptime: str | None = None
     autostop_action: str | None = None
+    # Course repository cloned into root_dir at `up` when missing (`init --clone URL`).
+    clone: str | None = None
+    # Kernels built on demand (`padlab kernels NAME create`), rebuilt by `up` on a new machine:
+    # {name: {"packages": [...], "requirements": TEXT, "python": "3.11", "torch_backend": "cu126"}}.
+    kernels: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> Profile:
         check_name(self.name)
@@ -65,6 +74,13 @@ class Profile:
             raise PadlabError(
                 f"the {self.provider} provider needs a host",
                 f"padlab init {self.name} --provider {self.provider} --host USER@HOST",
+            )
+        for kname, want in self.kernels.items():
+            check_kernel(kname, want)
+        if self.clone is not None and not CLONE_RE.fullmatch(self.clone):
+            raise PadlabError(
+                f"--clone {self.clone!r} is not a git URL",
+                "pass one like https://github.com/fastai/course22 (or git@..., ssh://..., file://...)",
             )
         autostop.validate(self)
         return self
@@ -113,6 +129,26 @@ def check_root_dir(root_dir: str) -> None:
         f"notebook folder {root_dir!r} is not an absolute path or under ~",
         "give e.g. --root-dir ~/notebooks or --root-dir /srv/notebooks",
     )
+
+
+def check_kernel(name: str, want: dict[str, Any]) -> None:
+    """A declared kernel: a name Jupyter accepts and only the settings padlab knows."""
+    if not KERNEL_RE.fullmatch(name):
+        raise PadlabError(
+            f"invalid kernel name {name!r}",
+            "use lowercase letters, digits, - and _ (at most 40), e.g. fastai",
+        )
+    unknown = set(want) - KERNEL_KEYS
+    if unknown:
+        raise PadlabError(
+            f"unknown kernel setting(s) {', '.join(sorted(unknown))} for {name!r}", "remove them"
+        )
+    if not isinstance(want.get("packages", []), list):
+        raise PadlabError(f"kernel {name!r}: packages must be a list", 'e.g. packages = ["fastai"]')
+    if want.get("python") is not None and not PYTHON_RE.fullmatch(str(want["python"])):
+        raise PadlabError(
+            f"kernel {name!r}: --python {want['python']!r} is not a version", "e.g. --python 3.11"
+        )
 
 
 def _profile_path(name: str) -> Path:

@@ -52,6 +52,10 @@ def request_for(profile: Profile, provider: Provider, action: str, machine: Mach
         price = machine.price_per_hour if machine else None
         req["autostop"].update(money.box_fields(profile.name, price, over))
         req["alerts"] = alerts.box_fields(profile.name)
+    if action == "up":
+        req["kernels"] = {"declared": profile.kernels}
+        if profile.clone:
+            req["clone"] = profile.clone
     return req
 
 

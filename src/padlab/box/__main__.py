@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Callable
 
-from . import autostop_actions, bootstrap, lock, request
+from . import autostop_actions, bootstrap, kernel_actions, lock, request
 from .context import Context
 from .report import BoxError
 
@@ -31,6 +31,8 @@ ACTIONS = {
     "autostop": Action(autostop_actions.apply),
     "keep": Action(autostop_actions.keep),
     "logs": Action(autostop_actions.logs, sudo=False),
+    "kernels": Action(kernel_actions.listing, locked=False, sudo=False),
+    "kernel-create": Action(kernel_actions.create),
 }
 
 

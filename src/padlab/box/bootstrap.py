@@ -14,7 +14,7 @@ import os
 import socket
 import subprocess
 
-from . import account, agent_setup, firewall, health, jupyter, mosh, ports, service, tls, venv
+from . import account, agent_setup, clone, firewall, health, jupyter, kernels, mosh, ports, service, tls, venv
 from .context import Context
 from .report import BoxError, Report
 from .service import Layout
@@ -64,9 +64,12 @@ def up(ctx: Context) -> None:
 
     hashed = _password_hash(host, layout, req["password"], report)
     secret_changed = jupyter.ensure_cookie_secret(host, layout)
-    cfg = jupyter.config(layout, int(req["port"]), req["listen"], req["root_dir"], hashed)
+    default_kernel = kernels.ensure(host, layout, req["kernels"], report)
+    cfg = jupyter.config(layout, int(req["port"]), req["listen"], req["root_dir"], hashed, default_kernel)
     root_dir = expand_user(req["root_dir"], layout.user)
     host.makedirs(root_dir, mode=0o755, owner=layout.user, root=layout.system)
+    if req["clone"]:
+        clone.ensure(host, layout, {"url": req["clone"], "root_dir": req["root_dir"]}, report)
     cfg_changed = host.write(layout.config, cfg, mode=0o600, owner=layout.user, root=layout.system)
     cfg_changed |= jupyter.install_login_guard(host, layout)
     report.step("jupyter-config", cfg_changed or secret_changed, layout.config)

@@ -60,7 +60,9 @@ def install_login_guard(host: Host, layout: Layout) -> bool:
     return host.write(module, source, mode=0o644, owner=layout.user, root=layout.system)
 
 
-def config(layout: Layout, port: int, listen: str, root_dir: str, hashed: str) -> str:
+def config(
+    layout: Layout, port: int, listen: str, root_dir: str, hashed: str, default_kernel: str | None = None
+) -> str:
     home = expand_user("~", layout.user)
     cfg = {
         "ServerApp": {
@@ -92,4 +94,7 @@ def config(layout: Layout, port: int, listen: str, root_dir: str, hashed: str) -
             "workspaces_dir": os.path.join(home, ".jupyter", "lab", "workspaces"),
         },
     }
+    if default_kernel:
+        # New notebooks open in the image's own GPU stack (padlab.box.kernels).
+        cfg["MappingKernelManager"] = {"default_kernel_name": default_kernel}
     return json.dumps(cfg, indent=2, sort_keys=True) + "\n"

@@ -88,6 +88,11 @@ FIELDS = {
     "firewall": Field(  # None: no firewall step
         (dict, NONE), None, {"allow_from": Field((str, NONE)), "enable": Field(bool, False)}
     ),
+    "kernels": Field(dict, {}, {"declared": Field(dict, {})}),  # up: kernels the profile declared
+    "clone": Field((str, NONE)),  # up: a git URL cloned into root_dir when missing
+    # -- kernels, kernel-create ---------------------------------------------------------------
+    "cuda": Field(bool, True),  # kernels: ask torch about CUDA in each environment
+    "kernel": Field((dict, NONE), None, {"name": Field(str, REQUIRED), "want": Field(dict, REQUIRED)}),
     # -- down, keep, logs -------------------------------------------------------------------------
     "disable": Field(bool, True),  # down: also keep Jupyter from starting at boot
     "keep_s": Field((int, NONE)),  # keep: hold the box up this long; None releases the hold

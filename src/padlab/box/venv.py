@@ -43,7 +43,7 @@ def ensure(host: Host, venv: str, report: Report, owner: str | None, root: bool,
     as_owner = host.as_user(owner)
     if not os.access(python_in(venv), os.X_OK):
         _create(host, venv, owner, root, as_owner)
-    uv = shutil.which("uv") or _uv_in_venv(venv, as_owner)
+    uv = shutil.which("uv") or uv_in_venv(venv, as_owner)
     if uv:
         # The system's CA store, as pip uses: a TLS-intercepting proxy's CA lives there.
         native_tls = ["env", "UV_NATIVE_TLS=1"]
@@ -79,7 +79,7 @@ def _uninstall(uv: str | None, venv: str) -> list[str]:
     return [python_in(venv), "-m", "pip", "uninstall", "--quiet", "--yes"] + REMOVED
 
 
-def _uv_in_venv(venv: str, as_owner: list[str]) -> str | None:
+def uv_in_venv(venv: str, as_owner: list[str]) -> str | None:
     """uv from pip into the venv: ~3 s, then Jupyter in ~1 s instead of ~13 s with pip (testbed, bookworm)."""
     uv = os.path.join(venv, "bin", "uv")
     if not os.access(uv, os.X_OK):

@@ -36,6 +36,11 @@ from padlab.errors import PadlabError
 @click.option("--autostop", help="Stop after this long idle, e.g. 45m, or off (default: 1h on clouds).")
 @click.option("--max-uptime", help="Stop after this long up, even when busy, e.g. 8h (default: off).")
 @click.option(
+    "--clone",
+    "clone_url",
+    help="A git repository (e.g. a course) cloned into the notebook folder at `up` if missing.",
+)
+@click.option(
     "--autostop-action",
     type=click.Choice(["service", "poweroff"]),
     help="What a stop does: service (stop Jupyter) or poweroff; clouds default to poweroff.",
@@ -57,6 +62,7 @@ def init(
     autostop: str | None,
     max_uptime: str | None,
     autostop_action: str | None,
+    clone_url: str | None,
     **cloud: Any,
 ) -> None:
     """Create a profile. With no flags in a terminal, it asks.
@@ -73,6 +79,7 @@ def init(
       padlab init gpu --provider paperspace --user paperspace --identity ~/.ssh/id_ed25519
       padlab init do --provider digitalocean --machine-id 3164444
       padlab init gpu --provider paperspace --autostop 45m --max-uptime 8h
+      padlab init gpu --provider paperspace --clone https://github.com/fastai/course22
     """
     from padlab import profiles
 
@@ -92,7 +99,10 @@ def init(
         raise PadlabError(
             f"profile {name!r} already exists", "pass --force to replace it, or pick another name"
         )
-    profile = profiles.Profile(name=name, provider=provider)
+    profile = profiles.Profile(name=name, provider=provider, clone=clone_url)
+    if profiles.exists(name):
+        # Kernels declared with `padlab kernels create` describe the box, which --force keeps.
+        profile.kernels = profiles.load(name).kernels
     if port is not None:
         profile.port = port
     if root_dir is not None:
@@ -323,7 +333,8 @@ def doctor(name: str | None, password_stdin: bool, as_json: bool, host: str | No
 
     \b
     Checks: port open, TLS chain valid against padlab's CA, login page served,
-    password login, a kernel runs code, GPU visible (information only).
+    password login, a kernel runs code, GPU visible (information only), and for
+    each kernel with torch whether CUDA is available and the device name.
 
     \b
     Example:

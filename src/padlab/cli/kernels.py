@@ -1,0 +1,133 @@
+"""padlab kernels: the box's Python environments as Jupyter kernels, and kernels built on demand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from padlab.cli import cli
+from padlab.cli.common import CONTEXT, load_profile
+from padlab.errors import PadlabError
+
+
+class _OptionalName(click.Group):
+    """NAME is optional before a subcommand (`padlab kernels create KNAME`), and options may follow it."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] in self.commands:
+            args = ["", *args]
+        if not any(a in self.commands for a in args):
+            ctx.allow_interspersed_args = True  # `padlab kernels gpu --json`
+        return super().parse_args(ctx, args)
+
+
+@cli.group(cls=_OptionalName, invoke_without_command=True, context_settings=CONTEXT)
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the kernels as JSON.")
+@click.option("--no-cuda", is_flag=True, help="Skip asking torch about CUDA (it imports torch in each env).")
+@click.pass_context
+def kernels(ctx: click.Context, name: str | None, as_json: bool, no_cuda: bool) -> None:
+    """List the box's Python environments as kernels: interpreter, Python, torch, CUDA.
+
+    \b
+    Every `up` registers each environment that has ipykernel (the image's PyTorch
+    included) as a kernel; one with torch or TensorFlow but no ipykernel is listed
+    with the one command that adds it. padlab never changes those environments.
+
+    \b
+    Examples:
+      padlab kernels gpu
+      padlab kernels gpu --json
+      padlab kernels gpu create fastai --packages "fastai fastbook"
+    """
+    ctx.obj = {"name": name or None}
+    if ctx.invoked_subcommand:
+        return
+    from padlab import kernels as kmod
+    from padlab import ui
+
+    profile = load_profile(name or None)
+    with ui.progress(f"padlab kernels {profile.name}") as stage:
+        data = kmod.listing(profile, cuda=not no_cuda, on_stage=stage)
+    if as_json:
+        ui.print_json(data)
+        return
+    from rich.table import Table
+
+    table = Table("kernel", "interpreter", "Python", "torch", "CUDA", "note")
+    for k in data["kernels"]:
+        table.add_row(
+            k["name"] + (" [green](default)[/green]" if k["name"] == data["default"] else ""),
+            k["interpreter"],
+            k.get("python") or "-",
+            k.get("torch") or "-",
+            _cuda_text(k),
+            f"not a kernel yet: {k['fix']}" if k.get("fix") else k.get("display_name") or "",
+        )
+    ui.console().print(table)
+
+
+def _cuda_text(k: dict[str, Any]) -> str:
+    if not k.get("torch") or k.get("cuda") is None:
+        return "-"
+    return f"yes: {k['device']}" if k["cuda"] else "no"
+
+
+@kernels.command(context_settings=CONTEXT)
+@click.argument("kname")
+@click.option("--packages", default="", help='Packages to install, space-separated, e.g. "fastai fastbook".')
+@click.option(
+    "--requirements",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A requirements.txt (read here, sent to the box).",
+)
+@click.option(
+    "--python", "python", help="Python version for the environment, e.g. 3.11 (default: the box's)."
+)
+@click.option("--torch-backend", help="uv's --torch-backend, e.g. cu126 or auto (needs the PyTorch index).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def create(
+    ctx: click.Context,
+    kname: str,
+    packages: str,
+    requirements: str | None,
+    python: str | None,
+    torch_backend: str | None,
+    as_json: bool,
+) -> None:
+    """Build a kernel with uv on the box (under padlab's prefix) and register it.
+
+    \b
+    Progress streams from the box. Running it again as asked changes nothing.
+    The profile remembers the kernel, so `up` on a re-created machine builds it again.
+    Kernels share uv's cache on the box.
+
+    \b
+    Examples:
+      padlab kernels gpu create fastai --packages "fastai fastbook"
+      padlab kernels create fastai --packages fastai        # the default profile
+      padlab kernels gpu create exp --requirements requirements.txt --python 3.11
+      padlab kernels gpu create cu --packages torch --torch-backend cu126
+    """
+    from pathlib import Path
+
+    from padlab import kernels as kmod
+    from padlab import ui
+
+    if not packages.split() and not requirements:
+        raise PadlabError("nothing to install", 'pass --packages "fastai fastbook" or --requirements FILE')
+    profile = load_profile(ctx.obj["name"])
+    text = Path(requirements).read_text() if requirements else None
+    want = kmod.declaration(packages.split(), text, python, torch_backend)
+    with ui.progress(f"padlab kernels {profile.name} create {kname}") as stage:
+        data = kmod.create(profile, kname, want, on_stage=stage)
+    if as_json:
+        ui.print_json(data)
+        return
+    kernel = data["kernel"] or {}
+    verb = "built" if data["changed"] else "already built as asked"
+    click.echo(
+        f"kernel {kname!r} {verb}: {kernel.get('display_name', kname)} ({kernel.get('interpreter', '?')})"
+    )
