@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Callable
 
-from . import autostop_actions, bootstrap, lock, request
+from . import autostop_actions, bootstrap, files, lock, request
 from .context import Context
 from .report import BoxError
 
@@ -31,6 +31,9 @@ ACTIONS = {
     "autostop": Action(autostop_actions.apply),
     "keep": Action(autostop_actions.keep),
     "logs": Action(autostop_actions.logs, sudo=False),
+    # Unlocked: a download is followed for hours, and `up` must not wait for it.
+    "get": Action(files.get, locked=False, sudo=False),
+    "paths": Action(files.paths, locked=False, sudo=False),
 }
 
 

@@ -14,7 +14,7 @@ import os
 import socket
 import subprocess
 
-from . import agent_setup, firewall, health, jupyter, mosh, ports, service, tls, venv
+from . import agent_setup, files, firewall, health, jupyter, mosh, ports, service, tls, venv
 from .context import Context
 from .report import BoxError
 from .service import Layout
@@ -95,6 +95,8 @@ def up(ctx: Context) -> None:
     # Optional steps, asked for by remote providers only.
     if req["mosh"] is not None:
         mosh.ensure(host, req["mosh"], report)
+    if req["rsync"] is not None:
+        files.ensure_rsync(host, report)
     if req["firewall"] is not None:
         firewall.ensure(host, req, layout.etc, layout.lib, report)
     report.data.update(workstation_facts(host, layout, kind))

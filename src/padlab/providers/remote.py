@@ -101,6 +101,7 @@ class RemoteProvider(ProviderBase):
             user=None,  # the login user, as the box sees it
             steps={
                 "mosh": {"ports": list(MOSH_PORTS)},
+                "rsync": {},
                 "firewall": {
                     "allow_from": options.get("allow_from"),
                     "enable": options.get("firewall") == "on",
