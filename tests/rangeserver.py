@@ -5,7 +5,7 @@ answers ``Range: bytes=N-`` with 206 (or 200 when ``If-Range`` no longer
 matches), and records every request so a test can check that a download
 resumed instead of starting again. Faults: `drop_after[path] = N` closes the
 first response for path after N body bytes; `rate` throttles every response
-(bytes per second); `no_length` serves a path without Content-Length or ranges.
+(bytes per second); clearing `flowing` holds every response mid-body; `no_length` serves a path without Content-Length or ranges.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ class RangeServer:
         self.drop_after: dict[str, int] = {}
         self.no_length: set[str] = set()
         self.rate: float | None = None
+        self.flowing = threading.Event()  # clear it to hold every response where it is
+        self.flowing.set()
         self.requests: list[dict[str, Any]] = []
         self.sent: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -48,7 +50,7 @@ class RangeServer:
     def add(self, path: str, data: bytes) -> str:
         """Serve data at path (a new ETag each time); returns its URL."""
         self.files[path] = data
-        self.etags[path] = '"%s"' % hashlib.sha256(data).hexdigest()[:20]
+        self.etags[path] = f'"{hashlib.sha256(data).hexdigest()[:20]}"'
         return self.url(path)
 
     def url(self, path: str) -> str:
@@ -114,6 +116,7 @@ class RangeServer:
                 pos = start
                 t0 = time.monotonic()
                 while pos < end:
+                    server.flowing.wait()
                     step = CHUNK if not server.rate else max(1024, int(server.rate / 20))
                     chunk = view[pos : min(end, pos + step)]
                     try:
