@@ -4,7 +4,7 @@ A subclass knows how to find, start and stop its machine; this base knows how to
 reach and set up a running one: ``transport()`` (:class:`padlab.transport.SshTransport`
 with the login user, ssh port and key), ``connected()`` (the shared ssh connection is
 open), ``layout()`` (``/opt/padlab``, ``/etc/padlab``, system files through ``sudo -n``,
-Jupyter runs as the login user, with the mosh and firewall steps), ``jupyter_alive()``
+Jupyter runs as the login user, with the mosh, rsync and firewall steps), ``jupyter_alive()``
 (a TLS handshake padlab's CA verifies), ``agent_facts()`` (only over an open
 connection) and ``after_up()`` (the ssh_config entry and the card's ssh, mosh and
 Blink lines).
