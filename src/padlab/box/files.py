@@ -114,7 +114,7 @@ def get(req: dict, program: bytes) -> dict:
     root = expand_user(req["root_dir"], owner.name)
     report.data["root"] = root
     if spec.get("list"):
-        report.data["downloads"] = jobs.all_jobs(base)
+        report.data["downloads"] = jobs.all_jobs(base, probe=True)
         return report.as_dict()
     folder = notebook_path(req, owner, spec.get("to") or "datasets")
     dest = os.path.join(folder, spec["name"])

@@ -75,22 +75,24 @@ def runner_alive(jobdir: str) -> bool:
     return False
 
 
-def status(jobdir: str, now: float | None = None) -> dict:
-    """A job as people see it; a running state whose heartbeat stopped is 'interrupted'."""
+def status(jobdir: str, now: float | None = None, probe: bool = False) -> dict:
+    """A job as people see it; a running one whose heartbeat stopped is 'interrupted'. With probe,
+    also one whose runner is gone (a reboot): only the box program probes, never the agent."""
     st = read_json(os.path.join(jobdir, "state.json"))
     job = read_json(os.path.join(jobdir, "job.json"))
     out = dict(st, url=job.get("url"), dest=job.get("dest"), id=os.path.basename(jobdir))
     now = time.time() if now is None else now
-    if st.get("state") not in FINAL and now - float(st.get("updated") or 0) > STALE:
+    stale = now - float(st.get("updated") or 0) > STALE
+    if st.get("state") not in FINAL and (stale or (probe and not runner_alive(jobdir))):
         out["state"] = "interrupted"
     return out
 
 
-def all_jobs(base: str, now: float | None = None) -> list:
+def all_jobs(base: str, now: float | None = None, probe: bool = False) -> list:
     """Every job under base, newest first."""
     try:
         names = os.listdir(base)
     except OSError:
         return []
-    found = [status(os.path.join(base, n), now) for n in names if len(n) == 16]
+    found = [status(os.path.join(base, n), now, probe) for n in names if len(n) == 16]
     return sorted((j for j in found if j.get("url")), key=lambda j: -float(j.get("started") or 0))
