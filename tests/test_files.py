@@ -88,7 +88,7 @@ def test_a_file_changed_on_the_server_is_fetched_whole_not_spliced(lab, server) 
 
 def test_wrong_checksum_saves_nothing(lab, server) -> None:
     url = server.add("/w.bin", os.urandom(MB))
-    _, proc = get_json(lab["home"], url, "--sha256", "0" * 64, check=False)
+    proc = padlab(lab["home"], "get", "lab", url, "--sha256", "0" * 64, check=False)
     assert "SHA-256 mismatch" in one_line_error(proc)
     assert sorted(os.listdir(lab["nb"] / "datasets")) == []
 

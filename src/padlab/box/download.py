@@ -133,6 +133,13 @@ class Job:
             except Failed:
                 raise
             except urllib.error.HTTPError as exc:
+                if exc.code == 416 and self.st["bytes"]:
+                    if self.st["bytes"] == self.st.get("total"):
+                        return  # every byte was already here (stopped before the rename)
+                    _unlink(self.part)  # the file shrank on the server: start again
+                    self.note("the server has no bytes past %d: starting over" % self.st["bytes"])
+                    self.st["bytes"] = 0
+                    continue
                 if exc.code not in RETRY_CODES:
                     raise Failed(
                         "the server answered HTTP %d %s for %s" % (exc.code, exc.reason, self.job["url"]),

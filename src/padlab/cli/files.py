@@ -118,6 +118,12 @@ class _Progress:
         self.bar: Any = None
         self.task: Any = None
         self.note: str | None = None
+        self.t0 = time.monotonic()
+
+    def _line(self, text: str) -> None:
+        """Plain progress lines look like ui.progress's, so errors stay the one line without '['."""
+        sys.stderr.write(f"[{time.monotonic() - self.t0:6.1f}s] {text}\n")
+        sys.stderr.flush()
 
     def __enter__(self) -> _Progress:
         from padlab import ui
@@ -153,7 +159,7 @@ class _Progress:
             if self.as_json:
                 click.echo(json.dumps(event))
             elif self.bar is None:
-                sys.stderr.write(f"padlab: {event.get('stage')}\n")
+                self._line(str(event.get("stage")))
             return
         if event.get("event") != "progress":
             return
@@ -167,7 +173,7 @@ class _Progress:
                 self.task, completed=event.get("bytes") or 0, total=event.get("total"), description=label
             )
         elif note and note != self.note:
-            sys.stderr.write(f"padlab: {note}\n")
+            self._line(note)
         self.note = note
 
 
