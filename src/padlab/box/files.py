@@ -25,6 +25,7 @@ import uuid
 from typing import Iterator
 
 from . import jobs, packages
+from .context import Context
 from .report import BoxError, Report
 from .system import Host, expand_user, has_systemd, login_user
 
@@ -106,8 +107,8 @@ def notebook_path(req: dict, owner: Owner, relative: str) -> str:
 # -- get -----------------------------------------------------------------------------------------
 
 
-def get(req: dict, program: bytes) -> dict:
-    report = Report()
+def get(ctx: Context) -> None:
+    req, report, program = ctx.req, ctx.report, ctx.program
     owner = Owner(req)
     spec = req["get"]
     base = jobs.jobs_dir(req["prefix"], owner.name, owner.system)
@@ -115,7 +116,7 @@ def get(req: dict, program: bytes) -> dict:
     report.data["root"] = root
     if spec.get("list"):
         report.data["downloads"] = jobs.all_jobs(base, probe=True)
-        return report.as_dict()
+        return
     folder = notebook_path(req, owner, spec.get("to") or "datasets")
     dest = os.path.join(folder, spec["name"])
     owner.makedirs(folder)
@@ -131,7 +132,7 @@ def get(req: dict, program: bytes) -> dict:
             if done is not None:
                 report.step("download", False, "%s is already there" % dest)
                 report.data.update(download=done, attached=False)
-                return report.as_dict()
+                return
             nonce = _start(req, jobdir, dest, spec, owner, program, report)
             started = True
     final = follow(jobdir, nonce)
@@ -143,7 +144,6 @@ def get(req: dict, program: bytes) -> dict:
         )
     report.step("download", started, dest)
     report.data.update(download=final, attached=not started)
-    return report.as_dict()
 
 
 @contextlib.contextmanager
@@ -300,13 +300,13 @@ def follow(jobdir: str, nonce: str | None) -> dict:
 # -- push and pull -------------------------------------------------------------------------------
 
 
-def paths(req: dict) -> dict:
+def paths(ctx: Context) -> None:
     """Where REMOTE is for push/pull, checked against the notebook folder; rsync must be there."""
-    report = Report()
+    req, report = ctx.req, ctx.report
     owner = Owner(req)
     spec = req["paths"]
     path = notebook_path(req, owner, spec.get("path") or ".")
-    if not shutil.which("rsync"):
+    if spec["rsync"] and not shutil.which("rsync"):
         raise BoxError(
             "rsync is not installed on the box",
             "run `padlab up %s` (it installs rsync), or on the box: sudo apt-get install rsync" % req["name"],
@@ -321,7 +321,6 @@ def paths(req: dict) -> dict:
         # rsync on the box must write as Jupyter's user when padlab logs in as root.
         rsync_path=("runuser -u %s -- rsync" % owner.name) if owner.chown else None,
     )
-    return report.as_dict()
 
 
 def ensure_rsync(host: Host, report: Report) -> None:
