@@ -31,7 +31,14 @@ LAYERS: list[tuple[str, ...]] = [
     ),
     ("padlab.card", "padlab.doctor"),
     ("padlab.providers",),
-    ("padlab.workstation", "padlab.machines", "padlab.money", "padlab.alerts", "padlab.kernels"),
+    (
+        "padlab.workstation",
+        "padlab.machines",
+        "padlab.money",
+        "padlab.alerts",
+        "padlab.kernels",
+        "padlab.files",
+    ),
     ("padlab.panel",),  # the web panel: a front end beside the CLI, on top of workstation
     ("padlab.cli", "padlab.__main__"),
 ]

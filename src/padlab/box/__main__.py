@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Callable
 
-from . import autostop_actions, bootstrap, kernel_actions, lock, request
+from . import autostop_actions, bootstrap, files, kernel_actions, lock, request
 from .context import Context
 from .report import BoxError
 
@@ -33,6 +33,9 @@ ACTIONS = {
     "logs": Action(autostop_actions.logs, sudo=False),
     "kernels": Action(kernel_actions.listing, locked=False, sudo=False),
     "kernel-create": Action(kernel_actions.create),
+    # Unlocked: a download is followed for hours, and `up` must not wait for it.
+    "get": Action(files.get, locked=False, sudo=False),
+    "paths": Action(files.paths, locked=False, sudo=False),
 }
 
 

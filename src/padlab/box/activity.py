@@ -187,6 +187,26 @@ def gpu(threshold: int) -> list:
     return [Signal("gpu", "utilisation %d%%, below %d%%" % (busiest, threshold))]
 
 
+def downloads(base: str, now: float) -> list:
+    """A `padlab get` download is use while it runs (its state is rewritten every few seconds);
+    a finished one counts from when it ended, so the idle limit starts after it."""
+    from . import jobs
+
+    out = []
+    for job in jobs.all_jobs(base, now):
+        name = os.path.basename(str(job.get("dest") or "download"))
+        if job.get("state") == "running":
+            out.append(
+                Signal(
+                    "download", "%s running (%d bytes so far)" % (name, job.get("bytes") or 0), active=True
+                )
+            )
+        elif job.get("finished"):
+            at = float(job["finished"])
+            out.append(Signal("download", "%s %s at %s" % (name, job.get("state"), clock(at)), at=at))
+    return out
+
+
 def keep_until(path: str, now: float, longest: float) -> tuple:
     """(end of the padlab-keep hold or 0, why the file was ignored or None).
 
@@ -366,9 +386,17 @@ def _gpu(seen: Seen) -> list:
     return gpu(int(seen.conf.get("gpu_threshold", GPU_THRESHOLD)))
 
 
+def _download(seen: Seen) -> list:
+    from .jobs import jobs_dir
+
+    box = seen.conf["layout"]
+    return downloads(jobs_dir(box["prefix"], box["user"], bool(box["system"])), seen.now)
+
+
 PROBES = (
     Probe("jupyter", _jupyter),
     Probe("ssh", _ssh, ("sshd", "sshd-session")),
     Probe("mosh", _mosh, ("mosh-server",)),
     Probe("gpu", _gpu),
+    Probe("download", _download),
 )

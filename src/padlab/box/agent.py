@@ -34,7 +34,7 @@ CHECK_S = 20.0
 NOTICE_S = 30.0
 # Probes whose idle signal says when the use ended (a mosh client's last contact, from utmp), so
 # the idle clock starts there rather than at the check that saw the end.
-ENDS_KNOWN = ("mosh",)
+ENDS_KNOWN = ("mosh", "download")
 
 
 def load_json(path: str) -> dict:

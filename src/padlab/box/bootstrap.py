@@ -14,7 +14,21 @@ import os
 import socket
 import subprocess
 
-from . import account, agent_setup, clone, firewall, health, jupyter, kernels, mosh, ports, service, tls, venv
+from . import (
+    account,
+    agent_setup,
+    clone,
+    files,
+    firewall,
+    health,
+    jupyter,
+    kernels,
+    mosh,
+    ports,
+    service,
+    tls,
+    venv,
+)
 from .context import Context
 from .report import BoxError, Report
 from .service import Layout
@@ -103,6 +117,8 @@ def up(ctx: Context) -> None:
     # Optional steps, asked for by remote providers only.
     if req["mosh"] is not None:
         mosh.ensure(host, req["mosh"], report)
+    if req["rsync"] is not None:
+        files.ensure_rsync(host, report)
     if req["firewall"] is not None:
         firewall.ensure(host, req, ctx.program, report)
     report.data.update(workstation_facts(host, layout, kind))

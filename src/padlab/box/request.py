@@ -65,6 +65,21 @@ ALERTS = {
     "after_s": Field(NUMBER + (NONE,)),  # alert once the box has been up this long
 }
 
+GET = {
+    "url": Field((str, NONE)),
+    "name": Field((str, NONE)),  # the file name, from the URL's path
+    "to": Field(str, "datasets"),  # the folder, relative to the notebook folder
+    "sha256": Field((str, NONE)),
+    "unpack": Field(bool, False),
+    "list": Field(bool, False),  # list the downloads instead of starting one
+}
+
+PATHS = {
+    "path": Field(str, "."),  # relative to the notebook folder
+    "push": Field(bool, False),  # make the destination's folder
+    "rsync": Field(bool, False),  # the copy is rsync over ssh: rsync must be on the box
+}
+
 FIELDS = {
     # -- every request ------------------------------------------------------------------
     "action": Field(str, REQUIRED),  # a key of __main__.ACTIONS
@@ -93,6 +108,10 @@ FIELDS = {
     # -- kernels, kernel-create ---------------------------------------------------------------
     "cuda": Field(bool, True),  # kernels: ask torch about CUDA in each environment
     "kernel": Field((dict, NONE), None, {"name": Field(str, REQUIRED), "want": Field(dict, REQUIRED)}),
+    "rsync": Field((dict, NONE), None, {}),  # None: no rsync step (push and pull need it)
+    # -- get and paths (padlab get, push, pull; box/files.py) ---------------------------------
+    "get": Field((dict, NONE), None, GET),
+    "paths": Field((dict, NONE), None, PATHS),
     # -- down, keep, logs -------------------------------------------------------------------------
     "disable": Field(bool, True),  # down: also keep Jupyter from starting at boot
     "keep_s": Field((int, NONE)),  # keep: hold the box up this long; None releases the hold

@@ -35,7 +35,7 @@ def cli() -> None:
     """
 
 
-from padlab.cli import autostop, core, kernels, money, panel, shell  # noqa: E402,F401  (registers the commands)
+from padlab.cli import autostop, core, files, kernels, money, panel, shell  # noqa: E402,F401  (registers the commands)
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ reach and set up a running one: ``transport()`` (:class:`padlab.transport.SshTra
 with the login user, ssh port and key), ``connected()`` (the shared ssh connection is
 open), ``layout()`` (``/opt/padlab``, ``/etc/padlab``, system files through ``sudo -n``,
 Jupyter runs as the login user, or as padlab's unprivileged ``padlab-jupyter`` where the
-login user is root, with the mosh and firewall steps), ``jupyter_alive()``
+login user is root, with the mosh, rsync and firewall steps), ``jupyter_alive()``
 (a TLS handshake padlab's CA verifies), ``agent_facts()`` (only over an open
 connection) and ``after_up()`` (the ssh_config entry and the card's ssh, mosh and
 Blink lines).
@@ -108,6 +108,7 @@ class RemoteProvider(ProviderBase):
             user=None,  # the box chooses: the login user, never root (box/account.py)
             steps={
                 "mosh": {"ports": list(MOSH_PORTS)},
+                "rsync": {},
                 "firewall": {
                     "allow_from": options.get("allow_from"),
                     "enable": options.get("firewall") == "on",

@@ -1,0 +1,98 @@
+"""Where `padlab get` keeps its download jobs on the box, and how to read them.
+
+Light on purpose: the autostop agent reads jobs every minute (a running
+download is use), so this imports nothing beyond os and json. The runner
+itself is box/download.py; starting and attaching is box/files.py.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import pwd
+import stat
+import time
+
+FINAL = ("done", "failed")
+STALE = 120.0  # a "running" state not rewritten for this long belongs to a runner that died (kill, reboot)
+
+
+def jobs_dir(prefix: str, user: str, system: bool) -> str:
+    """Download jobs of the user Jupyter runs as: in their home on a remote box, in the workstation's
+    own folder on this machine (the local provider keeps everything under PADLAB_HOME)."""
+    if system:
+        return os.path.join(pwd.getpwnam(user).pw_dir, ".cache", "padlab", "downloads")
+    return os.path.join(prefix, "downloads")
+
+
+def job_id(url: str, dest: str) -> str:
+    """One job per URL and destination: running `get` again for them finds the same job."""
+    return hashlib.sha256(("%s\0%s" % (url, dest)).encode()).hexdigest()[:16]
+
+
+def read_json(path: str, limit: int = 1 << 20) -> dict:
+    """A small JSON file of a job, never through a link nor from a FIFO (the agent reads these as root)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return {}
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return {}
+        raw = os.read(fd, limit)
+    finally:
+        os.close(fd)
+    try:
+        data = json.loads(raw.decode())
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_json(path: str, data: dict) -> None:
+    """Atomic, so a reader never sees half a state."""
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    with open(tmp, "w") as fh:
+        json.dump(data, fh)
+    os.replace(tmp, path)
+
+
+def runner_alive(jobdir: str) -> bool:
+    """Whether a runner holds the job's lock. The probe holds the lock for an instant; a runner
+    that starts meanwhile waits for it, and starters serialise on start.lock."""
+    try:
+        fd = os.open(os.path.join(jobdir, "lock"), os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def status(jobdir: str, now: float | None = None, probe: bool = False) -> dict:
+    """A job as people see it; a running one whose heartbeat stopped is 'interrupted'. With probe,
+    also one whose runner is gone (a reboot): only the box program probes, never the agent."""
+    st = read_json(os.path.join(jobdir, "state.json"))
+    job = read_json(os.path.join(jobdir, "job.json"))
+    out = dict(st, url=job.get("url"), dest=job.get("dest"), id=os.path.basename(jobdir))
+    now = time.time() if now is None else now
+    stale = now - float(st.get("updated") or 0) > STALE
+    if st.get("state") not in FINAL and (stale or (probe and not runner_alive(jobdir))):
+        out["state"] = "interrupted"
+    return out
+
+
+def all_jobs(base: str, now: float | None = None, probe: bool = False) -> list:
+    """Every job under base, newest first."""
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return []
+    found = [status(os.path.join(base, n), now, probe) for n in names if len(n) == 16]
+    return sorted((j for j in found if j.get("url")), key=lambda j: -float(j.get("started") or 0))
