@@ -253,6 +253,7 @@ def status(profile: Profile) -> dict[str, Any]:
         machine = Machine(state="error")
         phase, st["last_error"] = "error", str(exc)
     ledger.observe(profile.name, machine, time.time(), "padlab status")
+    month_usd = round(ledger.month_spend(profile.name), 4) if provider.manages_power else None
     if phase in ("starting", "stopping"):
         live = phase
     elif machine.state != "running":
@@ -270,6 +271,7 @@ def status(profile: Profile) -> dict[str, Any]:
     out["last_error"] = st.get("last_error") if live in ("error", "stopped") else None
     out["stopped_at"] = st.get("stopped_at")
     out["stop_reason"] = st.get("stop_reason")
+    out["month_usd"] = month_usd  # this calendar month, from the ledger (docs/costs.md)
     annotate(out, profile, provider, machine, st)
     return out
 

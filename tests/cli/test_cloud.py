@@ -89,7 +89,9 @@ def test_skip_setup_status_and_destroy(home: Path, env: dict[str, str], fake: Fa
     status = padlab(home, "status", "gpu", **env).stdout
     assert f"ip {up['host']}" in status and "$0.76/h (Paperspace API (usageRate))" in status
     assert "still billed while down: disk 50 GB" in status
+    assert "this month: $0.00 (estimate" in status  # seconds at $0.76/h
     as_json = padlab(home, "status", "gpu", "--json", **env).stdout
+    assert 0 < json.loads(as_json)["month_usd"] < 0.76  # the ledger has this run, since `up` asked for it
     assert KEY not in as_json and json.loads(as_json)["machine"]["price_source"]
     assert json.loads(as_json)["state"] == "machine-up"  # running, but never set up
 
@@ -98,6 +100,8 @@ def test_skip_setup_status_and_destroy(home: Path, env: dict[str, str], fake: Fa
     padlab(home, "destroy", "gpu", "--yes-really-destroy", **env)
     listing = httpx.get(f"{fake.url}/machines", headers={"Authorization": f"Bearer {KEY}"}).json()
     assert listing["items"] == []
+    frozen = json.loads(padlab(home, "costs", "--json", **env).stdout)["total_usd"]
+    assert frozen > 0 and json.loads(padlab(home, "costs", "--json", **env).stdout)["total_usd"] == frozen
 
 
 def test_destroy_is_only_for_clouds(home: Path, env: dict[str, str]) -> None:

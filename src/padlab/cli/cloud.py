@@ -187,4 +187,5 @@ def machine_lines(data: dict[str, Any]) -> list[str]:
         f"  machine: {machine.get('state')}  ip {machine.get('host') or '-'}  up {uptime}  id {machine.get('id') or '-'}",
         f"  price while running: {cost_text(machine)}",
         f"  still billed while down: {machine.get('billed_while_down') or '-'}",
+        f"  this month: ${data.get('month_usd') or 0:.2f} (estimate; `padlab costs` has the detail)",
     ]

@@ -21,7 +21,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from padlab.errors import PadlabError
-from padlab.panel import actions, api, audit, pages, store
+from padlab.panel import actions, api, audit, money, pages, store
 from padlab.panel.web import (
     HERE,
     SESSION_COOKIE,
@@ -149,6 +149,7 @@ def create_app(panel: Panel | None = None) -> Starlette:
         Route("/", workstations_page),
         Route("/w/{name}/events", events),
         *pages.routes(),
+        *money.routes(),
         Route("/w/{name}/{action}", action_form, methods=["POST"]),
         *api.routes(),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
