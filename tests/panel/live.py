@@ -36,15 +36,17 @@ def wait_listening(home: Path, port: int, proc: subprocess.Popen, timeout: float
     import socket
     import ssl
 
-    ctx = ssl.create_default_context(cafile=str(home / "ca" / "padlab-ca.pem"))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"padlab panel exited: {proc.stderr.read() if proc.stderr else ''}")
         with (
             contextlib.suppress(OSError),
+            # the panel makes padlab's CA on its first run
             socket.create_connection(("127.0.0.1", port), timeout=2) as sock,
-            ctx.wrap_socket(sock, server_hostname="127.0.0.1"),
+            ssl.create_default_context(cafile=str(home / "ca" / "padlab-ca.pem")).wrap_socket(
+                sock, server_hostname="127.0.0.1"
+            ),
         ):
             return
         time.sleep(0.2)

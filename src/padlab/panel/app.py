@@ -21,7 +21,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from padlab.errors import PadlabError
-from padlab.panel import actions, api, audit, money, pages, store
+from padlab.panel import actions, api, audit, money, pages, passkeys, store
 from padlab.panel.web import (
     HERE,
     SESSION_COOKIE,
@@ -50,6 +50,7 @@ async def login_page(request: Request) -> Response:
         csrf=token,
         next=_safe_next(request.query_params.get("next")),
         error=None,
+        passkeys=passkeys.offer(request),
     )
     response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, secure=True, httponly=True, samesite="strict")
     return response
@@ -76,6 +77,7 @@ async def login_submit(request: Request) -> Response:
             csrf=cookie,
             next=nxt,
             error="Wrong password. Try again.",
+            passkeys=passkeys.offer(request),
         )
     audit.record("sign-in", who, how="password")
     return start_session(nxt, "password")
@@ -151,6 +153,7 @@ def create_app(panel: Panel | None = None) -> Starlette:
         *pages.routes(),
         *money.routes(),
         Route("/w/{name}/{action}", action_form, methods=["POST"]),
+        *passkeys.routes(LOGIN_CSRF_COOKIE, start_session),
         *api.routes(),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]

@@ -58,6 +58,7 @@ def prepare(listen: str, port: int, names: list[str]) -> dict[str, Any]:
         "cert_sha256": sha,
         "ca_sha256": tls.fingerprint(tls.ensure_ca()),
         "urls": urls(listen, port, names),
+        "names": certs.names(names),
     }
 
 
@@ -65,9 +66,10 @@ def serve(listen: str, port: int, info: dict[str, Any]) -> None:
     import uvicorn
 
     from padlab.panel.app import create_app
+    from padlab.panel.web import Panel
 
     uvicorn.run(
-        create_app(),
+        create_app(Panel(names=info["names"])),
         host=listen,
         port=port,
         ssl_certfile=info["cert"],

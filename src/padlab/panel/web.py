@@ -28,9 +28,15 @@ CSP = (
 
 
 class Panel:
-    """Everything the routes share: workstations (cached), jobs, sign-in failures, templates."""
+    """Everything the routes share: workstations (cached), jobs, sign-in failures, templates.
 
-    def __init__(self, cache_s: float | None = None, failures: Failures | None = None) -> None:
+    names: the DNS names the panel's certificate carries (passkeys only on those); None in tests.
+    """
+
+    def __init__(
+        self, cache_s: float | None = None, failures: Failures | None = None, names: list[str] | None = None
+    ) -> None:
+        self.names = names
         self.workstations = Workstations() if cache_s is None else Workstations(cache_s)
         self.jobs = Jobs(on_done=self.workstations.forget)
         self.failures = failures or Failures()
@@ -89,7 +95,10 @@ def error_page(request: Request, status: int, message: str, fix: str = "") -> Re
 
 
 def signed_in(handler: Callable) -> Callable:
-    """Pages and form POSTs: a valid session, and on POST the session's CSRF token."""
+    """Pages and POSTs: a valid session, and on POST the session's CSRF token.
+
+    Forms send it as the field `csrf`; the passkey scripts, which POST JSON, as X-CSRF-Token.
+    """
 
     async def wrapped(request: Request) -> Response:
         session = store.session(request.cookies.get(SESSION_COOKIE))
@@ -99,8 +108,9 @@ def signed_in(handler: Callable) -> Callable:
             return error_page(request, 401, "you are not signed in", "sign in again")
         request.state.session = session
         if request.method == "POST":
-            form = await request.form()
-            sent = str(form.get("csrf", ""))
+            header = request.headers.get("x-csrf-token")
+            form = None if header is not None else await request.form()
+            sent = header if form is None else str(form.get("csrf", ""))
             if not hmac.compare_digest(sent.encode(), session["csrf"].encode()):
                 audit.record("csrf-refused", client(request), ok=False, path=request.url.path)
                 return error_page(
