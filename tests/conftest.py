@@ -14,6 +14,20 @@ from tests.helpers import PASSWORD, free_port, padlab, padlab_json
 pytest_plugins = ["tests.testbed.fixtures"]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (--dist loadgroup), tests that share a module-scoped fixture stay together.
+
+    Such a fixture (a workstation, a set-up box, the autostop scenarios) is made once per
+    worker that runs its tests; grouping them by module makes it once, and keeps their
+    order. Every other test goes to whichever worker is free.
+    """
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        defs = info.name2fixturedefs.values() if info else ()
+        if any(d and d[-1].scope in ("module", "package", "class") for d in defs):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Figures that tests record (`record_property("figure", text)`), on every run, pass or fail.
 

@@ -290,9 +290,9 @@ def service_only(machine: Any, home: Path, line: Timeline) -> None:
     setup_box(machine, home, line)
     line.idle_at = time.time()
     unit = "padlab-box.service"
-    # One wait inside the guest, then systemd's own record of the moment the service stopped.
+    # One wait inside the guest, until the agent has logged the end of its stop.
     machine.exec(
-        f"timeout {LIMIT + SLACK + 60} sh -c 'while systemctl is-active -q {unit}; do sleep 1; done'",
+        f"timeout {LIMIT + SLACK + 60} sh -c 'until grep -q \"stop (service): \" {AGENT_LOG}; do sleep 1; done'",
         check=False,
         timeout=LIMIT + SLACK + 120,
     )
