@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,20 @@ import pytest
 from tests.helpers import PASSWORD, free_port, padlab, padlab_json
 
 pytest_plugins = ["tests.testbed.fixtures"]
+
+# A run started in the background (`cmd &` in a script) inherits SIGINT ignored, and so would
+# every padlab the tests start; the tests that press Ctrl-C need it delivered.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture
+def steady_addresses() -> Iterator[None]:
+    """This host's addresses stay as they are for the test (see host_addresses_fixed)."""
+    from tests.testbed.network import host_addresses_fixed
+
+    with host_addresses_fixed():
+        yield
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

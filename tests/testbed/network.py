@@ -10,8 +10,9 @@ rules live in one nftables table per network so removal is exact.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,17 @@ _IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 _HOST_STATE = Path("/run/padlab-testbed")
 _LOCK = _HOST_STATE / "net.lock"
 _FORWARD_SAVED = _HOST_STATE / "ip_forward.orig"
+
+
+@contextlib.contextmanager
+def host_addresses_fixed() -> Iterator[None]:
+    """Keep this host's addresses as they are: no testbed network is made or removed meanwhile.
+
+    Each network adds an address on the host, and the local provider's certificate names every
+    address of the host, so a test that compares two certificates holds this around both.
+    """
+    with file_lock(_LOCK):
+        yield
 
 
 def check_name(name: str) -> str:
