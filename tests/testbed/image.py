@@ -139,6 +139,7 @@ class ImageStore:
         started = time.monotonic()
         final, build = self.root(spec.name), self.images / f"{spec.name}.build"
         self._stamp(spec.name).unlink(missing_ok=True)
+        _unmount_below(build)
         shutil.rmtree(build, ignore_errors=True)
         shutil.rmtree(final, ignore_errors=True)
         build.parent.mkdir(parents=True, exist_ok=True)
@@ -219,3 +220,12 @@ class ImageStore:
             (target / f"padlab-testbed-host-{index}.crt").write_text(pem + "\n")
         if extra:
             run(["chroot", str(root), "update-ca-certificates"])
+
+
+def _unmount_below(path: Path) -> None:
+    """A build killed mid-way leaves debootstrap's /proc mounted inside it, which rmtree cannot
+    clear and which makes every later debootstrap there fail: unmount it first."""
+    prefix = str(path) + "/"
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for point in sorted((m for m in mounts if m.startswith(prefix)), reverse=True):
+        run(["umount", "-l", point], check=False)
