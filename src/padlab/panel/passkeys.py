@@ -119,6 +119,11 @@ class Challenges:
 _challenges = Challenges()
 
 
+def _stale_login_page() -> Response:
+    """The sign-in page's CSRF cookie is gone or does not match: its passkey calls are refused."""
+    return JSONResponse({"error": "this sign-in page is out of date", "fix": "reload it"}, status_code=403)
+
+
 def _header_csrf_ok(request: Request, expected: str | None) -> bool:
     import hmac
 
@@ -231,9 +236,7 @@ def routes(login_cookie: str, start_session: Callable[[str, str], Response]) -> 
 
         token = request.cookies.get(login_cookie)
         if not _header_csrf_ok(request, token):
-            return JSONResponse(
-                {"error": "this sign-in page is out of date", "fix": "reload it"}, status_code=403
-            )
+            return _stale_login_page()
         rid = rp_id(request)
         if rid is None:
             return _no_name()
@@ -253,9 +256,7 @@ def routes(login_cookie: str, start_session: Callable[[str, str], Response]) -> 
             return too_many(request, retry, api=True)
         token = request.cookies.get(login_cookie)
         if not _header_csrf_ok(request, token):
-            return JSONResponse(
-                {"error": "this sign-in page is out of date", "fix": "reload it"}, status_code=403
-            )
+            return _stale_login_page()
         rid = rp_id(request)
         if rid is None:
             return _no_name()
