@@ -128,33 +128,48 @@ def _button(driver, label: str):
 
 
 def _run_code_in_jupyterlab(driver) -> None:
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
     wait = WebDriverWait(driver, 180, poll_frequency=0.5, ignored_exceptions=(Exception,))
+    editor = ".jp-Notebook .jp-Cell .cm-content"
 
     def retry(action) -> None:
         """JupyterLab renders in steps: retry an interaction until the element takes it."""
         wait.until(lambda d: action(d) or True)
 
+    def output(d) -> bool:
+        return any(
+            "42 from webkit" in e.text for e in d.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output")
+        )
+
     retry(lambda d: d.find_element(By.CSS_SELECTOR, "input[type=password]").send_keys(PASSWORD))
     retry(lambda d: d.find_element(By.CSS_SELECTOR, "#login_submit, button[type=submit]").click())
     wait.until(lambda d: d.find_element(By.ID, "jp-main-dock-panel"))
     retry(lambda d: d.find_element(By.CSS_SELECTOR, ".jp-LauncherCard[data-category='Notebook']").click())
-    retry(lambda d: d.find_element(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell .cm-content").click())
-    retry(
-        lambda d: d.find_element(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell .cm-content").send_keys(
-            "print(6 * 7, 'from webkit')"
-        )
-    )
-    ActionChains(driver).key_down(Keys.SHIFT).send_keys(Keys.ENTER).key_up(Keys.SHIFT).perform()
+    # Run the cell once its kernel is ready: on a loaded machine a Shift+Enter sent while the
+    # notebook is still connecting can be lost.
     wait.until(
-        lambda d: any(
-            "42 from webkit" in e.text for e in d.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output")
-        )
+        lambda d: d.find_element(By.CSS_SELECTOR, ".jp-Notebook-ExecutionIndicator[data-status='idle']")
     )
+    retry(lambda d: d.find_element(By.CSS_SELECTOR, editor).click())
+    retry(lambda d: d.find_element(By.CSS_SELECTOR, editor).send_keys("print(6 * 7, 'from webkit')"))
+    wait.until(lambda d: "from webkit" in d.find_element(By.CSS_SELECTOR, editor).text)
+    for _ in range(3):
+        ActionChains(driver).key_down(Keys.SHIFT).send_keys(Keys.ENTER).key_up(Keys.SHIFT).perform()
+        try:
+            WebDriverWait(driver, 60, poll_frequency=0.5, ignored_exceptions=(Exception,)).until(output)
+            return
+        except TimeoutException:
+            # Still nothing: put the cursor back in the first cell and run it again.
+            driver.find_element(By.CSS_SELECTOR, editor).click()
+    cells = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell")]
+    indicator = driver.find_elements(By.CSS_SELECTOR, ".jp-Notebook-ExecutionIndicator")
+    status = [e.get_attribute("data-status") for e in indicator]
+    raise AssertionError(f"the cell printed nothing in 3 minutes; cells {cells!r}, kernel status {status!r}")
 
 
 def test_webkit_ipad_signs_in_starts_runs_code_and_stops(live, tmp_path):
