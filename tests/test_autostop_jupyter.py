@@ -130,6 +130,36 @@ def test_long_cell_keeps_it_up_and_its_end_counts_as_activity(box: dict, client:
         client.shutdown_kernel(kernel)
 
 
+def test_the_idle_clock_starts_when_the_cell_ended_not_at_the_next_check(
+    box: dict, client: NotebookClient
+) -> None:
+    """With nobody connected, the kernel's last message dates the end of its cell."""
+    conf = box["conf"]
+    kernel = start_session(client, "ends.ipynb")
+    try:
+        client.start(kernel, "import time; time.sleep(4)")
+        deadline = time.time() + 30
+        busy = agent.check(conf, now=time.time())
+        while not busy["in_use"] and time.time() < deadline:
+            time.sleep(0.3)
+            busy = agent.check(conf, now=time.time())
+        assert busy["reasons"] == ["kernel: busy (ends.ipynb)"], busy
+
+        def state() -> str | None:
+            kernels = activity.fetch_activity(conf["jupyter"])["kernels"]  # not activity itself
+            return next(k["execution_state"] for k in kernels if k["path"] == "ends.ipynb")
+
+        while state() == "busy" and time.time() < deadline:
+            time.sleep(0.2)
+        ended = time.time()
+        time.sleep(3)
+        after = agent.check(conf, now=time.time())
+        assert not after["in_use"], after
+        assert busy["checked_at"] <= after["idle_since"] <= ended, (busy["checked_at"], after, ended)
+    finally:
+        client.shutdown_kernel(kernel)
+
+
 def test_open_connection_is_use(box: dict, client: NotebookClient) -> None:
     kernel = client.start_kernel()
     try:

@@ -247,16 +247,22 @@ def jupyter(conf: dict, state: dict, now: float, running: bool) -> list:
         return out + [Signal("jupyter", "activity unreadable (%s)" % exc, at=seen)]
     state["jupyter_ok_at"] = now
     busy_now = {}
-    for kernel in data.get("kernels", []):
+    kernels = {kernel.get("id"): kernel for kernel in data.get("kernels", [])}
+    for kid, kernel in kernels.items():
         label = kernel.get("path") or kernel.get("name") or "kernel"
         if kernel.get("execution_state") == "busy":
-            busy_now[kernel["id"]] = label
+            busy_now[kid] = label
             out.append(Signal("kernel", "busy (%s)" % label, active=True))
     for kid, label in busy_before.items():
         if kid not in busy_now:
-            # Jupyter does not record the end of a busy period; the end of a long cell is use.
-            out.append(Signal("kernel", "finished running (%s)" % label, at=now))
+            # The end of a long cell is use. A kernel still there tells when it went idle (its
+            # last message is that status); no earlier than the check that saw it busy, though.
+            end = parse_time((kernels.get(kid) or {}).get("last_activity"))
+            at = min(max(end, state.get("busy_at") or 0.0), now) if end else now
+            out.append(Signal("kernel", "finished running (%s) at %s" % (label, clock(at)), at=at))
     state["busy"] = busy_now
+    if busy_now:
+        state["busy_at"] = now
     connections = int(data.get("connections") or 0)
     if connections:
         out.append(Signal("jupyter", "%d open connection(s)" % connections, active=True))

@@ -32,9 +32,9 @@ CHECK_S = 20.0
 # The least time between a warning and its stop, when the warning itself came late (the end of a
 # use seen after the lead time began, a hold released, a box that slept); on time, it is the lead.
 NOTICE_S = 30.0
-# Probes whose idle signal says when the use ended (a mosh client's last contact, from utmp), so
-# the idle clock starts there rather than at the check that saw the end.
-ENDS_KNOWN = ("mosh", "download")
+# Signals whose idle form says when the use ended (a mosh client's last contact, from utmp; a
+# kernel's last message), so the idle clock starts there rather than at the check that saw the end.
+ENDS_KNOWN = ("mosh", "download", "kernel")
 
 
 def load_json(path: str) -> dict:
