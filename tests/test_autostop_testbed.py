@@ -33,6 +33,7 @@ SLACK = 60  # the bound docs/autostop.md states: off within the limit plus one m
 SETUPS = 3  # machines booting and running `padlab up` at once: the CPU-heavy part
 HOLD = 2 * LIMIT + 30  # "stays up past twice the limit"
 CAP_S = 300
+CELL_END = "/dev/shm/padlab-cell-end"  # not /tmp: Jupyter's unit has PrivateTmp
 AGENT_LOG = "/var/lib/padlab/agent-box/agent.log"
 STARTED = (
     "import sys; sys.path.insert(0, '/var/lib/padlab/agent-box/padlab_box.pyz');"
@@ -210,10 +211,26 @@ def idle(machine: Any, home: Path, line: Timeline) -> None:
 def long_cell(machine: Any, home: Path, line: Timeline) -> None:
     card = setup_box(machine, home, line, "--autostop-action", "poweroff")
     start = time.time()
-    start_cell(card, machine, f"import time; time.sleep({HOLD})")
+    # The cell writes down when it ends (the machine shares this host's clock): the kernel may
+    # start it seconds after `start` on a loaded box.
+    start_cell(
+        card, machine, f"import time; time.sleep({HOLD}); open({CELL_END!r}, 'w').write(repr(time.time()))"
+    )
     if stays_up(HOLD - (time.time() - start) - 5, line):
-        line.idle_at = start + HOLD  # the cell's end (it started after `start`)
+        line.idle_at = cell_end(machine, line)
         wait_off(line)
+
+
+def cell_end(machine: Any, line: Timeline) -> float:
+    """When the long cell ended, as it wrote it; read over a non-interactive ssh (not a use)."""
+    deadline = time.time() + LIMIT / 2
+    while not line.off.is_set():
+        text = machine.ssh(f"cat {CELL_END}", check=False).stdout.strip()
+        if text or time.time() > deadline:
+            assert text, "the long cell never wrote its end time"
+            return float(text)
+        time.sleep(0.5)
+    raise AssertionError("the machine went off before the long cell ended")
 
 
 def ssh_session(machine: Any, home: Path, line: Timeline) -> None:
