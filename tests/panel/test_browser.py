@@ -57,6 +57,8 @@ def run_code_in_jupyterlab(page) -> None:
     page.keyboard.press("Enter")
     page.wait_for_selector("#jp-main-dock-panel", timeout=120_000)
     page.locator(".jp-LauncherCard[data-category='Notebook']").first.click(timeout=120_000)
+    # Type and run once the kernel is ready: a Shift+Enter sent while it connects can be lost.
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=180_000)
     cell = page.locator(".jp-Notebook .jp-Cell .cm-content").first
     cell.click(timeout=120_000)
     page.keyboard.type("print(6 * 7, 'from the panel')")
