@@ -307,6 +307,28 @@ def test_new_address_gets_a_new_certificate(tmp_path, monkeypatch):
     workstation.down(profiles.load("a"))
 
 
+def test_a_certificate_changed_behind_padlabs_back_is_checked_again(tmp_path):
+    """A no-op up trusts its last TLS check only for the very files it read: change one and it checks again."""
+    import ssl
+
+    home = tmp_path / "h"
+    port = free_port()
+    padlab(home, "init", "c", "--provider", "local", "--port", str(port), "--root-dir", str(tmp_path / "nb"))
+    first = padlab_json(home, "up", "--password-stdin", input=PASSWORD + "\n")
+    tls_dir = home / "boxes" / "c" / "etc" / "tls"
+    assert json.loads((tls_dir / "checked.json").read_text())["renew_at"] > time.time()
+    assert [s["changed"] for s in padlab_json(home, "up")["steps"] if s["name"] == "tls"] == [False]
+    ca = (home / "ca" / "padlab-ca.pem").read_text()
+    (tls_dir / "server.crt").write_text(ca)  # a valid certificate, but not this key's, nor for these names
+    again = padlab_json(home, "up")
+    assert [s["changed"] for s in again["steps"] if s["name"] == "tls"] == [True]
+    assert again["cert_sha256"] != first["cert_sha256"]  # a newly signed one
+    served = ssl.get_server_certificate(("127.0.0.1", port))
+    assert "".join(served.split()) != "".join(ca.split())
+    assert (tls_dir / "server.crt").read_text() != ca
+    padlab(home, "down")
+
+
 def test_status_changes_nothing(tmp_path):
     """status only reads: no CA, no box directory, no state appear for a profile never brought up."""
     home = tmp_path / "h"

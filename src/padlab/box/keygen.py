@@ -108,6 +108,7 @@ def decide(req: dict) -> dict:
                 "origin": origin,
                 "pem": pem.decode(),
                 "sha256": hashlib.sha256(der).hexdigest(),
+                "renew_at": (cert.not_valid_after_utc - RENEW_BEFORE).timestamp(),
             }
     return {
         "status": "need",

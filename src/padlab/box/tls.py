@@ -6,10 +6,11 @@ import json
 import os
 import socket
 import subprocess
+import time
 
 from .report import BoxError
 from .service import Layout
-from .system import Host, addresses
+from .system import Host, addresses, sha256
 
 
 def wanted_names(extra: list) -> list:
@@ -19,8 +20,23 @@ def wanted_names(extra: list) -> list:
 
 
 def check(host: Host, layout: Layout, ca_pem: str, sans: list, new_cert_pem: str | None) -> dict:
-    """Ask keygen (in the venv) whether the current or offered certificate fits; else get a CSR."""
+    """Ask keygen (in the venv) whether the current or offered certificate fits; else get a CSR.
+
+    Its answer for the current certificate is kept with a fingerprint of everything it read
+    (key, certificate, CA, names), so a re-run with nothing changed skips starting Python
+    with cryptography, until the certificate is due for renewal.
+    """
     host.makedirs(layout.tls_dir, mode=0o700, owner=layout.user, root=layout.system)
+    stamp = os.path.join(layout.tls_dir, "checked.json")
+    if new_cert_pem is None:
+        cert = host.read(layout.cert)
+        kept = _load(host.read(stamp))
+        if (
+            cert is not None
+            and kept.get("fingerprint") == _fingerprint(host, layout, cert, ca_pem, sans)
+            and time.time() < float(kept.get("renew_at") or 0)
+        ):
+            return {"status": "ok", "origin": "current", "pem": cert.decode(), "sha256": kept.get("sha256")}
     request = {
         "key_path": layout.key,
         "cert_path": layout.cert,
@@ -38,4 +54,26 @@ def check(host: Host, layout: Layout, ca_pem: str, sans: list, new_cert_pem: str
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
         raise BoxError("making the TLS key failed: %s" % tail[0], "run `padlab up` again")
-    return json.loads(proc.stdout)
+    result = json.loads(proc.stdout)
+    if result["status"] == "ok":
+        kept = {
+            "fingerprint": _fingerprint(host, layout, result["pem"].encode(), ca_pem, sans),
+            "renew_at": result["renew_at"],
+            "sha256": result["sha256"],
+        }
+        host.write(stamp, json.dumps(kept) + "\n", mode=0o600, owner=layout.user, root=layout.system)
+    return result
+
+
+def _fingerprint(host: Host, layout: Layout, cert: bytes, ca_pem: str, sans: list) -> str:
+    """Of what makes keygen's answer: the key, the certificate, the CA and the wanted names."""
+    key = host.read(layout.key) or b""
+    parts = [sha256(key), sha256(cert), sha256(ca_pem), json.dumps(sorted(sans)), layout.name]
+    return sha256("\n".join(parts))
+
+
+def _load(raw: bytes | None) -> dict:
+    try:
+        return json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
