@@ -149,6 +149,13 @@ class Machine:
         dropin = etc / "systemd" / "system" / "user@.service.d"
         dropin.mkdir(parents=True, exist_ok=True)
         (dropin / "testbed-stop.conf").write_text("[Service]\nTimeoutStopSec=10s\n")
+        # Under heavy load the one-shot that removes /run/nologin was seen to fail once at boot,
+        # which leaves sshd refusing logins for good; a real box would be rebooted. Retry it.
+        dropin = etc / "systemd" / "system" / "systemd-user-sessions.service.d"
+        dropin.mkdir(parents=True, exist_ok=True)
+        (dropin / "testbed-retry.conf").write_text(
+            "[Unit]\nStartLimitIntervalSec=0\n[Service]\nRestart=on-failure\nRestartSec=1s\n"
+        )
         self._save()
 
     def copy_disk(self, dest: Path) -> None:
