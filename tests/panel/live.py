@@ -31,6 +31,12 @@ def stopped_workstation(base: Path) -> dict[str, Any]:
     return {"home": home, "port": port}
 
 
+def jupyter_log(home: Path, lines: int = 40) -> str:
+    """The tail of the workstation's Jupyter log, for a failure message about a notebook that did nothing."""
+    proc = padlab(home, "logs", "lab", "--lines", str(lines), check=False)
+    return (proc.stdout or proc.stderr).strip()
+
+
 def wait_listening(home: Path, port: int, proc: subprocess.Popen, timeout: float = 120.0) -> None:
     """Until the panel answers a TLS handshake padlab's CA verifies (event-driven, not a sleep)."""
     import socket

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import PASSWORD, free_port
-from tests.panel.live import IPAD, panel_server, stopped_workstation
+from tests.panel.live import IPAD, jupyter_log, panel_server, stopped_workstation
 
 DRIVER = shutil.which("WebKitWebDriver")
 MINIBROWSER = next(iter(sorted(Path("/usr/lib").glob("*/webkit2gtk-4.*/MiniBrowser"))), None)
@@ -127,7 +127,7 @@ def _button(driver, label: str):
     return driver.find_element(By.XPATH, f"//article[@id='w-lab']//button[normalize-space()='{label}']")
 
 
-def _run_code_in_jupyterlab(driver) -> None:
+def _run_code_in_jupyterlab(driver, home: Path) -> None:
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
@@ -169,7 +169,10 @@ def _run_code_in_jupyterlab(driver) -> None:
     cells = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell")]
     indicator = driver.find_elements(By.CSS_SELECTOR, ".jp-Notebook-ExecutionIndicator")
     status = [e.get_attribute("data-status") for e in indicator]
-    raise AssertionError(f"the cell printed nothing in 3 minutes; cells {cells!r}, kernel status {status!r}")
+    raise AssertionError(
+        f"the cell printed nothing in 3 minutes; cells {cells!r}, kernel status {status!r}; "
+        f"Jupyter's log:\n{jupyter_log(home)}"
+    )
 
 
 def test_webkit_ipad_signs_in_starts_runs_code_and_stops(live, tmp_path):
@@ -188,7 +191,7 @@ def test_webkit_ipad_signs_in_starts_runs_code_and_stops(live, tmp_path):
 
         WebDriverWait(driver, 60).until(lambda d: len(d.window_handles) > 1)
         driver.switch_to.window(next(h for h in driver.window_handles if h != panel_window))
-        _run_code_in_jupyterlab(driver)
+        _run_code_in_jupyterlab(driver, live["home"])
         driver.close()
         driver.switch_to.window(panel_window)
         driver.get(live["url"])
