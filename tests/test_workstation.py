@@ -307,7 +307,7 @@ def test_new_address_gets_a_new_certificate(tmp_path, monkeypatch):
     workstation.down(profiles.load("a"))
 
 
-def test_a_certificate_changed_behind_padlabs_back_is_checked_again(tmp_path):
+def test_a_certificate_changed_behind_padlabs_back_is_checked_again(tmp_path, steady_addresses):
     """A no-op up trusts its last TLS check only for the very files it read: change one and it checks again."""
     import ssl
 
