@@ -21,3 +21,9 @@ def test_generated_passphrases_are_strong_lowercase_and_distinct():
         passwords.check(phrase)
         assert phrase == phrase.lower()
         assert len(phrase.split("-")) == passwords.PASSPHRASE_WORDS
+
+
+def test_passphrase_words_are_letters_only_so_the_dashes_only_separate_them():
+    pool = passwords.words()
+    assert len(pool) > 6000  # 5 words of the list keep ~63 bits
+    assert all(word.isalpha() and word.islower() for word in pool)
