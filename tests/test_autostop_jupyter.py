@@ -111,11 +111,14 @@ def test_long_cell_keeps_it_up_and_its_end_counts_as_activity(box: dict, client:
     kernel = start_session(client, "train.ipynb")
     try:
         runner = threading.Thread(
-            target=client.execute, args=(kernel, "import time; time.sleep(8)"), kwargs={"timeout": 60}
+            target=client.execute, args=(kernel, "import time; time.sleep(8)"), kwargs={"timeout": 120}
         )
         runner.start()
-        deadline = time.time() + 10
-        while not agent.evaluate(conf, {}, time.time())["in_use"] and time.time() < deadline:
+        # The open websocket counts before the kernel reports busy: wait for the kernel itself.
+        deadline = time.time() + 60
+        while time.time() < deadline and "kernel: busy (train.ipynb)" not in agent.evaluate(
+            conf, {}, time.time()
+        )["reasons"]:
             time.sleep(0.3)
         busy = agent.check(conf, now=time.time() + 2 * LIMIT + 60)  # as if the cell ran past 2x the limit
         assert busy["in_use"] and "kernel: busy (train.ipynb)" in busy["reasons"], busy
