@@ -111,7 +111,10 @@ class NotebookClient:
             additional_headers=headers,
             max_size=None,
             # Jupyter answers the handshake once a new kernel is ready: seconds, more on a busy box.
-            open_timeout=60,
+            # It waits at most 60 s for the kernel to be alive and 60 s for its kernel_info reply
+            # (kernel_info_timeout), then answers anyway: waiting longer means it always answers
+            # first, so the kernel's own slowness shows up in the reply timeouts below instead.
+            open_timeout=150,
         ) as ws:
             yield _Socket(ws)
 
@@ -147,8 +150,8 @@ class NotebookClient:
 
     def start(self, kernel_id: str, code: str, timeout: float = 30.0) -> None:
         """Start code and disconnect once the kernel reports busy: the cell runs on without a client."""
-        deadline = time.monotonic() + timeout
         with self._channel(kernel_id, code) as (ws, msg_id):
+            deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 msg = ws.receive_json(timeout=max(deadline - time.monotonic(), 0.1))
                 if msg.get("parent_header", {}).get("msg_id") != msg_id:
@@ -160,8 +163,8 @@ class NotebookClient:
     def execute(self, kernel_id: str, code: str, timeout: float = 60.0) -> ExecResult:
         """Send execute_request over the kernel websocket and gather its output until idle."""
         result = ExecResult()
-        deadline = time.monotonic() + timeout
         with self._channel(kernel_id, code) as (ws, msg_id):
+            deadline = time.monotonic() + timeout  # for the code: the handshake has its own limit
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
