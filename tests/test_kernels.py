@@ -44,6 +44,8 @@ def test_create_builds_registers_streams_and_is_a_noop_again(lab):
     spec = json.loads((lab["box"] / "venv/share/jupyter/kernels/padlab-small/kernel.json").read_text())
     interpreter = spec["argv"][0]
     assert interpreter == str(lab["box"] / "kernels/small/bin/python")  # absolute: Jupyter keeps it
+    # compiled at build, before any import: the first start does not compile IPython while Juno waits
+    assert list((lab["box"] / "kernels/small/lib").glob("python3*/site-packages/ipykernel/__pycache__/*.pyc"))
     assert run_in(lab, "padlab-small", "import sys, six; print(sys.executable)") == interpreter
     again = padlab_json(lab["home"], "kernels", "create", "small", "--packages", "six")
     assert again["changed"] is False
