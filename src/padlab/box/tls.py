@@ -36,7 +36,7 @@ def check(host: Host, layout: Layout, ca_pem: str, sans: list, new_cert_pem: str
             and kept.get("fingerprint") == _fingerprint(host, layout, cert, ca_pem, sans)
             and time.time() < float(kept.get("renew_at") or 0)
         ):
-            return {"status": "ok", "origin": "current", "pem": cert.decode(), "sha256": kept.get("sha256")}
+            return {"status": "ok", "origin": "current", "pem": cert.decode()}
     request = {
         "key_path": layout.key,
         "cert_path": layout.cert,
@@ -59,7 +59,6 @@ def check(host: Host, layout: Layout, ca_pem: str, sans: list, new_cert_pem: str
         kept = {
             "fingerprint": _fingerprint(host, layout, result["pem"].encode(), ca_pem, sans),
             "renew_at": result["renew_at"],
-            "sha256": result["sha256"],
         }
         host.write(stamp, json.dumps(kept) + "\n", mode=0o600, owner=layout.user, root=layout.system)
     return result
