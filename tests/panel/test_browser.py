@@ -8,6 +8,7 @@ PADLAB_SCREENSHOTS=DIR also saves each page's screenshot there (docs/ keeps them
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -102,11 +103,15 @@ def test_ipad_signs_in_starts_runs_code_and_stops(live, tmp_path):
         expect(state).to_have_text("stopped", timeout=60_000)
         shot(page, tmp_path, "workstations-stopped")
 
-        card.get_by_role("button", name="Start").tap()
+        start = card.get_by_role("button", name="Start")
+        expect(start).to_have_class(re.compile(r"\bprimary\b"))  # the one thing to do now
+        start.tap()
         expect(state).to_have_text("starting", timeout=60_000)
         expect(state).to_have_text("running", timeout=ACTION_MS)
         expect(card.locator(".error")).to_be_hidden()
         shot(page, tmp_path, "workstations-running")
+        expect(start).to_be_disabled()
+        expect(start).not_to_have_class(re.compile(r"\bprimary\b"))
 
         with context.expect_page() as opened:
             card.get_by_role("link", name="JupyterLab").tap()
@@ -122,10 +127,16 @@ def test_ipad_signs_in_starts_runs_code_and_stops(live, tmp_path):
         shot(page, tmp_path, "logs")
         page.goto(live["url"] + "w/lab/settings")
         shot(page, tmp_path, "settings")
+        page.get_by_label("Autostop after idle for").fill("45m")
+        page.get_by_role("button", name="Save").tap()
+        expect(page.get_by_role("status")).to_contain_text("applied on the box", timeout=60_000)
+        expect(page.get_by_label("Autostop after idle for")).to_have_value(re.compile("45"))
         page.goto(live["url"] + "ca")
         shot(page, tmp_path, "ca")
 
         page.goto(live["url"])
+        card.get_by_role("button", name="Keep 2 h").tap()  # autostop is on now (45m)
+        expect(card.locator("dd", has_text="held until")).to_be_visible(timeout=60_000)
         card.get_by_role("button", name="Stop").tap()
         expect(state).to_have_text("stopped", timeout=ACTION_MS)
         shot(page, tmp_path, "workstations-stopped-again")
