@@ -106,18 +106,17 @@ def downloads(profile: Any) -> dict[str, Any]:
 def transfer(profile: Any, push: bool, local: str, remote: str, bwlimit: int | None, tty: bool) -> dict:
     """Copy LOCAL to REMOTE (push) or REMOTE to LOCAL (pull); REMOTE is inside the notebook folder."""
     from padlab import workstation
-    from padlab.providers.remote import RemoteProvider
 
     relative_path(remote, "the box path")
     if push and not Path(local).exists():
         raise PadlabError(f"{local} does not exist on this machine", "give a file or folder that exists here")
     provider, machine = _running(profile)
-    remote_box = isinstance(provider, RemoteProvider)
+    target = provider.target(machine)
     req = workstation.request_for(profile, provider, "paths", machine)
-    req["paths"] = {"path": remote, "push": push, "rsync": remote_box}
+    req["paths"] = {"path": remote, "push": push, "rsync": target is not None}
     info = provider.transport(machine).call(req)
     where = info["path"] + ("/" if remote.endswith("/") or remote == "." else "")
-    if not remote_box:
+    if target is None:  # the box is this machine
         return _copy(local, where) if push else _copy(where, local)
     if not shutil.which("rsync"):
         raise PadlabError(
@@ -125,7 +124,6 @@ def transfer(profile: Any, push: bool, local: str, remote: str, bwlimit: int | N
         )
     from padlab import ssh
 
-    target = provider.target(machine)
     ssh.ensure_master(target)
     host = f"[{target.host}]" if ":" in target.host else target.host
     argv = ["rsync", "-a", f"--partial-dir={PARTIAL_DIR}", "-e", _ssh_command(target)]

@@ -18,17 +18,15 @@ def _target(name: str | None):  # -> (Profile, ssh.Target)
     from padlab import state
     from padlab.providers import get
     from padlab.providers.base import Machine
-    from padlab.providers.remote import RemoteProvider
 
     profile = load_profile(name)
-    provider = get(profile)
-    if not isinstance(provider, RemoteProvider):
+    target = get(profile).target(Machine(state="unknown", host=state.load(profile.name).get("host")))
+    if target is None:
         raise PadlabError(
             f"{profile.name!r} runs on this machine (provider {profile.provider}), not over ssh",
             "use a profile made with --provider ssh or a cloud provider",
         )
-    host = state.load(profile.name).get("host")
-    return profile, provider.target(Machine(state="unknown", host=host))
+    return profile, target
 
 
 @cli.command("ssh", context_settings=PASSTHROUGH)

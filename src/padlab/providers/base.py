@@ -15,6 +15,7 @@ from padlab import registry
 
 if TYPE_CHECKING:
     from padlab.profiles import Profile
+    from padlab.ssh import Target
     from padlab.transport import Transport
 
 # Receives one line per stage of a long step ("creating padlab-gpu on AWS EC2").
@@ -86,6 +87,10 @@ class Provider(Protocol):
 
     def transport(self, machine: Machine) -> Transport: ...
 
+    def target(self, machine: Machine) -> Target | None:
+        """How to reach the box with ssh (push/pull's rsync, `padlab ssh`); None: it is this machine."""
+        ...
+
     def connected(self, machine: Machine) -> bool:
         """Whether a box call costs milliseconds now (no new connection, no machine to wake)."""
         ...
@@ -151,6 +156,9 @@ class ProviderBase:
             f"{self.profile.name!r} uses the {self.name} provider, which has no machine for padlab to delete",
             "`padlab destroy` is for cloud profiles; use `padlab down` here",
         )
+
+    def target(self, machine: Machine) -> Target | None:
+        return None
 
     def autostop_ready(self) -> bool:
         return True
