@@ -48,6 +48,8 @@ class ProviderInfo:
     refusals: tuple[tuple[str, str, str], ...] = ()
     # The idle limit when the profile sets none: a machine billed while it runs stops by default.
     default_idle: str = "off"
+    # What `padlab login` asks for, one line each after the label; stored joined by newlines.
+    key_parts: tuple[str, ...] = ("API key",)
 
     @property
     def default_stop(self) -> str:
@@ -96,6 +98,7 @@ PROVIDERS: dict[str, ProviderInfo] = {
             cloud=True,
             manages_power=True,
             default_user="ubuntu",
+            key_parts=("access key id", "secret access key"),
             stop_actions=(POWEROFF, SERVICE),
             default_idle=CLOUD_IDLE,
         ),

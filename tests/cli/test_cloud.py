@@ -104,6 +104,24 @@ def test_skip_setup_status_and_destroy(home: Path, env: dict[str, str], fake: Fa
     assert frozen > 0 and json.loads(padlab(home, "costs", "--json", **env).stdout)["total_usd"] == frozen
 
 
+def test_aws_login_reads_two_lines_checks_them_with_sts_and_stores_the_pair(
+    home: Path, env: dict[str, str]
+) -> None:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        args = ("login", "aws", "--key-stdin", "--api-url", f"http://{host}:{port}")
+        half = padlab(home, *args, input="AKIAPADLABTEST000003\n", check=False, **env)
+        assert "the key is empty" in one_line_error(half)  # the secret's line is missing
+        padlab(home, *args, input="AKIAPADLABTEST000003\nsecret-of-the-pair\n", **env)
+    finally:
+        server.stop()
+    path = home / "credentials" / "aws"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.read_text().split() == ["AKIAPADLABTEST000003", "secret-of-the-pair"]
+
+
 def test_destroy_is_only_for_clouds(home: Path, env: dict[str, str]) -> None:
     padlab(home, "init", "lab", "--provider", "local", **env)
     proc = padlab(home, "destroy", "lab", "--yes-really-destroy", check=False, **env)

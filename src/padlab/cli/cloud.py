@@ -11,7 +11,7 @@ import click
 from padlab.cli import cli
 from padlab.cli.common import CONTEXT, load_profile
 from padlab.errors import PadlabError
-from padlab.registry import CLOUDS
+from padlab.registry import CLOUDS, PROVIDERS
 
 _TYPES: dict[str, Any] = {"disk_size": int, "price": float}
 # `padlab init` flag -> Profile.options key, for cloud profiles only.
@@ -95,18 +95,13 @@ def login(provider: str, key_stdin: bool, no_verify: bool, api_url: str | None, 
 
 
 def _read_key(provider: str, from_stdin: bool) -> str:
+    info = PROVIDERS[provider]
     if from_stdin:
-        lines = [sys.stdin.readline().strip() for _ in range(2 if provider == "aws" else 1)]
+        lines = [sys.stdin.readline().strip() for _ in info.key_parts]
     elif sys.stdin.isatty():
         import getpass
 
-        if provider == "aws":
-            lines = [
-                getpass.getpass("AWS access key id: ").strip(),
-                getpass.getpass("AWS secret access key: ").strip(),
-            ]
-        else:
-            lines = [getpass.getpass(f"{provider} API key: ").strip()]
+        lines = [getpass.getpass(f"{info.label} {part}: ").strip() for part in info.key_parts]
     else:
         raise PadlabError(
             "no terminal to ask for the key on", f"pipe it in: padlab login {provider} --key-stdin"
