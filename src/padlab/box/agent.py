@@ -228,7 +228,7 @@ def alert_failed_stop(conf: dict, files: dict, state: dict, stop_at: float) -> N
 def watch(conf: dict, clock=time.time, sleep=time.sleep) -> int:
     """One run of the scheduler: check now, then again at each moment due before the next run.
 
-    The systemd timer starts a run CHECK_S after the previous one ended, so a run waits
+    The systemd timer starts a run CHECK_S after the previous one started, so a run waits
     only for a warning or a stop due sooner than that. Cron starts one each minute, so a
     cron run keeps the same CHECK_S tick until just before the next minute. One run at a
     time: a run that finds another still watching leaves it to that one. Returns how many

@@ -258,10 +258,12 @@ TimeoutStartSec=120
 Description=padlab autostop check every {tick} s
 
 [Timer]
-# {tick} s after the last check ended; a check due sooner (a warning, the stop) is waited for by
-# the run itself, to the second. A first check as soon as the timer starts (boot, `padlab up`).
+# {tick} s after the last check started, however long it took on a loaded box (from its end, a
+# 10 s check made it 30 s apart); a check due sooner (a warning, the stop) is waited for by the
+# run itself, to the second, and a run still waiting when the tick comes is not started twice.
+# A first check as soon as the timer starts (boot, `padlab up`).
 OnActiveSec=1s
-OnUnitInactiveSec={tick}s
+OnUnitActiveSec={tick}s
 AccuracySec=1s
 
 [Install]
