@@ -204,22 +204,24 @@ def test_digitalocean_snapshot_cycle_keeps_the_notebook_on_new_droplets(
         assert login_and_run(again) == "42"
         return again, droplet_id
 
-    # Cycle 1: the testbed hands the freed subnet (the lowest free one) to the new droplet, so it has
-    # the old address, as a cloud may; its host keys are new, so padlab must forget the pinned key
-    # rather than refuse the login.
+    # Cycle 1: the new droplet gets the old droplet's address (held for it, so no other testbed user
+    # takes it meanwhile), as a cloud may; its host keys are new, so padlab must forget the pinned
+    # key rather than refuse the login.
+    backend.hold_addresses = True
     first_snapshot = down_and_check(first_id)
     assert not first.dir.exists()
     _, second_id = up_from(first_snapshot)
     second = backend.machine(second_id)
     assert second_id != first_id
-    assert second.ip == first.ip, "another testbed user took the freed subnet first; run this test alone"
+    assert second.ip == first.ip
     second_key = second.host_public_key()
     assert second_key != first_key and known_key(home, "padlab-do") == second_key
 
     # Cycle 2: someone else got the old address meanwhile, so the new droplet has a new one.
     # The card shows it and the certificate names it (login_and_run verifies the hostname).
     second_snapshot = down_and_check(second_id)
-    squatter = make_client()
+    squatter = make_client(index=backend.take_held_address())
+    assert squatter.ip == second.ip
     third_card, third_id = up_from(second_snapshot)
     third = backend.machine(third_id)
     assert third.ip not in (second.ip, squatter.ip)

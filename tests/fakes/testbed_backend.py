@@ -17,6 +17,10 @@ done here on the disk before the first boot:
 * a machine made from a snapshot is a new instance and gets new host keys. The
   image's sshd makes the missing ones at boot.
 
+With ``hold_addresses`` set, a destroyed machine's address is held for this backend: the next
+``create`` gets it back, as a cloud may hand a new instance the address its last one had, or
+``take_held_address`` gives it to a client. No other testbed user can take it in between.
+
 A guest that powers itself off reads ``off`` at once. The testbed's supervisor
 marks the machine off when systemd-nspawn exits, and ``state`` reads that fresh.
 """
@@ -35,6 +39,7 @@ from pathlib import Path
 from tests.testbed import Testbed, TestbedError
 from tests.testbed.host import run
 from tests.testbed.machine import Machine
+from tests.testbed.network import release_hold
 
 from .backend import BackendState, MachineSpec
 
@@ -71,6 +76,8 @@ class TestbedBackend:
         self._snapshot_dir = Path(tempfile.mkdtemp(prefix="padlab-snapshots-"))
         self._names = itertools.count(1)
         self._lock = threading.Lock()
+        self.hold_addresses = False
+        self._held: list[int] = []  # subnet indexes of destroyed machines, oldest first
 
     def machine(self, machine_id: str) -> Machine:
         """The testbed machine behind an API id, for tests that look inside it."""
@@ -98,7 +105,8 @@ class TestbedBackend:
             image, disk = self._snapshots[snapshot_id] if snapshot_id else (self.image, None)
             # Testbed names are host-wide (netns names); the pid keeps parallel runs apart.
             name = f"cb{os.getpid() % 100000}-{next(self._names)}"
-        machine = self.testbed.create_machine(name, image, disk_from=disk)
+            index = self._held.pop(0) if self._held else None
+        machine = self.testbed.create_machine(name, image, disk_from=disk, index=index)
         try:
             self._first_boot_setup(
                 machine, spec.get("ssh_public_keys") or self.account_keys, disk is not None
@@ -138,9 +146,18 @@ class TestbedBackend:
         shutil.rmtree(path)
 
     def destroy(self, machine_id: str) -> None:
-        self.machine(machine_id).destroy()
+        machine = self.machine(machine_id)
+        hold = self.hold_addresses
+        machine.destroy(hold_address=hold)
         with self._lock:  # only now, so machine_ids() lists it until its disk and network are gone
             del self._machines[machine_id]
+            if hold:
+                self._held.append(machine.net.index)
+
+    def take_held_address(self) -> int:
+        """The oldest held subnet index, for `make_client(index=...)`; the next create won't get it."""
+        with self._lock:
+            return self._held.pop(0)
 
     # -- lifetime --------------------------------------------------------------------------
 
@@ -149,8 +166,11 @@ class TestbedBackend:
         with self._lock:
             machines, self._machines = list(self._machines.values()), {}
             self._snapshots.clear()
+            held, self._held = self._held, []
         for machine in machines:
             machine.destroy()
+        for index in held:
+            release_hold(self.testbed.run_dir, index)
         shutil.rmtree(self._snapshot_dir, ignore_errors=True)
 
     def __enter__(self) -> TestbedBackend:

@@ -74,11 +74,11 @@ def machine(make_machines: Callable[..., list[Machine]]) -> Machine:
 
 
 @pytest.fixture
-def make_client(testbed: Testbed) -> Iterator[Callable[[], ClientNamespace]]:
+def make_client(testbed: Testbed) -> Iterator[Callable[..., ClientNamespace]]:
     made: list[ClientNamespace] = []
 
-    def make() -> ClientNamespace:
-        client = testbed.client_namespace(_unique("c"))
+    def make(index: int | None = None) -> ClientNamespace:
+        client = testbed.client_namespace(_unique("c"), index=index)
         made.append(client)
         return client
 

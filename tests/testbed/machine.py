@@ -409,8 +409,11 @@ class Machine:
 
     # -- teardown -----------------------------------------------------------------------------
 
-    def destroy(self) -> None:
-        """Stop the guest hard and delete its disk, namespace, rules and record. Idempotent."""
+    def destroy(self, hold_address: bool = False) -> None:
+        """Stop the guest hard and delete its disk, namespace, rules and record. Idempotent.
+
+        `hold_address`: keep its address for a later machine or client (`Network.remove(hold=True)`).
+        """
         with self._cond:
             if self._destroying:
                 return
@@ -427,7 +430,7 @@ class Machine:
             proc.kill()
             proc.wait(10)
         _remove_disk(self.dir)
-        self.net.remove()
+        self.net.remove(hold=hold_address)
 
 
 def _remove_disk(directory: Path) -> None:

@@ -83,8 +83,13 @@ class Network:
         """Argv that runs `argv` inside this namespace (host filesystem, namespace network)."""
         return ["ip", "netns", "exec", self.netns, *argv]
 
-    def remove(self) -> None:
-        """Kill what still runs in the namespace and delete namespace, veth, rules and record."""
+    def remove(self, hold: bool = False) -> None:
+        """Kill what still runs in the namespace and delete namespace, veth, rules and record.
+
+        `hold`: keep the address for this process's next `create_network(..., index=)`, so that a
+        test can hand a freed address to the machine or client it chooses (as a cloud may reuse one)
+        without another testbed user taking it in between.
+        """
         with file_lock(_LOCK):
             record = read_json(self.record)
             if record is None or int(record["index"]) != self.index:
@@ -95,6 +100,8 @@ class Network:
             run(["ip", "netns", "delete", self.netns], check=False)
             run(["ip", "link", "delete", self.host_if], check=False)
             run(["nft", "delete", "table", "ip", self.table], check=False)
+            if hold:
+                write_json(_hold_path(self.run_dir, self.index), {**record, "name": _hold_name(self.index)})
             self.record.unlink(missing_ok=True)
             _restore_ip_forward_if_unused()
 
@@ -128,17 +135,39 @@ def record_path(run_dir: Path, name: str) -> Path:
     return run_dir / f"net-{name}.json"
 
 
-def create_network(run_dir: Path, name: str, *, nat: bool) -> Network:
-    """Allocate a free 198.18.X.0/24 and build the namespace; undo everything on failure."""
+def _hold_name(index: int) -> str:
+    return f"held{index}"
+
+
+def _hold_path(run_dir: Path, index: int) -> Path:
+    return record_path(run_dir, _hold_name(index))
+
+
+def release_hold(run_dir: Path, index: int) -> None:
+    """Give a held address (`Network.remove(hold=True)`) back to everyone."""
+    with file_lock(_LOCK):
+        _hold_path(run_dir, index).unlink(missing_ok=True)
+
+
+def create_network(run_dir: Path, name: str, *, nat: bool, index: int | None = None) -> Network:
+    """Allocate a free 198.18.X.0/24 (or `index`, an address this process holds) and build the
+    namespace; undo everything on failure."""
     check_name(name)
     with file_lock(_LOCK):  # held through setup, so no other testbed can take the same index
         if record_path(run_dir, name).exists():
             raise TestbedError(f"network {name!r} already exists (another machine or client uses the name)")
-        used = {int(rec["index"]) for rec in _records(run_dir)} | _host_indexes()
-        free = [index for index in range(1, 255) if index not in used]
-        if not free:
-            raise TestbedError("no free 198.18.X.0/24 subnet left")
-        net = Network(name=name, index=free[0], nat=nat, run_dir=run_dir)
+        if index is not None:
+            held = read_json(_hold_path(run_dir, index))
+            if held is None or held["owner"] != current_owner():
+                raise TestbedError(f"198.18.{index}.0/24 is not held by this process")
+            _hold_path(run_dir, index).unlink()
+        else:
+            used = {int(rec["index"]) for rec in _records(run_dir)} | _host_indexes()
+            free = [i for i in range(1, 255) if i not in used]
+            if not free:
+                raise TestbedError("no free 198.18.X.0/24 subnet left")
+            index = free[0]
+        net = Network(name=name, index=index, nat=nat, run_dir=run_dir)
         write_json(net.record, {"name": name, "index": net.index, "nat": nat, "owner": current_owner()})
         _enable_ip_forward()
         try:

@@ -208,3 +208,19 @@ def test_leftovers_of_a_killed_run_are_swept(testbed: Testbed) -> None:
     assert _leftovers(testbed, "crashed")
     Testbed(testbed.cache).close()  # a new run sweeps what dead owners left
     assert _leftovers(testbed, "crashed") == []
+
+
+def test_a_held_address_goes_only_to_who_asks_for_it(testbed: Testbed, make_client) -> None:
+    from .network import release_hold
+
+    first = make_client()
+    first.net.remove(hold=True)  # as Machine.destroy(hold_address=True) does
+    try:
+        other = make_client()  # the lowest free subnet, whatever it is, is never the held one
+        assert other.ip != first.ip
+        again = make_client(index=first.net.index)
+        assert again.ip == first.ip
+        with pytest.raises(TestbedError, match="not held by this process"):
+            make_client(index=first.net.index)  # taken, no longer held
+    finally:
+        release_hold(testbed.run_dir, first.net.index)

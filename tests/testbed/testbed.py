@@ -107,16 +107,19 @@ class Testbed:
             raise
         return created
 
-    def create_machine(self, name: str, image: str = "bookworm", disk_from: Path | None = None) -> Machine:
+    def create_machine(
+        self, name: str, image: str = "bookworm", disk_from: Path | None = None, index: int | None = None
+    ) -> Machine:
         """A machine with its disk and network made but not booted, like a created, stopped cloud VM.
 
         `disk_from`: a copy made by `Machine.copy_disk` from a machine of the same image.
+        `index`: the address 198.18.<index>.2, held by this process (`Machine.destroy(hold_address=True)`).
         """
         name = check_name(name)
         lower = self.images.ensure(image)
         if (self.machines_dir / name).exists():
             raise TestbedError(f"machine {name!r} already exists")
-        net = create_network(self.run_dir, name, nat=True)
+        net = create_network(self.run_dir, name, nat=True, index=index)
         machine = Machine(name, image, lower, net, self.identity, self.machines_dir / name)
         with self._lock:
             self._machines.append(machine)
@@ -127,9 +130,12 @@ class Testbed:
             raise
         return machine
 
-    def client_namespace(self, name: str) -> ClientNamespace:
-        """A namespace with its own 198.18.X.2 address that reaches the machines through the host."""
-        client = ClientNamespace(create_network(self.run_dir, name, nat=False))
+    def client_namespace(self, name: str, index: int | None = None) -> ClientNamespace:
+        """A namespace with its own 198.18.X.2 address that reaches the machines through the host.
+
+        `index`: an address this process holds, as in `create_machine`.
+        """
+        client = ClientNamespace(create_network(self.run_dir, name, nat=False, index=index))
         with self._lock:
             self._clients.append(client)
         return client
