@@ -252,3 +252,29 @@ def test_an_ecdsa_key_is_never_offered_to_aws(aws: str, ssh_key: Path) -> None:
         named.start_machine(print)
     assert "--identity" in err.value.fix
     assert ec2(aws).describe_key_pairs()["KeyPairs"] == [] and live_instances(aws) == []
+
+
+def test_the_documented_iam_policy_allows_exactly_the_ec2_calls_padlab_makes() -> None:
+    import json
+    import re
+
+    import botocore.session
+
+    import padlab.providers.aws as module
+
+    model = botocore.session.get_session().get_service_model("ec2")
+    source = Path(module.__file__).read_text()
+    called = {
+        "".join(part.title() for part in name.split("_"))
+        for name in re.findall(r'call\(\s*"([a-z_]+)"', source)
+    }
+    assert called and called <= set(model.operation_names)
+    docs = (Path(module.__file__).parents[3] / "docs" / "providers.md").read_text()
+    [policy] = [
+        json.loads(block) for block in re.findall(r"```json\n(.*?)```", docs, re.S) if "ec2:" in block
+    ]
+    allowed = set()
+    for statement in policy["Statement"]:
+        actions = statement["Action"]
+        allowed |= {actions} if isinstance(actions, str) else set(actions)
+    assert allowed == {f"ec2:{name}" for name in called} | {"ec2:CreateTags"}

@@ -75,3 +75,12 @@ def test_every_row_cites_a_spec_file_and_real_scopes() -> None:
         assert op.source.startswith("specification/resources/") and ".yml" in op.source, op
         assert op.path.startswith("/v2/") and op.method in ("GET", "POST", "DELETE"), op
         assert all(re.fullmatch(r"[a-z_]+:(create|read|update|delete)", s) for s in op.all_scopes), op
+
+
+def test_docs_list_every_operation_with_its_scopes() -> None:
+    docs = (SRC.parent.parent / "docs" / "providers.md").read_text()
+    for op in do_api.OPERATIONS:
+        [line] = [line for line in docs.splitlines() if line.startswith(f"| `{op.op_id}` |")]
+        assert f"`{op.method} {op.path}`" in line
+        assert all(f"`{scope}`" in line for scope in op.all_scopes), op.op_id
+    assert do_api.SPEC_COMMIT in docs
