@@ -1,11 +1,11 @@
 """moto's EC2 made to terminate the way EC2 does: through ``shutting-down``, holding its security group.
 
 moto terminates an instance at once (``terminated`` in the same call), so code that
-forgets ``shutting-down`` passes against it. Real EC2 (botocore's EC2 model lists
-``shutting-down`` among ``InstanceStateName``) keeps a terminating instance in
-``shutting-down`` for a while, and until it is ``terminated`` the instance still
-holds its network interface and so its security group: ``DeleteSecurityGroup``
-answers ``DependencyViolation`` ("resource sg-... has a dependent object").
+forgets ``shutting-down`` passes against it. Real EC2 keeps a terminating instance in
+``shutting-down`` for a while (botocore's EC2 model: ``InstanceStateName`` has it, and
+TerminateInstances' documentation says an instance may stay "in the shutting-down
+state"), and while an instance is associated with the group ``DeleteSecurityGroup``
+"fails with DependencyViolation" (its documentation in the same model).
 
 moto has no state manager for EC2 instances (``moto.moto_api.state_manager`` covers
 other services' models), so this patches moto's backend classes for one test. The
