@@ -272,7 +272,7 @@ def test_login_checks_the_stops_scopes_and_names_those_no_read_can_show(
     done = padlab(home, *args, input=BOX_TOKEN + "\n", **env)
     assert "verified by reading: droplet:read, snapshot:read;" in done.stdout
     for scope in ("droplet:update", "image:create", "droplet:delete", "block_storage_snapshot:read"):
-        assert scope in done.stdout.split("not verifiable")[1]
+        assert scope in done.stdout.split("not verified:")[1]
     provider.start_machine(print)
     provider.stop(print)  # a snapshot the check can look up: block_storage_snapshot:read is verified
     again = padlab(home, *args, input=BOX_TOKEN + "\n", **env)

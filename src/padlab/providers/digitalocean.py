@@ -640,9 +640,9 @@ def store_autostop_token(value: str, api_url: str | None, verify: bool) -> tuple
 # Scopes a read cannot show: DigitalOcean has no call that lists a token's scopes, and only the
 # snapshot action and the droplet delete need these, so only acting on a droplet would tell.
 AUTOSTOP_UNVERIFIABLE = {
-    "droplet:update": "only the snapshot action needs it",
-    "image:create": "only the snapshot action needs it",
-    "droplet:delete": "only deleting a droplet needs it",
+    "droplet:update": "only the snapshot action needs it, and padlab will not act to check",
+    "image:create": "only the snapshot action needs it, and padlab will not act to check",
+    "droplet:delete": "only deleting a droplet needs it, and padlab will not act to check",
 }
 
 
@@ -660,7 +660,7 @@ def _verify_autostop_token(value: str, api_url: str | None) -> str:
     url = base_url({"api_url": api_url}, URL_ENV, DEFAULT_URL)
     client = pydo.Client(token=value, endpoint=url, retry_total=2)
 
-    def read(op_id: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+    def read(op_id: str, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
         scopes = ", ".join(do_api.BY_ID[op_id].scopes)
         try:
             body = fn(**kwargs)
@@ -671,26 +671,30 @@ def _verify_autostop_token(value: str, api_url: str | None) -> str:
         except HttpResponseError as exc:
             if exc.status_code == 403:
                 raise PadlabError(
-                    f"the autostop token may not {op_id.replace('_', ' ')} (needs {scopes})", AUTOSTOP_HOW
+                    f"the autostop token may not {what} (DigitalOcean refused {op_id}, which needs {scopes})",
+                    AUTOSTOP_HOW,
                 ) from None
             raise PadlabError(
-                f"could not check the autostop token: DigitalOcean answered {exc.status_code} to {op_id}",
+                f"could not check the autostop token: DigitalOcean answered HTTP {exc.status_code} to {what}",
                 "try again; " + AUTOSTOP_HOW,
             ) from None
         if _error_body(body) is not None:
             raise PadlabError(
-                f"could not check the autostop token: DigitalOcean answered {body.get('id')} to {op_id}",
+                f"could not check the autostop token: DigitalOcean answered {body.get('id')} to {what}",
                 "try again; " + AUTOSTOP_HOW,
             )
         return body
 
-    read("droplets_list", client.droplets.list, per_page=1)
+    read("droplets_list", "list droplets", client.droplets.list, per_page=1)
     verified = ["droplet:read"]
-    snaps = read("snapshots_list", client.snapshots.list, per_page=1, resource_type="droplet")
+    snaps = read(
+        "snapshots_list", "list snapshots", client.snapshots.list, per_page=1, resource_type="droplet"
+    )
     verified.append("snapshot:read")
     unverified = dict(AUTOSTOP_UNVERIFIABLE)
     if snaps.get("snapshots"):  # an existing snapshot: its lookup (the box's verify step) can be tried
-        read("snapshots_get", client.snapshots.get, snapshot_id=str(snaps["snapshots"][0]["id"]))
+        snapshot = str(snaps["snapshots"][0]["id"])
+        read("snapshots_get", "look up a snapshot", client.snapshots.get, snapshot_id=snapshot)
         verified.append("block_storage_snapshot:read")
     else:
         unverified["block_storage_snapshot:read"] = "the account has no snapshot to look up"
@@ -710,6 +714,5 @@ def _verify_autostop_token(value: str, api_url: str | None) -> str:
             )
     missing = "; ".join(f"{scope} ({why})" for scope, why in unverified.items())
     return (
-        f"verified by reading: {', '.join(verified)}; not verifiable without acting on a droplet: "
-        f"{missing}: make sure the token has them"
+        f"verified by reading: {', '.join(verified)}; not verified: {missing}; make sure the token has them"
     )
