@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import stat
 import time
 from collections.abc import Iterator
@@ -204,6 +205,21 @@ def test_api_errors_fail_the_step_and_a_later_check_finishes(
         method == "POST"
     )
     assert len(fake._snapshots) == 1
+
+
+def test_a_rate_limited_step_says_when_the_limit_lifts(
+    conf: dict, fake: FakeDigitalOcean, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.fail_next(429, method="POST", path="/v2/droplets/")  # the hourly limit: no retry-after
+    check(conf, monkeypatch, T0 + 301)
+    check(conf, monkeypatch, T0 + 601)
+    failed = record(conf)["result"]
+    assert "HTTP 429" in failed and re.search(r"hourly API rate limit used up until \d\d:\d\d UTC", failed)
+    fake.fail_next(429, method="GET", path="/v2/droplets/", retry_after=30)  # the burst limit
+    check(conf, monkeypatch, T0 + 661)
+    assert "burst rate limit: retry after 30 s" in record(conf)["result"]
+    check(conf, monkeypatch, T0 + 721)
+    assert record(conf)["done"]
 
 
 def test_use_during_the_snapshot_cancels_the_delete(

@@ -86,12 +86,32 @@ class Api:
             if exc.code == 404:
                 return 404, _json(exc.read())
             message = (_json(exc.read()) or {}).get("message") or exc.reason
+            if exc.code == 429:
+                message = "%s (%s)" % (message, rate_limit(exc.headers))
             raise StopError(
                 "DigitalOcean answered HTTP %d to %s %s: %s" % (exc.code, method, path, message)
             ) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise StopError("cannot reach the DigitalOcean API at %s: %s" % (self.base, reason)) from None
+
+
+def rate_limit(headers) -> str:
+    """Which of DigitalOcean's limits a 429 is, and when it lifts (digitalocean/openapi description.yml).
+
+    The burst limit (250 a minute) says ``retry-after`` in seconds; the hourly one (5,000)
+    gives only ``ratelimit-reset``, the Unix time its oldest request expires. Either way
+    the next check tries again; the record says when that can work.
+    """
+    after = headers.get("retry-after")
+    if after:
+        return "burst rate limit: retry after %s s" % after
+    reset = headers.get("ratelimit-reset")
+    try:
+        when = time.strftime("%H:%M UTC", time.gmtime(float(reset)))
+    except (TypeError, ValueError):
+        return "rate limited"
+    return "hourly API rate limit used up until %s" % when
 
 
 def _json(raw: bytes) -> dict:
