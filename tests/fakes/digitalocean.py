@@ -16,12 +16,25 @@ package) and pydo 0.44's generated operations (``pydo/operations/_operations.py`
   exact, case-insensitive match.
 * Errors: ``{"id": "not_found", "message": ..., "request_id": ...}``; 401 is
   ``unauthorized`` / "Unable to authenticate you."; 429 ``too_many_requests``.
-* Tokens: the full-access ``token``, and ``scoped_tokens`` (custom scopes): a
-  route outside a token's scopes (``ROUTE_SCOPES``) is 403 ``forbidden`` before
-  anything is looked up, so a missing resource does not hide the refusal.
+* Tokens: the full-access ``token``, and ``scoped_tokens`` (custom scopes). Each
+  route's scopes come from the one table, ``padlab.providers.do_api.OPERATIONS``
+  (transcribed from the spec's ``security`` lists, the "Required Permissions" of
+  droplet actions, and the "Requires `...` scope" notes on request fields, with
+  file and commit per row); a request without all of them is 403 ``forbidden``.
+  A request that is no row of the table is recorded in ``unlisted``.
+* 429: ``ratelimit-remaining: 0`` with ``ratelimit-reset`` (the hourly limit);
+  ``fail_next(429, retry_after=N)`` adds ``retry-after`` (the burst limit), as
+  ``description.yml`` ("Rate Limit") describes them.
+* ``GET``/``DELETE /v2/snapshots/{id}`` of an image that is not a snapshot is
+  400 ``bad_request`` "the resource is not a snapshot" (``not_a_snapshot.yml``).
 * Create answers 202 with ``links.actions``; actions answer 201; deletes 204.
 
 Choices where the reference is silent (kept strict on purpose):
+
+* Where an operation's ``security`` lists several scopes, all are required (the
+  OpenAPI reading); whether DigitalOcean wants all or any is not published.
+* Scopes are checked before anything is looked up; the spec does not say which
+  comes first, so padlab never relies on it (a 404 for a made-up id proves nothing).
 
 * Unknown body fields (422) and unknown query parameters (400) are rejected
   while ``strict`` is on; the live API is believed to ignore them.
@@ -50,6 +63,8 @@ import uuid
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 from urllib.parse import urlencode
+
+from padlab.providers import do_api
 
 from . import do_billing, do_catalog
 from ._http import ApiError, FakeServer, Request, Response, route
@@ -131,29 +146,32 @@ KEY_FIELDS = {"name": Field((str,), required=True), "public_key": Field((str,), 
 PAGING = ("per_page", "page")
 
 
-ROUTE_SCOPES = {
-    "list_droplets": "droplet:read",
-    "create_droplet": "droplet:create",
-    "get_droplet": "droplet:read",
-    "delete_droplet": "droplet:delete",
-    "list_droplet_snapshots": "droplet:read",
-    "post_action": "droplet:update",
-    "get_droplet_action": "droplet:read",
-    "get_action": "actions:read",
-    "list_snapshots": "snapshot:read",
-    "get_snapshot": "snapshot:read",
-    "delete_snapshot": "snapshot:delete",
-    "list_sizes": "sizes:read",
-    "list_keys": "ssh_key:read",
-    "create_key": "ssh_key:create",
-    "get_account": "account:read",
-    "get_balance": "billing:read",
-    "list_invoices": "billing:read",
-    "get_invoice": "billing:read",
+ROUTE_OPERATIONS = {
+    "list_droplets": "droplets_list",
+    "create_droplet": "droplets_create",
+    "get_droplet": "droplets_get",
+    "delete_droplet": "droplets_destroy",
+    "list_droplet_snapshots": "droplets_list_snapshots",
+    "post_action": "dropletActions_post:{type}",
+    "get_droplet_action": "dropletActions_get",
+    "get_action": "actions_get",
+    "list_snapshots": "snapshots_list",
+    "get_snapshot": "snapshots_get",
+    "delete_snapshot": "snapshots_delete",
+    "list_sizes": "sizes_list",
+    "list_keys": "sshKeys_list",
+    "create_key": "sshKeys_create",
+    "get_account": "account_get",
+    "get_balance": "balance_get",
+    "list_invoices": "invoices_list",
+    "get_invoice": "invoices_get_byUUID",
 }
-"""The custom scope (resource:action) each route needs, from DigitalOcean's scopes reference
-(docs.digitalocean.com/reference/api/scopes): a custom-scoped token without it gets 403
-``forbidden`` before the route looks anything up; a full-access token has every scope."""
+"""Each route's operation in ``padlab.providers.do_api.OPERATIONS`` (the one table, transcribed from
+DigitalOcean's OpenAPI spec with file and commit per row): its scopes are the ones enforced here.
+A droplet action's operation depends on its ``type``."""
+ACTION_SCOPES = ("droplet:update",)
+"""What every droplet action needs (``dropletActions_post.yml``'s ``security``); types padlab never
+sends are not in the table, so a request for one is recorded as unlisted."""
 SCOPE_RE = re.compile(r"[a-z_]+:(create|read|update|delete)")
 
 
@@ -188,26 +206,62 @@ class FakeDigitalOcean(FakeServer):
         self._state_lock = threading.RLock()
         self._ops = MachineOps(self.errors)
         self.billing = do_billing.Billing(token)
+        self.unlisted: list[str] = []
+        """Requests that are none of ``do_api.OPERATIONS`` (padlab's tests require none)."""
+        self.rate_limit_reset_s = 3600
+        """Seconds until ``ratelimit-reset``: when the oldest request of the hour expires."""
 
     # -- FakeServer hooks -------------------------------------------------------
 
     def authenticate(self, request: Request) -> None:
+        needed = self._scopes_of(request)
         given = request.headers.get("authorization") or ""
         if given == f"Bearer {self.token}":
             return
         scopes = next((s for t, s in self.scoped_tokens.items() if given == f"Bearer {t}"), None)
         if scopes is None:
             raise self.error(401)
-        needed = self._scope_of(request)
-        if needed is not None and needed not in scopes:
+        if not needed <= scopes:
             raise self.error(403)
 
-    def _scope_of(self, request: Request) -> str | None:
-        """The scope of the route this request reaches; None for no route (a 404 or 405 follows)."""
+    def _scopes_of(self, request: Request) -> frozenset[str]:
+        """Every scope the operation this request reaches needs, from ``do_api.OPERATIONS``.
+
+        A request that is not one of the table's operations (no route, or an action type
+        padlab never sends) is recorded in ``unlisted``: the tests of padlab's client and
+        box require that list to stay empty.
+        """
         for method, pattern, name in self._routes:
             if method == request.method and pattern.fullmatch(request.path):
-                return ROUTE_SCOPES[name]
-        return None
+                op_id = ROUTE_OPERATIONS[name]
+                needed: set[str] = set()
+                if "{type}" in op_id:
+                    kind = self._action_type(request)
+                    op_id = op_id.format(type=kind)
+                    needed.update(ACTION_SCOPES)
+                op = do_api.BY_ID.get(op_id)
+                if op is None:
+                    self.unlisted.append(f"{request.method} {request.path} ({op_id})")
+                    return frozenset(needed)
+                needed.update(op.scopes)
+                body = self._json_or_empty(request) if request.method == "POST" else {}
+                needed.update(
+                    scope for field, scope in op.field_scopes if field in request.query or field in body
+                )
+                return frozenset(needed)
+        self.unlisted.append(f"{request.method} {request.path} (no route)")
+        return frozenset()
+
+    @staticmethod
+    def _json_or_empty(request: Request) -> dict[str, Any]:
+        try:
+            body = request.json()
+        except ValueError:
+            return {}
+        return body if isinstance(body, dict) else {}
+
+    def _action_type(self, request: Request) -> str:
+        return str(self._json_or_empty(request).get("type"))
 
     def error(self, status: int, message: str | None = None) -> ApiError:
         error_id, default = ERROR_IDS.get(status, ERROR_IDS[500])
@@ -218,7 +272,7 @@ class FakeDigitalOcean(FakeServer):
         return {
             "ratelimit-limit": str(RATE_LIMIT),
             "ratelimit-remaining": str(max(RATE_LIMIT - len(self._log), 0)),
-            "ratelimit-reset": str(int(time.time()) + 3600),
+            "ratelimit-reset": str(int(time.time()) + self.rate_limit_reset_s),
         }
 
     def on_close(self) -> None:
@@ -546,6 +600,9 @@ class FakeDigitalOcean(FakeServer):
 
     def _snapshot(self, snapshot_id: str) -> Snapshot:
         snapshot = self._snapshots.get(int(snapshot_id)) if snapshot_id.isdigit() else None
+        if snapshot is None and any(snapshot_id == str(image.id) for image in do_catalog.IMAGES.values()):
+            # An image that is not a snapshot: snapshots/responses/not_a_snapshot.yml.
+            raise self.error(400, "the resource is not a snapshot")
         if snapshot is None:
             raise self.error(404)
         return snapshot

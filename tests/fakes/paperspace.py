@@ -3,7 +3,10 @@
 Shapes follow Paperspace's published OpenAPI document for v1 ("Paperspace
 OpenAPI", version 1, servers: https://api.paperspace.com/v1), as vendored in
 github.com/PierreBeucher/cloudypad at
-src/providers/paperspace/client/openapi/machines-only.json:
+src/providers/paperspace/client/openapi/machines-only.json, and Paperspace's own
+github.com/Paperspace/cli api/openapi.ts (generated from the same document): the
+states, create body and list query below are pinned to them by
+``paperspace_spec.py`` and ``test_paperspace_spec.py``:
 
 * ``GET /machines`` -> ``{"hasMore", "nextPage"?, "items": [machine]}``; query
   ``after`` (cursor), ``limit`` (1..120), ``orderBy`` (dtCreated|name|state),

@@ -97,7 +97,13 @@ SCOPED = "dop_v1_custom_scopes_only"
 
 
 def test_a_scoped_token_reaches_only_its_scopes_routes(backend: MemoryBackend) -> None:
-    scopes = ("droplet:read", "droplet:update", "droplet:delete", "snapshot:read", "actions:read")
+    scopes = (
+        "droplet:read",
+        "droplet:update",
+        "droplet:delete",
+        "snapshot:read",
+        "block_storage_snapshot:read",
+    )
     with (
         FakeDigitalOcean(token=DO_TOKEN, backend=backend, scoped_tokens={SCOPED: scopes}) as fake,
         httpx.Client(base_url=fake.url, headers={"Authorization": f"Bearer {SCOPED}"}) as scoped,
@@ -115,9 +121,14 @@ def test_a_scoped_token_reaches_only_its_scopes_routes(backend: MemoryBackend) -
 
 
 def test_every_route_has_a_scope_and_scopes_are_checked() -> None:
-    from tests.fakes.digitalocean import ROUTE_SCOPES
+    from padlab.providers import do_api
+    from tests.fakes.digitalocean import ROUTE_OPERATIONS
 
-    assert {name for _, _, name in FakeDigitalOcean._routes} == set(ROUTE_SCOPES)
+    assert {name for _, _, name in FakeDigitalOcean._routes} == set(ROUTE_OPERATIONS)
+    for name, op_id in ROUTE_OPERATIONS.items():  # each route is its operation's method and path
+        [template] = getattr(FakeDigitalOcean, name)._fake_routes
+        ops = [op for op in do_api.OPERATIONS if op.op_id.split(":")[0] == op_id.split(":")[0]]
+        assert ops and all((op.method, op.path) == template for op in ops), name
     with pytest.raises(ValueError, match="not DigitalOcean scopes"):
         FakeDigitalOcean(token=DO_TOKEN, scoped_tokens={SCOPED: ["droplets"]})
 

@@ -13,7 +13,8 @@ from moto.server import ThreadedMotoServer
 from padlab import state
 from padlab.errors import PadlabError
 from padlab.profiles import Profile
-from padlab.providers.aws import TAG, AwsProvider
+from padlab.providers.aws import STATES, TAG, AwsProvider
+from tests.providers.moto_ec2 import lingering_termination
 
 REGION = "us-east-1"
 # moto ships this public AMI; a name pattern exercises the same lookup as the default DLAMI family.
@@ -184,3 +185,96 @@ def test_destroy_terminates_and_removes_the_group(aws: str) -> None:
         ]
         == []
     )
+
+
+# -- what botocore's EC2 model says, that moto's instant termination hid ----------------------------
+
+
+def groups(url: str) -> list[dict]:
+    found = ec2(url).describe_security_groups(Filters=[{"Name": "group-name", "Values": ["padlab-gpu"]}])
+    return found["SecurityGroups"]
+
+
+def test_the_state_table_has_every_instance_state_of_botocores_ec2_model() -> None:
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("ec2")
+    assert set(STATES) == set(model.shape_for("InstanceStateName").enum)
+
+
+def test_destroy_waits_out_shutting_down_before_deleting_the_group(
+    aws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make().start_machine(print)
+    shutting = lingering_termination(monkeypatch, requests=4)
+    lines: list[str] = []
+    make().destroy(lines.append)
+    assert shutting == {} and groups(aws) == []
+    assert any("shutting-down" in line for line in lines)
+
+
+def test_a_destroy_run_again_deletes_the_group_a_failed_one_left(
+    aws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    machine = make().start_machine(print)
+    lingering_termination(monkeypatch, requests=3)
+    ec2(aws).terminate_instances(InstanceIds=[machine.id])  # the first destroy got this far
+    lines: list[str] = []
+    make().destroy(lines.append)  # the machine is gone; its group is not
+    assert groups(aws) == []
+    assert any("still shutting down" in line for line in lines)
+
+
+def test_an_ecdsa_key_is_never_offered_to_aws(aws: str, ssh_key: Path) -> None:
+    """ImportKeyPair takes RSA and ED25519 only (botocore: ImportKeyPair's documentation, KeyType)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    ecdsa = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    (ssh_key.parent / "id_ecdsa.pub").write_bytes(ecdsa + b" me@laptop\n")
+    (ssh_key.parent / "id_ecdsa").write_text("private\n")
+    ssh_key.unlink()  # only the ECDSA key is left in ~/.ssh
+    with pytest.raises(PadlabError, match="no ssh public key") as err:
+        make().start_machine(print)
+    assert "id_ecdsa" not in str(err.value) and "ssh-keygen -t ed25519" in err.value.fix
+    identity = str(ssh_key.parent / "id_ecdsa")
+    named = AwsProvider(
+        Profile(
+            name="gpu",
+            provider="aws",
+            port=8443,
+            identity=identity,
+            options={"region": REGION, "image": IMAGE},
+        ).validate()
+    )
+    with pytest.raises(PadlabError, match="only RSA and ED25519 .* is ecdsa-sha2-nistp256") as err:
+        named.start_machine(print)
+    assert "--identity" in err.value.fix
+    assert ec2(aws).describe_key_pairs()["KeyPairs"] == [] and live_instances(aws) == []
+
+
+def test_the_documented_iam_policy_allows_exactly_the_ec2_calls_padlab_makes() -> None:
+    import json
+    import re
+
+    import botocore.session
+
+    import padlab.providers.aws as module
+
+    model = botocore.session.get_session().get_service_model("ec2")
+    source = Path(module.__file__).read_text()
+    called = {
+        "".join(part.title() for part in name.split("_"))
+        for name in re.findall(r'call\(\s*"([a-z_]+)"', source)
+    }
+    assert called and called <= set(model.operation_names)
+    docs = (Path(module.__file__).parents[3] / "docs" / "providers.md").read_text()
+    [policy] = [
+        json.loads(block) for block in re.findall(r"```json\n(.*?)```", docs, re.S) if "ec2:" in block
+    ]
+    allowed = set()
+    for statement in policy["Statement"]:
+        actions = statement["Action"]
+        allowed |= {actions} if isinstance(actions, str) else set(actions)
+    assert allowed == {f"ec2:{name}" for name in called} | {"ec2:CreateTags"}

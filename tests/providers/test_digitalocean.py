@@ -12,7 +12,7 @@ from padlab import state
 from padlab.errors import PadlabError
 from padlab.profiles import Profile
 from padlab.providers import retry
-from padlab.providers.digitalocean import DigitalOceanProvider
+from padlab.providers.digitalocean import DigitalOceanProvider, DoError, _NotFound
 from tests.fakes import FakeDigitalOcean, MemoryBackend
 
 TOKEN = "dop_v1_secret_token_9a8b7c6d5e4f"
@@ -28,6 +28,7 @@ def fake(backend: MemoryBackend, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fa
     with FakeDigitalOcean(token=TOKEN, backend=backend, tls=True) as fake:
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(fake.ca_file))
         yield fake
+        assert fake.unlisted == [], "calls that are not in padlab.providers.do_api.OPERATIONS"
 
 
 @pytest.fixture
@@ -132,7 +133,7 @@ def test_interrupted_down_resumes_without_a_second_snapshot(
 
 def test_transient_errors_are_retried(provider: DigitalOceanProvider, fake: FakeDigitalOcean) -> None:
     fake.fail_next(503, count=2, method="POST", path="/v2/droplets")
-    fake.fail_next(429, count=2, method="GET")
+    fake.fail_next(429, count=2, method="GET", retry_after=0)
     assert provider.start_machine(print).state == "running"
     assert len(provider._list("list", provider.client.droplets.list, "droplets", type="gpus")) == 1
 
@@ -178,3 +179,90 @@ def test_billing_reads_the_accounts_figures_for_padlabs_droplets(
     assert item["resource_id"] == str(machine.id) and item["description"].startswith("padlab-do")
     assert provider.billing({"1"})["items"] == []  # another droplet's items are not padlab's
     assert bill["provider_usd"] >= bill["items_usd"] >= 0
+
+
+# -- what DigitalOcean's API description says, that a guess at it got wrong ---------------------
+
+
+@pytest.fixture
+def pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The retry pauses padlab takes, recorded instead of slept."""
+    taken: list[float] = []
+    monkeypatch.setattr(retry, "sleep", taken.append)
+    return taken
+
+
+def test_a_burst_429_waits_as_long_as_retry_after_says(
+    provider: DigitalOceanProvider, fake: FakeDigitalOcean, pauses: list[float]
+) -> None:
+    fake.fail_next(429, method="GET", path="/v2/droplets", retry_after=7)
+    assert provider.describe().state == "missing"
+    assert max(pauses) >= 7
+
+
+def test_the_hourly_limit_stops_at_once_and_says_when_it_resets(
+    provider: DigitalOceanProvider, fake: FakeDigitalOcean, pauses: list[float]
+) -> None:
+    fake.fail_next(429, count=50, method="GET")  # no retry-after: the hourly limit (ratelimit-reset)
+    with pytest.raises(PadlabError, match=r"hourly API rate limit .* until \d\d:\d\d") as err:
+        provider.describe()
+    assert "wait until" in err.value.fix
+    assert [r.status for r in fake.requests] == [429] and pauses == []
+
+
+def test_an_hourly_limit_that_resets_soon_is_waited_out(
+    provider: DigitalOceanProvider, fake: FakeDigitalOcean, pauses: list[float]
+) -> None:
+    fake.rate_limit_reset_s = 30
+    fake.fail_next(429, method="GET")
+    assert provider.describe().state == "missing"
+    assert 29 <= max(pauses) <= retry.RATE_WAIT_MAX
+
+
+@pytest.mark.parametrize("method", ["get", "delete"])
+def test_snapshot_errors_pydo_returns_as_results_are_refusals(
+    provider: DigitalOceanProvider, method: str
+) -> None:
+    """pydo hands back snapshots.get/delete's 400 and 404 bodies instead of raising them."""
+    from tests.fakes import do_catalog
+
+    image = str(next(iter(do_catalog.IMAGES.values())).id)  # an image, not a snapshot: 400
+    fn = getattr(provider.client.snapshots, method)
+    with pytest.raises(DoError, match="HTTP 400.*not a snapshot") as err:
+        provider.call(f"{method} snapshot {image}", fn, image)
+    assert err.value.status == 400
+    with pytest.raises(_NotFound):
+        provider.call(f"{method} snapshot 999", fn, "999")
+
+
+def test_a_snapshot_that_is_not_one_is_a_clear_error_not_a_key_error(
+    provider: DigitalOceanProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``_snapshot`` verifies the id the droplet's listing gave; a 400 there ends the down in one line."""
+    from tests.fakes import do_catalog
+
+    image = next(iter(do_catalog.IMAGES.values())).id
+    machine = provider.start_machine(print)
+    monkeypatch.setattr(provider, "_droplet_snapshot", lambda droplet_id, name: {"id": image, "name": name})
+    with pytest.raises(PadlabError, match="not a snapshot"):
+        provider._snapshot(str(machine.id), print)
+
+
+def test_pydo_has_the_type_filter_padlab_lists_gpu_droplets_with() -> None:
+    """``droplets.list(type=...)`` first exists in pydo 0.6.0 (its generated build_droplets_list_request);
+    older versions pass ``type`` down to the HTTP session, so the floor must be 0.6.0."""
+    import inspect
+    import re
+
+    from pydo.operations import _operations
+
+    assert "type" in inspect.signature(_operations.build_droplets_list_request).parameters
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        import tomli as tomllib  # type: ignore[no-redef]
+
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]
+    pins = [*project["optional-dependencies"]["digitalocean"], *project["optional-dependencies"]["test"]]
+    floors = [re.fullmatch(r"pydo>=([\d.]+)", pin) for pin in pins if pin.startswith("pydo")]
+    assert floors and all(m and tuple(map(int, m[1].split("."))) >= (0, 6) for m in floors), floors

@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import stat
 import time
 from collections.abc import Iterator
@@ -32,7 +33,7 @@ from tests.helpers import one_line_error, padlab
 TOKEN = "dop_v1_padlab_full_access_0123"
 BOX_TOKEN = "dop_v1_box_scoped_only_4567"
 # What the control panel makes of autostop's scopes: it adds the read scopes they depend on.
-BOX_SCOPES = (*digitalocean.AUTOSTOP_SCOPES, "actions:read")
+BOX_SCOPES = digitalocean.AUTOSTOP_SCOPES  # exactly what `padlab login --autostop-token` asks for
 T0 = 1_800_000_000.0
 IDLE = Signal("jupyter", "last activity", at=T0)
 
@@ -64,6 +65,7 @@ def fake(backend: FlakyBackend, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fak
         monkeypatch.setenv("SSL_CERT_FILE", str(fake.ca_file))  # urllib, on the box
         yield fake
         fake.errors.clear()  # the injected snapshot failures
+        assert fake.unlisted == [], "calls that are not in padlab.providers.do_api.OPERATIONS"
 
 
 @pytest.fixture
@@ -205,6 +207,21 @@ def test_api_errors_fail_the_step_and_a_later_check_finishes(
     assert len(fake._snapshots) == 1
 
 
+def test_a_rate_limited_step_says_when_the_limit_lifts(
+    conf: dict, fake: FakeDigitalOcean, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.fail_next(429, method="POST", path="/v2/droplets/")  # the hourly limit: no retry-after
+    check(conf, monkeypatch, T0 + 301)
+    check(conf, monkeypatch, T0 + 601)
+    failed = record(conf)["result"]
+    assert "HTTP 429" in failed and re.search(r"hourly API rate limit used up until \d\d:\d\d UTC", failed)
+    fake.fail_next(429, method="GET", path="/v2/droplets/", retry_after=30)  # the burst limit
+    check(conf, monkeypatch, T0 + 661)
+    assert "burst rate limit: retry after 30 s" in record(conf)["result"]
+    check(conf, monkeypatch, T0 + 721)
+    assert record(conf)["done"]
+
+
 def test_use_during_the_snapshot_cancels_the_delete(
     conf: dict, fake: FakeDigitalOcean, backend: FlakyBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -250,19 +267,38 @@ def test_login_stores_the_box_token_but_not_padlabs_own(home: Path, fake: FakeDi
     assert path.read_text().strip() == BOX_TOKEN and stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
-def test_login_refuses_a_token_that_is_not_refused_a_snapshot_delete(
-    home: Path, fake: FakeDigitalOcean
-) -> None:
+def test_login_refuses_a_full_access_token_by_reading_only(home: Path, fake: FakeDigitalOcean) -> None:
     wide = "dop_v1_another_full_access_89ab"  # full access, but not the token padlab itself uses
     with FakeDigitalOcean(token=wide, tls=True, scoped_tokens={BOX_TOKEN: BOX_SCOPES}) as other:
         env = {"DIGITALOCEAN_TOKEN": TOKEN, "REQUESTS_CA_BUNDLE": str(other.ca_file)}
         args = ("login", "digitalocean", "--autostop-token", "--key-stdin", "--api-url", other.url)
         refused = padlab(home, *args, input=wide + "\n", check=False, **env)
-        assert "may delete snapshots" in one_line_error(refused) and wide not in refused.stderr
+        assert "may read billing" in one_line_error(refused) and wide not in refused.stderr
         assert not (home / "credentials" / digitalocean.AUTOSTOP_CREDENTIAL).exists()
         padlab(home, *args, input=BOX_TOKEN + "\n", **env)
-        probes = [(r.method, r.path) for r in other.requests if r.method != "GET"]
-        assert set(probes) == {("DELETE", f"/v2/snapshots/{digitalocean.AUTOSTOP_PROBE_SNAPSHOT}")}
+        assert {r.method for r in other.requests} == {"GET"}  # nothing on the account changed
+        assert other.unlisted == []
+
+
+def test_login_checks_the_stops_scopes_and_names_those_no_read_can_show(
+    home: Path, fake: FakeDigitalOcean, provider: DigitalOceanProvider
+) -> None:
+    env = {"DIGITALOCEAN_TOKEN": TOKEN, "REQUESTS_CA_BUNDLE": str(fake.ca_file)}
+    args = ("login", "digitalocean", "--autostop-token", "--key-stdin", "--api-url", fake.url)
+    done = padlab(home, *args, input=BOX_TOKEN + "\n", **env)
+    assert "verified by reading: droplet:read, snapshot:read;" in done.stdout
+    for scope in ("droplet:update", "image:create", "droplet:delete", "block_storage_snapshot:read"):
+        assert scope in done.stdout.split("not verified:")[1]
+    provider.start_machine(print)
+    provider.stop(print)  # a snapshot the check can look up: block_storage_snapshot:read is verified
+    again = padlab(home, *args, input=BOX_TOKEN + "\n", **env)
+    assert "snapshot:read, block_storage_snapshot:read;" in again.stdout
+    assert {r.method for r in fake.requests if BOX_TOKEN in r.headers.get("authorization", "")} == {"GET"}
+
+    narrow = "dop_v1_no_snapshot_read_0000"
+    fake.scoped_tokens[narrow] = frozenset(set(BOX_SCOPES) - {"snapshot:read"})
+    refused = padlab(home, *args, input=narrow + "\n", check=False, **env)
+    assert "snapshot:read" in one_line_error(refused) and narrow not in refused.stderr
 
 
 def test_the_request_carries_the_stop_and_the_box_keeps_the_token_0600(

@@ -2,8 +2,11 @@
 
 A powered-off droplet costs as much as a running one, so the only stop that ends
 billing is the one `padlab down` does: snapshot, verify, delete. The agent does it
-from the box, with a token of its own (droplet:read, droplet:update, droplet:delete,
-snapshot:read; mode 0600, root's on system boxes) that it never logs.
+from the box, with a token of its own (mode 0600, root's on system boxes) that it never
+logs. Its scopes are every scope of the calls below (``CALLS``), as DigitalOcean's
+OpenAPI spec gives them (padlab/providers/do_api.py): droplet:read, droplet:update
+and image:create (the snapshot action needs both), droplet:delete, snapshot:read and
+block_storage_snapshot:read (the snapshot lookup lists both).
 
 The snapshot is taken while the droplet runs. `padlab down` shuts the droplet down
 first, but a shutdown from here would end the agent before it could verify the
@@ -40,6 +43,15 @@ POLL_BUDGET = 25.0
 POLL_EVERY = 5.0
 TIMEOUT = 20.0
 BILLED = "the droplet is still billed"
+# Every DigitalOcean operation this module calls, by the spec's operationId (as in
+# padlab/providers/do_api.py, which the client and the tests read; the box cannot import it).
+CALLS = (
+    "dropletActions_post:snapshot",
+    "dropletActions_get",
+    "droplets_list_snapshots",
+    "snapshots_get",
+    "droplets_destroy",
+)
 
 
 class StopError(Exception):
@@ -74,12 +86,32 @@ class Api:
             if exc.code == 404:
                 return 404, _json(exc.read())
             message = (_json(exc.read()) or {}).get("message") or exc.reason
+            if exc.code == 429:
+                message = "%s (%s)" % (message, rate_limit(exc.headers))
             raise StopError(
                 "DigitalOcean answered HTTP %d to %s %s: %s" % (exc.code, method, path, message)
             ) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise StopError("cannot reach the DigitalOcean API at %s: %s" % (self.base, reason)) from None
+
+
+def rate_limit(headers) -> str:
+    """Which of DigitalOcean's limits a 429 is, and when it lifts (digitalocean/openapi description.yml).
+
+    The burst limit (250 a minute) says ``retry-after`` in seconds; the hourly one (5,000)
+    gives only ``ratelimit-reset``, the Unix time its oldest request expires. Either way
+    the next check tries again; the record says when that can work.
+    """
+    after = headers.get("retry-after")
+    if after:
+        return "burst rate limit: retry after %s s" % after
+    reset = headers.get("ratelimit-reset")
+    try:
+        when = time.strftime("%H:%M UTC", time.gmtime(float(reset)))
+    except (TypeError, ValueError):
+        return "rate limited"
+    return "hourly API rate limit used up until %s" % when
 
 
 def _json(raw: bytes) -> dict:

@@ -11,6 +11,7 @@ import click
 from padlab.cli import cli
 from padlab.cli.common import CONTEXT, load_profile
 from padlab.errors import PadlabError
+from padlab.providers.do_api import AUTOSTOP_SCOPES
 from padlab.registry import CLOUDS, PROVIDERS
 
 _TYPES: dict[str, Any] = {"disk_size": int, "price": float}
@@ -47,8 +48,9 @@ def cloud_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option(
     "--autostop-token",
     is_flag=True,
-    help="DigitalOcean: store the droplet's own token for autostop (scopes droplet:read, droplet:update, "
-    "droplet:delete, snapshot:read), not padlab's.",
+    help="DigitalOcean: store the droplet's own token for autostop (scopes "
+    + ", ".join(AUTOSTOP_SCOPES)
+    + "), not padlab's.",
 )
 def login(provider: str, key_stdin: bool, no_verify: bool, api_url: str | None, autostop_token: bool) -> None:
     """Store a provider's API key for padlab, readable only by you (mode 0600).
@@ -82,11 +84,12 @@ def login(provider: str, key_stdin: bool, no_verify: bool, api_url: str | None, 
     if autostop_token:
         from padlab.providers import digitalocean
 
-        where = digitalocean.store_autostop_token(value, api_url, verify=not no_verify)
+        where, checked = digitalocean.store_autostop_token(value, api_url, verify=not no_verify)
         click.echo(
             f"Stored the DigitalOcean autostop token in {where} (mode 0600); "
             "`padlab up` copies it to each droplet with autostop on."
         )
+        click.echo(f"Scopes {checked}.")
         return
     if not no_verify:
         import_module(f"padlab.providers.{provider}").verify_key(value, api_url)

@@ -25,7 +25,19 @@ DEFAULT_DISK_GB = 100
 # The Deep Learning Base AMI (NVIDIA driver, CUDA, Docker) on Ubuntu 22.04; newest wins.
 DEFAULT_AMI = "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) *"
 LIVE = ("pending", "running", "stopping", "stopped")
-STATES = {"pending": STARTING, "running": RUNNING, "stopping": STOPPING, "stopped": OFF}
+# Every InstanceStateName of botocore's EC2 service model (a test keeps them equal). An instance
+# shutting down is on its way to terminated: it can never start again, but it still holds its
+# security group until it is terminated.
+STATES = {
+    "pending": STARTING,
+    "running": RUNNING,
+    "stopping": STOPPING,
+    "stopped": OFF,
+    "shutting-down": MISSING,
+    "terminated": MISSING,
+}
+# What ImportKeyPair accepts (botocore's ImportKeyPair documentation and its KeyType enum: rsa, ed25519).
+KEY_TYPES = {"ssh-rsa": "rsa", "ssh-ed25519": "ed25519"}
 BAD_CREDENTIALS = {
     "AuthFailure",
     "InvalidClientTokenId",
@@ -143,6 +155,22 @@ class AwsProvider(CloudProvider):
         live = [i for i in found if i["State"]["Name"] in LIVE]
         return live[0] if live else None
 
+    def describe(self) -> Machine:
+        """The machine; with none, padlab's security group if a destroy left it behind."""
+        machine = super().describe()
+        if machine.state == MISSING:
+            groups = [g["GroupId"] for g in self._groups()]
+            if groups:
+                machine.extra["leftovers"] = groups
+        return machine
+
+    def _groups(self) -> list[dict[str, Any]]:
+        return list(
+            self.call(
+                "describe_security_groups", Filters=[{"Name": "group-name", "Values": [self.resource_name()]}]
+            )["SecurityGroups"]
+        )
+
     def _instances(self, **kwargs: Any) -> list[dict[str, Any]]:
         out = []
         token = None
@@ -230,7 +258,14 @@ class AwsProvider(CloudProvider):
 
     def _key_pair(self) -> str:
         """Import the user's public key once, named by its content, so every profile can share it."""
-        text, _ = cloud.public_key(self.profile)
+        text, path = cloud.public_key(self.profile, kinds=tuple(KEY_TYPES.values()))
+        kind = text.split()[0]
+        if kind not in KEY_TYPES:
+            raise PadlabError(
+                f"AWS EC2 imports only RSA and ED25519 ssh keys, and {path} is {kind}",
+                f"make one with `ssh-keygen -t ed25519`, then `padlab init {self.profile.name} "
+                "--identity ~/.ssh/id_ed25519 --force`",
+            )
         material = " ".join(text.split()[:2])
         name = "padlab-" + hashlib.sha256(material.encode()).hexdigest()[:16]
         try:
@@ -351,8 +386,9 @@ class AwsProvider(CloudProvider):
             self.call("terminate_instances", InstanceIds=[machine.id])
 
             def gone() -> tuple[bool, str]:
-                raw = self._get(str(machine.id))
-                return raw is None, raw["State"]["Name"] if raw else "terminated"
+                # shutting-down is not gone: the instance holds its security group until terminated.
+                now = self._state_of(str(machine.id))
+                return now in (None, "terminated"), now or "terminated"
 
             retry.wait_for(
                 gone,
@@ -361,14 +397,40 @@ class AwsProvider(CloudProvider):
                 fix="check the EC2 console, then run `padlab destroy` again",
                 progress=progress,
             )
-        groups = self.call(
-            "describe_security_groups", Filters=[{"Name": "group-name", "Values": [self.resource_name()]}]
-        )["SecurityGroups"]
-        for group in groups:
-            self._tolerate(
-                "InvalidGroup.NotFound",
-                lambda g=group: self.call("delete_security_group", GroupId=g["GroupId"]),
-            )
+        for group in self._groups():
+            self._delete_group(group["GroupId"], progress)
+
+    def _state_of(self, instance_id: str) -> str | None:
+        """The instance's InstanceStateName, whatever it is; None when EC2 no longer knows it."""
+        try:
+            found = self._instances(InstanceIds=[instance_id])
+        except AwsError as exc:
+            if exc.code.startswith("InvalidInstanceID"):
+                return None
+            raise
+        return str(found[0]["State"]["Name"]) if found else None
+
+    def _delete_group(self, group_id: str, progress: Progress) -> None:
+        """Delete the group, waiting while an instance still shutting down holds it (DependencyViolation)."""
+
+        def deleted() -> tuple[bool, str]:
+            try:
+                self.call("delete_security_group", GroupId=group_id)
+            except AwsError as exc:
+                if exc.code == "InvalidGroup.NotFound":
+                    return True, "deleted"
+                if exc.code != "DependencyViolation":
+                    raise
+                return False, "in use by an instance that is still shutting down"
+            return True, "deleted"
+
+        retry.wait_for(
+            deleted,
+            f"waiting to delete security group {group_id}",
+            cloud.STOP_TIMEOUT,
+            fix="check the EC2 console for instances in the group, then run `padlab destroy` again",
+            progress=progress,
+        )
 
 
 class AwsError(PadlabError):

@@ -245,15 +245,19 @@ class CloudProvider(RemoteProvider):
         )
 
 
-def public_key(profile: Profile) -> tuple[str, str]:
-    """(key text, path) of the ssh public key a new machine should trust: the profile's, else the usual ones."""
+def public_key(profile: Profile, kinds: tuple[str, ...] = ("ed25519", "ecdsa", "rsa")) -> tuple[str, str]:
+    """(key text, path) of the ssh public key a new machine should trust: the profile's, else the usual ones.
+
+    ``kinds``: the default keys (``~/.ssh/id_KIND.pub``) to try, in order, for a cloud that
+    takes only some types (AWS: no ECDSA). The profile's own key is returned whatever its type.
+    """
     from pathlib import Path
 
     if profile.identity:
         candidates = [Path(profile.identity).expanduser().with_name(Path(profile.identity).name + ".pub")]
     else:
         ssh = Path.home() / ".ssh"
-        candidates = [ssh / f"id_{kind}.pub" for kind in ("ed25519", "ecdsa", "rsa")]
+        candidates = [ssh / f"id_{kind}.pub" for kind in kinds]
     for path in candidates:
         try:
             text = path.read_text().strip()

@@ -8,7 +8,8 @@ step is recorded in state first, so an interrupted `down` resumes where it was.
 
 Autostop does the same from the box (padlab/box/do_stop.py), with a token of its
 own, never the user's full-access one: a custom-scoped token that can read, act on
-(snapshot) and delete droplets and read snapshots. `padlab login digitalocean
+(snapshot, which also needs image:create) and delete droplets and read snapshots
+(``AUTOSTOP_SCOPES``; every call and its scopes are in ``do_api.OPERATIONS``). `padlab login digitalocean
 --autostop-token` stores it here (0600); `up` and `padlab autostop` send it to
 the box in the request on stdin, where it is kept 0600 and root's.
 
@@ -27,7 +28,7 @@ from typing import Any, Callable
 
 from padlab import registry
 from padlab.errors import PadlabError
-from padlab.providers import cloud, credentials, prices, retry
+from padlab.providers import cloud, credentials, do_api, prices, retry
 from padlab.providers.base import Machine, Progress
 from padlab.providers.cloud import MISSING, OFF, RUNNING, STARTING, CloudProvider
 from padlab.providers.http import base_url
@@ -43,7 +44,7 @@ API_PRICE = "DigitalOcean API (size price_hourly)"
 WHILE_UP = "the whole droplet while it exists, even powered off; `padlab down` snapshots and deletes it"
 # The box's own token for autostop's snapshot-and-delete.
 AUTOSTOP_CREDENTIAL = "digitalocean-autostop"
-AUTOSTOP_SCOPES = ("droplet:read", "droplet:update", "droplet:delete", "snapshot:read")
+AUTOSTOP_SCOPES = do_api.AUTOSTOP_SCOPES
 AUTOSTOP_HOW = (
     "create a DigitalOcean token with only the custom scopes "
     + ", ".join(AUTOSTOP_SCOPES)
@@ -105,6 +106,8 @@ class DigitalOceanProvider(CloudProvider):
                 raise credentials.rejected(self._secret, "DigitalOcean token", "digitalocean") from None
             except HttpResponseError as exc:
                 status = exc.status_code or 0
+                if status == 429:
+                    raise _rate_limited(getattr(exc.response, "headers", None) or {}) from None
                 if status in retry.TRANSIENT_STATUS:
                     raise retry.Transient(f"HTTP {status}") from None
                 if status == 403:
@@ -115,8 +118,11 @@ class DigitalOceanProvider(CloudProvider):
                 ) from None
             except (ServiceRequestError, ServiceResponseError) as exc:
                 raise retry.Transient(f"cannot reach DigitalOcean: {type(exc).__name__}") from None
-            if isinstance(body, dict) and body.get("id") == "not_found":
+            error = _error_body(body)
+            if error == 404:
                 raise _NotFound(what)
+            if error is not None:
+                raise DoError(error, f"DigitalOcean refused {what} (HTTP {error}): {body.get('message')}")
             return body
 
         return retry.call(once, f"DigitalOcean {what}")
@@ -525,6 +531,59 @@ class DigitalOceanProvider(CloudProvider):
             self._delete_snapshot(str(snap["id"]))
 
 
+# DigitalOcean's error ids (specification/shared/responses/*.yml in digitalocean/openapi) and their status.
+ERROR_IDS = {
+    "bad_request": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "unprocessable_entity": 422,
+    "too_many_requests": 429,
+    "server_error": 500,
+}
+
+
+def _error_body(body: Any) -> int | None:
+    """The status of an error pydo returned as a result instead of raising, else None.
+
+    pydo's generated operations return the body of every status the spec lists as a
+    response: ``snapshots.get`` and ``snapshots.delete`` hand back 400 ("the resource
+    is not a snapshot") and 404 bodies, ``droplets.get`` and others 404 bodies.
+    """
+    if isinstance(body, dict) and isinstance(body.get("id"), str) and "message" in body:
+        return ERROR_IDS.get(body["id"])
+    return None
+
+
+def _rate_limited(headers: Any, now: Callable[[], float] = time.time) -> Exception:
+    """A 429, read as DigitalOcean's API description says (digitalocean/openapi, description.yml).
+
+    The per-minute burst limit answers with ``retry-after`` (seconds): wait that long.
+    The hourly limit answers without it, with ``ratelimit-remaining: 0`` and
+    ``ratelimit-reset`` (Unix time the oldest request expires): wait until then if that
+    is soon, else stop at once with the time, instead of retrying into a closed door.
+    """
+    after = headers.get("retry-after")
+    if after is not None:
+        with contextlib.suppress(ValueError):
+            return retry.Transient("HTTP 429 (burst rate limit)", retry_after=max(float(after), 0.0))
+    reset = headers.get("ratelimit-reset")
+    try:
+        wait = float(reset) - now() if reset is not None else None
+    except ValueError:
+        wait = None
+    if wait is None:
+        return retry.Transient("HTTP 429")
+    if wait <= retry.RATE_WAIT_MAX:
+        return retry.Transient("HTTP 429 (hourly rate limit)", retry_after=max(wait, 0.0) + 1)
+    when = time.strftime("%H:%M", time.localtime(float(reset)))
+    return PadlabError(
+        f"DigitalOcean's hourly API rate limit for this token is used up until {when} "
+        f"(about {wait / 60:.0f} min from now)",
+        f"wait until {when}, then run the command again; other programs using the same token count too",
+    )
+
+
 class DoError(PadlabError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message, "check the profile's settings (padlab init NAME --force ...) and try again")
@@ -560,8 +619,11 @@ def verify_key(value: str, api_url: str | None = None) -> None:
         ) from None
 
 
-def store_autostop_token(value: str, api_url: str | None, verify: bool) -> str:
-    """Keep the box's token for autostop; refuse the full-access token padlab itself uses."""
+def store_autostop_token(value: str, api_url: str | None, verify: bool) -> tuple[str, str]:
+    """Keep the box's token for autostop; refuse the full-access token padlab itself uses.
+
+    Returns where it is stored and what the check could and could not verify.
+    """
     try:
         main = secret()
     except PadlabError:
@@ -571,44 +633,86 @@ def store_autostop_token(value: str, api_url: str | None, verify: bool) -> str:
             f"that is the token padlab uses for up and down (from {main.source}); the box must not hold it",
             AUTOSTOP_HOW,
         )
-    if verify:
-        _verify_autostop_token(value.strip(), api_url)
-    return str(credentials.store(AUTOSTOP_CREDENTIAL, value))
+    note = _verify_autostop_token(value.strip(), api_url) if verify else "not checked (--no-verify)"
+    return str(credentials.store(AUTOSTOP_CREDENTIAL, value)), note
 
 
-AUTOSTOP_PROBE_SNAPSHOT = "0"  # no snapshot has this id: the refusal probe can never delete one
+# Scopes a read cannot show: DigitalOcean has no call that lists a token's scopes, and only the
+# snapshot action and the droplet delete need these, so only acting on a droplet would tell.
+AUTOSTOP_UNVERIFIABLE = {
+    "droplet:update": "only the snapshot action needs it, and padlab will not act to check",
+    "image:create": "only the snapshot action needs it, and padlab will not act to check",
+    "droplet:delete": "only deleting a droplet needs it, and padlab will not act to check",
+}
 
 
-def _verify_autostop_token(value: str, api_url: str | None) -> None:
-    """Two calls: what the stop needs must work, what the box must never do must be refused.
+def _verify_autostop_token(value: str, api_url: str | None) -> str:
+    """Read-only calls: what the stop reads must work, and a scope the box must never have must not.
 
-    Listing droplets needs droplet:read, the one scope every step of the stop uses.
-    Deleting a snapshot needs snapshot:delete, which the box's token must not have:
-    a full-access token (or one with wider scopes) is not refused, so it is refused
-    here. The probe names a snapshot id that does not exist, so it deletes nothing.
+    Nothing on the account changes. Reads prove droplet:read and snapshot:read (and the
+    snapshot lookup's scopes when the account has a snapshot to look up). Reading the
+    billing balance (billing:read) must be refused: a full-access token, or one wider
+    than autostop's, is refused here. What no read can show is in the returned note.
     """
     import pydo
     from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 
     url = base_url({"api_url": api_url}, URL_ENV, DEFAULT_URL)
     client = pydo.Client(token=value, endpoint=url, retry_total=2)
+
+    def read(op_id: str, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        scopes = ", ".join(do_api.BY_ID[op_id].scopes)
+        try:
+            body = fn(**kwargs)
+        except ClientAuthenticationError:
+            raise PadlabError(
+                "DigitalOcean did not accept the autostop token (HTTP 401)", AUTOSTOP_HOW
+            ) from None
+        except HttpResponseError as exc:
+            if exc.status_code == 403:
+                raise PadlabError(
+                    f"the autostop token may not {what} (DigitalOcean refused {op_id}, which needs {scopes})",
+                    AUTOSTOP_HOW,
+                ) from None
+            raise PadlabError(
+                f"could not check the autostop token: DigitalOcean answered HTTP {exc.status_code} to {what}",
+                "try again; " + AUTOSTOP_HOW,
+            ) from None
+        if _error_body(body) is not None:
+            raise PadlabError(
+                f"could not check the autostop token: DigitalOcean answered {body.get('id')} to {what}",
+                "try again; " + AUTOSTOP_HOW,
+            )
+        return body
+
+    read("droplets_list", "list droplets", client.droplets.list, per_page=1)
+    verified = ["droplet:read"]
+    snaps = read(
+        "snapshots_list", "list snapshots", client.snapshots.list, per_page=1, resource_type="droplet"
+    )
+    verified.append("snapshot:read")
+    unverified = dict(AUTOSTOP_UNVERIFIABLE)
+    if snaps.get("snapshots"):  # an existing snapshot: its lookup (the box's verify step) can be tried
+        snapshot = str(snaps["snapshots"][0]["id"])
+        read("snapshots_get", "look up a snapshot", client.snapshots.get, snapshot_id=snapshot)
+        verified.append("block_storage_snapshot:read")
+    else:
+        unverified["block_storage_snapshot:read"] = "the account has no snapshot to look up"
     try:
-        client.droplets.list(per_page=1)
-    except (ClientAuthenticationError, HttpResponseError) as exc:
-        raise PadlabError(
-            f"DigitalOcean did not accept the autostop token for listing droplets ({type(exc).__name__})",
-            AUTOSTOP_HOW,
-        ) from None
-    try:
-        client.snapshots.delete(snapshot_id=AUTOSTOP_PROBE_SNAPSHOT)
+        wide = client.balance.get()
     except HttpResponseError as exc:
-        if exc.status_code == 403:
-            return  # refused for want of the scope: as it must be
-        raise PadlabError(
-            f"could not confirm that the autostop token is scoped (DigitalOcean answered {exc.status_code})",
-            "try again; " + AUTOSTOP_HOW,
-        ) from None
-    raise PadlabError(
-        "that token may delete snapshots (a full-access token?); the box must hold only autostop's scopes",
-        AUTOSTOP_HOW,
+        if exc.status_code != 403:
+            raise PadlabError(
+                f"could not confirm that the autostop token is scoped (DigitalOcean answered {exc.status_code})",
+                "try again; " + AUTOSTOP_HOW,
+            ) from None
+    else:
+        if _error_body(wide) is None:
+            raise PadlabError(
+                "that token may read billing (a full-access token?); the box must hold only autostop's scopes",
+                AUTOSTOP_HOW,
+            )
+    missing = "; ".join(f"{scope} ({why})" for scope, why in unverified.items())
+    return (
+        f"verified by reading: {', '.join(verified)}; not verified: {missing}; make sure the token has them"
     )

@@ -21,6 +21,8 @@ POLL_MAX = 15.0
 RETRY_FIRST = 1.0
 RETRY_MAX = 30.0
 RETRY_ATTEMPTS = 6
+# The longest a server's own "retry after" is honoured for; a longer one ends the command with the time.
+RATE_WAIT_MAX = 120.0
 sleep = time.sleep
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -56,7 +58,8 @@ def call(fn: Callable[[], T], what: str, attempts: int | None = None) -> T:
                 ) from None
             pause = next(waits)
             if exc.retry_after is not None:
-                pause = max(pause, min(exc.retry_after, RETRY_MAX))
+                # The server said when it will answer: earlier is wasted, so wait at least that long.
+                pause = max(pause, min(exc.retry_after, RATE_WAIT_MAX))
             sleep(pause)
     raise AssertionError("unreachable")
 
