@@ -264,6 +264,10 @@ def routes(login_cookie: str, start_session: Callable[[str, str], Response]) -> 
         body = await request.json()
         credential = body.get("credential") or {}
         entry = credentials(rid).get(str(credential.get("id", "")))
+        retry = panel.failures.reserve(who)  # before the check: checks in flight count toward the limit
+        if retry:
+            return too_many(request, retry, api=True)
+        verified = None
         try:
             if challenge is None or entry is None:
                 raise ValueError("unknown passkey or expired challenge")
@@ -279,12 +283,13 @@ def routes(login_cookie: str, start_session: Callable[[str, str], Response]) -> 
                 )
             )
         except Exception as exc:  # py_webauthn raises several kinds; each is a refusal here
-            panel.failures.fail(who)
             audit.record("sign-in", who, ok=False, how="passkey", error=type(exc).__name__)
             return JSONResponse(
                 {"error": "the passkey was not accepted", "fix": "try again, or use the password"},
                 status_code=401,
             )
+        finally:
+            panel.failures.settle(who, verified is not None)
         with _lock:
             data = _read()
             data[credential["id"]]["sign_count"] = verified.new_sign_count
