@@ -28,33 +28,52 @@ RP_NAME = "padlab panel"
 USER = "padlab"
 
 
-def rp_id(request: Request) -> str | None:
-    """The host the browser used, when it is a DNS name this panel's certificate carries; else None."""
+NO_NAME = (
+    "Passkeys need the panel's DNS name, not an IP address "
+    "(a WebAuthn relying-party ID cannot be an IP): start it with `padlab panel --name NAME` "
+    "and open https://NAME:PORT/."
+)
+
+
+def _why_not(request: Request) -> str | None:
+    """Why passkeys are refused at the Host this request names; None when they work there.
+
+    The Host header is the client's word: only the panel's own names at its own port count,
+    so a page on the same name at another port (Jupyter at :8888) cannot pass as the panel.
+    """
     host = request.url.hostname or ""
     try:
         ipaddress.ip_address(host)
-        return None
+        return NO_NAME
     except ValueError:
         pass
-    names = panel_of(request).names
-    return host if host and (names is None or host in names) else None
+    panel = panel_of(request)
+    if not host or (panel.names is not None and host not in panel.names):
+        return NO_NAME
+    if (request.url.port or 443) != panel.port:
+        return f"Passkeys work only at the panel's own port: open https://{host}{_port_suffix(panel.port)}/."
+    return None
+
+
+def _port_suffix(port: int) -> str:
+    return "" if port == 443 else f":{port}"
+
+
+def rp_id(request: Request) -> str | None:
+    """The host the browser used, when it is one of the panel's DNS names at its port; else None."""
+    return None if _why_not(request) else request.url.hostname
 
 
 def origin(request: Request) -> str:
-    port = request.url.port
-    return f"https://{request.url.hostname}" + (f":{port}" if port and port != 443 else "")
+    """The one origin a passkey may come from: the panel's name (checked by rp_id) at the panel's port."""
+    return f"https://{rp_id(request)}{_port_suffix(panel_of(request).port)}"
 
 
 def offer(request: Request) -> dict[str, Any]:
     """What the sign-in page says about passkeys here: usable, or why not."""
     rid = rp_id(request)
     if rid is None:
-        return {
-            "usable": False,
-            "why": "Passkeys need the panel's DNS name, not an IP address "
-            "(a WebAuthn relying-party ID cannot be an IP): start it with `padlab panel --name NAME` "
-            "and open https://NAME:PORT/.",
-        }
+        return {"usable": False, "why": _why_not(request)}
     return {
         "usable": bool(credentials(rid)),
         "why": None
@@ -131,14 +150,15 @@ def _header_csrf_ok(request: Request, expected: str | None) -> bool:
     return bool(expected) and hmac.compare_digest(sent.encode(), str(expected).encode())
 
 
-def _no_name() -> Response:
-    return JSONResponse(
-        {
-            "error": "passkeys need the panel's DNS name, not an IP address",
-            "fix": "start the panel with --name NAME and open https://NAME:PORT/",
-        },
-        status_code=400,
-    )
+def _no_name(request: Request) -> Response:
+    why = _why_not(request) or ""
+    if why != NO_NAME:
+        error, fix = "passkeys work only at the panel's own address", why
+    else:
+        error, fix = "passkeys need the panel's DNS name, not an IP address", (
+            "start the panel with --name NAME and open https://NAME:PORT/"
+        )
+    return JSONResponse({"error": error, "fix": fix}, status_code=400)
 
 
 # --- registration (signed in) ---------------------------------------------------------------------
@@ -166,7 +186,7 @@ async def register_options(request: Request) -> Response:
 
     rid = rp_id(request)
     if rid is None:
-        return _no_name()
+        return _no_name(request)
     from webauthn.helpers import base64url_to_bytes
 
     options = generate_registration_options(
@@ -194,7 +214,7 @@ async def register(request: Request) -> Response:
     rid = rp_id(request)
     challenge = _challenges.take("reg:" + request.state.session["csrf"])
     if rid is None:
-        return _no_name()
+        return _no_name(request)
     body = await request.json()
     try:
         if challenge is None:
@@ -239,7 +259,7 @@ def routes(login_cookie: str, start_session: Callable[[str, str], Response]) -> 
             return _stale_login_page()
         rid = rp_id(request)
         if rid is None:
-            return _no_name()
+            return _no_name(request)
         options = generate_authentication_options(
             rp_id=rid, user_verification=UserVerificationRequirement.REQUIRED
         )
@@ -259,7 +279,7 @@ def routes(login_cookie: str, start_session: Callable[[str, str], Response]) -> 
             return _stale_login_page()
         rid = rp_id(request)
         if rid is None:
-            return _no_name()
+            return _no_name(request)
         challenge = _challenges.take("auth:" + str(token))
         body = await request.json()
         credential = body.get("credential") or {}
