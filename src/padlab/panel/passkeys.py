@@ -117,22 +117,37 @@ def _user_id() -> bytes:
 
 # --- challenges: one use, five minutes, kept in memory --------------------------------------------
 
+# Anyone may ask for a sign-in challenge, so the store is capped: a few per address (a person
+# has one sign-in page open, maybe two) and a total; past either, the oldest goes first.
+PER_CLIENT = 8
+MAX_CHALLENGES = 1000
+
 
 class Challenges:
-    def __init__(self) -> None:
-        self._items: dict[str, tuple[float, bytes]] = {}
+    def __init__(self, per_client: int = PER_CLIENT, total: int = MAX_CHALLENGES) -> None:
+        self.per_client, self.total = per_client, total
+        self._items: dict[str, tuple[float, bytes, str]] = {}  # oldest first
         self._lock = threading.Lock()
 
-    def put(self, key: str, challenge: bytes) -> None:
+    def put(self, key: str, challenge: bytes, client: str = "") -> None:
         now = time.monotonic()
         with self._lock:
-            self._items = {k: v for k, v in self._items.items() if now - v[0] < CHALLENGE_S}
-            self._items[key] = (now, challenge)
+            self._items = {k: v for k, v in self._items.items() if now - v[0] < CHALLENGE_S and k != key}
+            mine = [k for k, v in self._items.items() if v[2] == client]
+            for old in mine[: max(0, len(mine) - self.per_client + 1)]:
+                del self._items[old]
+            while len(self._items) >= self.total:
+                del self._items[next(iter(self._items))]
+            self._items[key] = (now, challenge, client)
 
     def take(self, key: str) -> bytes | None:
         with self._lock:
             item = self._items.pop(key, None)
         return item[1] if item and time.monotonic() - item[0] < CHALLENGE_S else None
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
 
 
 _challenges = Challenges()
@@ -202,7 +217,7 @@ async def register_options(request: Request) -> Response:
             PublicKeyCredentialDescriptor(id=base64url_to_bytes(k)) for k in credentials(rid)
         ],
     )
-    _challenges.put("reg:" + request.state.session["csrf"], options.challenge)
+    _challenges.put("reg:" + request.state.session["csrf"], options.challenge, client(request))
     return Response(options_to_json(options), media_type="application/json")
 
 
@@ -263,7 +278,7 @@ def routes(login_cookie: str, start_session: Callable[[str, str], Response]) -> 
         options = generate_authentication_options(
             rp_id=rid, user_verification=UserVerificationRequirement.REQUIRED
         )
-        _challenges.put("auth:" + str(token), options.challenge)
+        _challenges.put("auth:" + str(token), options.challenge, client(request))
         return Response(options_to_json(options), media_type="application/json")
 
     async def login(request: Request) -> Response:
