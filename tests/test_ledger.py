@@ -189,6 +189,10 @@ def test_a_broken_ledger_never_blocks_down(home: Path, monkeypatch: pytest.Monke
         assert f"mv {path} {path}.broken" in warning
         [message] = ntfy.wait(1)
         assert message.headers["title"] == "cost ledger broken" and str(path) in message.body.decode()
+        # status still tells the machine's state, with the same line
+        shown = workstation.status(profile)
+        assert shown["state"] == "stopped" and shown["month_usd"] is None
+        assert f"mv {path} {path}.broken" in shown["ledger_warnings"][0]
 
 
 def test_up_with_a_broken_ledger_is_one_clear_line(tmp_path: Path) -> None:

@@ -273,8 +273,13 @@ def status(profile: Profile) -> dict[str, Any]:
         # One cloud with a bad key must not hide the others in `status --all`.
         machine = Machine(state="error")
         phase, st["last_error"] = "error", str(exc)
-    ledger.observe(profile.name, machine, time.time(), "padlab status")
-    month_usd = round(ledger.month_spend(profile.name), 4) if provider.manages_power else None
+    ledger_warnings = _book(profile.name, machine, "padlab status")
+    month_usd = None
+    if provider.manages_power and not ledger_warnings:
+        try:
+            month_usd = round(ledger.month_spend(profile.name), 4)
+        except ledger.LedgerError as exc:
+            ledger_warnings = [f"{exc}; fix: {exc.fix}"]
     if phase in ("starting", "stopping"):
         live = phase
     elif machine.state != "running":
@@ -293,6 +298,7 @@ def status(profile: Profile) -> dict[str, Any]:
     out["stopped_at"] = st.get("stopped_at")
     out["stop_reason"] = st.get("stop_reason")
     out["month_usd"] = month_usd  # this calendar month, from the ledger (docs/costs.md)
+    out["ledger_warnings"] = ledger_warnings  # a broken ledger never hides the machine's state
     annotate(out, profile, provider, machine, st)
     return out
 
