@@ -5,7 +5,9 @@ answers ``Range: bytes=N-`` with 206 (or 200 when ``If-Range`` no longer
 matches), and records every request so a test can check that a download
 resumed instead of starting again. Faults: `drop_after[path] = N` closes the
 first response for path after N body bytes; `rate` throttles every response
-(bytes per second); clearing `flowing` holds every response mid-body; `no_length` serves a path without Content-Length or ranges.
+(bytes per second); clearing `flowing` holds every response mid-body; `no_length` serves a path without Content-Length or ranges;
+`no_validators` serves a path with ranges but neither ETag nor Last-Modified; `ignore_if_range`
+answers a Range with 206 even when If-Range no longer matches (a broken server).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ class RangeServer:
         self.modified = email.utils.formatdate(time.time() - 3600, usegmt=True)
         self.drop_after: dict[str, int] = {}
         self.no_length: set[str] = set()
+        self.no_validators: set[str] = set()
+        self.ignore_if_range: set[str] = set()
         self.rate: float | None = None
         self.flowing = threading.Event()  # clear it to hold every response where it is
         self.flowing.set()
@@ -88,7 +92,7 @@ class RangeServer:
                 start = 0
                 match = RANGE.match(self.headers.get("Range") or "")
                 if_range = self.headers.get("If-Range")
-                fresh = if_range in (None, server.etags[path], server.modified)
+                fresh = path in server.ignore_if_range or if_range in (None, server.etags[path], server.modified)
                 ranged = path not in server.no_length and match and fresh and int(match.group(1)) < len(data)
                 if ranged:
                     start = int(match.group(1))
@@ -101,6 +105,7 @@ class RangeServer:
                 if path not in server.no_length:
                     self.send_header("Content-Length", str(len(data) - start))
                     self.send_header("Accept-Ranges", "bytes")
+                if path not in server.no_length and path not in server.no_validators:
                     self.send_header("ETag", server.etags[path])
                     self.send_header("Last-Modified", server.modified)
                 self.send_header("Connection", "close")

@@ -86,6 +86,50 @@ def test_a_file_changed_on_the_server_is_fetched_whole_not_spliced(lab, server) 
     assert retry["if_range"] and retry["status"] == 200  # If-Range no longer matched: whole file
 
 
+def change_while_it_retries(home: Path, server: RangeServer, url: str, path: str, new: bytes) -> str:
+    """Run `get`; when the first connection has dropped, put `new` at path; returns get's output."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "padlab", "get", "lab", url, "--json"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=padlab_env(home),
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:  # the runner waits about a second before it retries
+        if "retrying" in line:
+            server.add(path, new)
+            break
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    return out
+
+
+def test_without_a_validator_a_resume_starts_over_rather_than_splice(lab, server) -> None:
+    """No strong ETag, no Last-Modified: nothing tells an unchanged file from a changed one."""
+    old, new = os.urandom(3 * MB), os.urandom(3 * MB)
+    url = server.add("/nv.bin", old)
+    server.no_validators.add("/nv.bin")
+    server.drop_after["/nv.bin"] = MB
+    change_while_it_retries(lab["home"], server, url, "/nv.bin", new)
+    assert (lab["nb"] / "datasets" / "nv.bin").read_bytes() == new
+    retry = server.requests_for("/nv.bin")[1]
+    assert retry["range"] is None and retry["status"] == 200
+
+
+def test_a_range_of_a_file_whose_size_changed_is_refused_and_it_starts_over(lab, server) -> None:
+    """A server that ignores If-Range sends 206 for a file that changed: its total gives it away."""
+    old, new = os.urandom(3 * MB), os.urandom(4 * MB)
+    url = server.add("/grew.bin", old)
+    server.ignore_if_range.add("/grew.bin")
+    server.drop_after["/grew.bin"] = MB
+    change_while_it_retries(lab["home"], server, url, "/grew.bin", new)
+    assert (lab["nb"] / "datasets" / "grew.bin").read_bytes() == new
+    statuses = [r["status"] for r in server.requests_for("/grew.bin")]
+    assert statuses[:2] == [200, 206] and statuses[-1] == 200  # the 206 was refused, then whole
+    [log] = lab["jobs"].glob("*/log")
+    assert "size changed on the server" in log.read_text()
+
+
 def test_wrong_checksum_saves_nothing(lab, server) -> None:
     url = server.add("/w.bin", os.urandom(MB))
     proc = padlab(lab["home"], "get", "lab", url, "--sha256", "0" * 64, check=False)

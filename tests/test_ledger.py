@@ -133,3 +133,78 @@ def test_running_rates_of_other_profiles(home: Path) -> None:
 def test_the_file_is_private(home: Path) -> None:
     ledger.observe("gpu", running(), T0)
     assert (home / "ledger.sqlite").stat().st_mode & 0o777 == 0o600
+
+
+# -- a broken ledger: one clear line, and never in the way of a stop ------------------------------
+
+PS_KEY = "ps-ledger-secret-0a1b2c3d4e5f"
+
+
+def break_ledger() -> Path:
+    """Overwrite a real ledger's SQLite header, as a disk error or a bad copy would."""
+    ledger.observe("gpu", running(), T0)  # a real file with a row in it
+    path = ledger.db_path()
+    with open(path, "r+b") as fh:
+        fh.write(b"not a database!!")
+    return path
+
+
+def test_a_broken_ledger_is_one_line_that_says_how_to_recover(home: Path) -> None:
+    path = break_ledger()
+    with pytest.raises(ledger.LedgerError) as caught:
+        ledger.month_spend()
+    assert "cannot be used" in caught.value.message
+    assert f"mv {path} {path}.broken" in caught.value.fix
+
+
+def test_a_broken_ledger_never_blocks_down(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Paperspace machine (the strict fake) still powers off, the phase is `stopped`, an alert goes out."""
+    import itertools
+
+    from padlab import alerts, state, workstation
+    from padlab.profiles import Profile
+    from padlab.providers import retry
+    from padlab.providers.paperspace import PaperspaceProvider
+    from tests.fakes import FakePaperspace, MemoryBackend
+    from tests.fakes.push_endpoints import FakeNtfy
+
+    for name, value in (("POLL_FIRST", 0.01), ("POLL_MAX", 0.02), ("RETRY_FIRST", 0.01), ("RETRY_MAX", 0.02)):
+        monkeypatch.setattr(retry, name, value)
+    monkeypatch.setenv("PAPERSPACE_API_KEY", PS_KEY)
+    ticks = itertools.count()  # the backend's clock moves by reads, not by wall time: no race
+    backend = MemoryBackend(boot_seconds=1.0, stop_seconds=0.3, clock=lambda: next(ticks) * 0.1)
+    with FakePaperspace(api_key=PS_KEY, backend=backend) as fake, FakeNtfy() as ntfy:
+        alerts.configure(ntfy=ntfy.topic_url())
+        profile = Profile(name="ps", provider="paperspace", options={"api_url": fake.url}).validate()
+        machine = PaperspaceProvider(profile).start_machine(print)
+        path = break_ledger()
+        # Restarted from the console and still booting: billed, so `down` reads the ledger first,
+        # and not yet serving, so `down` has no Jupyter to reach before it powers off.
+        backend.stop(machine.id)
+        backend.start(machine.id)
+        out = workstation.down(profile)
+        assert backend.state(machine.id) == "off"
+        assert state.load("ps")["phase"] == "stopped" and out["state"] == "stopped"
+        [warning] = out["ledger_warnings"]
+        assert f"mv {path} {path}.broken" in warning
+        [message] = ntfy.wait(1)
+        assert message.headers["title"] == "cost ledger broken" and str(path) in message.body.decode()
+        # status still tells the machine's state, with the same line
+        shown = workstation.status(profile)
+        assert shown["state"] == "stopped" and shown["month_usd"] is None
+        assert f"mv {path} {path}.broken" in shown["ledger_warnings"][0]
+
+
+def test_up_with_a_broken_ledger_is_one_clear_line(tmp_path: Path) -> None:
+    from tests.helpers import one_line_error, padlab
+
+    home = tmp_path / "h"
+    padlab(home, "init", "lab", "--provider", "local", "--root-dir", str(tmp_path / "nb"))
+    padlab(home, "budget", "10")
+    padlab(home, "costs")
+    [path] = home.rglob("ledger.sqlite")
+    with open(path, "r+b") as fh:
+        fh.write(b"not a database!!")
+    proc = padlab(home, "up", "--password-stdin", input="correct-horse-battery-staple\n", check=False)
+    line = one_line_error(proc)
+    assert "ledger" in line and f"mv {path} {path}.broken" in line

@@ -105,6 +105,8 @@ def test_costs_command(tmp_path: Path) -> None:
     assert data["total_usd"] == 0 and data["profiles"] == {} and data["estimate"] is True
     assert "estimate" in padlab(home, "costs").stdout
     assert "YYYY-MM" in one_line_error(padlab(home, "costs", "--month", "2026-13", check=False))
+    for month in ("0000-01", "9999-12"):  # datetime has no year 0, nor a month after 9999-12
+        assert "year from" in one_line_error(padlab(home, "costs", "--month", month, check=False))
     assert "nosuch" in one_line_error(padlab(home, "costs", "nosuch", check=False))
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from padlab import paths
+from padlab.errors import PadlabError
 
 if TYPE_CHECKING:
     import sqlite3
@@ -60,28 +61,53 @@ def db_path() -> Any:
     return paths.ensure_private_dir(paths.data_dir()) / "ledger.sqlite"
 
 
+class LedgerError(PadlabError):
+    """The ledger file cannot be read or written (corrupt, not SQLite, locked for too long)."""
+
+
+def recover_hint() -> str:
+    """The one line that says how to get a working ledger back."""
+    path = db_path()
+    return f"move it aside: mv {path} {path}.broken (padlab starts a new ledger; costs before are not counted)"
+
+
 @contextlib.contextmanager
 def connect() -> Iterator[sqlite3.Connection]:
-    """One transaction; the file is 0600 (it says when you worked) and safe across processes."""
+    """One transaction; the file is 0600 (it says when you worked) and safe across processes.
+
+    Any SQLite failure is a LedgerError (a PadlabError with the recovery line), never a bare sqlite3 error.
+    """
     import os
     import sqlite3
 
     path = db_path()
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     os.close(fd)
-    conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
-    conn.row_factory = sqlite3.Row
     try:
-        conn.executescript(SCHEMA)
-        conn.execute("BEGIN IMMEDIATE")
+        conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
+        conn.row_factory = sqlite3.Row
         try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
+            conn.executescript(SCHEMA)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise LedgerError(f"padlab's cost ledger {path} cannot be used: {exc}", recover_hint()) from exc
+
+
+def check() -> None:
+    """Raise LedgerError unless the ledger opens and SQLite finds it sound (before `up` starts a machine)."""
+    with connect() as conn:
+        problems = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
+    if problems != ["ok"]:
+        raise LedgerError(f"padlab's cost ledger {db_path()} is damaged: {problems[0]}", recover_hint())
 
 
 def _open(conn: sqlite3.Connection, profile: str, kind: str) -> sqlite3.Row | None:

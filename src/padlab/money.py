@@ -257,12 +257,21 @@ def costs(profile: str | None = None, month: str | None = None, now: float | Non
     }
 
 
+FIRST_YEAR, LAST_YEAR = 1970, 9998
+
+
 def _check_month(text: str) -> None:
     import re
 
     match = re.fullmatch(r"(\d{4})-(\d{2})", text)
     if not match or not 1 <= int(match.group(2)) <= 12:
         raise PadlabError(f"--month {text!r} is not a month", "give YYYY-MM, e.g. --month 2026-05")
+    # datetime has no year 0, and a December's next month must exist too; no ledger predates 1970.
+    if not FIRST_YEAR <= int(match.group(1)) <= LAST_YEAR:
+        raise PadlabError(
+            f"--month {text!r} is out of range",
+            f"give a year from {FIRST_YEAR} to {LAST_YEAR}, e.g. --month 2026-05",
+        )
 
 
 def _by_day(span: ledger.Span) -> list[tuple[str, float]]:

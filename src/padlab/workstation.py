@@ -95,12 +95,14 @@ def up(
     A spent budget refuses before anything starts, unless ``over_budget``.
     """
     provider = providers.get(profile)
+    if provider.manages_power:
+        ledger.check()  # a broken ledger stops `up` before a billed machine starts, not after
     money.check_up(profile.name, over_budget)
     with state.action(profile.name, "starting", "up"):
         state.update(profile.name, over_budget=over_budget)
         ledger.before_acting(profile.name, provider)
         machine = provider.ensure_running(on_stage)
-        ledger.observe(profile.name, machine, time.time(), "padlab up")
+        _warn(profile.name, _book(profile.name, machine, "padlab up"), on_stage)
         state.update(profile.name, host=machine.host, machine=machine.as_dict())
         req = request_for(profile, provider, "up", machine)
         if password is not None:
@@ -154,6 +156,22 @@ def needs_password(profile: Profile) -> bool:
     return not state.load(profile.name).get("password_hint")
 
 
+def _book(name: str, machine: Machine, source: str) -> list[str]:
+    """Record an observation in the ledger; a broken ledger gives a warning line, never an error."""
+    try:
+        ledger.observe(name, machine, time.time(), source)
+    except ledger.LedgerError as exc:
+        return [f"{exc} (costs are not being recorded); fix: {exc.fix}"]
+    return []
+
+
+def _warn(name: str, lines: list[str], on_stage: Progress) -> None:
+    """Say a bookkeeping failure where the user looks (the stages) and where they may not (an alert)."""
+    for line in lines:
+        on_stage(f"warning: {line}")
+        alerts.send("cost ledger broken", f"{name}: {line}")
+
+
 def down(profile: Profile, on_stage: Progress = _quiet) -> dict[str, Any]:
     """Stop Jupyter (and the machine, where the provider bills for it); nothing on disk is touched."""
     provider = providers.get(profile)
@@ -166,10 +184,10 @@ def down(profile: Profile, on_stage: Progress = _quiet) -> dict[str, Any]:
 
 
 def _down(profile: Profile, provider: Provider, on_stage: Progress) -> dict[str, Any]:
+    """Bookkeeping never blocks the stop: a broken ledger is noted (and alerted) once, after it."""
     with state.action(profile.name, "stopping", "down"):
         machine = provider.describe()
-        if provider.manages_power:
-            ledger.observe(profile.name, machine, time.time(), "padlab (before acting)")
+        notes = _book(profile.name, machine, "padlab (before acting)") if provider.manages_power else []
         if machine.state == "running":
             req = request_for(profile, provider, "down", machine)
             req["disable"] = not provider.manages_power
@@ -178,7 +196,7 @@ def _down(profile: Profile, provider: Provider, on_stage: Progress) -> dict[str,
         if provider.manages_power:
             on_stage("stopping the machine")
             machine = provider.stop(on_stage)
-            ledger.observe(profile.name, machine, time.time(), "padlab down")
+            notes = notes or _book(profile.name, machine, "padlab down")
         st = state.update(
             profile.name,
             phase="stopped",
@@ -188,7 +206,10 @@ def _down(profile: Profile, provider: Provider, on_stage: Progress) -> dict[str,
             machine=machine.as_dict(),
             over_budget=None,
         )
-    return card.build(profile, st)
+    _warn(profile.name, notes, on_stage)  # after the stop is recorded: an alert's timeout never delays it
+    out = card.build(profile, st)
+    out["ledger_warnings"] = notes
+    return out
 
 
 def passwd(profile: Profile, password: str, generated: bool, on_stage: Progress = _quiet) -> dict[str, Any]:
@@ -252,8 +273,13 @@ def status(profile: Profile) -> dict[str, Any]:
         # One cloud with a bad key must not hide the others in `status --all`.
         machine = Machine(state="error")
         phase, st["last_error"] = "error", str(exc)
-    ledger.observe(profile.name, machine, time.time(), "padlab status")
-    month_usd = round(ledger.month_spend(profile.name), 4) if provider.manages_power else None
+    ledger_warnings = _book(profile.name, machine, "padlab status")
+    month_usd = None
+    if provider.manages_power and not ledger_warnings:
+        try:
+            month_usd = round(ledger.month_spend(profile.name), 4)
+        except ledger.LedgerError as exc:
+            ledger_warnings = [f"{exc}; fix: {exc.fix}"]
     if phase in ("starting", "stopping"):
         live = phase
     elif machine.state != "running":
@@ -272,6 +298,7 @@ def status(profile: Profile) -> dict[str, Any]:
     out["stopped_at"] = st.get("stopped_at")
     out["stop_reason"] = st.get("stop_reason")
     out["month_usd"] = month_usd  # this calendar month, from the ledger (docs/costs.md)
+    out["ledger_warnings"] = ledger_warnings  # a broken ledger never hides the machine's state
     annotate(out, profile, provider, machine, st)
     return out
 

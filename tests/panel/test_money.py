@@ -49,6 +49,19 @@ def test_costs_api_is_the_cli_json(client, panel_home):
     assert data["total_usd"] == money.costs()["total_usd"] and data["profiles"]["gpu"]["hours"] > 0.99
 
 
+def test_a_month_out_of_range_is_a_400_not_a_dropped_connection(client, panel_home):
+    from tests.helpers import padlab
+
+    token = padlab(panel_home, "panel", "token", "add", "shortcuts").stdout.strip()
+    sign_in(client)
+    for month in ("0000-01", "9999-12", "1969-12"):
+        page = client.get(f"/costs?month={month}")
+        assert page.status_code == 400 and "out of range" in page.text
+        api = client.get(f"/api/costs?month={month}", headers={"Authorization": f"Bearer {token}"})
+        assert api.status_code == 400 and "year from" in api.json()["fix"]
+    assert client.get("/costs?month=2026-05").status_code == 200
+
+
 def test_push_subscription_then_an_alert_reaches_it(client, panel_home):
     import http_ece
 

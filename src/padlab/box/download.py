@@ -12,8 +12,11 @@ holds what it needs to start again after a crash or a reboot:
 
 Bytes go to DEST.part. After a dropped connection the job asks for the rest
 with ``Range`` and ``If-Range`` (the ETag when strong, else Last-Modified), so a
-file that changed on the server is fetched whole rather than spliced. DEST
-appears only once the size and, when given, the SHA-256 match.
+file that changed on the server is fetched whole rather than spliced. Without
+either validator it starts over instead, and a 206 whose total differs from the
+size first given is refused (start over): a server that ignores If-Range cannot
+splice two versions either. DEST appears only once the size and, when given,
+the SHA-256 match.
 """
 
 from __future__ import annotations
@@ -54,6 +57,10 @@ class Failed(Exception):
 
 class Dropped(Exception):
     """The connection ended before the promised bytes: retry and resume."""
+
+
+class StartOver(Exception):
+    """The bytes on the server are not the ones in DEST.part: fetch the whole file again."""
 
 
 class Job:
@@ -135,6 +142,19 @@ class Job:
                 return
             except Failed:
                 raise
+            except StartOver as exc:
+                _unlink(self.part)
+                self.st["bytes"] = 0
+                reason = str(exc)
+                self.note("%s: starting over" % reason)
+                failures += 1  # no progress; a server that keeps changing ends in Failed below
+                if failures >= MAX_FAILURES:
+                    raise Failed(
+                        "the download failed %d times in a row: %s" % (failures, reason),
+                        "the file keeps changing on the server: run the command again later",
+                        "network",
+                    ) from exc
+                continue
             except urllib.error.HTTPError as exc:
                 if exc.code == 416 and self.st["bytes"]:
                     if self.st["bytes"] == self.st.get("total"):
@@ -172,11 +192,14 @@ class Job:
     def attempt(self) -> None:
         offset = _size(self.part)
         headers = {"User-Agent": "padlab-get/1", "Accept-Encoding": "identity"}
+        validator = self.st.get("etag") or self.st.get("last_modified")
+        if offset and not validator:
+            # Nothing would tell the server's file from the one the bytes came from: no splice.
+            self.note("the server gives no strong ETag or Last-Modified to resume against: starting over")
+            offset = 0
         if offset:
             headers["Range"] = "bytes=%d-" % offset
-            validator = self.st.get("etag") or self.st.get("last_modified")
-            if validator:
-                headers["If-Range"] = validator
+            headers["If-Range"] = validator
         self.st["requests"] = int(self.st.get("requests") or 0) + 1
         self.log("GET %s%s" % (self.job["url"], " from byte %d" % offset if offset else ""))
         with urllib.request.urlopen(
@@ -191,7 +214,12 @@ class Job:
                         "http",
                     )
                 if match.group(3) != "*":
-                    self.st["total"] = int(match.group(3))
+                    total = int(match.group(3))
+                    if self.st.get("total") is not None and total != self.st["total"]:
+                        raise StartOver(
+                            "the file's size changed on the server (%d bytes, was %d)" % (total, self.st["total"])
+                        )
+                    self.st["total"] = total
                 mode = "ab"
             else:
                 if offset:

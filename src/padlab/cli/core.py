@@ -225,6 +225,8 @@ def status(name: str | None, as_json: bool, all_profiles: bool) -> None:
 
     if all_profiles:
         results = [workstation.status(profiles.load(n)) for n in profiles.names()]
+        for line in dict.fromkeys(w for r in results for w in r.get("ledger_warnings", [])):
+            ui.warn(line)
         if as_json:
             ui.print_json(results)
             return
@@ -247,6 +249,8 @@ def status(name: str | None, as_json: bool, all_profiles: bool) -> None:
         ui.console().print(table)
         return
     data = workstation.status(load_profile(name))
+    for warning in data.get("ledger_warnings", []):
+        ui.warn(warning)
     if as_json:
         ui.print_json(data)
         return
@@ -287,6 +291,8 @@ def down(name: str | None, as_json: bool) -> None:
             click.echo(f"padlab: warning: {problem}", err=True)
     with ui.progress(f"padlab down {profile.name}") as stage:
         data = workstation.down(profile, on_stage=stage)
+    for line in data.get("ledger_warnings", []):
+        ui.warn(line)
     if as_json:
         ui.print_json(data)
     else:

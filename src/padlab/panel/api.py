@@ -36,10 +36,16 @@ def bearer(handler: Callable) -> Callable:
             return too_many(request, retry, api=True)
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         token = token.strip()
-        label = store.token_label(token) if scheme.lower() == "bearer" and token else None
+        label = None
+        if token:
+            retry = panel.failures.reserve(who)  # before the check: checks in flight count
+            if retry:
+                return too_many(request, retry, api=True)
+            try:
+                label = store.token_label(token) if scheme.lower() == "bearer" else None
+            finally:
+                panel.failures.settle(who, label is not None)
         if label is None:
-            if token:
-                panel.failures.fail(who)
             audit.record("api-refused", who, ok=False, path=request.url.path)
             return _refuse()
         request.state.token_label = label

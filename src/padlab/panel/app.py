@@ -67,8 +67,15 @@ async def login_submit(request: Request) -> Response:
         audit.record("csrf-refused", who, ok=False, path="/login")
         return error_page(request, 403, "this sign-in form is out of date", "reload the page and try again")
     nxt = _safe_next(str(form.get("next", "/")))
-    if not await run_in_threadpool(store.check_password, str(form.get("password", ""))):
-        panel.failures.fail(who)
+    retry = panel.failures.reserve(who)  # before the hash: checks in flight count toward the limit
+    if retry:
+        return too_many(request, retry, api=False)
+    ok = False
+    try:
+        ok = await run_in_threadpool(store.check_password, str(form.get("password", "")))
+    finally:
+        panel.failures.settle(who, ok)
+    if not ok:
         audit.record("sign-in", who, ok=False, how="password")
         return render(
             request,

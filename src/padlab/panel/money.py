@@ -77,8 +77,11 @@ async def costs_page(request: Request) -> Response:
 
 @api.bearer
 async def costs_api(request: Request) -> Response:
-    """The same JSON as `padlab costs --json`."""
-    return JSONResponse(await run_in_threadpool(_costs, request.query_params.get("month")))
+    """The same JSON as `padlab costs --json`; a bad month is the caller's error (400)."""
+    try:
+        return JSONResponse(await run_in_threadpool(_costs, request.query_params.get("month")))
+    except PadlabError as exc:
+        return JSONResponse({"error": exc.message, "fix": exc.fix}, status_code=400)
 
 
 @signed_in

@@ -28,33 +28,52 @@ RP_NAME = "padlab panel"
 USER = "padlab"
 
 
-def rp_id(request: Request) -> str | None:
-    """The host the browser used, when it is a DNS name this panel's certificate carries; else None."""
+NO_NAME = (
+    "Passkeys need the panel's DNS name, not an IP address "
+    "(a WebAuthn relying-party ID cannot be an IP): start it with `padlab panel --name NAME` "
+    "and open https://NAME:PORT/."
+)
+
+
+def _why_not(request: Request) -> str | None:
+    """Why passkeys are refused at the Host this request names; None when they work there.
+
+    The Host header is the client's word: only the panel's own names at its own port count,
+    so a page on the same name at another port (Jupyter at :8888) cannot pass as the panel.
+    """
     host = request.url.hostname or ""
     try:
         ipaddress.ip_address(host)
-        return None
+        return NO_NAME
     except ValueError:
         pass
-    names = panel_of(request).names
-    return host if host and (names is None or host in names) else None
+    panel = panel_of(request)
+    if not host or (panel.names is not None and host not in panel.names):
+        return NO_NAME
+    if (request.url.port or 443) != panel.port:
+        return f"Passkeys work only at the panel's own port: open https://{host}{_port_suffix(panel.port)}/."
+    return None
+
+
+def _port_suffix(port: int) -> str:
+    return "" if port == 443 else f":{port}"
+
+
+def rp_id(request: Request) -> str | None:
+    """The host the browser used, when it is one of the panel's DNS names at its port; else None."""
+    return None if _why_not(request) else request.url.hostname
 
 
 def origin(request: Request) -> str:
-    port = request.url.port
-    return f"https://{request.url.hostname}" + (f":{port}" if port and port != 443 else "")
+    """The one origin a passkey may come from: the panel's name (checked by rp_id) at the panel's port."""
+    return f"https://{rp_id(request)}{_port_suffix(panel_of(request).port)}"
 
 
 def offer(request: Request) -> dict[str, Any]:
     """What the sign-in page says about passkeys here: usable, or why not."""
     rid = rp_id(request)
     if rid is None:
-        return {
-            "usable": False,
-            "why": "Passkeys need the panel's DNS name, not an IP address "
-            "(a WebAuthn relying-party ID cannot be an IP): start it with `padlab panel --name NAME` "
-            "and open https://NAME:PORT/.",
-        }
+        return {"usable": False, "why": _why_not(request)}
     return {
         "usable": bool(credentials(rid)),
         "why": None
@@ -98,22 +117,37 @@ def _user_id() -> bytes:
 
 # --- challenges: one use, five minutes, kept in memory --------------------------------------------
 
+# Anyone may ask for a sign-in challenge, so the store is capped: a few per address (a person
+# has one sign-in page open, maybe two) and a total; past either, the oldest goes first.
+PER_CLIENT = 8
+MAX_CHALLENGES = 1000
+
 
 class Challenges:
-    def __init__(self) -> None:
-        self._items: dict[str, tuple[float, bytes]] = {}
+    def __init__(self, per_client: int = PER_CLIENT, total: int = MAX_CHALLENGES) -> None:
+        self.per_client, self.total = per_client, total
+        self._items: dict[str, tuple[float, bytes, str]] = {}  # oldest first
         self._lock = threading.Lock()
 
-    def put(self, key: str, challenge: bytes) -> None:
+    def put(self, key: str, challenge: bytes, client: str = "") -> None:
         now = time.monotonic()
         with self._lock:
-            self._items = {k: v for k, v in self._items.items() if now - v[0] < CHALLENGE_S}
-            self._items[key] = (now, challenge)
+            self._items = {k: v for k, v in self._items.items() if now - v[0] < CHALLENGE_S and k != key}
+            mine = [k for k, v in self._items.items() if v[2] == client]
+            for old in mine[: max(0, len(mine) - self.per_client + 1)]:
+                del self._items[old]
+            while len(self._items) >= self.total:
+                del self._items[next(iter(self._items))]
+            self._items[key] = (now, challenge, client)
 
     def take(self, key: str) -> bytes | None:
         with self._lock:
             item = self._items.pop(key, None)
         return item[1] if item and time.monotonic() - item[0] < CHALLENGE_S else None
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
 
 
 _challenges = Challenges()
@@ -131,14 +165,15 @@ def _header_csrf_ok(request: Request, expected: str | None) -> bool:
     return bool(expected) and hmac.compare_digest(sent.encode(), str(expected).encode())
 
 
-def _no_name() -> Response:
-    return JSONResponse(
-        {
-            "error": "passkeys need the panel's DNS name, not an IP address",
-            "fix": "start the panel with --name NAME and open https://NAME:PORT/",
-        },
-        status_code=400,
-    )
+def _no_name(request: Request) -> Response:
+    why = _why_not(request) or ""
+    if why != NO_NAME:
+        error, fix = "passkeys work only at the panel's own address", why
+    else:
+        error, fix = "passkeys need the panel's DNS name, not an IP address", (
+            "start the panel with --name NAME and open https://NAME:PORT/"
+        )
+    return JSONResponse({"error": error, "fix": fix}, status_code=400)
 
 
 # --- registration (signed in) ---------------------------------------------------------------------
@@ -166,7 +201,7 @@ async def register_options(request: Request) -> Response:
 
     rid = rp_id(request)
     if rid is None:
-        return _no_name()
+        return _no_name(request)
     from webauthn.helpers import base64url_to_bytes
 
     options = generate_registration_options(
@@ -182,7 +217,7 @@ async def register_options(request: Request) -> Response:
             PublicKeyCredentialDescriptor(id=base64url_to_bytes(k)) for k in credentials(rid)
         ],
     )
-    _challenges.put("reg:" + request.state.session["csrf"], options.challenge)
+    _challenges.put("reg:" + request.state.session["csrf"], options.challenge, client(request))
     return Response(options_to_json(options), media_type="application/json")
 
 
@@ -194,7 +229,7 @@ async def register(request: Request) -> Response:
     rid = rp_id(request)
     challenge = _challenges.take("reg:" + request.state.session["csrf"])
     if rid is None:
-        return _no_name()
+        return _no_name(request)
     body = await request.json()
     try:
         if challenge is None:
@@ -239,11 +274,11 @@ def routes(login_cookie: str, start_session: Callable[[str, str], Response]) -> 
             return _stale_login_page()
         rid = rp_id(request)
         if rid is None:
-            return _no_name()
+            return _no_name(request)
         options = generate_authentication_options(
             rp_id=rid, user_verification=UserVerificationRequirement.REQUIRED
         )
-        _challenges.put("auth:" + str(token), options.challenge)
+        _challenges.put("auth:" + str(token), options.challenge, client(request))
         return Response(options_to_json(options), media_type="application/json")
 
     async def login(request: Request) -> Response:
@@ -259,11 +294,15 @@ def routes(login_cookie: str, start_session: Callable[[str, str], Response]) -> 
             return _stale_login_page()
         rid = rp_id(request)
         if rid is None:
-            return _no_name()
+            return _no_name(request)
         challenge = _challenges.take("auth:" + str(token))
         body = await request.json()
         credential = body.get("credential") or {}
         entry = credentials(rid).get(str(credential.get("id", "")))
+        retry = panel.failures.reserve(who)  # before the check: checks in flight count toward the limit
+        if retry:
+            return too_many(request, retry, api=True)
+        verified = None
         try:
             if challenge is None or entry is None:
                 raise ValueError("unknown passkey or expired challenge")
@@ -279,12 +318,13 @@ def routes(login_cookie: str, start_session: Callable[[str, str], Response]) -> 
                 )
             )
         except Exception as exc:  # py_webauthn raises several kinds; each is a refusal here
-            panel.failures.fail(who)
             audit.record("sign-in", who, ok=False, how="passkey", error=type(exc).__name__)
             return JSONResponse(
                 {"error": "the passkey was not accepted", "fix": "try again, or use the password"},
                 status_code=401,
             )
+        finally:
+            panel.failures.settle(who, verified is not None)
         with _lock:
             data = _read()
             data[credential["id"]]["sign_count"] = verified.new_sign_count

@@ -69,7 +69,7 @@ def serve(listen: str, port: int, info: dict[str, Any]) -> None:
     from padlab.panel.web import Panel
 
     uvicorn.run(
-        create_app(Panel(names=info["names"])),
+        create_app(Panel(names=info["names"], port=port)),
         host=listen,
         port=port,
         ssl_certfile=info["cert"],

@@ -31,12 +31,19 @@ class Panel:
     """Everything the routes share: workstations (cached), jobs, sign-in failures, templates.
 
     names: the DNS names the panel's certificate carries (passkeys only on those); None in tests.
+    port: the port the panel listens on (443 when None): a passkey's origin must be one of the
+    names at this port, whatever Host a request says.
     """
 
     def __init__(
-        self, cache_s: float | None = None, failures: Failures | None = None, names: list[str] | None = None
+        self,
+        cache_s: float | None = None,
+        failures: Failures | None = None,
+        names: list[str] | None = None,
+        port: int | None = None,
     ) -> None:
         self.names = names
+        self.port = port or 443
         self.workstations = Workstations() if cache_s is None else Workstations(cache_s)
         self.jobs = Jobs(on_done=self.workstations.forget)
         self.failures = failures or Failures()
