@@ -24,10 +24,10 @@ import time
 import uuid
 from typing import Iterator
 
-from . import jobs, packages
+from . import account, jobs, packages
 from .context import Context
 from .report import BoxError, Report
-from .system import Host, expand_user, has_systemd, login_user
+from .system import Host, expand_user, has_systemd
 
 RUNNER = (
     "import sys;sys.path.insert(0,sys.argv[1]+'/runner.pyz');"
@@ -42,8 +42,9 @@ class Owner:
     """The user the files and the job belong to (Jupyter's user), and how to make things as them."""
 
     def __init__(self, req: dict) -> None:
-        self.name = req.get("user") or login_user()
         self.system = bool(req.get("system"))
+        # Who Jupyter runs as, the way every other action reckons it (padlab-jupyter where root logs in).
+        self.name = account.resolve(req.get("user"), self.system)
         try:
             pw = pwd.getpwnam(self.name)
         except KeyError as exc:
