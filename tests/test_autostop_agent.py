@@ -353,3 +353,227 @@ def test_a_stop_added_to_the_table_is_run_and_worded(conf: dict, monkeypatch: py
     assert "this box hibernates in" in (conf["ttys"] / "0").read_text()
     run(conf, monkeypatch, T0 + 601, Signal("jupyter", "last activity", at=T0))
     assert agent.load_json(agent.paths(conf)["stopped"])["result"] == "hibernated"
+
+
+# -- a notebook cannot switch the stops off (issue 16) ----------------------------------------------
+
+
+def test_a_directory_at_the_keep_file_does_not_stop_the_budget_stop(
+    conf: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mkdir run/keep-until` as the Jupyter user: the check once raised there, so nothing ever stopped."""
+    Path(conf["keep_file"]).mkdir()
+    conf["deadline_at"], conf["deadline_why"] = T0 + 100, "box's monthly budget runs out"
+    busy = Signal("kernel", "busy (train.ipynb)", active=True)
+    seen = follow(conf, monkeypatch, T0 + 200, T0 + 1000, busy)
+    assert [(at - T0, action) for at, action in seen if action] == [
+        (200, "warn"),
+        (200 + agent.NOTICE_S, "stop"),
+    ]
+    assert conf["calls"] == ["poweroff"]
+    assert (
+        f"ignored the hold in {conf['keep_file']}: not a regular file"
+        in Path(conf["dir"], "agent.log").read_text()
+    )
+
+
+def probes(monkeypatch: pytest.MonkeyPatch, **table: object) -> None:
+    monkeypatch.setattr(activity, "PROBES", tuple(activity.Probe(name, fn) for name, fn in table.items()))  # type: ignore[arg-type]
+
+
+def broken(seen: activity.Seen) -> list:
+    raise ValueError("could not convert string to float: 'soon'")
+
+
+def test_a_failing_probe_is_a_note_and_the_deadline_still_stops(
+    conf: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    probes(monkeypatch, ssh=lambda seen: [Signal("ssh", "session me@pts/0", active=True)], download=broken)
+    conf["deadline_at"] = T0 + 100
+    first = agent.check(conf, now=T0 + 200)
+    assert first["action_taken"] == "warn" and first["in_use"] and first["stop_why"] == "the budget ran out"
+    assert "probe: download failed: ValueError: could not convert string to float: 'soon'" in first["notes"]
+    assert agent.check(conf, now=T0 + 200 + agent.NOTICE_S)["action_taken"] == "stop"
+    assert conf["calls"] == ["poweroff"]
+
+
+def test_the_uptime_cap_holds_whatever_the_probes_do(conf: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Even a failure outside the probes (here: deciding itself) leaves the hard stops in force."""
+    probes(monkeypatch, download=broken)
+    conf["max_uptime_s"] = 7200  # the box started at T0 - 3600
+    monkeypatch.setattr(agent, "decide", lambda *a, **k: 1 / 0)
+    seen = []
+    now = T0 + 3000
+    while not seen or seen[-1][1] != "stop":
+        decision = agent.check(conf, now=now)
+        seen.append((now - T0, decision["action_taken"]))
+        now = decision["next_check"]
+    assert [s for s in seen if s[1]] == [(3300, "warn"), (3600, "stop")]
+    assert "activity unknown: ZeroDivisionError" in Path(conf["dir"], "agent.log").read_text()
+
+
+def test_a_failing_probe_hides_no_use_and_holds_the_box_no_longer_than_a_limit(
+    conf: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A probe that saw use and then fails: the idle clock starts no earlier than the check that saw the
+    use (no false stop), and the box still stops one limit after the probe's last good reading."""
+    failing = {"now": False}
+
+    def download(seen: activity.Seen) -> list:
+        if failing["now"]:
+            raise OSError("planted")
+        return [Signal("download", "data.tar running (5 bytes so far)", active=True)]
+
+    probes(monkeypatch, download=download)
+    agent.check(conf, now=T0 + 500)  # last good reading: in use
+    failing["now"] = True
+    after = agent.check(conf, now=T0 + 520)
+    assert not after["in_use"] and after["idle_since"] >= T0 + 500
+    seen = []
+    now = after["next_check"]
+    while now < T0 + 3000 and (not seen or seen[-1][1] != "stop"):
+        decision = agent.check(conf, now=now)
+        seen.append((now - T0, decision["action_taken"]))
+        now = decision["next_check"]
+    stopped = [at for at, action in seen if action == "stop"]
+    assert stopped and 500 + 600 <= stopped[0] <= 520 + 600 + agent.CHECK_S
+
+
+def test_download_jobs_with_planted_values_are_read_without_failing(tmp_path: Path) -> None:
+    """job.json and state.json are the Jupyter user's: a non-number is left out, never a crash."""
+    import json
+
+    from padlab.box import jobs
+
+    for n, state in enumerate(
+        [
+            {"state": "running", "updated": "soon", "bytes": "lots", "started": [1]},
+            {"state": "done", "finished": "yesterday", "updated": T0, "started": "x"},
+            {"state": ["done"], "finished": float("nan"), "bytes": True},
+            {"state": "failed", "finished": T0 + 10.0, "updated": T0 + 10.0, "started": T0},
+        ]
+    ):
+        job = tmp_path / (f"{n:x}" * 16)[:16]
+        job.mkdir()
+        (job / "job.json").write_text(json.dumps({"url": f"https://x/{n}", "dest": ["not", "a", "path"]}))
+        (job / "state.json").write_text(json.dumps(state).replace("NaN", "1e999"))
+    found = activity.downloads(str(tmp_path), T0 + 20)
+    assert [s.text() for s in found] == [f"download: download failed at {activity.clock(T0 + 10)}"]
+    listed = jobs.all_jobs(str(tmp_path), T0 + 20)
+    assert len(listed) == 4 and all(j.get("dest") is None for j in listed)
+    assert {j.get("state") for j in listed} == {"interrupted", "done", "failed"}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        [1, 2],
+        {"kernels": "all", "connections": "many", "last_activity": 12, "started": ["x"]},
+        {
+            "kernels": [{"id": ["x"]}, "k", {"id": "k1", "execution_state": "busy", "path": 5}],
+            "connections": None,
+        },
+        {"kernels": [], "last_activity": "9999-12-31T23:59:59+00:00", "started": "99999-01-01"},
+    ],
+)
+def test_the_jupyter_extension_answer_is_type_checked(
+    monkeypatch: pytest.MonkeyPatch, answer: object
+) -> None:
+    """The extension's module is the Jupyter user's to replace: what it answers is input, checked."""
+    import io
+    import json
+
+    class Fake(io.BytesIO):
+        def sendall(self, data: bytes) -> None:
+            pass
+
+        def recv(self, n: int) -> bytes:
+            return self.read(n)
+
+        def __enter__(self) -> Fake:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+    body = b"HTTP/1.0 200 OK\r\n\r\n" + json.dumps(answer).encode()
+
+    class Ctx:
+        def wrap_socket(self, raw: object, server_hostname: str) -> Fake:
+            return Fake(body)
+
+    monkeypatch.setattr(activity.ssl, "create_default_context", lambda cafile: Ctx())
+    monkeypatch.setattr(activity.socket, "create_connection", lambda *a, **k: None)
+    monkeypatch.setattr("builtins.open", lambda *a, **k: io.StringIO("token"))
+    jconf = {"host": "127.0.0.1", "port": 8888, "token_file": "t", "ca": "ca"}
+    state: dict = {}
+    signals = activity.jupyter(jconf, state, T0, True)
+    busy = [s.text() for s in signals if s.active]
+    assert all(s.at is None or s.at <= T0 for s in signals)
+    if isinstance(answer, list):
+        assert [s.detail for s in signals] == ["activity unreadable (the answer is not a JSON object)"]
+    if isinstance(answer, dict) and answer.get("connections", 0) is None:
+        assert busy == ["kernel: busy (kernel)"]
+
+
+def test_the_power_off_record_says_requested_before_the_call(
+    conf: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shutdown can end the agent inside the call: what is on disk by then already says so."""
+    on_disk: list = []
+
+    def power_off() -> list:
+        on_disk.append(agent.load_json(agent.paths(conf)["stopped"])["result"])
+        raise SystemExit(143)  # the shutdown's SIGTERM ends the agent before the call returns
+
+    monkeypatch.setattr(stops, "power_off", power_off)
+    last = Signal("jupyter", "last activity", at=T0)
+    run(conf, monkeypatch, T0 + 400, last)
+    with pytest.raises(SystemExit):
+        run(conf, monkeypatch, T0 + 601, last)
+    expected = f"power-off requested at {activity.clock(T0 + 601)}"
+    assert on_disk == [expected]
+    assert agent.load_json(agent.paths(conf)["stopped"])["result"] == expected
+
+
+def test_a_power_off_that_fails_is_recorded_as_failed(conf: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    def power_off() -> list:
+        raise subprocess.CalledProcessError(1, ["systemctl", "poweroff"])
+
+    monkeypatch.setattr(stops, "power_off", power_off)
+    last = Signal("jupyter", "last activity", at=T0)
+    run(conf, monkeypatch, T0 + 400, last)
+    run(conf, monkeypatch, T0 + 601, last)
+    result = agent.load_json(agent.paths(conf)["stopped"])["result"]
+    assert result.startswith("FAILED: Command '['systemctl', 'poweroff']' returned non-zero exit status 1")
+
+
+def test_a_fifo_at_the_pidfile_does_not_hang_the_check(tmp_path: Path) -> None:
+    """The run folder is the Jupyter user's: a FIFO where the pidfile goes once made every check wait."""
+    import threading
+
+    from padlab.box.service import Layout
+
+    layout = Layout("box", str(tmp_path), str(tmp_path / "etc"), "nobody", False)
+    os.makedirs(layout.run_dir)
+    os.mkfifo(layout.pidfile)
+    conf = {
+        "layout": {
+            "name": "box",
+            "prefix": str(tmp_path),
+            "etc": layout.etc,
+            "user": "nobody",
+            "system": False,
+        }
+    }
+    answer: list = []
+    reader = threading.Thread(target=lambda: answer.append(stops.jupyter_pid(conf)), daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    stuck = not answer
+    if stuck:
+        with open(layout.pidfile, "w"):  # let the stuck reader go
+            pass
+    assert not stuck and answer == [None]

@@ -21,6 +21,7 @@ import re
 import shutil
 import socket
 import ssl
+import stat
 import struct
 import subprocess
 from typing import Callable
@@ -187,6 +188,19 @@ def gpu(threshold: int) -> list:
     return [Signal("gpu", "utilisation %d%%, below %d%%" % (busiest, threshold))]
 
 
+def number(value: object) -> float | None:
+    """A finite int or float read from a file someone else writes; anything else (text, bool, nan) is None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def text(value: object, limit: int = 200) -> str:
+    """A string read from a file someone else writes, for a log line: never another type, never long."""
+    return value[:limit] if isinstance(value, str) else ""
+
+
 def downloads(base: str, now: float) -> list:
     """A `padlab get` download is use while it runs (its state is rewritten every few seconds);
     a finished one counts from when it ended, so the idle limit starts after it."""
@@ -194,16 +208,17 @@ def downloads(base: str, now: float) -> list:
 
     out = []
     for job in jobs.all_jobs(base, now):
-        name = os.path.basename(str(job.get("dest") or "download"))
+        # Every value here is the Jupyter user's to write: checked, never trusted for its type.
+        name = os.path.basename(text(job.get("dest")) or "download")
         if job.get("state") == "running":
-            out.append(
-                Signal(
-                    "download", "%s running (%d bytes so far)" % (name, job.get("bytes") or 0), active=True
-                )
-            )
-        elif job.get("finished"):
-            at = float(job["finished"])
-            out.append(Signal("download", "%s %s at %s" % (name, job.get("state"), clock(at)), at=at))
+            done = number(job.get("bytes")) or 0
+            out.append(Signal("download", "%s running (%d bytes so far)" % (name, done), active=True))
+            continue
+        at = number(job.get("finished"))
+        if at:
+            # A finish in the future would hold the box up: it counts no later than now.
+            at = min(at, now)
+            out.append(Signal("download", "%s %s at %s" % (name, text(job.get("state")), clock(at)), at=at))
     return out
 
 
@@ -218,17 +233,21 @@ def keep_until(path: str, now: float, longest: float) -> tuple:
     except OSError:
         return 0.0, None
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return 0.0, "ignored the hold in %s: not a regular file" % path
         raw = os.read(fd, 64)
+    except OSError as exc:
+        return 0.0, "ignored the hold in %s: %s" % (path, exc.strerror or exc)
     finally:
         os.close(fd)
-    text = raw.decode(errors="replace").strip()
+    content = raw.decode(errors="replace").strip()
     try:
-        until = float(text or 0)
+        until = float(content or 0)
     except ValueError:
         until = math.nan
     if math.isfinite(until) and until <= now + longest + 60:
         return until, None
-    return 0.0, "ignored the hold in %s (%r): not a time within %d s from now" % (path, text[:20], longest)
+    return 0.0, "ignored the hold in %s (%r): not a time within %d s from now" % (path, content[:20], longest)
 
 
 def jupyter(conf: dict, state: dict, now: float, running: bool) -> list:
@@ -247,9 +266,13 @@ def jupyter(conf: dict, state: dict, now: float, running: bool) -> list:
         return out + [Signal("jupyter", "activity unreadable (%s)" % exc, at=seen)]
     state["jupyter_ok_at"] = now
     busy_now = {}
-    kernels = {kernel.get("id"): kernel for kernel in data.get("kernels", [])}
+    listed = data.get("kernels")
+    if not isinstance(listed, list):
+        listed = []
+    listed = [k for k in listed if isinstance(k, dict) and isinstance(k.get("id"), str)]
+    kernels = {kernel["id"][:64]: kernel for kernel in listed}
     for kid, kernel in kernels.items():
-        label = kernel.get("path") or kernel.get("name") or "kernel"
+        label = text(kernel.get("path")) or text(kernel.get("name")) or "kernel"
         if kernel.get("execution_state") == "busy":
             busy_now[kid] = label
             out.append(Signal("kernel", "busy (%s)" % label, active=True))
@@ -258,20 +281,21 @@ def jupyter(conf: dict, state: dict, now: float, running: bool) -> list:
             # The end of a long cell is use. A kernel still there tells when it went idle (its
             # last message is that status); no earlier than the check that saw it busy, though.
             end = parse_time((kernels.get(kid) or {}).get("last_activity"))
-            at = min(max(end, state.get("busy_at") or 0.0), now) if end else now
+            at = min(max(end, number(state.get("busy_at")) or 0.0), now) if end else now
             out.append(Signal("kernel", "finished running (%s) at %s" % (label, clock(at)), at=at))
     state["busy"] = busy_now
     if busy_now:
         state["busy_at"] = now
-    connections = int(data.get("connections") or 0)
-    if connections:
+    connections = number(data.get("connections")) or 0
+    if connections > 0:
         out.append(Signal("jupyter", "%d open connection(s)" % connections, active=True))
+    # A time in the future would hold the box up past its limit: each counts no later than now.
     last = parse_time(data.get("last_activity"))
     if last:
-        out.append(Signal("jupyter", "last activity %s" % clock(last), at=last))
+        out.append(Signal("jupyter", "last activity %s" % clock(min(last, now)), at=min(last, now)))
     started = parse_time(data.get("started"))
     if started:
-        out.append(Signal("jupyter", "started %s" % clock(started), at=started))
+        out.append(Signal("jupyter", "started %s" % clock(min(started, now)), at=min(started, now)))
     return out
 
 
@@ -298,20 +322,24 @@ def fetch_activity(conf: dict, timeout: float = 10.0) -> dict:
     status = head.split(None, 2)[1:2]
     if status != [b"200"]:
         raise OSError("HTTP %s" % (status[0].decode() if status else "no answer"))
-    return json.loads(body.decode())
+    data = json.loads(body.decode())
+    # The extension's module is the Jupyter user's, so its answer is checked like any planted file.
+    if not isinstance(data, dict):
+        raise ValueError("the answer is not a JSON object")
+    return data
 
 
 def parse_time(text: str | None) -> float | None:
     """Jupyter's ISO 8601 UTC timestamps ('2024-05-01T10:00:00.123456Z') to epoch seconds."""
-    if not text:
+    if not text or not isinstance(text, str):
         return None
     try:
-        value = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        value = datetime.datetime.fromisoformat(text[:64].replace("Z", "+00:00"))
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return value.timestamp()
+    except (ValueError, OverflowError, OSError):
         return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=datetime.timezone.utc)
-    return value.timestamp()
 
 
 def clock(ts: float) -> str:

@@ -55,12 +55,57 @@ def paths(conf: dict) -> dict:
 
 
 def gather(conf: dict, state: dict, now: float) -> list:
-    """Every probe of activity.PROBES, in order, on one shared view of the box."""
+    """Every probe of activity.PROBES, in order, on one shared view of the box.
+
+    A probe reads what the Jupyter user can write, so any probe may fail: its failure is a
+    signal of kind "probe" ("probe: X failed: ..."), never the end of the check. It counts
+    from the probe's last good reading (the idle clock starts no later than that, as for an
+    unreadable Jupyter), so a broken probe neither hides the use it saw nor keeps the box up
+    longer than one idle limit past its last reading; the hard stops never depend on it.
+    """
     seen = activity.Seen(conf, state, now, lambda: jupyter_running(conf))
-    return [signal for probe in activity.PROBES for signal in probe.run(seen)]
+    ok = state.get("probe_ok")
+    ok = dict(ok) if isinstance(ok, dict) else {}
+    out = []
+    for probe in activity.PROBES:
+        try:
+            signals = list(probe.run(seen))
+            if not all(isinstance(s, activity.Signal) for s in signals):
+                raise TypeError("returned something that is not a Signal")
+        except Exception as exc:  # noqa: BLE001 - whatever a planted input makes a probe raise
+            last = activity.number(ok.get(probe.name))
+            out.append(activity.Signal("probe", "%s failed: %s" % (probe.name, _why(exc)), at=last))
+            continue
+        ok[probe.name] = now
+        out += signals
+    state["probe_ok"] = ok
+    return out
 
 
-def decide(conf: dict, state: dict, signals: list, now: float, started: float) -> dict:
+def _why(exc: BaseException) -> str:
+    return ("%s: %s" % (type(exc).__name__, exc))[:200]
+
+
+def hard_stops(conf: dict, started: float) -> list:
+    """The stops no activity holds off: the uptime cap and the budget's deadline, as (at, why).
+
+    Worked out from the root-owned config and the machine's start alone, before and apart
+    from any probe, so nothing a notebook writes can move or cancel them.
+    """
+    out = []
+    cap_s = activity.number(conf.get("max_uptime_s"))
+    if cap_s and started:
+        out.append((started + cap_s, "maximum uptime of %s reached" % format_duration(cap_s)))
+    deadline = activity.number(conf.get("deadline_at"))
+    if deadline:
+        # The budget's hard deadline: busy or held, the money has run out.
+        out.append((deadline, str(conf.get("deadline_why") or "the budget ran out")))
+    return out
+
+
+def decide(
+    conf: dict, state: dict, signals: list, now: float, started: float, hard: list | None = None
+) -> dict:
     """When the box stops and why, from the signals; no side effects, so tests can drive the clock."""
     in_use = [s for s in signals if s.active]
     if in_use:
@@ -102,14 +147,9 @@ def decide(conf: dict, state: dict, signals: list, now: float, started: float) -
         "stop_why": None,
         "hold_problem": hold_problem,
     }
-    candidates = []
+    candidates = list(hard_stops(conf, started) if hard is None else hard)
     if idle_s and not in_use:
         candidates.append((max(idle_since + idle_s, hold), "idle for %s" % format_duration(idle_s)))
-    if cap_s and started:
-        candidates.append((started + cap_s, "maximum uptime of %s reached" % format_duration(cap_s)))
-    if conf.get("deadline_at"):
-        # The budget's hard deadline: busy or held, the money has run out.
-        candidates.append((float(conf["deadline_at"]), conf.get("deadline_why") or "the budget ran out"))
     if candidates:
         out["stop_at"], out["stop_why"] = min(candidates)
     return out
@@ -134,18 +174,47 @@ def next_check(conf: dict, stop_at: float | None, warned: dict, now: float) -> f
 
 
 def evaluate(conf: dict, state: dict, now: float) -> dict:
-    """Gather and decide without acting; state (in memory) learns what the next check must remember."""
-    signals = gather(conf, state, now)
-    # A fresh boot and a change of settings each start the idle clock again.
-    signals.append(activity.Signal("machine", "booted", at=activity.machine_started()))
-    changed = _mtime(conf.get("config_file"))
-    if changed:
-        signals.append(activity.Signal("autostop", "settings changed", at=changed))
-    decision = decide(conf, state, signals, now, _started(conf))
-    decision["notes"] = [s.text() for s in signals if not s.active and not s.at]
+    """Gather and decide without acting; state (in memory) learns what the next check must remember.
+
+    The hard stops come first, from the config alone; should anything after them fail,
+    the decision still carries them (and no idle stop, since the activity is unknown).
+    """
+    started = _started(conf)
+    hard = hard_stops(conf, started)
+    try:
+        signals = gather(conf, state, now)
+        # A fresh boot and a change of settings each start the idle clock again.
+        signals.append(activity.Signal("machine", "booted", at=activity.machine_started()))
+        changed = _mtime(conf.get("config_file"))
+        if changed:
+            signals.append(activity.Signal("autostop", "settings changed", at=changed))
+        decision = decide(conf, state, signals, now, started, hard)
+        decision["notes"] = [s.text() for s in signals if s.kind == "probe" or (not s.active and not s.at)]
+    except Exception as exc:  # noqa: BLE001 - the hard stops must survive any failure of the rest
+        decision = hard_only(conf, now, hard, "activity unknown: %s" % _why(exc))
     if decision["hold_problem"]:
         decision["notes"].append(decision["hold_problem"])
     return decision
+
+
+def hard_only(conf: dict, now: float, hard: list, note: str) -> dict:
+    """A decision from the hard stops alone, for a check that could not read the activity."""
+    stop_at, why = min(hard) if hard else (None, None)
+    return {
+        "checked_at": now,
+        "in_use": False,
+        "reasons": [],
+        "last_activity": None,
+        "idle_since": None,
+        "idle_s": conf.get("idle_s"),
+        "max_uptime_s": conf.get("max_uptime_s"),
+        "action": conf["action"],
+        "hold_until": None,
+        "stop_at": stop_at,
+        "stop_why": why,
+        "hold_problem": None,
+        "notes": [note],
+    }
 
 
 def check(conf: dict, now: float | None = None) -> dict:
@@ -180,9 +249,9 @@ def check(conf: dict, now: float | None = None) -> dict:
         action = None
         decision["notes"].append("power-off already requested at %s" % activity.clock(state["stopping"]))
     log(files["log"], now, describe(decision, action), conf)
-    send_due_alerts(conf, state, now)
+    _bookkeeping(files, conf, now, "alerts", send_due_alerts, conf, state, now)
     if action == "warn":
-        warn_terminals(conf, decision, now)
+        _bookkeeping(files, conf, now, "the warning", warn_terminals, conf, decision, now)
     elif action == "stop":
         state["stopping"] = now
         if state.get("alerted_stop") != stop_at:
@@ -199,6 +268,14 @@ def check(conf: dict, now: float | None = None) -> dict:
     save_state(files["state"], state, conf)
     decision["action_taken"] = action
     return decision
+
+
+def _bookkeeping(files: dict, conf: dict, now: float, what: str, fn, *args) -> None:
+    """Alerts and warnings are worth a line in the log when they fail; they never hold up a stop."""
+    try:
+        fn(*args)
+    except Exception as exc:  # noqa: BLE001 - bookkeeping never blocks a stop
+        log(files["log"], now, "%s failed: %s" % (what, _why(exc)), conf)
 
 
 def _logger(files: dict, conf: dict):
@@ -266,7 +343,10 @@ def _started(conf: dict) -> float:
     """What the hard cap measures: the machine's uptime, or Jupyter's when only the service stops."""
     if not STOPS[conf["action"]].jupyter_only:
         return activity.machine_started()
-    pid = jupyter_pid(conf)
+    try:
+        pid = jupyter_pid(conf)
+    except Exception:  # noqa: BLE001 - the pidfile is the Jupyter user's; no Jupyter, nothing to cap
+        return 0.0
     return activity.process_start(pid) if pid else 0.0
 
 
@@ -372,7 +452,9 @@ def stop(conf: dict, files: dict, decision: dict, now: float) -> None:
         if record is None:
             return
     else:
-        record = {"at": now, "reason": decision["stop_why"], "action": conf["action"], "result": "started"}
+        # The intent goes on disk before the act: a power-off may end this program before it returns.
+        intent = (kind.intent or "%s started at %%s" % kind.name) % activity.clock(now)
+        record = {"at": now, "reason": decision["stop_why"], "action": conf["action"], "result": intent}
     save_state(files["stopped"], record, conf)
     try:
         kind.run(conf, record, lambda: save_state(files["stopped"], record, conf))

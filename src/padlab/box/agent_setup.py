@@ -89,7 +89,7 @@ def prepare_jupyter(host: Host, layout: Layout, report: Report) -> bool:
         paths.token_hash, sha256(token) + "\n", mode=0o600, owner=layout.user, root=layout.system
     )
     source = pkgutil.get_data(__package__, "agent_ext.py") or b""
-    module = os.path.join(venv.purelib(layout.venv), EXTENSION + ".py")
+    module = os.path.join(venv.purelib(layout.venv, layout.user), EXTENSION + ".py")
     restart = host.write(module, source, mode=0o644, owner=layout.user, root=layout.system)
     enable = json.dumps({"ServerApp": {"jpserver_extensions": {EXTENSION: True}}}, indent=2) + "\n"
     host.makedirs(os.path.dirname(paths.ext_config), mode=0o700, owner=layout.user, root=layout.system)

@@ -150,7 +150,7 @@ def _password_hash(host: Host, layout: Layout, password: str | None, report: Rep
 
 def _matches(layout: Layout, hashed: str, password: str) -> bool:
     proc = subprocess.run(
-        [venv.python_in(layout.venv), "-c", CHECK_SNIPPET],
+        Host(sudo=True).as_user(layout.user) + [venv.python_in(layout.venv), "-c", CHECK_SNIPPET],
         input=hashed + "\n" + password,
         capture_output=True,
         text=True,

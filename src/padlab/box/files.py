@@ -24,10 +24,10 @@ import time
 import uuid
 from typing import Iterator
 
-from . import jobs, packages
+from . import account, jobs, packages
 from .context import Context
 from .report import BoxError, Report
-from .system import Host, expand_user, has_systemd, login_user
+from .system import Host, expand_user, has_systemd
 
 RUNNER = (
     "import sys;sys.path.insert(0,sys.argv[1]+'/runner.pyz');"
@@ -42,8 +42,9 @@ class Owner:
     """The user the files and the job belong to (Jupyter's user), and how to make things as them."""
 
     def __init__(self, req: dict) -> None:
-        self.name = req.get("user") or login_user()
         self.system = bool(req.get("system"))
+        # Who Jupyter runs as, the way every other action reckons it (padlab-jupyter where root logs in).
+        self.name = account.resolve(req.get("user"), self.system)
         try:
             pw = pwd.getpwnam(self.name)
         except KeyError as exc:
@@ -67,9 +68,54 @@ class Owner:
                 code="wrong_user",
             )
         self.chown = me == 0 and self.uid != 0
+        self._root_ids = (os.getegid(), os.getgroups()) if self.chown else None
+        self._dropped = False
+
+    @contextlib.contextmanager
+    def acting(self) -> Iterator[None]:
+        """File work in the user's trees with the user's own rights (effective ids only).
+
+        Root here would follow any link the user planted in the home (a job folder made a
+        link to a root-only folder, say). As the user, the kernel checks each path as theirs,
+        so nothing lands outside what they could write. The real and saved ids stay root's:
+        the user cannot signal or trace this program meanwhile, and `root()` takes them back.
+        """
+        if not self.chown or self._dropped:
+            yield
+            return
+        self._drop()
+        try:
+            yield
+        finally:
+            self._regain()
+
+    @contextlib.contextmanager
+    def root(self) -> Iterator[None]:
+        """Root's rights back for one step inside `acting` (starting the job's unit)."""
+        if not self._dropped:
+            yield
+            return
+        self._regain()
+        try:
+            yield
+        finally:
+            self._drop()
+
+    def _drop(self) -> None:
+        os.setgroups(os.getgrouplist(self.name, self.gid))
+        os.setegid(self.gid)
+        os.seteuid(self.uid)
+        self._dropped = True
+
+    def _regain(self) -> None:
+        assert self._root_ids is not None
+        os.seteuid(0)
+        os.setegid(self._root_ids[0])
+        os.setgroups(self._root_ids[1])
+        self._dropped = False
 
     def own(self, path: str) -> None:
-        if self.chown:
+        if self.chown and os.geteuid() == 0:
             os.lchown(path, self.uid, self.gid)
 
     def makedirs(self, path: str, mode: int = 0o755) -> None:
@@ -108,8 +154,22 @@ def notebook_path(req: dict, owner: Owner, relative: str) -> str:
 
 
 def get(ctx: Context) -> None:
+    """Everything in the user's trees as the user (Owner.acting); only starting the job as root."""
+    owner = Owner(ctx.req)
+    try:
+        with owner.acting():
+            _get(ctx, owner)
+    except PermissionError as exc:
+        raise BoxError(
+            "%s may not write %s, so the download cannot go there" % (owner.name, exc.filename or "a folder"),
+            "on the box, remove that path or whatever link leads to it (as %s), then run it again"
+            % owner.name,
+            code="bad_path",
+        ) from None
+
+
+def _get(ctx: Context, owner: Owner) -> None:
     req, report, program = ctx.req, ctx.report, ctx.program
-    owner = Owner(req)
     spec = req["get"]
     base = jobs.jobs_dir(req["prefix"], owner.name, owner.system)
     root = expand_user(req["root_dir"], owner.name)
@@ -210,7 +270,8 @@ def _start(
     owner.write(os.path.join(jobdir, "job.json"), json.dumps(job).encode())
     owner.write(os.path.join(jobdir, "runner.pyz"), program)
     report.stage("starting the download on the box")
-    how = _launch(req, jobdir, owner)
+    with owner.root():
+        how = _launch(req, jobdir, owner)
     deadline = time.monotonic() + START_WAIT
     while jobs.read_json(state_file).get("nonce") != nonce:
         if time.monotonic() > deadline:
@@ -237,8 +298,8 @@ def _launch(req: dict, jobdir: str, owner: Owner) -> str:
             host.run(run + ["--"] + argv, root=True)
         return "systemd unit %s.service" % unit
     log = os.path.join(jobdir, "log")
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
-    owner.own(log)
+    with owner.acting():
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
     try:
         subprocess.Popen(
             argv,
@@ -314,7 +375,8 @@ def paths(ctx: Context) -> None:
         )
     if spec.get("push"):
         root = expand_user(req["root_dir"], owner.name)
-        owner.makedirs(path if (spec.get("path") or "/").endswith("/") else os.path.dirname(path) or root)
+        with owner.acting():
+            owner.makedirs(path if (spec.get("path") or "/").endswith("/") else os.path.dirname(path) or root)
     report.data.update(
         root=expand_user(req["root_dir"], owner.name),
         path=path,

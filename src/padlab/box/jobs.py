@@ -10,12 +10,15 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import math
 import os
 import pwd
 import stat
 import time
 
 FINAL = ("done", "failed")
+# The fields of state.json that are numbers (download.py writes them): one that is not is left out.
+NUMBERS = ("updated", "started", "finished", "bytes", "total", "rate")
 STALE = 120.0  # a "running" state not rewritten for this long belongs to a runner that died (kill, reboot)
 
 
@@ -80,9 +83,13 @@ def status(jobdir: str, now: float | None = None, probe: bool = False) -> dict:
     also one whose runner is gone (a reboot): only the box program probes, never the agent."""
     st = read_json(os.path.join(jobdir, "state.json"))
     job = read_json(os.path.join(jobdir, "job.json"))
-    out = dict(st, url=job.get("url"), dest=job.get("dest"), id=os.path.basename(jobdir))
+    # Both files are the Jupyter user's (root reads them: the agent, `get --list`): typed, or left out.
+    st = {k: v for k, v in st.items() if k not in NUMBERS or _number(v) is not None}
+    if not isinstance(st.get("state"), str):
+        st.pop("state", None)
+    out = dict(st, url=_text(job.get("url")), dest=_text(job.get("dest")), id=os.path.basename(jobdir))
     now = time.time() if now is None else now
-    stale = now - float(st.get("updated") or 0) > STALE
+    stale = now - (_number(st.get("updated")) or 0.0) > STALE
     if st.get("state") not in FINAL and (stale or (probe and not runner_alive(jobdir))):
         out["state"] = "interrupted"
     return out
@@ -95,4 +102,15 @@ def all_jobs(base: str, now: float | None = None, probe: bool = False) -> list:
     except OSError:
         return []
     found = [status(os.path.join(base, n), now, probe) for n in names if len(n) == 16]
-    return sorted((j for j in found if j.get("url")), key=lambda j: -float(j.get("started") or 0))
+    return sorted((j for j in found if j.get("url")), key=lambda j: -(_number(j.get("started")) or 0.0))
+
+
+def _number(value: object) -> float | None:
+    """A finite number from a job file, else None (text, bool, nan and inf are not times or sizes)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None

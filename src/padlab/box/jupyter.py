@@ -22,8 +22,10 @@ HASH_SNIPPET = "import sys; from jupyter_server.auth import passwd; print(passwd
 
 def hash_password(layout: Layout, password: str) -> str:
     """jupyter_server's own passwd(): argon2, so Jupyter can verify it unchanged."""
+    # The venv is the Jupyter user's: its python runs as that user, never as root.
     proc = subprocess.run(
-        [os.path.join(layout.venv, "bin", "python"), "-c", HASH_SNIPPET],
+        Host(sudo=True).as_user(layout.user)
+        + [os.path.join(layout.venv, "bin", "python"), "-c", HASH_SNIPPET],
         input=password,
         capture_output=True,
         text=True,
@@ -56,7 +58,7 @@ def ensure_cookie_secret(host: Host, layout: Layout) -> bool:
 def install_login_guard(host: Host, layout: Layout) -> bool:
     """Put the login form with the backoff into Jupyter's venv; returns whether it changed."""
     source = pkgutil.get_data(__package__, "login_guard.py") or b""
-    module = os.path.join(venv.purelib(layout.venv), LOGIN_GUARD + ".py")
+    module = os.path.join(venv.purelib(layout.venv, layout.user), LOGIN_GUARD + ".py")
     return host.write(module, source, mode=0o644, owner=layout.user, root=layout.system)
 
 

@@ -244,26 +244,31 @@ def kernelspec(entry: dict) -> dict:
 
 
 def register(host: Host, layout: Layout, envs: list) -> bool:
-    """Write a kernelspec per environment with ipykernel; remove ours whose environment is gone."""
+    """Write a kernelspec per environment with ipykernel; remove ours whose environment is gone.
+
+    All of it as the Jupyter user, whose venv this is: root never lists nor removes what
+    that user could have swapped for a link (to /etc/systemd/system, say).
+    """
     base = kernels_dir(layout)
-    host.makedirs(base, owner=layout.user, root=layout.system)
-    changed = False
-    wanted = set()
+    ops = [{"op": "mkdir", "path": base, "mode": 0o755}]
+    wanted = []
     for e in envs:
         if not e["ipykernel"]:
             continue
-        wanted.add(e["name"])
+        wanted.append(e["name"])
         directory = os.path.join(base, e["name"])
-        host.makedirs(directory, owner=layout.user, root=layout.system)
         text = json.dumps(kernelspec(e), indent=1, sort_keys=True) + "\n"
-        changed |= host.write(
-            os.path.join(directory, "kernel.json"), text, owner=layout.user, root=layout.system
+        ops.append({"op": "mkdir", "path": directory, "mode": 0o755})
+        ops.append(
+            {
+                "op": "write",
+                "path": os.path.join(directory, "kernel.json"),
+                "data": text.encode(),
+                "mode": 0o644,
+            }
         )
-    for stale in sorted(glob.glob(os.path.join(base, PREFIX + "*"))):
-        if os.path.basename(stale) not in wanted:
-            host.run(["rm", "-rf", "--", stale], root=layout.system)
-            changed = True
-    return changed
+    ops.append({"op": "prune", "path": base, "prefix": PREFIX, "keep": wanted})
+    return host.user_ops(layout.user, ops)
 
 
 def ensure(host: Host, layout: Layout, spec: dict, report: Report) -> str | None:
@@ -329,8 +334,8 @@ def build(host: Host, layout: Layout, name: str, want: dict, report: Report) -> 
         "UV_PYTHON_PREFERENCE=system",
     ]
     python_want = want.get("python")
-    if os.access(python, os.X_OK) and python_want and not _same_python(python, python_want):
-        host.run(["rm", "-rf", "--", env], root=layout.system)
+    if os.access(python, os.X_OK) and python_want and not _same_python(env, python_want):
+        host.user_ops(layout.user, [{"op": "rm", "path": env}])
     if not os.access(python, os.X_OK):
         report.stage("kernel %s: creating its Python %s environment" % (name, python_want or "(the box's)"))
         argv = [uv, "venv", "--quiet", env]
@@ -354,11 +359,20 @@ def build(host: Host, layout: Layout, name: str, want: dict, report: Report) -> 
     return True
 
 
-def _same_python(python: str, want: str) -> bool:
-    proc = subprocess.run(
-        [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True
-    )
-    return proc.stdout.strip() == ".".join(want.split(".")[:2])
+def _same_python(env: str, want: str) -> bool:
+    """Whether the venv's Python is the wanted X.Y, read from its pyvenv.cfg, never by running it.
+
+    The Jupyter user owns the venv (uv builds it as them), so its bin/python is theirs to
+    replace: running it here would run their code as root. Unreadable counts as different.
+    """
+    from .service import read_small
+
+    raw = read_small(os.path.join(env, "pyvenv.cfg"), limit=4096) or b""
+    for line in raw.decode(errors="replace").splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() in ("version", "version_info"):
+            return value.strip().split(".")[:2] == want.split(".")[:2]
+    return False
 
 
 def _stream(argv: list, name: str, report: Report) -> None:

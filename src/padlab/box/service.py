@@ -116,7 +116,7 @@ def read_pid(host: Host, layout: Layout) -> int | None:
     agent stops Jupyter, `down` signals it), so the PID counts only when that
     process belongs to the Jupyter user and is not a kernel thread.
     """
-    raw = host.read(layout.pidfile)
+    raw = read_small(layout.pidfile, host)
     if not raw:
         return None
     try:
@@ -138,6 +138,25 @@ def read_pid(host: Host, layout: Layout) -> int | None:
         return None
     # An empty cmdline is a process in the middle of execve (jupyter re-execs jupyter-lab).
     return pid if not cmdline.strip() or b"jupyter" in cmdline else None
+
+
+def read_small(path: str, host: Host | None = None, limit: int = 64) -> bytes | None:
+    """The head of a small file the Jupyter user may have replaced: never through a link, never a
+    FIFO or device (an open or read there could wait forever). Through sudo only when unreadable."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except PermissionError:
+        return host.read(path) if host is not None and getattr(host, "sudo", False) else None
+    except OSError:
+        return None
+    try:
+        return os.read(fd, limit) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def process_started(pid: int) -> float:

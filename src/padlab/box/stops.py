@@ -32,6 +32,7 @@ class Stop:
         "jupyter_only",
         "stepwise",
         "while_failed",
+        "intent",
     )
 
     def __init__(
@@ -45,6 +46,7 @@ class Stop:
         jupyter_only: bool = False,
         stepwise: bool = False,
         while_failed: str = "",
+        intent: str = "",
     ) -> None:
         self.name = name
         self.verb = verb  # client: "autostop <verb> after 45 min idle"
@@ -57,6 +59,8 @@ class Stop:
         # Takes several checks, resumed from the stop record (do_stop.py), instead of one act.
         self.stepwise = stepwise
         self.while_failed = while_failed  # what a failure leaves the user with, for the record
+        # The stop record's result before the act ("%s": the clock), kept when the act ends this program.
+        self.intent = intent
 
 
 def jupyter_running(conf: dict) -> bool:
@@ -112,7 +116,9 @@ def _service(conf: dict, record: dict, save: Callable[[], None]) -> None:
 
 
 def _poweroff(conf: dict, record: dict, save: Callable[[], None]) -> None:
-    record["result"] = "power-off requested: " + " ".join(power_off())
+    """The record already says "power-off requested at ..." (the intent): the shutdown may end the
+    agent inside power_off(); what is added after it returns is the command, for the log."""
+    record["result"] += ": " + " ".join(power_off())
 
 
 def _droplet(conf: dict, record: dict, save: Callable[[], None]) -> None:
@@ -137,6 +143,7 @@ STOPS = {
             "Jupyter is being stopped",
             _service,
             jupyter_only=True,
+            intent="Jupyter stop requested at %s",
         ),
         Stop(
             "poweroff",
@@ -145,6 +152,7 @@ STOPS = {
             "powers off",
             "the machine is powering off",
             _poweroff,
+            intent="power-off requested at %s",
         ),
         Stop(
             do_stop.ACTION,

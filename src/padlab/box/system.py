@@ -16,6 +16,54 @@ from .report import BoxError
 ROOT_DIR = "/var/lib/padlab"
 
 
+# Run as the Jupyter user (sys.executable -I -c): file operations inside that user's trees, so that
+# a link the user planted there leads only where the user could write anyway. JSON ops on stdin.
+USER_OPS = r"""
+import base64, json, os, shutil, sys
+changed = False
+def gone(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
+for op in json.load(sys.stdin):
+    kind, path = op["op"], op["path"]
+    if kind == "mkdir":
+        if not os.path.isdir(path):
+            os.makedirs(path, exist_ok=True)
+            os.chmod(path, op["mode"])
+            changed = True
+    elif kind == "write":
+        data = base64.b64decode(op["data"])
+        try:
+            with open(path, "rb") as fh:
+                same = fh.read() == data and os.stat(path).st_mode & 0o777 == op["mode"]
+        except OSError:
+            same = False
+        if not same:
+            tmp = "%s.%d.padlab-new" % (path, os.getpid())
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, op["mode"])
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, op["mode"])
+            os.replace(tmp, path)
+            changed = True
+    elif kind == "rm":
+        if os.path.lexists(path):
+            gone(path)
+            changed = True
+    elif kind == "prune":
+        names = sorted(os.listdir(path)) if os.path.isdir(path) else []
+        for name in names:
+            if name.startswith(op["prefix"]) and name not in op["keep"]:
+                gone(os.path.join(path, name))
+                changed = True
+print(json.dumps({"changed": changed}))
+"""
+
+
 class Host:
     """Runs commands and writes files as the login user, or as root through sudo."""
 
@@ -72,7 +120,8 @@ class Host:
         """
         if not user or user == login_user():
             return []
-        home = ["env", "-C", pwd.getpwnam(user).pw_dir]
+        pw_dir = pwd.getpwnam(user).pw_dir
+        home = ["env", "-C", pw_dir] if os.path.isdir(pw_dir) else []
         if self.sudo:
             return ["sudo", "-n", "-u", user, "-H", "--"] + home
         if os.geteuid() == 0:
@@ -81,6 +130,62 @@ class Host:
             "padlab runs as %s here and cannot act as %s" % (login_user(), user),
             "log in as %s, or as a user with passwordless sudo" % user,
         )
+
+    def user_ops(self, user: str, ops: list) -> bool:
+        """File operations done as `user` (USER_OPS: mkdir, write, rm, prune); returns whether any changed.
+
+        Root acting inside the Jupyter user's trees (the prefix, the venv, the home) follows
+        no link that user planted this way: the kernel checks every path as that user.
+        """
+        import base64
+        import json
+        import sys
+
+        for op in ops:
+            if "data" in op:
+                op["data"] = base64.b64encode(op["data"]).decode()
+        if user == login_user():
+            prefix = []  # type: list
+        elif self.sudo:
+            prefix = ["sudo", "-n", "-u", user, "--"]
+        elif os.geteuid() == 0:
+            prefix = ["runuser", "-u", user, "--"]
+        else:
+            prefix = self.as_user(user)  # raises: no way to act as that user
+        # The interpreter itself, not a venv link to it that the other user may not reach (-I: no site).
+        argv = prefix + [os.path.realpath(sys.executable), "-I", "-c", USER_OPS]
+        proc = subprocess.run(argv, input=json.dumps(ops), capture_output=True, text=True, cwd="/")
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
+            raise BoxError(
+                "could not write %s as %s: %s" % (ops[0]["path"] if ops else "?", user, tail[0]),
+                "check that %s owns its files under padlab's folders, then run `padlab up` again" % user,
+            )
+        try:
+            return bool(json.loads(proc.stdout)["changed"])
+        except (ValueError, KeyError, TypeError):
+            return True
+
+    def for_user(self, owner: str | None, path: str) -> bool:
+        """Whether to act on path as `owner` rather than as root: owner is another, unprivileged user
+        who owns some part of the path that exists (so could have planted a link there)."""
+        if not owner or owner == login_user():
+            return False
+        if not (self.sudo or os.geteuid() == 0):
+            return False
+        uid = pwd.getpwnam(owner).pw_uid
+        if uid == 0:
+            return False
+        part = os.path.abspath(path)
+        while True:
+            try:
+                if os.lstat(part).st_uid == uid:
+                    return True
+            except OSError:
+                pass
+            if part == os.path.dirname(part):
+                return False
+            part = os.path.dirname(part)
 
     def read(self, path: str) -> bytes | None:
         try:
@@ -99,6 +204,8 @@ class Host:
     ) -> bool:
         """Atomically write a file; returns whether anything changed (content, mode or owner)."""
         data = content.encode() if isinstance(content, str) else content
+        if owner and self.for_user(owner, path):
+            return self.user_ops(owner, [{"op": "write", "path": path, "data": data, "mode": mode}])
         old = self.read(path)
         want_uid = pwd.getpwnam(owner).pw_uid if owner else None
         try:
@@ -144,6 +251,8 @@ class Host:
     def makedirs(self, path: str, mode: int = 0o755, owner: str | None = None, root: bool = False) -> bool:
         if os.path.isdir(path):
             return False
+        if owner and self.for_user(owner, path):
+            return self.user_ops(owner, [{"op": "mkdir", "path": path, "mode": mode}])
         if root and self.sudo:
             argv = ["install", "-d", "-m", "%o" % mode]
             if owner:

@@ -23,11 +23,24 @@ def python_in(venv: str) -> str:
     return os.path.join(venv, "bin", "python")
 
 
-def purelib(venv: str) -> str:
-    """Where modules of ours that run inside Jupyter go (box/__init__.py VENV_MODULES)."""
+def purelib(venv: str, owner: str | None = None) -> str:
+    """Where modules of ours that run inside Jupyter go (box/__init__.py VENV_MODULES).
+
+    The venv's python is its owner's (the Jupyter user's) to replace, so it runs as that
+    user, and what it answers is used only when it is a folder inside the venv.
+    """
     code = "import sysconfig; print(sysconfig.get_path('purelib'))"
-    proc = subprocess.run([python_in(venv), "-c", code], capture_output=True, text=True, check=True)
-    return proc.stdout.strip()
+    argv = Host(sudo=True).as_user(owner) + [python_in(venv), "-c", code]
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    path = proc.stdout.strip()
+    inside = os.path.realpath(venv) + os.sep
+    if proc.returncode != 0 or not os.path.isabs(path) or not os.path.realpath(path).startswith(inside):
+        raise BoxError(
+            "Jupyter's Python environment %s gave no site-packages folder inside it (%r)"
+            % (venv, path[:200]),
+            "remove %s on the box and run `padlab up` again to rebuild it" % venv,
+        )
+    return path
 
 
 def ensure(host: Host, venv: str, report: Report, owner: str | None, root: bool, extra: list[str]) -> None:
