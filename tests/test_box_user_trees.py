@@ -170,3 +170,23 @@ def test_files_acting_gives_root_back(trees: SimpleNamespace) -> None:
         owner.write(str(path), b"1")
     assert os.geteuid() == 0 and os.getegid() == 0 and os.getgroups() == groups
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.stat().st_uid == trees.uid
+
+
+def test_a_fifo_planted_where_root_reads_a_file_is_no_file_and_no_hang(tmp_path: Path) -> None:
+    """`Host.read` (the Jupyter config, stamps, certificates) opens a FIFO without waiting for a writer."""
+    import threading
+
+    fifo = tmp_path / "jupyter_server_config.json"
+    os.mkfifo(fifo)
+    plain = tmp_path / "cert.pem"
+    plain.write_bytes(b"pem")
+    got: list = []
+    reader = threading.Thread(target=lambda: got.append(Host(sudo=False).read(str(fifo))), daemon=True)
+    reader.start()
+    reader.join(30)
+    if reader.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # free the stuck reader before failing
+        pytest.fail("Host.read waited on a FIFO")
+    assert got == [None]
+    assert Host(sudo=False).read(str(plain)) == b"pem"
+    assert Host(sudo=False).read(str(tmp_path / "missing")) is None

@@ -21,12 +21,12 @@ import re
 import shutil
 import socket
 import ssl
-import stat
 import struct
 import subprocess
 from typing import Callable
 
 from .request import GPU_THRESHOLD
+from .system import read_plain
 
 ACTIVITY_PATH = "/padlab-agent/activity"
 SSH_SESSION = re.compile(r"^sshd(?:-session)?: (\S+)@(pts/\d+)")
@@ -229,17 +229,11 @@ def keep_until(path: str, now: float, longest: float) -> tuple:
     not a time within `longest` from now, such as inf, nan or a date past the year 9999.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
+        raw = read_plain(path, 64)
+    except FileNotFoundError:
         return 0.0, None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return 0.0, "ignored the hold in %s: not a regular file" % path
-        raw = os.read(fd, 64)
     except OSError as exc:
         return 0.0, "ignored the hold in %s: %s" % (path, exc.strerror or exc)
-    finally:
-        os.close(fd)
     content = raw.decode(errors="replace").strip()
     try:
         until = float(content or 0)

@@ -13,8 +13,9 @@ import json
 import math
 import os
 import pwd
-import stat
 import time
+
+from .system import read_plain
 
 FINAL = ("done", "failed")
 # The fields of state.json that are numbers (download.py writes them): one that is not is left out.
@@ -38,15 +39,9 @@ def job_id(url: str, dest: str) -> str:
 def read_json(path: str, limit: int = 1 << 20) -> dict:
     """A small JSON file of a job, never through a link nor from a FIFO (the agent reads these as root)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        raw = read_plain(path, limit)
     except OSError:
         return {}
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return {}
-        raw = os.read(fd, limit)
-    finally:
-        os.close(fd)
     try:
         data = json.loads(raw.decode())
     except ValueError:

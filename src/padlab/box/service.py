@@ -14,7 +14,7 @@ import subprocess
 import time
 
 from .report import BoxError, Report
-from .system import Host, cron_running, has_systemd
+from .system import Host, cron_running, has_systemd, read_plain
 
 STOP_TIMEOUT = 15.0
 
@@ -143,20 +143,12 @@ def read_pid(host: Host, layout: Layout) -> int | None:
 def read_small(path: str, host: Host | None = None, limit: int = 64) -> bytes | None:
     """The head of a small file the Jupyter user may have replaced: never through a link, never a
     FIFO or device (an open or read there could wait forever). Through sudo only when unreadable."""
-    import stat
-
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        return read_plain(path, limit)
     except PermissionError:
         return host.read(path) if host is not None and getattr(host, "sudo", False) else None
     except OSError:
         return None
-    try:
-        return os.read(fd, limit) if stat.S_ISREG(os.fstat(fd).st_mode) else None
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 def process_started(pid: int) -> float:

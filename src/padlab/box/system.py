@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import pwd
 import shutil
 import socket
+import stat
 import subprocess
 from typing import Sequence
 
@@ -14,6 +16,26 @@ from .report import BoxError
 # Root's own files on a system box: what root-run units load lives here, never under the
 # workstation's prefix or etc, which the Jupyter user owns.
 ROOT_DIR = "/var/lib/padlab"
+
+
+def read_plain(path: str, limit: int = -1, follow: bool = False) -> bytes:
+    """Up to `limit` bytes (all: -1) of a regular file the Jupyter user may have replaced.
+
+    Never from a FIFO or a device, where an open or a read could wait forever, and, unless
+    `follow`, never through a final link. Raises OSError: ENOENT when missing, ELOOP for a
+    link, EINVAL ("not a regular file") for anything else that is not a plain file.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | (0 if follow else os.O_NOFOLLOW)
+    fd = os.open(path, flags)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        if limit >= 0:
+            return os.read(fd, limit)
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            return fh.read()
+    finally:
+        os.close(fd)
 
 
 # Run as the Jupyter user (sys.executable -I -c): file operations inside that user's trees, so that
@@ -188,9 +210,10 @@ class Host:
             part = os.path.dirname(part)
 
     def read(self, path: str) -> bytes | None:
+        """A regular file's bytes, None when missing or not a plain file (a FIFO planted in the
+        Jupyter user's trees must not hang `up`)."""
         try:
-            with open(path, "rb") as fh:
-                return fh.read()
+            return read_plain(path, follow=True)
         except FileNotFoundError:
             return None
         except PermissionError:
@@ -198,6 +221,10 @@ class Host:
                 raise
             proc = subprocess.run(["sudo", "-n", "cat", path], capture_output=True)
             return proc.stdout if proc.returncode == 0 else None
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                return None
+            raise
 
     def write(
         self, path: str, content: bytes | str, mode: int = 0o644, owner: str | None = None, root: bool = False
