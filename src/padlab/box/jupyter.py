@@ -61,9 +61,11 @@ def install_login_guard(host: Host, layout: Layout) -> bool:
 
 
 # JupyterLab's own defaults changed for an iPad (settings the user can still change): the news
-# question is answered no (4.5 asks from its settings alone, whatever news_url says), no update check.
+# question is answered no (4.5 asks from its settings alone, whatever news_url says), no update
+# check, and one tap opens a file or folder in the file browser (a double tap is a zoom on iPad).
 LAB_OVERRIDES = {
     "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
+    "@jupyterlab/filebrowser-extension:browser": {"singleClickNavigation": True},
 }
 
 
