@@ -53,7 +53,9 @@ def lab(workstation, tmp_path_factory) -> Iterator[dict[str, Any]]:
         (root / f"{name}.ipynb").write_text(notebook(CODE))
     home = browser_home(tmp_path_factory.mktemp("touch"), workstation["card"]["ca_cert"])
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, env=dict(os.environ, HOME=str(home)))
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=FLAGS, env=dict(os.environ, HOME=str(home))
+        )
         yield {"url": f"https://127.0.0.1:{workstation['port']}", "root": root, "browser": browser}
         browser.close()
 
