@@ -1,0 +1,130 @@
+"""padlab's Jupyter lock (box/jupyter-lock.txt): what it pins, and boxes that end on it exactly,
+fresh or with a stack that moved (docs/jupyter-stack.md)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import padlab_json
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCK = ROOT / "src" / "padlab" / "box" / "jupyter-lock.txt"
+STACK_IN = ROOT / "scripts" / "jupyter-stack.in"
+
+# Run with a box's Jupyter interpreter, the lock on stdin: each locked package that applies to
+# that interpreter, and what is installed there under its name ("" when nothing is).
+COMPARE = r"""
+import json, sys
+from importlib import metadata
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+have = {canonicalize_name(d.metadata["Name"]): d.version for d in metadata.distributions()}
+out = {}
+for line in sys.stdin.read().splitlines():
+    if line[:1].isalnum():
+        req = Requirement(line.rstrip(" \\"))
+        if req.marker is None or req.marker.evaluate():
+            out[req.name] = [str(req.specifier)[2:], have.get(canonicalize_name(req.name), "")]
+print(json.dumps(out))
+"""
+
+
+def entries(text: str) -> list[tuple[str, list[str]]]:
+    """(requirement line, its --hash options) for each entry of a requirements file."""
+    out: list[tuple[str, list[str]]] = []
+    for line in text.splitlines():
+        if line[:1].isalnum():
+            out.append((line.rstrip(" \\"), []))
+        elif line.strip().startswith("--hash=") and out:
+            out[-1][1].append(line.strip().rstrip(" \\"))
+    return out
+
+
+def compare(python: list[str]) -> dict[str, list[str]]:
+    """{package: [locked, installed]} in the environment of `python` (an argv prefix)."""
+    proc = subprocess.run(
+        [*python, "-c", COMPARE], input=LOCK.read_text(), capture_output=True, text=True, check=True
+    )
+    return json.loads(proc.stdout)
+
+
+def off_lock(found: dict[str, list[str]]) -> dict[str, list[str]]:
+    return {name: pair for name, pair in found.items() if pair[0] != pair[1]}
+
+
+def test_lock_pins_jupyterlab_4_5_and_every_entry_exactly_with_hashes() -> None:
+    found = entries(LOCK.read_text())
+    assert len(found) > 50, "the lock holds everything Jupyter pulls in, not only the top"
+    versions = {}
+    for line, hashes in found:
+        match = re.fullmatch(r"([a-z0-9-]+)==([0-9][0-9a-z.+]*)( ; .+)?", line)
+        assert match, f"not an exact pin: {line!r}"
+        assert hashes and all(re.fullmatch(r"--hash=sha256:[0-9a-f]{64}", h) for h in hashes), line
+        versions[match[1]] = match[2]
+    # 4.6.0 to 4.6.6 ignore a tap on a menu item (jupyterlab/jupyterlab#19124; tests/test_touch.py).
+    assert versions["jupyterlab"].startswith("4.5.")
+    assert {"nbclassic", "jupyter-server", "ipykernel", "cryptography"} <= set(versions)
+    # Notebook 7 would move the classic UI Juno Connect drives off the server's root (box/venv.py).
+    assert "notebook" not in versions
+    wanted = {
+        re.split(r"[<>=!~ ;\[]", line, maxsplit=1)[0].lower()
+        for line in STACK_IN.read_text().splitlines()
+        if line[:1].isalnum()
+    }
+    assert wanted <= set(versions), "scripts/lock-jupyter was not run after jupyter-stack.in changed"
+
+
+def test_lock_ships_in_the_box_program() -> None:
+    import io
+    import zipfile
+
+    from padlab import transport
+
+    shipped = zipfile.ZipFile(io.BytesIO(transport.program())).read("padlab_box/jupyter-lock.txt")
+    assert shipped == LOCK.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def venv_python(workstation) -> list[str]:
+    return [str(workstation["home"] / "boxes" / "ws" / "venv" / "bin" / "python")]
+
+
+def test_fresh_box_runs_exactly_the_lock(workstation, venv_python) -> None:
+    found = compare(venv_python)
+    assert found["jupyterlab"][1].startswith("4.5.")
+    assert off_lock(found) == {}
+
+
+def test_up_brings_a_moved_stack_back_to_the_lock_and_leaves_notebooks(workstation, venv_python) -> None:
+    """A box an earlier padlab set up (JupyterLab 4.6.6, Notebook 7): the next up ends on the lock."""
+    home = workstation["home"]
+    mine = home.parent / "nb" / "mine.ipynb"
+    mine.write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}\n')
+    before = mine.stat().st_mtime_ns
+    uv = Path(sys.executable).with_name("uv")
+    subprocess.run(
+        [str(uv), "pip", "install", "--quiet", "--python", venv_python[0], "jupyterlab==4.6.6", "notebook"],
+        check=True,
+        capture_output=True,
+    )
+    locked = compare(venv_python)["jupyterlab"][0]
+    assert off_lock(compare(venv_python))["jupyterlab"] == [locked, "4.6.6"]
+
+    report = padlab_json(home, "up")
+    steps = {s["name"]: s for s in report["steps"]}
+    assert steps["python-env"]["changed"] is True
+    assert f"jupyterlab 4.6.6 -> {locked}" in steps["python-env"]["detail"]
+    assert steps["jupyter-running"]["detail"] == "restarted"  # on the stack it now has
+    assert off_lock(compare(venv_python)) == {}
+    notebook_7 = subprocess.run([*venv_python, "-c", "import notebook"], capture_output=True)
+    assert notebook_7.returncode != 0, "Notebook 7 stayed: the classic UI is off the server's root"
+    assert mine.stat().st_mtime_ns == before
+
+    again = padlab_json(home, "up")
+    assert again["changed"] is False, [s for s in again["steps"] if s["changed"]]
