@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import padlab_json
+from tests.helpers import PASSWORD, padlab, padlab_json
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCK = ROOT / "src" / "padlab" / "box" / "jupyter-lock.txt"
@@ -95,10 +95,18 @@ def venv_python(workstation) -> list[str]:
     return [str(workstation["home"] / "boxes" / "ws" / "venv" / "bin" / "python")]
 
 
+def doctor_stack(home: Path) -> dict:
+    proc = padlab(home, "doctor", "--password-stdin", "--json", input=PASSWORD + "\n", check=False)
+    return next(c for c in json.loads(proc.stdout)["checks"] if c["name"] == "Jupyter stack")
+
+
 def test_fresh_box_runs_exactly_the_lock(workstation, venv_python) -> None:
     found = compare(venv_python)
     assert found["jupyterlab"][1].startswith("4.5.")
     assert off_lock(found) == {}
+    stack = doctor_stack(workstation["home"])
+    assert stack["ok"] is True
+    assert stack["detail"].startswith(f"jupyterlab {found['jupyterlab'][0]}, nbclassic ")
 
 
 def test_up_brings_a_moved_stack_back_to_the_lock_and_leaves_notebooks(workstation, venv_python) -> None:
@@ -116,6 +124,10 @@ def test_up_brings_a_moved_stack_back_to_the_lock_and_leaves_notebooks(workstati
     locked = compare(venv_python)["jupyterlab"][0]
     assert off_lock(compare(venv_python))["jupyterlab"] == [locked, "4.6.6"]
 
+    stack = doctor_stack(home)
+    assert stack["ok"] is False and stack["fix"] == "run `padlab up` to bring it to the lock"
+    assert f"jupyterlab 4.6.6, lock {locked}" in stack["detail"]
+
     report = padlab_json(home, "up")
     steps = {s["name"]: s for s in report["steps"]}
     assert steps["python-env"]["changed"] is True
@@ -126,5 +138,6 @@ def test_up_brings_a_moved_stack_back_to_the_lock_and_leaves_notebooks(workstati
     assert notebook_7.returncode != 0, "Notebook 7 stayed: the classic UI is off the server's root"
     assert mine.stat().st_mtime_ns == before
 
+    assert doctor_stack(home)["ok"] is True
     again = padlab_json(home, "up")
     assert again["changed"] is False, [s for s in again["steps"] if s["changed"]]

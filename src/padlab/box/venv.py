@@ -26,10 +26,10 @@ HEADLINE = ("jupyterlab", "nbclassic", "jupyter-server", "ipykernel")
 # Installed by earlier padlab versions; its presence moves nbclassic under /nbclassic/.
 REMOVED = ["notebook"]
 
-# Run with the venv's interpreter, as its owner: which locked packages this environment lacks
-# or has at another version. packaging comes with the lock (jupyterlab needs it).
-CHECK_SNIPPET = r"""
-import json, sys
+# Run in the venv's interpreter with `locked` (pins()) set: which locked packages it lacks or has
+# at another version (`out`), and what it has (`have`). packaging comes with the lock (jupyterlab
+# needs it). The box runs it as the venv's owner; `padlab doctor` in Jupyter's own kernel.
+CHECK_BODY = r"""
 from importlib import metadata
 from packaging.markers import Marker
 from packaging.utils import canonicalize_name
@@ -40,14 +40,14 @@ for dist in metadata.distributions():
     if name:
         have.setdefault(canonicalize_name(name), dist.version)
 out = []
-for name, version, marker in json.load(sys.stdin):
+for name, version, marker in locked:
     if marker and not Marker(marker).evaluate():
         continue
     got = have.get(canonicalize_name(name))
     if got is None or Version(got) != Version(version):
         out.append([name, got, version])
-print(json.dumps(out))
 """
+CHECK_SNIPPET = "import json, sys\nlocked = json.load(sys.stdin)\n" + CHECK_BODY + "print(json.dumps(out))\n"
 
 
 def lock_text() -> str:
