@@ -141,3 +141,36 @@ def test_up_brings_a_moved_stack_back_to_the_lock_and_leaves_notebooks(workstati
     assert doctor_stack(home)["ok"] is True
     again = padlab_json(home, "up")
     assert again["changed"] is False, [s for s in again["steps"] if s["changed"]]
+
+
+def compare_on(machine) -> dict[str, list[str]]:
+    """compare() on a testbed box, as its Jupyter user (root never runs what that user can write)."""
+    proc = machine.exec(
+        ["runuser", "-u", "padlab", "--", "/opt/padlab/venv/bin/python", "-c", COMPARE],
+        input=LOCK.read_text(),
+    )
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.timeout(600)
+def test_trixie_box_fresh_then_moved_ends_on_the_lock(make_machines, tmp_path) -> None:
+    """Debian 13 (Python 3.13) over ssh: a bare box, then one whose stack an earlier padlab left newer."""
+    from tests.test_ssh_provider import init
+
+    (machine,) = make_machines(1, image="trixie")
+    home = tmp_path / "home"
+    init(home, "box", machine)
+    padlab_json(home, "up", "box", "--password-stdin", input=PASSWORD + "\n")
+    found = compare_on(machine)
+    assert found["jupyterlab"][1].startswith("4.5.") and off_lock(found) == {}
+
+    machine.exec(
+        "runuser -u padlab -- /opt/padlab/venv/bin/python -m pip install --quiet "
+        "--disable-pip-version-check jupyterlab==4.6.6 notebook",
+        timeout=300,
+    )
+    assert off_lock(compare_on(machine))["jupyterlab"][1] == "4.6.6"
+    report = padlab_json(home, "up", "box")
+    steps = {s["name"]: s for s in report["steps"]}
+    assert steps["python-env"]["changed"] is True and "jupyterlab 4.6.6 -> " in steps["python-env"]["detail"]
+    assert off_lock(compare_on(machine)) == {}
