@@ -101,7 +101,7 @@ def ensure(host: Host, venv: str, report: Report, owner: str | None, root: bool,
     if before == [] and current is not None and current.decode().strip() == want:
         report.step("python-env", False, "padlab's lock: %s" % headline(locked))
         return False
-    report.stage("installing padlab's Jupyter stack into %s" % venv)
+    report.stage("installing Jupyter from padlab's lock into %s" % venv)
     if fresh:
         _create(host, venv, owner, root, as_owner)
     host.write(lock_file, lock, mode=0o644, owner=owner, root=root)
