@@ -81,6 +81,7 @@ def run(host: str, port: int, password: str | None, info_only_gpu: bool = True) 
         if password is None:
             checks.append(Check("password login", None, "skipped: pass --password-stdin to test it"))
             checks.append(Check("kernel runs code", None, "skipped: needs the password"))
+            checks.append(Check("Jupyter stack", None, "skipped: needs the password"))
             checks.append(Check("GPU visible", None, "skipped: needs the password"))
             return checks
         if not client.login(password):
