@@ -104,7 +104,13 @@ def up(ctx: Context) -> None:
             code="port_in_use",
         )
     restart = (
-        env_changed or cert_changed or cfg_changed or secret_changed or launcher_changed or unit_changed or agent_changed
+        env_changed
+        or cert_changed
+        or cfg_changed
+        or secret_changed
+        or launcher_changed
+        or unit_changed
+        or agent_changed
     )
     acted = service.start(host, layout, kind, restart=restart)
     report.step(
