@@ -97,7 +97,9 @@ def venv_python(workstation) -> list[str]:
 
 def doctor_stack(home: Path) -> dict:
     proc = padlab(home, "doctor", "--password-stdin", "--json", input=PASSWORD + "\n", check=False)
-    return next(c for c in json.loads(proc.stdout)["checks"] if c["name"] == "Jupyter stack")
+    checks = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
+    assert "Jupyter stack" in checks, checks  # it needs a kernel that ran code
+    return checks["Jupyter stack"]
 
 
 def test_fresh_box_runs_exactly_the_lock(workstation, venv_python) -> None:
