@@ -102,6 +102,14 @@ def test_bare_box_up_gives_verified_https_login_and_kernel(box) -> None:
     assert card["blink"].startswith(f"Host box  HostName {machine.ip}  User padlab")
 
 
+def test_bare_box_runs_exactly_padlabs_jupyter_lock(box) -> None:
+    """Debian 12 (Python 3.11): every locked package at its locked version (docs/jupyter-stack.md)."""
+    from tests.test_jupyter_stack import compare_on, off_lock
+
+    found = compare_on(box["machine"])
+    assert found["jupyterlab"][1].startswith("4.5.") and off_lock(found) == {}
+
+
 def test_service_runs_as_login_user_and_secrets_are_private(box) -> None:
     machine = box["machine"]
     unit = machine.exec("systemctl show padlab-box.service -p User -p Restart -p UnitFileState").stdout

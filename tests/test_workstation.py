@@ -150,6 +150,7 @@ def test_doctor_all_checks_pass(workstation):
         "login page": True,
         "password login": True,
         "kernel runs code": True,
+        "Jupyter stack": True,
         "GPU visible": None,
     }
 

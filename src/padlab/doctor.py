@@ -81,6 +81,7 @@ def run(host: str, port: int, password: str | None, info_only_gpu: bool = True) 
         if password is None:
             checks.append(Check("password login", None, "skipped: pass --password-stdin to test it"))
             checks.append(Check("kernel runs code", None, "skipped: needs the password"))
+            checks.append(Check("Jupyter stack", None, "skipped: needs the password"))
             checks.append(Check("GPU visible", None, "skipped: needs the password"))
             return checks
         if not client.login(password):
@@ -102,6 +103,7 @@ def run(host: str, port: int, password: str | None, info_only_gpu: bool = True) 
                     "" if ok else "restart it: padlab up",
                 )
             )
+            checks.append(stack_check(client, kernel))
             gpu = client.execute(kernel, GPU_CODE)
             checks.append(
                 Check("GPU visible", None, "; ".join((gpu.stdout.strip() or gpu.error or "?").splitlines()))
@@ -115,6 +117,35 @@ def run(host: str, port: int, password: str | None, info_only_gpu: bool = True) 
             if kernel:
                 client.shutdown_kernel(kernel)
     return checks
+
+
+def stack_check(client: Any, kernel: str) -> Check:
+    """Jupyter's own versions against padlab's lock, read in its python3 kernel (Jupyter's venv)."""
+    import json
+
+    from padlab.box import venv
+
+    locked = venv.pins(venv.lock_text())
+    report = "print(json.dumps({'diff': out, 'have': {n: have.get(n) for n in HEADLINE}}))\n"
+    code = (
+        f"import json\nlocked = {json.dumps(locked)}\nHEADLINE = {venv.HEADLINE!r}\n{venv.CHECK_BODY}{report}"
+    )
+    result = client.execute(kernel, code)
+    try:
+        found = json.loads(result.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return Check("Jupyter stack", None, f"could not read it: {result.error or result.stdout.strip()}")
+    shown = ", ".join(f"{name} {found['have'].get(name) or '(none)'}" for name in venv.HEADLINE)
+    if not found["diff"]:
+        return Check("Jupyter stack", True, f"{shown} (padlab's lock)")
+    moved = ", ".join(f"{name} {got or '(none)'}, lock {want}" for name, got, want in found["diff"][:5])
+    more = f" and {len(found['diff']) - 5} more" if len(found["diff"]) > 5 else ""
+    return Check(
+        "Jupyter stack",
+        False,
+        f"{shown}; differs from padlab's lock: {moved}{more}",
+        "run `padlab up` to bring it to the lock",
+    )
 
 
 def torch_kernels(client: Any) -> list[Check]:

@@ -49,7 +49,7 @@ def program() -> bytes:
     root = resources.files("padlab.box")
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for entry in sorted(root.iterdir(), key=lambda e: e.name):
-            if entry.name.endswith(".py"):
+            if entry.name.endswith((".py", ".txt")):  # the code and its Jupyter lock
                 info = zipfile.ZipInfo(f"padlab_box/{entry.name}", date_time=(2020, 1, 1, 0, 0, 0))
                 info.external_attr = 0o644 << 16
                 info.compress_type = zipfile.ZIP_DEFLATED

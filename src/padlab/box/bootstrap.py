@@ -55,7 +55,7 @@ def up(ctx: Context) -> None:
     host.makedirs(layout.jupyter_dir, mode=0o700, owner=layout.user, root=layout.system)
     report.step("box-program", host.write(layout.lib, ctx.program, owner=layout.user, root=layout.system))
 
-    venv.ensure(host, layout.venv, report, layout.user, layout.system, req["packages"])
+    env_changed = venv.ensure(host, layout.venv, report, layout.user, layout.system, req["packages"])
 
     report.stage("checking the TLS certificate")
     sans = tls.wanted_names(req["extra_sans"])
@@ -86,6 +86,7 @@ def up(ctx: Context) -> None:
         clone.ensure(host, layout, {"url": req["clone"], "root_dir": req["root_dir"]}, report)
     cfg_changed = host.write(layout.config, cfg, mode=0o600, owner=layout.user, root=layout.system)
     cfg_changed |= jupyter.install_login_guard(host, layout)
+    cfg_changed |= jupyter.install_lab_overrides(host, layout)
     report.step("jupyter-config", cfg_changed or secret_changed, layout.config)
     launcher_changed = host.write(
         layout.launcher, service.launcher_script(layout), mode=0o755, owner=layout.user, root=layout.system
@@ -103,7 +104,13 @@ def up(ctx: Context) -> None:
             code="port_in_use",
         )
     restart = (
-        cert_changed or cfg_changed or secret_changed or launcher_changed or unit_changed or agent_changed
+        env_changed
+        or cert_changed
+        or cfg_changed
+        or secret_changed
+        or launcher_changed
+        or unit_changed
+        or agent_changed
     )
     acted = service.start(host, layout, kind, restart=restart)
     report.step(

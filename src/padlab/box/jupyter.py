@@ -62,6 +62,30 @@ def install_login_guard(host: Host, layout: Layout) -> bool:
     return host.write(module, source, mode=0o644, owner=layout.user, root=layout.system)
 
 
+# JupyterLab's own defaults changed for an iPad (settings the user can still change): the news
+# question is answered no (4.5 asks from its settings alone, whatever news_url says), no update
+# check, and one tap opens a file or folder in the file browser (a double tap is a zoom on iPad).
+LAB_OVERRIDES = {
+    "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
+    "@jupyterlab/filebrowser-extension:browser": {"singleClickNavigation": True},
+}
+
+
+def lab_settings_dir(layout: Layout) -> str:
+    """JupyterLab's app_settings_dir (its overrides.json), in padlab's config rather than the venv."""
+    return os.path.join(layout.jupyter_dir, "lab-settings")
+
+
+def install_lab_overrides(host: Host, layout: Layout) -> bool:
+    """Write padlab's overrides.json for JupyterLab; returns whether it changed."""
+    directory = lab_settings_dir(layout)
+    host.makedirs(directory, mode=0o700, owner=layout.user, root=layout.system)
+    text = json.dumps(LAB_OVERRIDES, indent=2, sort_keys=True) + "\n"
+    return host.write(
+        os.path.join(directory, "overrides.json"), text, mode=0o600, owner=layout.user, root=layout.system
+    )
+
+
 def config(
     layout: Layout, port: int, listen: str, root_dir: str, hashed: str, default_kernel: str | None = None
 ) -> str:
@@ -91,7 +115,16 @@ def config(
             "allow_password_change": False,
             "login_handler_class": LOGIN_GUARD + ".LoginHandler",
         },
+        # nbclassic (the classic UI Juno Connect drives): no banner about moving to Notebook 7
+        # across the top of every page; padlab keeps the classic UI on purpose (box/venv.py).
+        "NotebookApp": {"show_banner": False},
         "LabApp": {
+            # No first-visit toast asking about Jupyter news (it covers an iPad's bottom right corner),
+            # and no "newer version available" one: padlab's lock decides the version
+            # (box/venv.py), and JupyterLab 4.6 breaks touch (jupyterlab/jupyterlab#19124).
+            "news_url": None,
+            "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
+            "app_settings_dir": lab_settings_dir(layout),
             "user_settings_dir": os.path.join(home, ".jupyter", "lab", "user-settings"),
             "workspaces_dir": os.path.join(home, ".jupyter", "lab", "workspaces"),
         },

@@ -1,9 +1,16 @@
-"""The box's dedicated Python environment for Jupyter (uv when present, else pip)."""
+"""The box's dedicated Python environment for Jupyter: padlab's lock, installed with uv (else pip).
+
+The lock (jupyter-lock.txt, made by scripts/lock-jupyter) holds the exact version and hashes of
+every package Jupyter needs, so every box runs the stack padlab's tests ran, whatever is newest
+on the package index that day. `up` compares the environment with the lock each time and brings
+it back to the lock when they differ; it touches nothing else (notebooks, kernels).
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import pkgutil
 import shutil
 import subprocess
 import sys
@@ -11,12 +18,56 @@ import sys
 from .report import BoxError, Report
 from .system import Host, sha256
 
-# cryptography lets the box make its own TLS key and CSR; the key never leaves.
-# nbclassic, not Notebook 7: Juno Connect drives only the classic UI at the server's root
-# (/tree, /notebooks/NAME.ipynb), which nbclassic serves only when Notebook 7 is absent.
-PACKAGES = ["jupyterlab>=4.2,<5", "nbclassic>=1.1", "ipykernel>=6.29", "cryptography>=42"]
+LOCK = "jupyter-lock.txt"
+# The lock's --python-version (scripts/lock-jupyter): older Pythons have no JupyterLab 4.5.
+MIN_PYTHON = (3, 10)
+# Named in the step's detail and by `padlab doctor`.
+HEADLINE = ("jupyterlab", "nbclassic", "jupyter-server", "ipykernel")
 # Installed by earlier padlab versions; its presence moves nbclassic under /nbclassic/.
 REMOVED = ["notebook"]
+
+# Run in the venv's interpreter with `locked` (pins()) set: which locked packages it lacks or has
+# at another version (`out`), and what it has (`have`). packaging comes with the lock (jupyterlab
+# needs it). The box runs it as the venv's owner; `padlab doctor` in Jupyter's own kernel.
+CHECK_BODY = r"""
+from importlib import metadata
+from packaging.markers import Marker
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+have = {}
+for dist in metadata.distributions():
+    name = dist.metadata["Name"]
+    if name:
+        have.setdefault(canonicalize_name(name), dist.version)
+out = []
+for name, version, marker in locked:
+    if marker and not Marker(marker).evaluate():
+        continue
+    got = have.get(canonicalize_name(name))
+    if got is None or Version(got) != Version(version):
+        out.append([name, got, version])
+"""
+CHECK_SNIPPET = "import json, sys\nlocked = json.load(sys.stdin)\n" + CHECK_BODY + "print(json.dumps(out))\n"
+
+
+def lock_text() -> str:
+    """The lock shipped with this padlab (package data, inside the box program's zip too)."""
+    data = pkgutil.get_data(__package__, LOCK)
+    if not data:
+        raise BoxError("padlab's Jupyter lock is missing from the box program", "reinstall padlab")
+    return data.decode()
+
+
+def pins(text: str) -> list:
+    """[name, version, marker or ""] of each requirement in a lock `uv pip compile` wrote."""
+    out = []
+    for line in text.splitlines():
+        if not line[:1].isalnum():
+            continue  # hashes, comments, continuation lines
+        spec, _, marker = line.rstrip(" \\").partition(";")
+        name, _, version = spec.strip().partition("==")
+        out.append([name.strip(), version.strip(), marker.strip()])
+    return out
 
 
 def python_in(venv: str) -> str:
@@ -43,37 +94,100 @@ def purelib(venv: str, owner: str | None = None) -> str:
     return path
 
 
-def ensure(host: Host, venv: str, report: Report, owner: str | None, root: bool, extra: list[str]) -> None:
-    """Create the venv and install Jupyter once; a stamp makes re-runs a no-op."""
-    packages = PACKAGES + list(extra)
-    stamp = os.path.join(venv, ".padlab-packages")
-    want = sha256(json.dumps(packages))
-    current = host.read(stamp)
-    if current is not None and current.decode().strip() == want and os.access(python_in(venv), os.X_OK):
-        report.step("python-env", False, venv)
-        return
-    report.stage("installing Jupyter into %s" % venv)
-    as_owner = host.as_user(owner)
-    if not os.access(python_in(venv), os.X_OK):
-        _create(host, venv, owner, root, as_owner)
-    uv = shutil.which("uv") or uv_in_venv(venv, as_owner)
-    if uv:
-        # The system's CA store, as pip uses: a TLS-intercepting proxy's CA lives there.
-        native_tls = ["env", "UV_NATIVE_TLS=1"]
-        cmd = native_tls + [uv, "pip", "install", "--quiet", "--python", python_in(venv)] + packages
-    else:
-        cmd = [python_in(venv), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"] + packages
-    proc = subprocess.run(as_owner + cmd, capture_output=True, text=True)
-    if proc.returncode == 0:
-        proc = subprocess.run(as_owner + _uninstall(uv, venv), capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+def ensure(host: Host, venv: str, report: Report, owner: str | None, root: bool, extra: list[str]) -> bool:
+    """Create the venv and bring it to padlab's lock; returns whether anything changed (Jupyter restarts)."""
+    if sys.version_info[:2] < MIN_PYTHON:
         raise BoxError(
-            "installing Jupyter failed: %s" % " | ".join(tail),
-            "check the box can reach the Python package index, then run `padlab up` again",
+            "the box's python3 is %d.%d; padlab's Jupyter needs Python %d.%d or newer"
+            % (sys.version_info[:2] + MIN_PYTHON),
+            "use an image with a newer python3 (Ubuntu 22.04 or later, Debian 12 or later)",
+        )
+    lock = lock_text()
+    locked = pins(lock)
+    lock_file = os.path.join(venv, ".padlab-jupyter-lock.txt")
+    stamp = os.path.join(venv, ".padlab-packages")
+    want = sha256(lock + json.dumps(extra))
+    as_owner = host.as_user(owner)
+    fresh = not os.access(python_in(venv), os.X_OK)
+    before = None if fresh else differences(venv, locked, as_owner)
+    current = host.read(stamp)
+    if before == [] and current is not None and current.decode().strip() == want:
+        report.step("python-env", False, "padlab's lock: %s" % headline(locked))
+        return False
+    report.stage("installing Jupyter from padlab's lock into %s" % venv)
+    if fresh:
+        _create(host, venv, owner, root, as_owner)
+    host.write(lock_file, lock, mode=0o644, owner=owner, root=root)
+    uv = shutil.which("uv") or uv_in_venv(venv, as_owner)
+    for cmd in _installs(uv, venv, lock_file, extra):
+        proc = subprocess.run(as_owner + cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            raise BoxError(
+                "installing Jupyter failed: %s" % " | ".join(tail),
+                "check the box can reach the Python package index, then run `padlab up` again",
+            )
+    after = differences(venv, locked, as_owner)
+    if after:
+        raise BoxError(
+            "Jupyter's environment still differs from padlab's lock: %s" % _changes(after),
+            "run `padlab up` again; if it persists, remove %s and run `padlab up`" % venv,
         )
     host.write(stamp, want + "\n", mode=0o644, owner=owner, root=root)
-    report.step("python-env", True, "installed %s with %s" % (", ".join(PACKAGES), "uv" if uv else "pip"))
+    tool = "uv" if uv else "pip"
+    if fresh or before is None:
+        detail = "installed padlab's lock (%s) with %s" % (headline(locked), tool)
+    elif before:
+        detail = "brought to padlab's lock with %s: %s" % (tool, _changes(before))
+    else:
+        detail = "padlab's lock (%s), extra packages with %s" % (headline(locked), tool)
+    report.step("python-env", True, detail)
+    return True
+
+
+def headline(locked: list) -> str:
+    versions = {name: version for name, version, _ in locked}
+    return ", ".join("%s %s" % (name, versions.get(name, "?")) for name in HEADLINE)
+
+
+def _changes(diff: list) -> str:
+    shown = ["%s %s -> %s" % (name, got or "(none)", version) for name, got, version in diff[:6]]
+    more = " and %d more" % (len(diff) - 6) if len(diff) > 6 else ""
+    return ", ".join(shown) + more
+
+
+def differences(venv: str, locked: list, as_owner: list) -> list | None:
+    """[name, installed or None, locked] for each locked package that differs; None: cannot tell.
+
+    Runs the venv's interpreter as its owner: root never runs what Jupyter's user can write.
+    """
+    proc = subprocess.run(
+        as_owner + [python_in(venv), "-c", CHECK_SNIPPET],
+        input=json.dumps(locked),
+        capture_output=True,
+        text=True,
+    )
+    try:
+        diff = json.loads(proc.stdout) if proc.returncode == 0 else None
+    except ValueError:
+        return None
+    return diff if isinstance(diff, list) else None
+
+
+def _installs(uv: str | None, venv: str, lock_file: str, extra: list[str]) -> list:
+    """The lock with its hashes checked, then any extra packages held to the lock, then removals."""
+    if uv:
+        # The system's CA store, as pip uses: a TLS-intercepting proxy's CA lives there.
+        base = ["env", "UV_NATIVE_TLS=1", uv, "pip", "install", "--quiet", "--python", python_in(venv)]
+        cmds = [base + ["--require-hashes", "-r", lock_file]]
+        if extra:
+            cmds.append(base + ["-c", lock_file] + list(extra))
+    else:
+        base = [python_in(venv), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        cmds = [base + ["--require-hashes", "-r", lock_file]]
+        if extra:
+            cmds.append(base + ["-c", lock_file] + list(extra))
+    return cmds + [_uninstall(uv, venv)]
 
 
 def _uninstall(uv: str | None, venv: str) -> list[str]:

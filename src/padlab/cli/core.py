@@ -339,7 +339,8 @@ def doctor(name: str | None, password_stdin: bool, as_json: bool, host: str | No
 
     \b
     Checks: port open, TLS chain valid against padlab's CA, login page served,
-    password login, a kernel runs code, GPU visible (information only), and for
+    password login, a kernel runs code, Jupyter's versions against padlab's
+    lock, GPU visible (information only), and for
     each kernel with torch whether CUDA is available and the device name.
 
     \b
