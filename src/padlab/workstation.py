@@ -184,7 +184,13 @@ def down(profile: Profile, on_stage: Progress = _quiet) -> dict[str, Any]:
 
 
 def _down(profile: Profile, provider: Provider, on_stage: Progress) -> dict[str, Any]:
-    """Bookkeeping never blocks the stop: a broken ledger is noted (and alerted) once, after it."""
+    """Bookkeeping never blocks the stop: a broken ledger is noted (and alerted) once, after it.
+
+    Nor does the box: where the provider powers the machine off, a Jupyter that cannot be
+    stopped cleanly first (an unreachable box, a box program that fails) is a warning, and
+    the machine is powered off all the same, since that is what ends the billing.
+    """
+    warnings: list[str] = []
     with state.action(profile.name, "stopping", "down"):
         machine = provider.describe()
         notes = _book(profile.name, machine, "padlab (before acting)") if provider.manages_power else []
@@ -192,7 +198,12 @@ def _down(profile: Profile, provider: Provider, on_stage: Progress) -> dict[str,
             req = request_for(profile, provider, "down", machine)
             req["disable"] = not provider.manages_power
             on_stage("stopping Jupyter")
-            provider.transport(machine).call(req)
+            try:
+                provider.transport(machine).call(req)
+            except PadlabError as exc:
+                if not provider.manages_power:
+                    raise
+                warnings.append(f"Jupyter was not stopped cleanly first ({exc.message}); powered off anyway")
         if provider.manages_power:
             on_stage("stopping the machine")
             machine = provider.stop(on_stage)
@@ -209,6 +220,7 @@ def _down(profile: Profile, provider: Provider, on_stage: Progress) -> dict[str,
     _warn(profile.name, notes, on_stage)  # after the stop is recorded: an alert's timeout never delays it
     out = card.build(profile, st)
     out["ledger_warnings"] = notes
+    out["warnings"] = warnings
     return out
 
 

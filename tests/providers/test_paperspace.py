@@ -171,3 +171,27 @@ def test_destroy_deletes_and_forgets(provider: PaperspaceProvider, fake: FakePap
     assert fake_machines(fake) == []
     assert state.load("ps")["cloud"] == {}
     assert provider.describe().state == "missing"
+
+
+def test_down_powers_off_a_machine_whose_jupyter_cannot_be_stopped_first(
+    home: Path, fake: FakePaperspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The box's clean Jupyter stop failing (here: nothing answers ssh) never keeps a billed machine on."""
+    import ipaddress
+
+    from padlab import workstation
+    from tests.fakes import backend
+
+    # Loopback addresses where no sshd answers: the ssh call fails at once, and no traffic leaves.
+    monkeypatch.setattr(backend, "TEST_NET", ipaddress.IPv4Network("127.77.0.0/16"))
+    monkeypatch.setenv("PAPERSPACE_API_KEY", KEY)
+    provider = make(fake)
+    machine = provider.start_machine(print)
+    assert machine.state == "running" and machine.host.startswith("127.77.")
+    stages: list[str] = []
+    out = workstation.down(provider.profile, on_stage=stages.append)
+    assert provider.describe().state == "off"
+    assert out["state"] == "stopped" and state.load("ps")["phase"] == "stopped"
+    [warning] = out["warnings"]
+    assert warning.startswith("Jupyter was not stopped cleanly first (") and "powered off anyway" in warning
+    assert "stopping the machine" in stages

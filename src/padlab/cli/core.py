@@ -291,7 +291,7 @@ def down(name: str | None, as_json: bool) -> None:
             click.echo(f"padlab: warning: {problem}", err=True)
     with ui.progress(f"padlab down {profile.name}") as stage:
         data = workstation.down(profile, on_stage=stage)
-    for line in data.get("ledger_warnings", []):
+    for line in data.get("warnings", []) + data.get("ledger_warnings", []):
         ui.warn(line)
     if as_json:
         ui.print_json(data)
