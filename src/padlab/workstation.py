@@ -149,6 +149,7 @@ def up(
         "over_budget": over_budget,
     }
     out["password_kept"] = bool(report.get("password_kept"))
+    out["acme_seconds"] = report.get("acme_seconds")  # what this `up` spent getting a public certificate
     return out
 
 

@@ -301,7 +301,11 @@ def _log(conf: dict, line: str) -> None:
 
 
 def one_line(exc: BaseException) -> str:
-    """An ACME error's detail, else the exception's text, on one line."""
+    """An ACME error's detail, a connection failure in words, else the exception's text, on one line."""
+    if type(exc).__name__ in ("ConnectionError", "ConnectTimeout", "SSLError"):
+        text = str(exc)
+        cause = text.rsplit("] ", 1)[-1].rstrip("'\")") if "] " in text else text
+        return "cannot reach the ACME server: %s" % " ".join(cause.split())[:200]
     text = str(getattr(exc, "detail", "") or exc) or type(exc).__name__
     return " ".join(text.split())[:300]
 

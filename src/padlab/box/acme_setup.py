@@ -86,9 +86,12 @@ def ensure(host: Host, layout: Layout, req: dict, program: bytes, report: Report
     """{"kind": "public", "pem", ...} when Jupyter can serve a public certificate, else
     {"kind": "padlab-ca", "reason"}. The second pass of `up` (cert_pem set) only reads."""
     spec = req["acme"]
-    if spec is None:
-        return {"kind": "padlab-ca", "reason": None}
     where = Paths(layout.name)
+    if spec is None:
+        if layout.system and os.path.exists("/etc/systemd/system/%s" % where.timer):
+            # padlab's CA chosen since: the timer stops renewing a certificate nobody serves.
+            host.run(["systemctl", "disable", "--now", where.timer], root=True, check=False)
+        return {"kind": "padlab-ca", "reason": None}
     if not layout.system:
         return _fallback("padlab has no root on this box, and the ACME challenge needs port 80")
     if not has_systemd():
