@@ -149,8 +149,14 @@ def box(testbed, tmp_path_factory) -> Iterator[dict]:
     machine.destroy()
 
 
-def test_with_the_acme_server_down_up_falls_back_to_padlabs_ca_and_says_why(box) -> None:
+def test_with_the_acme_server_down_up_falls_back_to_padlabs_ca_and_says_why(box, record_property) -> None:
+    t0 = time.monotonic()
     card = padlab_json(box["home"], "up", "box", "--password-stdin", input=PASSWORD + "\n")
+    record_property(
+        "figure",
+        f"acme: first `up` (pebble down) {time.monotonic() - t0:.1f} s, of which ACME (installing "
+        f"certbot's acme in root's venv, then the refused attempt) {card['acme_seconds']} s",
+    )
     assert card["tls_line"] == "padlab's CA: cannot reach the ACME server: Connection refused", card
     assert card["ca_profile_hint"] and not card["public_cert"]
     status = padlab_json(box["home"], "status", "box", "--json")
@@ -158,13 +164,14 @@ def test_with_the_acme_server_down_up_falls_back_to_padlabs_ca_and_says_why(box)
     served(box["machine"].ip, Path(card["ca_cert"]))  # padlab's CA verifies what Jupyter serves
 
 
-def test_up_gets_a_certificate_from_pebble_for_the_box_ip(box) -> None:
+def test_up_gets_a_certificate_from_pebble_for_the_box_ip(box, record_property) -> None:
     root = box["pebble"].start()
     box["root"] = root
     box["bundle"].write_bytes(box["pebble"].listener_ca.read_bytes() + root.read_bytes())
     t0 = time.monotonic()
     card = padlab_json(box["home"], "up", "box")
-    print(f"\nfigures: `up` took {time.monotonic() - t0:.1f} s, of which ACME {card.get('acme_seconds')} s")
+    took = time.monotonic() - t0
+    record_property("figure", f"acme: `up` with pebble {took:.1f} s, of which ACME {card['acme_seconds']} s")
     assert card["public_cert"] and card["ca_profile_hint"] is None, card
     assert card["tls_line"].endswith("no profile needed"), card["tls_line"]
     digest, cert = served(box["machine"].ip, root)  # pebble's root alone verifies it
@@ -190,12 +197,14 @@ def test_the_challenge_port_is_closed_again(box) -> None:
     assert ":80 " not in machine.exec("ss -Hltn").stdout  # and nothing listens there
 
 
-def test_a_forced_renewal_swaps_the_certificate_under_a_live_kernel(box) -> None:
+def test_a_forced_renewal_swaps_the_certificate_under_a_live_kernel(box, record_property) -> None:
     machine = box["machine"]
     pid = machine.exec("systemctl show -p MainPID --value padlab-box.service").stdout.strip()
     t0 = time.monotonic()
     machine.exec(f"{RENEW} --force", timeout=300)
-    print(f"\nfigures: a renewal took {time.monotonic() - t0:.1f} s")
+    record_property(
+        "figure", f"acme: a forced renewal (order, http-01, finalize) {time.monotonic() - t0:.1f} s"
+    )
     digest, cert = served(machine.ip, box["root"])
     assert digest != box["digest"]
     assert ("IP Address", machine.ip) in cert["subjectAltName"]

@@ -101,9 +101,6 @@ def summary(tls: dict[str, Any] | None) -> str | None:
 
 
 def _org(issuer: str | None) -> str:
-    """The issuer's O or CN from an RFC 4514 string."""
-    for part in (issuer or "").split(","):
-        key, _, value = part.partition("=")
-        if key.strip() in ("O", "CN") and value:
-            return value.strip()
-    return issuer or "the ACME server"
+    """The issuer's organisation (else its CN) from an RFC 4514 string."""
+    parts = dict(p.strip().partition("=")[::2] for p in (issuer or "").split(","))
+    return parts.get("O") or parts.get("CN") or issuer or "the ACME server"
