@@ -97,3 +97,26 @@ def test_after_a_reboot_the_box_certifies_its_new_public_address(monkeypatch) ->
     assert acme_client.current_ip("8.8.8.8") == "8.8.4.4"
     monkeypatch.setattr(acme_client, "addresses", lambda: ["10.0.0.5"])  # NAT: the next `up` says
     assert acme_client.current_ip("8.8.8.8") == "8.8.8.8"
+    # An address the box held on an interface, now another one on its default route.
+    monkeypatch.setattr(acme_client, "addresses", lambda: ["198.18.7.2"])
+    monkeypatch.setattr(acme_client, "primary_address", lambda: "198.18.7.2")
+    assert acme_client.current_ip("198.18.3.2", held=True) == "198.18.7.2"
+    assert acme_client.current_ip("198.18.3.2", held=False) == "198.18.3.2"
+
+
+def test_a_failing_renewal_alerts_once_a_day_before_expiry(tmp_path, monkeypatch) -> None:
+    sent = []
+    monkeypatch.setattr(
+        acme_client.alerts, "send", lambda conf, title, text, tags, log: sent.append(text) or True
+    )
+    conf = {"agent_config": str(tmp_path / "agent.json")}
+    state = {"reason": "cannot reach the ACME server: Connection refused"}
+    import time
+
+    far = _cert(tmp_path, "8.8.8.8", issued_hours_ago=100)  # 60 h left
+    acme_client._alert_expiry(conf, far, state, time.time())
+    assert sent == []
+    near = _cert(tmp_path, "8.8.8.8", issued_hours_ago=150)  # 10 h left
+    acme_client._alert_expiry(conf, near, state, time.time())
+    acme_client._alert_expiry(conf, near, state, time.time())
+    assert len(sent) == 1 and "renewing failed: cannot reach the ACME server" in sent[0]

@@ -31,7 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from . import alerts, firewall
 from .acme_setup import Paths
-from .system import Host, addresses
+from .system import Host, addresses, primary_address
 
 PROFILE = "shortlived"  # Let's Encrypt: IP identifiers only under this profile (160 h)
 ALERT_BEFORE_S = 24 * 3600
@@ -47,7 +47,7 @@ def main(argv: list) -> int:
         conf = json.load(fh)
     state = _load(where.state)
     now = time.time()
-    ip = current_ip(conf["ip"])
+    ip = current_ip(conf["ip"], bool(state.get("on_interface")))
     why = due(where, ip, now, force)
     if why is None:
         return 0
@@ -75,12 +75,17 @@ def main(argv: list) -> int:
     return 0
 
 
-def current_ip(configured: str) -> str:
-    """The address to certify: the client's, unless the box now holds another public one (a reboot
-    that changed it); a public address not on any interface (NAT) comes from the next ``up``."""
+def current_ip(configured: str, held: bool = False) -> str:
+    """The address to certify: the client's, unless the box held it on an interface and now holds
+    another (a reboot or a restored snapshot that changed it), or now holds one public address
+    instead. A public address not on any interface (NAT) comes from the next ``up``."""
     local = addresses()
     if configured in local:
         return configured
+    if held:
+        now = primary_address()
+        if now and now in local:
+            return now
     public = [a for a in local if _global(a)]
     return public[0] if len(public) == 1 and _global(configured) else configured
 
@@ -183,7 +188,7 @@ def obtain(where: Paths, conf: dict, ip: str) -> dict:
     chain = order.fullchain_pem.encode() if isinstance(order.fullchain_pem, str) else order.fullchain_pem
     _install(where, conf, key_pem, chain)
     info = cert_info(where.cert) or {}
-    return dict(info, ip=ip, profile=profile, directory=conf["directory"])
+    return dict(info, ip=ip, profile=profile, directory=conf["directory"], on_interface=ip in addresses())
 
 
 def _reuse_key(live: str) -> bytes | None:

@@ -75,7 +75,7 @@ Description=padlab: check the box's public TLS certificate hourly and at boot ({
 [Timer]
 OnBootSec=30s
 OnUnitActiveSec=1h
-RandomizedDelaySec=5m
+RandomizedDelaySec=1m
 
 [Install]
 WantedBy=timers.target
