@@ -245,3 +245,32 @@ def test_a_failed_renewal_keeps_the_certificate_and_says_why(box) -> None:
     assert status["tls_line"].endswith("renewal failed: cannot reach the ACME server: Connection refused"), (
         status
     )
+
+
+def test_a_reboot_with_a_changed_address_gets_a_new_certificate(box, testbed, record_property) -> None:
+    """The disk on a new machine (a restored snapshot): the timer at boot certifies the new address."""
+    old = box["machine"]
+    root = box["pebble"].start()  # pebble again (a new root), still on the old link's host address
+    old.poweroff()
+    disk = box["work"] / "disk"
+    old.copy_disk(disk)
+    new = testbed.create_machine(f"acme{os.getpid() % 100000}b", disk_from=disk)
+    try:
+        assert new.ip != old.ip
+        t0 = time.monotonic()
+        new.boot()
+        deadline = time.monotonic() + 240  # the timer's 30 s after boot, its 1 min jitter, the order
+        while True:
+            try:
+                _, cert = served(new.ip, root)
+                if ("IP Address", new.ip) in cert["subjectAltName"]:
+                    break
+            except (OSError, ssl.SSLError):
+                pass  # the old certificate (pebble's previous root) or Jupyter not up yet
+            assert time.monotonic() < deadline, new.exec("journalctl -u 'padlab-acme-*' --no-pager").stdout
+            time.sleep(2)
+        record_property(
+            "figure", f"acme: boot with a new address to its certificate {time.monotonic() - t0:.0f} s"
+        )
+    finally:
+        new.destroy()
