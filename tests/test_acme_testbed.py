@@ -178,6 +178,11 @@ def test_up_gets_a_certificate_from_pebble_for_the_box_ip(box, record_property) 
     assert ("IP Address", box["machine"].ip) in cert["subjectAltName"]
     assert digest == card["cert_sha256"]
     assert "Pebble" in json.dumps(cert["issuer"])
+    # Jupyter's user may read its key and chain but neither change nor replace them.
+    owner = box["machine"].exec(
+        "stat -c '%U:%G %a' /var/lib/padlab/acme-box /var/lib/padlab/acme-box/jupyter.pem"
+    )
+    assert owner.stdout.split("\n")[:2] == ["root:root 755", "root:padlab 440"], owner.stdout
     box["digest"] = digest
 
 

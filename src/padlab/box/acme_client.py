@@ -159,7 +159,7 @@ def obtain(where: Paths, conf: dict, ip: str) -> dict:
         net.account = messages.RegistrationResource(uri=exc.location, body=messages.Registration())
     profiles = getattr(directory.meta, "profiles", None) or {}
     profile = PROFILE if PROFILE in profiles else None
-    key_pem = _reuse_key(where.live)
+    key_pem = _reuse_key(where.key)
     if key_pem is None:
         key = ec.generate_private_key(ec.SECP256R1())
         key_pem = key.private_bytes(
@@ -191,36 +191,34 @@ def obtain(where: Paths, conf: dict, ip: str) -> dict:
     return dict(info, ip=ip, profile=profile, directory=conf["directory"], on_interface=ip in addresses())
 
 
-def _reuse_key(live: str) -> bytes | None:
-    """The key now served: renewals keep it, so a client that pinned nothing sees only a new chain."""
+def _reuse_key(path: str) -> bytes | None:
+    """Root's copy of the key now served: renewals keep it (the served file is never read back)."""
     try:
-        with open(live, "rb") as fh:
-            text = fh.read()
+        with open(path, "rb") as fh:
+            return fh.read()
     except OSError:
         return None
-    start = text.find(b"-----BEGIN PRIVATE KEY-----")
-    end = text.find(b"-----END PRIVATE KEY-----")
-    if start < 0 or end < 0:
-        return None
-    return text[start : end + len(b"-----END PRIVATE KEY-----")] + b"\n"
 
 
 def _install(where: Paths, conf: dict, key_pem: bytes, chain: bytes) -> None:
-    """The chain alone (world-readable, for status) then key + chain for Jupyter, each one rename."""
+    """Root's key copy, the chain (world-readable, for status), then key + chain for Jupyter:
+    root's, readable by its user's group only, so that user can read it but neither change nor
+    replace it. Each is one rename."""
     import pwd
 
+    _atomic(where.key, key_pem, 0o600, 0)
     _atomic(where.cert, chain, 0o644, 0)
-    _atomic(where.live, key_pem + chain, 0o400, pwd.getpwnam(conf["user"]).pw_uid)
+    _atomic(where.live, key_pem + chain, 0o440, 0, pwd.getpwnam(conf["user"]).pw_gid)
 
 
-def _atomic(path: str, data: bytes, mode: int, uid: int) -> None:
+def _atomic(path: str, data: bytes, mode: int, uid: int, gid: int = 0) -> None:
     tmp = path + ".new"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     try:
+        os.fchown(fd, uid, gid)
+        os.fchmod(fd, mode)
         os.write(fd, data)
         os.fsync(fd)
-        os.fchown(fd, uid, -1)
-        os.fchmod(fd, mode)
     finally:
         os.close(fd)
     os.replace(tmp, path)

@@ -6,8 +6,9 @@ its 160-hour certificate at half its life, and after a reboot that changed its a
 from a systemd timer, while no padlab client runs. Root runs only root-owned files there,
 with ``python -I``: never Jupyter's venv, which the Jupyter user can change.
 
-Jupyter reads key and chain from one file in that root-owned folder (owned by its user,
-0400: it may read its own key, never swap it), so renewals reach it without a restart.
+Jupyter reads key and chain from one file in that root-owned folder (root's, readable by its
+user's group: it may read its own key, never change or swap it), so renewals reach it without
+a restart. Root never reads that file back: it keeps its own copy of the key.
 When no certificate can be had, the step says why in one line and `up` keeps padlab's CA.
 """
 
@@ -40,7 +41,8 @@ class Paths:
         self.ca = os.path.join(self.dir, "acme-ca.pem")  # extra roots for a private ACME server
         self.state = os.path.join(self.dir, "state.json")
         self.cert = os.path.join(self.dir, "cert.pem")  # the chain, for status and the health check
-        self.live = os.path.join(self.dir, "jupyter.pem")  # key + chain: what Jupyter serves
+        self.key = os.path.join(self.dir, "key.pem")  # root's copy of the key, 0600: renewals keep it
+        self.live = os.path.join(self.dir, "jupyter.pem")  # key + chain: what Jupyter serves (0440)
         self.unit = "padlab-acme-%s.service" % name
         self.timer = "padlab-acme-%s.timer" % name
         self.agent_dir = os.path.join(ROOT_DIR, "agent-%s" % name)
@@ -157,7 +159,18 @@ def _install(
         report.stage("installing the ACME client (certbot's acme) in padlab's root venv")
         steps = [
             [sys.executable, "-m", "venv", where.venv],
-            [where.python, "-m", "pip", "install", "-q", "--disable-pip-version-check", ACME_PACKAGE],
+            # Wheels only: root runs no package's build script.
+            [
+                where.python,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "--only-binary",
+                ":all:",
+                ACME_PACKAGE,
+            ],
         ]
         for argv in steps:
             proc = host.run(argv, root=True, check=False, timeout=600)
