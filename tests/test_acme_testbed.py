@@ -177,6 +177,7 @@ def test_up_gets_a_certificate_from_pebble_for_the_box_ip(box, record_property) 
     digest, cert = served(box["machine"].ip, root)  # pebble's root alone verifies it
     assert ("IP Address", box["machine"].ip) in cert["subjectAltName"]
     assert digest == card["cert_sha256"]
+    assert next(s for s in card["steps"] if s["name"] == "tls")["changed"]
     assert "Pebble" in json.dumps(cert["issuer"])
     # Jupyter's user may read its key and chain but neither change nor replace them.
     owner = box["machine"].exec(
@@ -192,6 +193,12 @@ def test_login_and_a_kernel_work_through_a_client_that_trusts_only_pebble(box) -
     kernel = client.start_kernel()
     assert client.execute(kernel, "x = 41; print('set')").stdout.strip() == "set"
     box["client"], box["kernel"] = client, kernel
+
+
+def test_a_second_up_keeps_the_certificate_and_changes_nothing(box) -> None:
+    again = padlab_json(box["home"], "up", "box")
+    assert not again["changed"], [s for s in again["steps"] if s["changed"]]
+    assert again["cert_sha256"] == box["digest"] and again["public_cert"]
 
 
 def test_the_challenge_port_is_closed_again(box) -> None:

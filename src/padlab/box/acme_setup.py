@@ -103,6 +103,7 @@ def ensure(host: Host, layout: Layout, req: dict, program: bytes, report: Report
         problem = _install(host, where, layout, req, program, report)
         if problem:
             return _fallback(problem)
+        before = host.read(where.cert)
         report.stage("getting a certificate for %s from %s" % (spec["ip"], spec["directory"]))
         proc = host.run(
             [where.python, "-I", where.runner, layout.name], root=True, check=False, timeout=RUN_TIMEOUT_S
@@ -111,6 +112,7 @@ def ensure(host: Host, layout: Layout, req: dict, program: bytes, report: Report
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
             return _fallback("the ACME client failed: %s" % tail[0][:300])
         report.data["acme_seconds"] = round(time.monotonic() - t0, 1)
+        return dict(facts(host, layout.name, spec["ip"]), new=host.read(where.cert) != before)
     return facts(host, layout.name, spec["ip"])
 
 

@@ -60,12 +60,15 @@ def up(ctx: Context) -> None:
 
     report.stage("checking the TLS certificate")
     public = acme_setup.ensure(host, layout, req, ctx.program, report)
+    new_public = bool(public.pop("new", False))
     report.data["tls"] = public
     pem = public["pem"] if public["kind"] == "public" else None
     if pem:
-        cert_changed = False
+        cert_changed = False  # Jupyter reads it at each new connection: no restart for it
         report.step(
-            "tls", False, "public certificate for %s from %s" % (", ".join(public["ips"]), public["issuer"])
+            "tls",
+            new_public,
+            "public certificate for %s from %s" % (", ".join(public["ips"]), public["issuer"]),
         )
     else:
         sans = tls.wanted_names(req["extra_sans"])
