@@ -195,6 +195,13 @@ def test_login_and_a_kernel_work_through_a_client_that_trusts_only_pebble(box) -
     box["client"], box["kernel"] = client, kernel
 
 
+def test_doctor_verifies_the_public_certificate_and_runs_a_kernel(box) -> None:
+    out = padlab_json(box["home"], "doctor", "box", "--password-stdin", input=PASSWORD + "\n")
+    assert out["ok"], out
+    chain = next(c for c in out["checks"] if c["name"] == "TLS chain")
+    assert "the ACME server's roots (--acme-ca)" in chain["detail"], chain
+
+
 def test_a_second_up_keeps_the_certificate_and_changes_nothing(box) -> None:
     again = padlab_json(box["home"], "up", "box")
     assert not again["changed"], [s for s in again["steps"] if s["changed"]]

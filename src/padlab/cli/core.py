@@ -352,7 +352,7 @@ def doctor(name: str | None, password_stdin: bool, as_json: bool, host: str | No
     """Check the workstation as a client sees it, with a fix for each failure.
 
     \b
-    Checks: port open, TLS chain valid against padlab's CA, login page served,
+    Checks: port open, TLS chain valid (padlab's CA, or public roots), login page served,
     password login, a kernel runs code, GPU visible (information only), and for
     each kernel with torch whether CUDA is available and the device name.
 
@@ -368,7 +368,7 @@ def doctor(name: str | None, password_stdin: bool, as_json: bool, host: str | No
     if not target:
         raise PadlabError(f"{profile.name!r} has no address yet", f"run `padlab up {profile.name}` first")
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
-    checks = doc.run(target, profile.port, password)
+    checks = doc.run(target, profile.port, password, extra_ca=profile.acme_ca)
     result = doc.as_json(checks)
     if as_json:
         ui.print_json(result)
