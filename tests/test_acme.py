@@ -120,3 +120,9 @@ def test_a_failing_renewal_alerts_once_a_day_before_expiry(tmp_path, monkeypatch
     acme_client._alert_expiry(conf, near, state, time.time())
     acme_client._alert_expiry(conf, near, state, time.time())
     assert len(sent) == 1 and "renewing failed: cannot reach the ACME server" in sent[0]
+
+
+def test_shortlived_is_asked_for_only_where_the_directory_lists_it() -> None:
+    assert acme_client.choose_profile({"classic": "90 days", "shortlived": "160 hours"}) == "shortlived"
+    assert acme_client.choose_profile(None) is None  # pebble 2.4: no profiles at all
+    assert acme_client.choose_profile({"classic": "90 days"}) is None

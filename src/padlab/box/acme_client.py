@@ -24,6 +24,7 @@ import datetime
 import ipaddress
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -157,8 +158,7 @@ def obtain(where: Paths, conf: dict, ip: str) -> dict:
         acme.new_account(messages.NewRegistration.from_data(terms_of_service_agreed=True))
     except errors.ConflictError as exc:  # this key's account exists: use it
         net.account = messages.RegistrationResource(uri=exc.location, body=messages.Registration())
-    profiles = getattr(directory.meta, "profiles", None) or {}
-    profile = PROFILE if PROFILE in profiles else None
+    profile = choose_profile(getattr(directory.meta, "profiles", None))
     key_pem = _reuse_key(where.key)
     if key_pem is None:
         key = ec.generate_private_key(ec.SECP256R1())
@@ -180,7 +180,7 @@ def obtain(where: Paths, conf: dict, ip: str) -> dict:
                 break
         else:
             raise RuntimeError("the ACME server offered no http-01 challenge for %s" % ip)
-    with _challenge_open(conf, tokens):
+    with _challenge_open(conf, tokens, ip):
         for challb, response in answers:
             acme.answer_challenge(challb, response)
         deadline = datetime.datetime.now() + datetime.timedelta(seconds=DEADLINE_S)
@@ -189,6 +189,12 @@ def obtain(where: Paths, conf: dict, ip: str) -> dict:
     _install(where, conf, key_pem, chain)
     info = cert_info(where.cert) or {}
     return dict(info, ip=ip, profile=profile, directory=conf["directory"], on_interface=ip in addresses())
+
+
+def choose_profile(listed: dict | None) -> str | None:
+    """``shortlived`` where the directory lists it (Let's Encrypt issues IP certificates only
+    under it); no profile where it lists none (pebble 2.4, servers before draft-aaron-acme-profiles)."""
+    return PROFILE if listed and PROFILE in listed else None
 
 
 def _reuse_key(path: str) -> bytes | None:
@@ -242,16 +248,20 @@ class _Responder(BaseHTTPRequestHandler):
 class _challenge_open:  # noqa: N801 - used as a context manager
     """Port 80: the responder up and the firewall open while in, both closed on the way out."""
 
-    def __init__(self, conf: dict, tokens: dict) -> None:
+    def __init__(self, conf: dict, tokens: dict, ip: str) -> None:
         self.conf = conf
         self.tokens = tokens
+        self.v6 = ":" in ip
         self.server: ThreadingHTTPServer | None = None
         self.saved: dict | None = None
 
     def __enter__(self) -> _challenge_open:
         handler = type("Handler", (_Responder,), {"tokens": self.tokens})
+        server_class = ThreadingHTTPServer
+        if self.v6:
+            server_class = type("Server6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
         try:
-            self.server = ThreadingHTTPServer(("0.0.0.0", 80), handler)
+            self.server = server_class(("::" if self.v6 else "0.0.0.0", 80), handler)
         except OSError as exc:
             raise RuntimeError(
                 "port 80 is in use on the box (%s); the http-01 challenge needs it" % exc
