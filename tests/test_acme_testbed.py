@@ -293,3 +293,16 @@ def test_a_reboot_with_a_changed_address_gets_a_new_certificate(box, testbed, re
         )
     finally:
         new.destroy()
+
+
+def test_choosing_padlabs_ca_switches_back_and_stops_the_renewals(box) -> None:
+    machine = box["machine"]  # off since the snapshot: boot it again, on its own address
+    machine.boot()
+    padlab(box["home"], "init", "box", "--force", "--provider", "ssh", "--host", f"{machine.user}@{machine.ip}",
+           "--identity", str(machine.identity), "--firewall", "on", "--autostop", "2h", "--tls", "padlab-ca")  # fmt: skip
+    card = padlab_json(box["home"], "up", "box")
+    assert card["tls_line"] == "padlab's CA: --tls padlab-ca chosen" and not card["public_cert"], card
+    served(machine.ip, Path(card["ca_cert"]))
+    assert padlab_json(box["home"], "status", "box", "--json")["tls_line"] == card["tls_line"]
+    enabled = machine.exec("systemctl is-enabled padlab-acme-box.timer", check=False).stdout.strip()
+    assert enabled == "disabled"

@@ -141,6 +141,7 @@ def up(ctx: Context) -> None:
     if req["firewall"] is not None:
         firewall.ensure(host, req, ctx.program, report)
     report.data.update(workstation_facts(host, layout, kind))
+    report.data["tls"] = public  # with the reason when padlab's CA serves
 
 
 def _password_hash(host: Host, layout: Layout, password: str | None, report: Report) -> str:
@@ -194,8 +195,15 @@ def workstation_facts(host: Host, layout: Layout, kind: str) -> dict:
         "hostname": socket.gethostname(),
         "primary_address": primary_address(),
         "password_set": jupyter.current_hash(host, layout) is not None,
-        "tls": acme_setup.facts(host, layout.name) if layout.system else None,
+        "tls": _public_tls(host, layout),
     }
+
+
+def _public_tls(host: Host, layout: Layout) -> dict | None:
+    """The public certificate's facts (a failed renewal included) when Jupyter serves one, else None."""
+    if not layout.system or acme_setup.served_cert(host, layout) == layout.cert:
+        return None
+    return acme_setup.facts(host, layout.name)
 
 
 def down(ctx: Context) -> None:
