@@ -352,7 +352,7 @@ def doctor(name: str | None, password_stdin: bool, as_json: bool, host: str | No
     """Check the workstation as a client sees it, with a fix for each failure.
 
     \b
-    Checks: port open, TLS chain valid (padlab's CA, or public roots), login page served,
+    Checks: port open, TLS chain valid against padlab's CA, login page served,
     password login, a kernel runs code, GPU visible (information only), and for
     each kernel with torch whether CUDA is available and the device name.
 
