@@ -20,7 +20,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS: list[tuple[str, ...]] = [
     ("padlab.box",),  # the program that runs on the box: standard library only, imports nothing else
     ("padlab.errors", "padlab.paths", "padlab.fileio", "padlab.registry", "padlab.passwords"),
-    ("padlab.ui", "padlab.state", "padlab.autostop", "padlab.profiles", "padlab.ledger"),
+    ("padlab.ui", "padlab.state", "padlab.autostop", "padlab.profiles", "padlab.ledger", "padlab.acme"),
     (
         "padlab.tls",
         "padlab.ssh",

@@ -6,7 +6,7 @@ import io
 import time
 from typing import Any
 
-from padlab import registry, tls
+from padlab import acme, registry, tls
 from padlab.profiles import Profile
 
 # The box serves nbclassic at the server's root and JupyterLab at /lab (padlab.box.venv):
@@ -23,6 +23,7 @@ def build(profile: Profile, st: dict[str, Any], live_state: str | None = None) -
     base = f"https://{_url_host(host)}:{profile.port}" if host else None
     url = f"{base}/" if base else None
     started = st.get("started_at")
+    public = (st.get("tls") or {}).get("kind") == "public"
     return {
         "name": profile.name,
         "provider": profile.provider,
@@ -34,8 +35,12 @@ def build(profile: Profile, st: dict[str, Any], live_state: str | None = None) -
         "local_url": f"https://localhost:{profile.port}/"
         if registry.get(profile.provider).this_machine
         else None,
-        "ca_cert": str(tls.ca_cert_path()),
-        "ca_profile_hint": "padlab ca export --out DIR  (then AirDrop padlab-ca.mobileconfig to the iPad)",
+        "ca_cert": None if public else str(tls.ca_cert_path()),
+        "ca_profile_hint": None
+        if public
+        else "padlab ca export --out DIR  (then AirDrop padlab-ca.mobileconfig to the iPad)",
+        "public_cert": public,
+        "tls_line": acme.summary(st.get("tls")),
         "cert_sha256": st.get("cert_sha256"),
         "password_hint": st.get("password_hint"),
         "ssh": st.get("ssh_command"),
@@ -80,9 +85,11 @@ def rows(card: dict[str, Any]) -> list[tuple[str, str]]:
             "Certificate",
             "SHA-256 " + tls.pretty_fingerprint(card["cert_sha256"]) if card["cert_sha256"] else "-",
         ),
-        ("Trust the CA", card["ca_profile_hint"]),
-        ("CA file", card["ca_cert"]),
     ]
+    if card.get("tls_line"):
+        out.append(("TLS", card["tls_line"]))
+    if card.get("ca_profile_hint"):
+        out += [("Trust the CA", card["ca_profile_hint"]), ("CA file", card["ca_cert"])]
     if card.get("ssh"):
         out.append(("ssh", card["ssh"]))
     if card.get("mosh"):

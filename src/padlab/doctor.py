@@ -34,11 +34,36 @@ class Check:
     fix: str = ""
 
 
-def run(host: str, port: int, password: str | None, info_only_gpu: bool = True) -> list[Check]:
+def _trusted_by(host: str, port: int, extra_ca: str | None) -> tuple[str, str]:
+    """(CA file, its name) that verifies the box: padlab's CA, else a private ACME server's
+    roots (--acme-ca), else the system's (a public certificate); raises as the handshake does."""
+    import ssl as ssl_mod
+
+    candidates = [(str(tls.ca_cert_path()), "padlab's CA")]
+    if extra_ca:
+        candidates.append((extra_ca, "the ACME server's roots (--acme-ca)"))
+    system = ssl_mod.get_default_verify_paths().cafile
+    if system:
+        candidates.append((system, "the system's public roots: no profile needed"))
+    last: Exception | None = None
+    for path, name in candidates:
+        ctx = ssl_mod.create_default_context(cafile=path)
+        try:
+            with socket.create_connection((host, port), timeout=5) as sock:
+                sock.settimeout(5)
+                with ctx.wrap_socket(sock, server_hostname=host):
+                    return path, name
+        except ssl_mod.SSLCertVerificationError as exc:
+            last = exc
+    raise last or ssl_mod.SSLError("no CA file to verify with")
+
+
+def run(
+    host: str, port: int, password: str | None, info_only_gpu: bool = True, extra_ca: str | None = None
+) -> list[Check]:
     from padlab.notebook_api import NotebookClient
 
     checks: list[Check] = []
-    ca_file = str(tls.ca_cert_path())
     try:
         with socket.create_connection((host, port), timeout=5):
             pass
@@ -54,8 +79,8 @@ def run(host: str, port: int, password: str | None, info_only_gpu: bool = True) 
         )
         return checks
     try:
-        tls.handshake(host, port, timeout=5)
-        checks.append(Check("TLS chain", True, f"certificate verifies against padlab's CA for {host}"))
+        ca_file, trusted = _trusted_by(host, port, extra_ca)
+        checks.append(Check("TLS chain", True, f"certificate verifies against {trusted} for {host}"))
     except (ssl.SSLError, ssl.CertificateError, OSError) as exc:
         reason = getattr(exc, "verify_message", None) or str(exc)
         checks.append(

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from padlab import autostop, paths, registry
+from padlab import acme, autostop, paths, registry
 from padlab.errors import PadlabError
 from padlab.fileio import write_atomic
 
@@ -56,6 +56,11 @@ class Profile:
     # Kernels built on demand (`padlab kernels NAME create`), rebuilt by `up` on a new machine:
     # {name: {"packages": [...], "requirements": TEXT, "python": "3.11", "torch_backend": "cu126"}}.
     kernels: dict[str, Any] = field(default_factory=dict)
+    # Jupyter's certificate (padlab.acme): auto (a public one where the box has a public IP),
+    # letsencrypt, or padlab-ca; another ACME server, and a PEM of its extra roots.
+    tls: str | None = None
+    acme_directory: str | None = None
+    acme_ca: str | None = None
 
     def validate(self) -> Profile:
         check_name(self.name)
@@ -82,6 +87,7 @@ class Profile:
                 f"--clone {self.clone!r} is not a git URL",
                 "pass one like https://github.com/fastai/course22 (or git@..., ssh://..., file://...)",
             )
+        acme.check(self.tls, self.acme_directory, self.acme_ca)
         autostop.validate(self)
         return self
 

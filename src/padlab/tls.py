@@ -138,12 +138,16 @@ def fingerprint(pem: str) -> str:
     return hashlib.sha256(base64.b64decode(body)).hexdigest()
 
 
-def handshake(host: str, port: int, timeout: float) -> None:
-    """A TLS handshake that padlab's CA must verify for host; raises OSError (ssl errors included)."""
+def handshake(host: str, port: int, timeout: float, extra_ca: str | None = None) -> None:
+    """A TLS handshake that padlab's CA, a public root or extra_ca (a private ACME server's)
+    must verify for host; raises OSError (ssl errors included)."""
     import socket
     import ssl
 
-    ctx = ssl.create_default_context(cafile=str(ca_cert_path()))
+    ctx = ssl.create_default_context()
+    ctx.load_verify_locations(cafile=str(ca_cert_path()))
+    if extra_ca:
+        ctx.load_verify_locations(cafile=extra_ca)
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.settimeout(timeout)
         with ctx.wrap_socket(sock, server_hostname=host):

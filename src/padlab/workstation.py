@@ -13,7 +13,7 @@ import datetime
 import time
 from typing import Any
 
-from padlab import alerts, autostop, card, ledger, money, profiles, providers, state, tls
+from padlab import acme, alerts, autostop, card, ledger, money, profiles, providers, state, tls
 from padlab.errors import PadlabError
 from padlab.profiles import Profile
 from padlab.providers.base import Machine, Progress, Provider
@@ -53,6 +53,9 @@ def request_for(profile: Profile, provider: Provider, action: str, machine: Mach
         req["autostop"].update(money.box_fields(profile.name, price, over))
         req["alerts"] = alerts.box_fields(profile.name)
     if action == "up":
+        req["acme"], _ = acme.box_fields(
+            profile, machine.host if machine else None, provider.info.this_machine
+        )
         req["kernels"] = {"declared": profile.kernels}
         if profile.clone:
             req["clone"] = profile.clone
@@ -115,6 +118,7 @@ def up(
         on_stage("setting up the box")
         report = transport.call(req, on_event)
         steps = report["steps"]
+        acme_seconds = report.get("acme_seconds")  # the first pass's: the second only reads
         if "needs_cert" in report:
             on_stage("signing the box's certificate with padlab's CA")
             need = report["needs_cert"]
@@ -122,7 +126,12 @@ def up(
             report = transport.call(req, on_event)
             # The first pass stopped at the TLS step; the second carries on from there.
             steps = _before_tls(steps) + report["steps"][len(_before_tls(report["steps"])) :]
+        tls_facts = dict(report.get("tls") or {"kind": "padlab-ca", "reason": None})
+        if not tls_facts.get("reason") and tls_facts.get("kind") != "public":
+            tls_facts["reason"] = acme.box_fields(profile, machine.host, provider.info.this_machine)[1]
         changes: dict[str, Any] = {
+            "tls": tls_facts,
+            "acme_seconds": acme_seconds,
             "phase": "running",
             "cert_sha256": report.get("cert_sha256"),
             "started_at": (report.get("service") or {}).get("started_at"),
@@ -143,6 +152,7 @@ def up(
         "over_budget": over_budget,
     }
     out["password_kept"] = bool(report.get("password_kept"))
+    out["acme_seconds"] = acme_seconds  # what this `up` spent getting a public certificate
     return out
 
 
@@ -376,6 +386,10 @@ def annotate(
                 )
         return
     facts = agent_facts(profile, provider, machine)
+    if facts and facts.get("tls"):
+        # The box's own view: a renewal that failed since `up` says why here.
+        out["tls"] = facts.pop("tls")
+        out["tls_line"] = acme.summary(out["tls"])
     out["autostop"] = facts
     last = (facts or {}).get("last_stop")
     if not last:

@@ -89,6 +89,7 @@ def test_security_group_has_exactly_the_expected_rules(aws: str) -> None:
         ("tcp", 22, 22, "203.0.113.7/32"),
         ("tcp", 8443, 8443, "203.0.113.7/32"),
         ("udp", 60001, 60010, "203.0.113.7/32"),
+        ("tcp", 80, 80, "0.0.0.0/0"),  # http-01 for the box's public certificate (--tls auto)
     }
     # Someone opens a port by hand and the user's address changes: the next start puts it right.
     ec2(aws).authorize_security_group_ingress(
@@ -101,7 +102,20 @@ def test_security_group_has_exactly_the_expected_rules(aws: str) -> None:
     make(allow_from="198.51.100.0/24").start_machine(print)
     [group] = ec2(aws).describe_security_groups(GroupNames=["padlab-gpu"])["SecurityGroups"]
     cidrs = {(p["FromPort"], r["CidrIp"]) for p in group["IpPermissions"] for r in p["IpRanges"]}
-    assert cidrs == {(22, "198.51.100.0/24"), (8443, "198.51.100.0/24"), (60001, "198.51.100.0/24")}
+    assert cidrs == {
+        (22, "198.51.100.0/24"),
+        (8443, "198.51.100.0/24"),
+        (60001, "198.51.100.0/24"),
+        (80, "0.0.0.0/0"),
+    }
+
+
+def test_with_padlabs_ca_chosen_port_80_stays_closed(aws: str) -> None:
+    provider = make(allow_from="203.0.113.7/32")
+    provider.profile.tls = "padlab-ca"
+    provider.start_machine(print)
+    [group] = ec2(aws).describe_security_groups(GroupNames=["padlab-gpu"])["SecurityGroups"]
+    assert 80 not in {p["FromPort"] for p in group["IpPermissions"]}
 
 
 def test_retried_create_reuses_its_client_token(aws: str, monkeypatch: pytest.MonkeyPatch) -> None:

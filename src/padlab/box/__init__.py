@@ -5,6 +5,7 @@ anything is installed. The client ships this package as a zip over stdin
 (``padlab.transport``) and the same code serves the local machine and every
 remote provider. The modules in VENV_MODULES need the box's Jupyter environment
 and run only with its interpreter (or inside Jupyter); the bootstrap never imports them.
+``acme_client`` runs in padlab's root-owned ACME venv instead (box/acme_setup.py).
 """
 
-VENV_MODULES = ("keygen", "agent_ext", "login_guard")
+VENV_MODULES = ("keygen", "agent_ext", "login_guard", "acme_client")

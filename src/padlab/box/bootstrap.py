@@ -16,6 +16,7 @@ import subprocess
 
 from . import (
     account,
+    acme_setup,
     agent_setup,
     clone,
     files,
@@ -58,28 +59,42 @@ def up(ctx: Context) -> None:
     env_changed = venv.ensure(host, layout.venv, report, layout.user, layout.system, req["packages"])
 
     report.stage("checking the TLS certificate")
-    sans = tls.wanted_names(req["extra_sans"])
-    result = tls.check(host, layout, req["ca_pem"], sans, req["cert_pem"])
-    if result["status"] == "need":
-        report.step("tls", True, "new key" if result["key_new"] else result["reason"])
-        report.data.update(needs_cert={"csr": result["csr"], "sans": sans, "reason": result["reason"]})
-        return
-    cert_changed = result["origin"] == "new" and host.write(
-        layout.cert, result["pem"], mode=0o644, owner=layout.user, root=layout.system
-    )
-    cert_changed |= host.write(
-        os.path.join(layout.tls_dir, "ca.crt"),
-        req["ca_pem"],
-        mode=0o644,
-        owner=layout.user,
-        root=layout.system,
-    )
-    report.step("tls", cert_changed, "certificate for %s" % ", ".join(sans))
+    public = acme_setup.ensure(host, layout, req, ctx.program, report)
+    new_public = bool(public.pop("new", False))
+    report.data["tls"] = public
+    pem = public["pem"] if public["kind"] == "public" else None
+    if pem:
+        cert_changed = False  # Jupyter reads it at each new connection: no restart for it
+        report.step(
+            "tls",
+            new_public,
+            "public certificate for %s from %s" % (", ".join(public["ips"]), public["issuer"]),
+        )
+    else:
+        sans = tls.wanted_names(req["extra_sans"])
+        result = tls.check(host, layout, req["ca_pem"], sans, req["cert_pem"])
+        if result["status"] == "need":
+            report.step("tls", True, "new key" if result["key_new"] else result["reason"])
+            report.data.update(needs_cert={"csr": result["csr"], "sans": sans, "reason": result["reason"]})
+            return
+        cert_changed = result["origin"] == "new" and host.write(
+            layout.cert, result["pem"], mode=0o644, owner=layout.user, root=layout.system
+        )
+        cert_changed |= host.write(
+            os.path.join(layout.tls_dir, "ca.crt"),
+            req["ca_pem"],
+            mode=0o644,
+            owner=layout.user,
+            root=layout.system,
+        )
+        report.step("tls", cert_changed, "certificate for %s" % ", ".join(sans))
 
     hashed = _password_hash(host, layout, req["password"], report)
     secret_changed = jupyter.ensure_cookie_secret(host, layout)
     default_kernel = kernels.ensure(host, layout, req["kernels"], report)
-    cfg = jupyter.config(layout, int(req["port"]), req["listen"], req["root_dir"], hashed, default_kernel)
+    cfg = jupyter.config(
+        layout, int(req["port"]), req["listen"], req["root_dir"], hashed, default_kernel, pem
+    )
     root_dir = expand_user(req["root_dir"], layout.user)
     host.makedirs(root_dir, mode=0o755, owner=layout.user, root=layout.system)
     if req["clone"]:
@@ -118,7 +133,11 @@ def up(ctx: Context) -> None:
     )
     report.stage("waiting for Jupyter to answer over HTTPS")
     health.wait_ready(
-        port, req["ca_pem"], layout.log, alive=lambda: service.read_pid(host, layout) is not None
+        port,
+        None if pem else req["ca_pem"],
+        layout.log,
+        alive=lambda: service.read_pid(host, layout) is not None,
+        pin=cert_sha256(host, layout) if pem else None,
     )
     agent_setup.install(host, layout, req, ctx.program, kind, report)
     # Optional steps, asked for by remote providers only.
@@ -129,6 +148,7 @@ def up(ctx: Context) -> None:
     if req["firewall"] is not None:
         firewall.ensure(host, req, ctx.program, report)
     report.data.update(workstation_facts(host, layout, kind))
+    report.data["tls"] = public  # with the reason when padlab's CA serves
 
 
 def _password_hash(host: Host, layout: Layout, password: str | None, report: Report) -> str:
@@ -167,7 +187,7 @@ def _matches(layout: Layout, hashed: str, password: str) -> bool:
 
 def cert_sha256(host: Host, layout: Layout) -> str | None:
     """Fingerprint of the served certificate: SHA-256 of its DER bytes (stdlib only)."""
-    raw = host.read(layout.cert)
+    raw = host.read(acme_setup.served_cert(host, layout))
     if not raw:
         return None
     body = b"".join(line for line in raw.splitlines() if line and not line.startswith(b"-----"))
@@ -182,7 +202,15 @@ def workstation_facts(host: Host, layout: Layout, kind: str) -> dict:
         "hostname": socket.gethostname(),
         "primary_address": primary_address(),
         "password_set": jupyter.current_hash(host, layout) is not None,
+        "tls": _public_tls(host, layout),
     }
+
+
+def _public_tls(host: Host, layout: Layout) -> dict | None:
+    """The public certificate's facts (a failed renewal included) when Jupyter serves one, else None."""
+    if not layout.system or acme_setup.served_cert(host, layout) == layout.cert:
+        return None
+    return acme_setup.facts(host, layout.name)
 
 
 def down(ctx: Context) -> None:

@@ -87,8 +87,15 @@ def install_lab_overrides(host: Host, layout: Layout) -> bool:
 
 
 def config(
-    layout: Layout, port: int, listen: str, root_dir: str, hashed: str, default_kernel: str | None = None
+    layout: Layout,
+    port: int,
+    listen: str,
+    root_dir: str,
+    hashed: str,
+    default_kernel: str | None = None,
+    pem: str | None = None,
 ) -> str:
+    """pem: one file with key and chain (a public certificate, box/acme_setup.py), else padlab's pair."""
     home = expand_user("~", layout.user)
     cfg = {
         "ServerApp": {
@@ -96,8 +103,8 @@ def config(
             "port": port,
             "port_retries": 0,
             "open_browser": False,
-            "certfile": layout.cert,
-            "keyfile": layout.key,
+            "certfile": pem or layout.cert,
+            "keyfile": pem or layout.key,
             "root_dir": expand_user(root_dir, layout.user),
             "cookie_secret_file": layout.cookie_secret,
             "allow_remote_access": True,

@@ -80,6 +80,14 @@ PATHS = {
     "rsync": Field(bool, False),  # the copy is rsync over ssh: rsync must be on the box
 }
 
+# A public certificate from an ACME server (box/acme_setup.py); the account key is the client's.
+ACME = {
+    "directory": Field(str, REQUIRED),  # the ACME directory URL (Let's Encrypt by default)
+    "ip": Field(str, REQUIRED),  # the address the certificate is for: the one the client reaches
+    "account_key_pem": Field(str, REQUIRED),  # made once per client, kept 0600 there and root's here
+    "ca_pem": Field((str, NONE)),  # extra roots for a private ACME server (tests: pebble)
+}
+
 FIELDS = {
     # -- every request ------------------------------------------------------------------
     "action": Field(str, REQUIRED),  # a key of __main__.ACTIONS
@@ -105,6 +113,7 @@ FIELDS = {
     ),
     "kernels": Field(dict, {}, {"declared": Field(dict, {})}),  # up: kernels the profile declared
     "clone": Field((str, NONE)),  # up: a git URL cloned into root_dir when missing
+    "acme": Field((dict, NONE), None, ACME),  # up: a public certificate for the box's IP; None: padlab's CA
     # -- kernels, kernel-create ---------------------------------------------------------------
     "cuda": Field(bool, True),  # kernels: ask torch about CUDA in each environment
     "kernel": Field((dict, NONE), None, {"name": Field(str, REQUIRED), "want": Field(dict, REQUIRED)}),

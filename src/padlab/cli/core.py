@@ -45,6 +45,17 @@ from padlab.errors import PadlabError
     type=click.Choice(["service", "poweroff"]),
     help="What a stop does: service (stop Jupyter) or poweroff; clouds default to poweroff.",
 )
+@click.option(
+    "--tls",
+    "tls_mode",
+    type=click.Choice(["auto", "letsencrypt", "padlab-ca"]),
+    help="Jupyter's certificate: auto (default: a public one where the box has a public IP), "
+    "letsencrypt, or padlab-ca (the iPad then needs padlab's CA profile).",
+)
+@click.option("--acme-directory", help="Another ACME server's directory URL (default: Let's Encrypt).")
+@click.option(
+    "--acme-ca", help="PEM file of extra roots for that ACME server (its HTTPS and its certificates)."
+)
 @cloud_options
 def init(
     name: str | None,
@@ -63,6 +74,9 @@ def init(
     max_uptime: str | None,
     autostop_action: str | None,
     clone_url: str | None,
+    tls_mode: str | None,
+    acme_directory: str | None,
+    acme_ca: str | None,
     **cloud: Any,
 ) -> None:
     """Create a profile. With no flags in a terminal, it asks.
@@ -80,6 +94,7 @@ def init(
       padlab init do --provider digitalocean --machine-id 3164444
       padlab init gpu --provider paperspace --autostop 45m --max-uptime 8h
       padlab init gpu --provider paperspace --clone https://github.com/fastai/course22
+      padlab init box --provider ssh --host me@203.0.113.7 --tls letsencrypt
     """
     from padlab import profiles
 
@@ -114,6 +129,11 @@ def init(
 
         configure(profile, host, ssh_port, identity, allow_from, firewall, user)
     profile.autostop, profile.max_uptime, profile.autostop_action = autostop, max_uptime, autostop_action
+    profile.tls, profile.acme_directory = tls_mode, acme_directory
+    if acme_ca is not None:
+        import os
+
+        profile.acme_ca = os.path.abspath(os.path.expanduser(acme_ca))
     if any(v is not None for v in cloud.values()):
         from padlab.providers.cloud import configure as configure_cloud
 
@@ -355,7 +375,7 @@ def doctor(name: str | None, password_stdin: bool, as_json: bool, host: str | No
     if not target:
         raise PadlabError(f"{profile.name!r} has no address yet", f"run `padlab up {profile.name}` first")
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
-    checks = doc.run(target, profile.port, password)
+    checks = doc.run(target, profile.port, password, extra_ca=profile.acme_ca)
     result = doc.as_json(checks)
     if as_json:
         ui.print_json(result)

@@ -309,7 +309,13 @@ class AwsProvider(CloudProvider):
         if cidr == "auto":
             cidr = _my_address()
         port = int(self.profile.port)
-        return {("tcp", 22, 22, cidr), ("tcp", port, port, cidr), ("udp", *MOSH_PORTS, cidr)}
+        rules = {("tcp", 22, 22, cidr), ("tcp", port, port, cidr), ("udp", *MOSH_PORTS, cidr)}
+        if (self.profile.tls or "auto") != "padlab-ca":
+            # http-01 for the box's public certificate: Let's Encrypt validates from several places,
+            # so from anywhere. The box listens on 80 only during a challenge (box/acme_client.py),
+            # which it runs without the client, so the group cannot open it just in time.
+            rules.add(("tcp", 80, 80, "0.0.0.0/0"))
+        return rules
 
     def _reconcile_rules(self, group: dict[str, Any]) -> None:
         """Revoke every permission that is not exactly one of ours, then add the ones missing."""

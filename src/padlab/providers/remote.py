@@ -78,13 +78,14 @@ class RemoteProvider(ProviderBase):
         return ssh.master_alive(self.target(machine))
 
     def jupyter_alive(self, machine: Machine) -> bool:
-        """A TLS handshake that padlab's CA verifies: a bare TCP connect can be a middlebox or another program."""
+        """A TLS handshake that padlab's CA (or a public root) verifies: a bare TCP connect can be a
+        middlebox or another program."""
         from padlab import tls
 
         if not machine.host or not tls.ca_cert_path().exists():
             return False
         try:
-            tls.handshake(machine.host, self.profile.port, timeout=2.0)
+            tls.handshake(machine.host, self.profile.port, timeout=2.0, extra_ca=self.profile.acme_ca)
         except (OSError, ValueError):
             return False
         return True
@@ -97,7 +98,10 @@ class RemoteProvider(ProviderBase):
             report = self.transport(machine).call(req)
         except PadlabError:
             return None
-        return report.get("autostop")
+        facts = report.get("autostop")
+        if facts is not None and report.get("tls"):
+            facts["tls"] = report["tls"]
+        return facts
 
     def layout(self) -> BoxLayout:
         options = self.profile.options
