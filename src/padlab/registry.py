@@ -121,6 +121,24 @@ PROVIDERS: dict[str, ProviderInfo] = {
             ),
             default_idle=CLOUD_IDLE,
         ),
+        ProviderInfo(
+            "lambda",
+            "padlab.providers.lambdacloud",
+            "LambdaProvider",
+            "Lambda Cloud",
+            cloud=True,
+            manages_power=True,
+            billed_while_off=True,
+            default_user="ubuntu",
+            stop_actions=(SERVICE,),
+            refusals=(
+                (
+                    POWEROFF,
+                    "a powered-off Lambda instance is still billed, and only `padlab down` (terminate) ends that",
+                    "use --action service, and `padlab down {name}` to stop billing",
+                ),
+            ),
+        ),
     )
 }
 NAMES = tuple(PROVIDERS)

@@ -38,7 +38,7 @@ def request_for(profile: Profile, provider: Provider, action: str, machine: Mach
         "user": layout.user,
         "port": profile.port,
         "listen": profile.listen,
-        "root_dir": profile.root_dir,
+        "root_dir": layout.root_dir or profile.root_dir,
     }
     if action in NEEDS_CA:
         req["ca_pem"] = tls.ensure_ca()

@@ -96,6 +96,9 @@ class Machine:
         self._destroying = False
         self._settled = True
         self.last_exit: int | None = None
+        # Host directories bind-mounted into the guest at each boot: (host path, guest path).
+        # A cloud's network filesystem or volume, which outlives the machine (Lambda's filesystems).
+        self.binds: list[tuple[Path, str]] = []
 
     # -- identity -----------------------------------------------------------------------------
 
@@ -277,6 +280,7 @@ class Machine:
             "--capability=CAP_NET_ADMIN,CAP_NET_RAW",
             "--resolv-conf=copy-host",
             "--console=read-only",
+            *(f"--bind={host}:{guest}" for host, guest in self.binds),
         ]
 
     def _supervise(self) -> None:

@@ -92,7 +92,7 @@ def login(provider: str, key_stdin: bool, no_verify: bool, api_url: str | None, 
         click.echo(f"Scopes {checked}.")
         return
     if not no_verify:
-        import_module(f"padlab.providers.{provider}").verify_key(value, api_url)
+        import_module(PROVIDERS[provider].module).verify_key(value, api_url)
     path = credentials.store(provider, value)
     click.echo(f"Stored the {provider} key in {path} (mode 0600).")
 

@@ -53,6 +53,9 @@ class BoxLayout:
     user: str | None = None
     # Settings of the optional box steps, sent as request fields (e.g. "mosh", "firewall").
     steps: dict[str, Any] = field(default_factory=dict)
+    # The notebook folder where the provider decides it (Lambda: on the filesystem that outlives
+    # the instance); None: the profile's root_dir.
+    root_dir: str | None = None
 
 
 class Provider(Protocol):
