@@ -286,6 +286,11 @@ class FakeLambda(FakeServer):
             "is_reserved": False,
         }
 
+    def filesystem_ids(self) -> list[str]:
+        """Ids of the filesystems that exist, for tests that look inside their volumes."""
+        with self._lock2:
+            return list(self._filesystems)
+
     def mount_point(self, fs: _FileSystem) -> str:
         return f"/lambda/nfs/{fs.name}"
 
