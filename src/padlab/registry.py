@@ -17,6 +17,7 @@ from dataclasses import dataclass
 SERVICE = "service"  # stop Jupyter only
 POWEROFF = "poweroff"  # power the machine off
 SNAPSHOT_DELETE = "do-snapshot-destroy"  # DigitalOcean: snapshot the droplet, then delete it
+TERMINATE = "lambda-terminate"  # Lambda: terminate the instance (its filesystem stays)
 # The actions a user may choose with --action / --autostop-action.
 CHOOSABLE = (SERVICE, POWEROFF)
 
@@ -130,14 +131,15 @@ PROVIDERS: dict[str, ProviderInfo] = {
             manages_power=True,
             billed_while_off=True,
             default_user="ubuntu",
-            stop_actions=(SERVICE,),
+            stop_actions=(TERMINATE, SERVICE),
             refusals=(
                 (
                     POWEROFF,
-                    "a powered-off Lambda instance is still billed, and only `padlab down` (terminate) ends that",
-                    "use --action service, and `padlab down {name}` to stop billing",
+                    "a powered-off Lambda instance is still billed, so autostop never powers one off",
+                    "drop --action: autostop terminates the instance, the filesystem stays (padlab autostop {name} 1h)",
                 ),
             ),
+            default_idle=CLOUD_IDLE,
         ),
     )
 }

@@ -180,6 +180,8 @@ class FakeLambda(FakeServer):
     ) -> None:
         super().__init__(tls=tls)
         self.api_key = api_key
+        # More keys of the same account (Lambda's keys are not scoped: each may do everything).
+        self.extra_keys: set[str] = set()
         self.backend: MachineBackend = backend if backend is not None else MemoryBackend()
         self.launch_interval = launch_interval
         # Instance type -> regions with capacity now; tests take capacity away or give it back.
@@ -198,9 +200,11 @@ class FakeLambda(FakeServer):
 
     def authenticate(self, request: Request) -> None:
         header = request.headers.get("authorization", "")
-        basic = "Basic " + base64.b64encode(f"{self.api_key}:".encode()).decode()
-        if header not in (f"Bearer {self.api_key}", basic):
-            raise self.fail("global/invalid-api-key", "API key was invalid, expired, or deleted.")
+        for key in (self.api_key, *self.extra_keys):
+            basic = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
+            if header in (f"Bearer {key}", basic):
+                return
+        raise self.fail("global/invalid-api-key", "API key was invalid, expired, or deleted.")
 
     def error(self, status: int, message: str | None = None) -> ApiError:
         code = {

@@ -13,7 +13,7 @@ import pkgutil
 import secrets
 import sys
 
-from . import agent, do_stop, venv
+from . import agent, do_stop, lambda_stop, venv
 from .report import BoxError, Report
 from .service import Layout
 from .system import ROOT_DIR, Host, cron_running, has_systemd, sha256
@@ -39,6 +39,7 @@ class AgentLayout:
         # The agent's own copy of padlab's CA: the one in TLS_DIR is the Jupyter user's to replace.
         self.ca = os.path.join(self.dir, "ca.crt")
         self.do_token = os.path.join(self.dir, "digitalocean-token")
+        self.lambda_key = os.path.join(self.dir, "lambda-key")
         self.alert_url = os.path.join(self.dir, "alert-url")
         self.program = os.path.join(self.dir, "padlab_box.pyz")
         self.runner = os.path.join(self.dir, "padlab-agent")
@@ -134,6 +135,12 @@ def install(host: Host, layout: Layout, req: dict, program: bytes, kind: str, re
     if not (enabled and conf["action"] == do_stop.ACTION) and host.read(paths.do_token) is not None:
         host.run(["rm", "-f", paths.do_token], root=paths.system)  # a token nothing uses is not kept
         changed = True
+    if conf["action"] == lambda_stop.ACTION:
+        conf["lambda"], key_changed = lambda_settings(host, paths, req, enabled)
+        changed |= key_changed
+    if not (enabled and conf["action"] == lambda_stop.ACTION) and host.read(paths.lambda_key) is not None:
+        host.run(["rm", "-f", paths.lambda_key], root=paths.system)
+        changed = True
     conf["alert"], alert_changed = alert_settings(host, paths, req)
     changed |= alert_changed
     enabled = watching(conf)
@@ -181,6 +188,27 @@ def droplet_settings(host: Host, paths: AgentLayout, req: dict, enabled: bool) -
         "api_url": raw.get("api_url") or do_stop.DEFAULT_API,
         "snapshot_prefix": raw.get("snapshot_prefix") or "padlab-%s" % req["name"],
         "token_file": paths.do_token,
+    }
+    return part, changed
+
+
+def lambda_settings(host: Host, paths: AgentLayout, req: dict, enabled: bool) -> tuple:
+    """(config part, changed) for Lambda's terminate stop: the key in a file of its own (0600, root's)."""
+    raw = req["autostop"]["lambda"] or {}
+    key = str(raw.get("key") or "").strip()
+    changed = False
+    if enabled and key:
+        changed = host.write(paths.lambda_key, key + "\n", mode=0o600, root=paths.system)
+    elif enabled and not host.read(paths.lambda_key):
+        raise BoxError(
+            "autostop on Lambda needs an API key on the box, and none was sent",
+            "run `padlab login lambda --autostop-token`, then `padlab up` again",
+            code="no_autostop_token",
+        )
+    part = {
+        "instance_id": str(raw["instance_id"]) if raw.get("instance_id") else None,
+        "api_url": raw.get("api_url") or lambda_stop.DEFAULT_API,
+        "key_file": paths.lambda_key,
     }
     return part, changed
 

@@ -46,6 +46,12 @@ DIGITALOCEAN = {
     "token": Field((str, NONE)),  # kept 0600 in a file of its own; never in the config or argv
 }
 
+LAMBDA = {
+    "instance_id": Field((str, NONE)),
+    "api_url": Field((str, NONE)),
+    "key": Field((str, NONE)),  # kept 0600 in a file of its own; never in the config or argv
+}
+
 AUTOSTOP = {
     "idle_s": Field((int, NONE)),  # None: no idle limit
     "max_uptime_s": Field((int, NONE)),  # None: no hard cap
@@ -53,6 +59,7 @@ AUTOSTOP = {
     "warn_s": Field(int, WARN_S),
     "gpu_threshold": Field(int, GPU_THRESHOLD),
     "digitalocean": Field((dict, NONE), None, DIGITALOCEAN),  # the snapshot-and-delete stop's settings
+    "lambda": Field((dict, NONE), None, LAMBDA),  # Lambda's terminate stop's settings
     # The budget (padlab/money.py): stop at the deadline whatever the box does; alert at 80 %.
     "deadline_at": Field(NUMBER + (NONE,)),
     "deadline_why": Field((str, NONE)),

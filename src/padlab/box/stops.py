@@ -16,7 +16,7 @@ import os
 import subprocess
 from typing import Callable
 
-from . import do_stop
+from . import do_stop, lambda_stop
 
 
 class Stop:
@@ -126,6 +126,14 @@ def _droplet(conf: dict, record: dict, save: Callable[[], None]) -> None:
     do_stop.advance(conf, record, prepare, save)
 
 
+def _terminate(conf: dict, record: dict, save: Callable[[], None]) -> None:
+    """Lambda: Jupyter stops and disks sync, then the instance is terminated (lambda_stop.py)."""
+    if jupyter_running(conf):
+        stop_jupyter(conf)
+    lambda_stop.sync()
+    record["result"] = lambda_stop.terminate(conf["lambda"])
+
+
 STOPS = {
     stop.name: stop
     for stop in (
@@ -155,6 +163,15 @@ STOPS = {
             _droplet,
             stepwise=True,
             while_failed=do_stop.BILLED,
+        ),
+        Stop(
+            lambda_stop.ACTION,
+            "terminates the instance (the filesystem stays)",
+            "this instance is terminated (your files stay on the filesystem)",
+            "terminates the instance",
+            "the instance is being terminated",
+            _terminate,
+            while_failed=lambda_stop.BILLED,
         ),
     )
 }

@@ -21,10 +21,11 @@ cheapest first); ``up`` launches the first one with capacity in the filesystem's
 region now, and says which and its price. With none, one line names what is
 available instead.
 
-Autostop can only stop Jupyter here for now: a powered-off Lambda instance is
-still billed, and the stop that ends billing (a terminate from the box) is not
-built yet. It would need the box to hold an API key, and Lambda's keys are not
-scoped: a key on the box can do anything on the account (docs/providers.md).
+Autostop's stop is a terminate from the box (``box/lambda_stop.py``), with a
+second API key that `padlab login lambda --autostop-token` stores here and `up`
+sends to the box. Lambda's keys are not scoped: that key can do anything on the
+account, hence a key of its own, revocable alone (docs/providers.md says who on
+the box can read it).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
+from padlab import registry
 from padlab.box.request import MOSH_PORTS
 from padlab.errors import PadlabError
 from padlab.providers import cloud, credentials, retry
@@ -58,6 +60,12 @@ STATES = {
 FS_GB_MONTH = 0.20
 API_PRICE = "Lambda API (price_cents_per_hour)"
 NO_CAPACITY = "instance-operations/launch/insufficient-capacity"
+# The box's key for autostop's terminate: a second Lambda API key, so it can be revoked alone.
+AUTOSTOP_CREDENTIAL = "lambda-autostop"
+AUTOSTOP_HOW = (
+    "create a second API key in Lambda's console (API keys), then run "
+    "`padlab login lambda --autostop-token` with it"
+)
 
 
 def secret() -> credentials.Secret:
@@ -438,6 +446,46 @@ class LambdaProvider(CloudProvider):
         base = super().layout()
         return replace(base, prefix=f"{mount}/padlab/opt", etc=f"{mount}/padlab/etc", root_dir=notebooks)
 
+    # -- autostop: the box terminates itself -------------------------------------------------
+
+    def autostop_ready(self) -> bool:
+        return credentials.read_stored(AUTOSTOP_CREDENTIAL) is not None
+
+    def check_autostop(self, fields: dict[str, Any]) -> None:
+        """An explicit limit needs the box's own key (the default one is simply off without it)."""
+        wanted = fields["idle_s"] or fields["max_uptime_s"]
+        if wanted and fields["action"] == registry.TERMINATE and not self.autostop_ready():
+            raise PadlabError(
+                "autostop on lambda terminates the instance from the box, which needs an API key of its own",
+                AUTOSTOP_HOW,
+            )
+
+    def autostop_fields(self, action: str, machine: Machine | None) -> dict[str, Any]:
+        """The `autostop.lambda` part of an `up` or `autostop` request (key included)."""
+        if action != registry.TERMINATE:
+            return {}
+        key = credentials.read_stored(AUTOSTOP_CREDENTIAL)
+        if key is None:
+            raise PadlabError("no autostop key for Lambda is stored", AUTOSTOP_HOW)
+        return {
+            "lambda": {
+                "instance_id": machine.id if machine is not None else None,
+                "api_url": base_url(self.options, URL_ENV, DEFAULT_URL),
+                "key": key.value,
+            }
+        }
+
+    def stopped_by_box(self, machine: Machine, st: dict[str, Any]) -> tuple[float, str] | None:
+        """Terminated while padlab thought it up: autostop (or Lambda's console). The box's record went with it."""
+        import time
+
+        if machine.state != OFF or machine.extra.get("provider_state") != "terminated":
+            return None
+        return time.time(), (
+            "instance terminated outside `padlab down`: by autostop, or in Lambda's console "
+            f"(the filesystem {machine.extra.get('filesystem')} kept your work; `padlab up` carries on)"
+        )
+
 
 def verify_key(value: str, api_url: str | None = None) -> None:
     """A cheap authenticated call, so `padlab login` stores only a key that works."""
@@ -451,3 +499,28 @@ def verify_key(value: str, api_url: str | None = None) -> None:
         api.request("GET", "/instances")
     finally:
         api.close()
+
+
+def store_autostop_token(value: str, api_url: str | None, verify: bool) -> tuple[str, str]:
+    """Keep the box's key for autostop's terminate; refuse the key padlab itself uses.
+
+    Returns where it is stored and what the check showed.
+    """
+    try:
+        main = secret()
+    except PadlabError:
+        main = None
+    if main is not None and main.value == value.strip():
+        raise PadlabError(
+            f"that is the key padlab uses for up and down (from {main.source}); give the box a key of its own",
+            AUTOSTOP_HOW,
+        )
+    note = "not checked (--no-verify)"
+    if verify:
+        verify_key(value.strip(), api_url)
+        note = "the key works (it listed the instances)"
+    note += (
+        "; Lambda's keys are not scoped, so this one can do anything on the account: "
+        "use it for nothing else, and revoke it in Lambda's console if a box is lost"
+    )
+    return str(credentials.store(AUTOSTOP_CREDENTIAL, value)), note
