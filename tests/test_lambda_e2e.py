@@ -114,3 +114,4 @@ def test_lambda_terminate_keeps_the_notebook_on_the_filesystem(lambda_cloud, tes
     costs = padlab_json(home, "costs", "lam", **ENV)["profiles"]["lam"]
     assert costs["down_hours"] > 0, costs  # the filesystem's time while down is in the ledger
     print(f"\nlambda up, boot excluded: first {first_up:.1f}s, second {second_up:.1f}s")
+    print(f"second up redid: {sorted(changed(again))}; while down: {billed}")

@@ -15,6 +15,7 @@ from padlab.profiles import Profile
 from padlab.providers.lambdacloud import LambdaProvider
 from tests.fakes import MemoryBackend
 from tests.fakes.lambdacloud import FakeLambda
+from tests.helpers import one_line_error, padlab
 
 KEY = "secret_lambda-test-key_0a1b2c3d"
 
@@ -136,3 +137,31 @@ def test_a_bad_key_names_where_it_came_from(
 
 def make_from(provider: LambdaProvider) -> LambdaProvider:
     return LambdaProvider(provider.profile)
+
+
+def test_a_rate_limited_launch_waits_its_retry_after(provider: LambdaProvider, fake: FakeLambda) -> None:
+    fake.launch_interval = 1.0  # Lambda allows one launch every few seconds
+    provider.start_machine(print)
+    provider.stop(print)
+    assert provider.start_machine(print).state == "running"
+    statuses = [r.status for r in fake.requests if r.path.endswith("/instance-operations/launch")]
+    assert statuses[0] == 200 and statuses[-1] == 200 and 429 in statuses  # retried, not failed
+
+
+def test_destroy_terminates_and_never_deletes_the_filesystem(
+    provider: LambdaProvider, fake: FakeLambda
+) -> None:
+    provider.start_machine(print)
+    said: list[str] = []
+    provider.destroy(said.append)
+    assert any(line.startswith("kept the filesystem padlab-lam") for line in said), said
+    assert len(fake.filesystem_ids()) == 1 and not [r for r in fake.requests if r.method == "DELETE"]
+    assert provider.describe().state == "off"  # the next `up` launches on it again
+
+
+def test_login_stores_only_a_key_lambda_accepts(home: Path, fake: FakeLambda) -> None:
+    args = ("login", "lambda", "--key-stdin", "--api-url", fake.url)
+    refused = padlab(home, *args, input="not-the-key\n", check=False)
+    assert "rejected" in one_line_error(refused)
+    assert "Stored the lambda key" in padlab(home, *args, input=KEY + "\n").stdout
+    assert (home / "credentials" / "lambda").read_text().strip() == KEY
