@@ -4,7 +4,8 @@ The instance's disk goes with it; the filesystem (a host directory bind-mounted 
 its mount point, as Lambda's NFS filesystem is) outlives it. One machine at a time:
 up -> login -> notebook saved -> down (terminate) -> up on a new instance: the
 notebook, the venv and Jupyter's password are still there. Capacity runs out first,
-so the one-line refusal and its recovery are covered on the way. The two `up`
+so the one-line refusal and its recovery are covered on the way. Last, autostop: the
+idle box terminates itself with its own key, within the limit plus a minute. The two `up`
 times, less the machine's boot, are printed (-s) for the issue's figures.
 """
 
@@ -35,6 +36,8 @@ from tests.test_cloud_e2e import (
 pytestmark = [pytest.mark.testbed, pytest.mark.timeout(900)]
 
 KEY = "secret_lambda-e2e_7a6b5c4d3e2f"
+BOX_KEY = "secret_lambda-e2e-box_1f2e3d4c"  # the box's own, for autostop's terminate
+LIMIT = 60  # autostop 1m
 ENV = {"LAMBDA_API_KEY": KEY}
 
 
@@ -55,9 +58,13 @@ class TimedBackend(TestbedBackend):
 
 
 @pytest.fixture
-def lambda_cloud(testbed) -> Iterator[tuple[FakeLambda, TimedBackend]]:
+def lambda_cloud(testbed, make_client) -> Iterator[tuple[FakeLambda, TimedBackend]]:
     backend = TimedBackend(testbed, login_user="ubuntu")  # Lambda's image: ubuntu, passwordless sudo
-    with backend, FakeLambda(api_key=KEY, backend=backend, launch_interval=12) as fake:
+    # The API listens on a testbed host address, which this host and the boxes both reach: the
+    # box's agent calls it to terminate itself.
+    where = make_client().net.host_ip
+    with backend, FakeLambda(api_key=KEY, backend=backend, launch_interval=12, host=where) as fake:
+        fake.extra_keys = {BOX_KEY}
         yield fake, backend
 
 
@@ -113,5 +120,22 @@ def test_lambda_terminate_keeps_the_notebook_on_the_filesystem(lambda_cloud, tes
     assert login_and_run(again) == "42"
     costs = padlab_json(home, "costs", "lam", **ENV)["profiles"]["lam"]
     assert costs["down_hours"] > 0, costs  # the filesystem's time while down is in the ledger
+
+    # Autostop: idle past the limit, the box terminates its own instance with its own key.
+    login = ("login", "lambda", "--autostop-token", "--key-stdin", "--api-url", fake.url)
+    padlab(home, *login, input=BOX_KEY + "\n", **ENV)
+    padlab(home, "autostop", "lam", "1m", **ENV)
+    idle_from = time.monotonic()  # the box has been idle since the last login, a little earlier
+    second = backend.machine(second_id)
+    assert second.exec(["cat", "/var/lib/padlab/agent-lam/lambda-key"]).stdout.strip() == BOX_KEY
+    eventually(lambda: not backend.machine_ids(), "the box to terminate itself", timeout=LIMIT + 60 + 30)
+    stopped_after = time.monotonic() - idle_from
+    [call] = [r for r in fake.requests if r.path.endswith("/instance-operations/terminate")][-1:]
+    assert call.headers["authorization"] == f"Bearer {BOX_KEY}"  # the box's key, not padlab's
+    assert stopped_after <= LIMIT + 60, stopped_after
+    status = padlab_json(home, "status", "lam", **ENV)
+    assert status["machine"]["state"] == "off"
+    assert status["stop_reason"].startswith("instance terminated outside `padlab down`: by autostop")
     print(f"\nlambda up, boot excluded: first {first_up:.1f}s, second {second_up:.1f}s")
     print(f"second up redid: {sorted(changed(again))}; while down: {billed}")
+    print(f"autostop: terminated by the box {stopped_after:.0f}s after `padlab autostop 1m`")

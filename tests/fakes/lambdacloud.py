@@ -177,8 +177,9 @@ class FakeLambda(FakeServer):
         *,
         launch_interval: float = 12.0,
         tls: bool = False,
+        host: str = "127.0.0.1",
     ) -> None:
-        super().__init__(tls=tls)
+        super().__init__(tls=tls, host=host)
         self.api_key = api_key
         # More keys of the same account (Lambda's keys are not scoped: each may do everything).
         self.extra_keys: set[str] = set()

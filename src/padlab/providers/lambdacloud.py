@@ -98,8 +98,15 @@ class LambdaProvider(CloudProvider):
         _, body = self.api.request("GET", "/file-systems")
         found = [fs for fs in body["data"] if fs.get("name") == self.fs_name()]
         if found:
-            self.remember(fs_mount=found[0].get("mount_point"), fs_region=found[0]["region"]["name"])
+            self._remember_fs(found[0])
         return found[0] if found else None
+
+    def _remember_fs(self, fs: dict[str, Any]) -> None:
+        """Where it mounts (the layout needs it) and its region; written only when new."""
+        seen = {"fs_mount": fs.get("mount_point"), "fs_region": fs["region"]["name"]}
+        memo = self.memo()
+        if any(memo.get(k) != v for k, v in seen.items()):
+            self.remember(**seen)
 
     def ensure_filesystem(self, progress: Progress) -> dict[str, Any]:
         existing = self.filesystem()
@@ -118,7 +125,7 @@ class LambdaProvider(CloudProvider):
             return answer["data"]
 
         fs = retry.call(find_or_post, "Lambda POST /filesystems")
-        self.remember(fs_mount=fs.get("mount_point"), fs_region=fs["region"]["name"])
+        self._remember_fs(fs)
         return fs
 
     def mount_point(self) -> str:
