@@ -25,6 +25,8 @@ def no_ambient_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
         "DIGITALOCEAN_TOKEN",
         "PADLAB_PAPERSPACE_API_URL",
         "PADLAB_DIGITALOCEAN_API_URL",
+        "LAMBDA_API_KEY",
+        "PADLAB_LAMBDA_API_URL",
         "AWS_PROFILE",
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
