@@ -27,6 +27,7 @@ def test_defaults_are_filled_in_and_nested_parts_checked() -> None:
         "gpu_threshold": request.GPU_THRESHOLD,
         "digitalocean": None,
         "lambda": None,
+        "runpod": None,
         "deadline_at": None,
         "deadline_why": None,
         "budget_warn_at": None,

@@ -89,16 +89,20 @@ def up(
     generated: bool = False,
     on_stage: Progress = _quiet,
     over_budget: bool = False,
+    move: bool = False,
 ) -> dict[str, Any]:
     """Make the workstation running and healthy; returns the card plus the box's step report.
 
-    A spent budget refuses before anything starts, unless ``over_budget``.
+    A spent budget refuses before anything starts, unless ``over_budget``. ``move``: a new
+    machine on the same volume first (``Provider.move``).
     """
     provider = providers.get(profile)
     money.check_up(profile.name, over_budget)
     with state.action(profile.name, "starting", "up"):
         state.update(profile.name, over_budget=over_budget)
         ledger.before_acting(profile.name, provider)
+        if move:
+            provider.move(on_stage)
         machine = provider.ensure_running(on_stage)
         ledger.observe(profile.name, machine, time.time(), "padlab up")
         state.update(profile.name, host=machine.host, machine=machine.as_dict())

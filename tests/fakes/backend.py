@@ -37,7 +37,9 @@ class MachineSpec(TypedDict, total=False):
     user_data: str
     ssh_public_keys: list[str]
     tags: list[str]
-    volumes: dict[str, str]  # Lambda: volume id -> where the machine mounts it (its filesystem)
+    volumes: dict[str, str]  # Lambda, RunPod: volume id -> where the machine mounts it
+    start_cmd: list[str]  # RunPod: a container, not a VM: this runs as PID 1 (no systemd)
+    env: dict[str, str]  # RunPod: the container's environment (PUBLIC_KEY...)
 
 
 class MachineBackend(Protocol):

@@ -27,6 +27,8 @@ def no_ambient_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
         "PADLAB_DIGITALOCEAN_API_URL",
         "LAMBDA_API_KEY",
         "PADLAB_LAMBDA_API_URL",
+        "RUNPOD_API_KEY",
+        "PADLAB_RUNPOD_API_URL",
         "AWS_PROFILE",
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",

@@ -13,7 +13,7 @@ import pkgutil
 import secrets
 import sys
 
-from . import agent, do_stop, lambda_stop, venv
+from . import agent, do_stop, lambda_stop, runpod_stop, venv
 from .report import BoxError, Report
 from .service import Layout
 from .system import ROOT_DIR, Host, cron_running, has_systemd, sha256
@@ -43,6 +43,7 @@ class AgentLayout:
         self.alert_url = os.path.join(self.dir, "alert-url")
         self.program = os.path.join(self.dir, "padlab_box.pyz")
         self.runner = os.path.join(self.dir, "padlab-agent")
+        self.loop_pid = os.path.join(self.dir, "loop.pid")
         self.state = os.path.join(self.dir, "state.json")
         self.log = os.path.join(self.dir, "agent.log")
         self.stopped = os.path.join(self.dir, "stopped.json")
@@ -141,6 +142,10 @@ def install(host: Host, layout: Layout, req: dict, program: bytes, kind: str, re
     if not (enabled and conf["action"] == lambda_stop.ACTION) and host.read(paths.lambda_key) is not None:
         host.run(["rm", "-f", paths.lambda_key], root=paths.system)
         changed = True
+    if conf["action"] == runpod_stop.ACTION:
+        conf["runpod"] = {
+            "api_url": (req["autostop"]["runpod"] or {}).get("api_url") or runpod_stop.DEFAULT_API
+        }
     conf["alert"], alert_changed = alert_settings(host, paths, req)
     changed |= alert_changed
     enabled = watching(conf)
@@ -249,10 +254,22 @@ exec '{runner}' keep '{keep}' '{state}' "$@"
 
 
 def scheduler(paths: AgentLayout) -> str | None:
-    """A systemd timer where systemd runs and we may add system units, else cron, else none."""
+    """A systemd timer where systemd runs and we may add system units, else cron, else a loop process.
+
+    The loop is for containers (a RunPod pod): no systemd as PID 1 and no cron. It is started by
+    `up`, as root on a system box, and ends with the container.
+    """
     if has_systemd() and (paths.system or os.geteuid() == 0):
         return "systemd"
-    return "cron" if cron_running() else None
+    if cron_running():
+        return "cron"
+    return "loop" if paths.system and (os.geteuid() == 0 or _sudo_ok()) else None
+
+
+def _sudo_ok() -> bool:
+    import subprocess
+
+    return subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode == 0
 
 
 def schedule(host: Host, paths: AgentLayout, kind: str | None, enabled: bool, report: Report) -> tuple:
@@ -261,6 +278,8 @@ def schedule(host: Host, paths: AgentLayout, kind: str | None, enabled: bool, re
         return _systemd(host, paths, enabled)
     if kind == "cron":
         return _cron(host, paths, enabled)
+    if kind == "loop":
+        return _loop(host, paths, enabled)
     if enabled:
         report.warn(
             "autostop cannot run here: neither systemd nor cron is running; "
@@ -349,6 +368,46 @@ def _cron(host: Host, paths: AgentLayout, enabled: bool) -> tuple:
         ["crontab", "-"], input="\n".join(wanted) + "\n", text=True, check=True, capture_output=True
     )
     return True, "cron (user crontab)" if enabled else "off"
+
+
+def _loop_pid(host: Host, paths: AgentLayout) -> int | None:
+    """The running loop's PID: root's pidfile, and a live process running this runner's loop."""
+    raw = host.read(paths.loop_pid)
+    try:
+        pid = int((raw or b"").decode().strip())
+        with open("/proc/%d/cmdline" % pid, "rb") as fh:
+            argv = fh.read().split(b"\0")
+    except (ValueError, OSError):
+        return None
+    return pid if paths.runner.encode() in argv and b"loop" in argv else None
+
+
+def _loop(host: Host, paths: AgentLayout, enabled: bool) -> tuple:
+    """A detached `padlab-agent loop CONFIG`, root's: it re-reads the config before each run."""
+    import signal
+    import subprocess
+
+    pid = _loop_pid(host, paths)
+    if not enabled:
+        if pid is not None:
+            host.run(["kill", "-%d" % signal.SIGTERM, str(pid)], root=paths.system, check=False)
+        return pid is not None, "off"
+    if pid is not None:
+        return False, "a loop process (no systemd or cron here), pid %d" % pid
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    script = 'echo $$ > "$1" && exec "$2" loop "$3" >> "$4" 2>&1'
+    argv = sudo + ["sh", "-c", script, "sh", paths.loop_pid, paths.runner, paths.config, paths.log]
+    subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     start_new_session=True, close_fds=True)  # fmt: skip
+    import time
+
+    deadline = time.monotonic() + 10
+    while _loop_pid(host, paths) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pid = _loop_pid(host, paths)
+    if pid is None:
+        raise BoxError("the autostop loop did not start", "see %s on the box" % paths.log)
+    return True, "a loop process (no systemd or cron here), pid %d" % pid
 
 
 def _gid(user: str) -> int:

@@ -52,6 +52,10 @@ LAMBDA = {
     "key": Field((str, NONE)),  # kept 0600 in a file of its own; never in the config or argv
 }
 
+RUNPOD = {
+    "api_url": Field((str, NONE)),  # the pod's key and id come from the pod itself (runpod_stop.py)
+}
+
 AUTOSTOP = {
     "idle_s": Field((int, NONE)),  # None: no idle limit
     "max_uptime_s": Field((int, NONE)),  # None: no hard cap
@@ -60,6 +64,7 @@ AUTOSTOP = {
     "gpu_threshold": Field(int, GPU_THRESHOLD),
     "digitalocean": Field((dict, NONE), None, DIGITALOCEAN),  # the snapshot-and-delete stop's settings
     "lambda": Field((dict, NONE), None, LAMBDA),  # Lambda's terminate stop's settings
+    "runpod": Field((dict, NONE), None, RUNPOD),  # RunPod's stop's settings
     # The budget (padlab/money.py): stop at the deadline whatever the box does; alert at 80 %.
     "deadline_at": Field(NUMBER + (NONE,)),
     "deadline_why": Field((str, NONE)),

@@ -75,13 +75,15 @@ class JsonApi:
 
 
 def _message(body: Any) -> tuple[str | None, str | None]:
-    """(message, code) of an error body: Paperspace's flat ``{"message", "code"}``, or Lambda's
-    ``{"error": {"code", "message", "suggestion"}}``."""
+    """(message, code) of an error body: Paperspace's flat ``{"message", "code"}``, Lambda's
+    ``{"error": {"code", "message", "suggestion"}}`` or RunPod's ``{"error": MESSAGE}``."""
     if not isinstance(body, dict):
         return None, None
     inner = body.get("error")
     if isinstance(inner, dict):
         return inner.get("message"), inner.get("code")
+    if isinstance(inner, str):  # RunPod's REST API: {"error": MESSAGE, "status": CODE}
+        return inner, None
     return body.get("message"), body.get("code") if isinstance(body.get("code"), str) else None
 
 
