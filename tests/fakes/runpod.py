@@ -262,10 +262,11 @@ class FakeRunPod(FakeServer):
 
     def _render(self, pod: _Pod, request: Request) -> dict[str, Any]:
         kind = GPU_TYPES[pod.gpu_type]
+        # The pending op first: until the create has run, the backend has no such machine.
         live = (
             pod.status == "RUNNING"
-            and self.backend.state(pod.id) == "running"
             and not self._ops.pending(pod.id)
+            and self.backend.state(pod.id) == "running"
         )
         tcp = [int(p.split("/")[0]) for p in pod.body.get("ports") or [] if p.endswith("/tcp")]
         out: dict[str, Any] = {

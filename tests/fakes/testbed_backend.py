@@ -7,6 +7,11 @@ guest down from inside, as a cloud's ACPI power button does. A snapshot is a
 copy of the disk (``Machine.copy_disk``) kept in a temporary directory. A volume
 (Lambda's filesystem) is a host directory, bind-mounted where the create call says.
 
+A spec with a ``start_cmd`` (RunPod's pods) makes a container, not a VM: systemd-nspawn runs
+that command as PID 1 with the spec's ``env`` (no ``--boot``, no systemd), ``stop`` kills it
+and then wipes its disk back to the image (the volume stays), and nothing is done at first
+boot: the start command does what the image's does (sshd from ``PUBLIC_KEY``).
+
 What a cloud image does at its first boot (cloud-init, Paperspace's agent) is
 done here on the disk before the first boot:
 
@@ -110,10 +115,14 @@ class TestbedBackend:
             index = self._held.pop(0) if self._held else None
         binds = [(self.volume_path(vid), guest) for vid, guest in (spec.get("volumes") or {}).items()]
         machine = self.testbed.create_machine(name, image, disk_from=disk, index=index, binds=binds)
+        if spec.get("start_cmd"):
+            machine.container_cmd = list(spec["start_cmd"])
+            machine.container_env = dict(spec.get("env") or {})
         try:
-            self._first_boot_setup(
-                machine, spec.get("ssh_public_keys") or self.account_keys, disk is not None
-            )
+            if machine.container_cmd is None:
+                self._first_boot_setup(
+                    machine, spec.get("ssh_public_keys") or self.account_keys, disk is not None
+                )
         except BaseException:
             machine.destroy()
             raise
@@ -132,6 +141,8 @@ class TestbedBackend:
             with contextlib.suppress(TestbedError):  # the guest may be shutting down by itself already
                 machine.poweroff(wait=False)
         machine.wait_off(self.boot_timeout)
+        if machine.container_cmd is not None:
+            machine.reset_disk()  # a container's disk is wiped at every stop
 
     def state(self, machine_id: str) -> BackendState:
         return STATES[self.machine(machine_id).state()]

@@ -29,10 +29,10 @@ class StopError(Exception):
     """The stop failed; its text goes to the log and the stop record, so it never holds the key."""
 
 
-def pod_identity(path: str = ENVIRON) -> tuple:
+def pod_identity(path: str | None = None) -> tuple:
     """(pod id, pod-scoped key) from PID 1's environment. Raises StopError."""
     try:
-        with open(path, "rb") as fh:
+        with open(path or ENVIRON, "rb") as fh:
             raw = fh.read()
     except OSError as exc:
         raise StopError("cannot read the pod's environment (%s)" % exc.strerror) from None
@@ -43,7 +43,7 @@ def pod_identity(path: str = ENVIRON) -> tuple:
     return pod, key
 
 
-def stop(settings: dict, environ: str = ENVIRON) -> str:
+def stop(settings: dict, environ: str | None = None) -> str:
     """Ask RunPod to stop this pod; returns what it said. Raises StopError."""
     import ssl
     import urllib.error
