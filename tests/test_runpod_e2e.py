@@ -6,11 +6,13 @@ up -> login -> notebook saved -> down (stop: the disk is wiped) -> up (resume): 
 notebook, the venv and Jupyter's password are still there. Then a resume that comes back
 with 0 GPUs: the one-line refusal, and `up --move` to a new pod on the same volume. Last,
 autostop: the idle pod stops itself through the API with its own pod-scoped key, within the
-limit plus a minute. The two `up` times, less the container's start, are printed (-s).
+limit plus a minute, and started again from outside padlab, Jupyter comes back on its own
+(the start command re-runs padlab's box program). The two `up` times, less the container's start, are printed (-s).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -65,6 +67,13 @@ def runpod(testbed, make_client) -> Iterator[tuple[FakeRunPod, TimedBackend]]:
         yield fake, backend
 
 
+def _reads(card: dict[str, Any]) -> str | None:
+    try:
+        return read_notebook(card)
+    except Exception:  # not up yet: refused, reset, or a login page still loading
+        return None
+
+
 def pod_of(fake: FakeRunPod) -> dict[str, Any]:
     import httpx
 
@@ -91,12 +100,14 @@ def test_runpod_stop_wipes_the_disk_and_the_volume_keeps_the_notebook(runpod, te
     volume = backend.volume_path(volume_id)
     assert (volume / "notebooks" / NOTEBOOK).is_file()  # on the volume, not the container disk
     assert (volume / ".padlab" / "opt" / "venv" / "bin" / "jupyter").exists()
+    assert any((volume / ".padlab" / "opt" / "uv-cache").iterdir())  # uv's cache too
 
     padlab(home, "down", "pod", **ENV)
     status = padlab_json(home, "status", "pod", **ENV)
     assert status["state"] == "stopped" and status["machine"]["state"] == "off"
     billed = status["machine"]["billed_while_down"]
     assert billed == "network volume padlab-pod in EU-RO-1: 50 GB × $0.07/GB-month ≈ $3.50/month", billed
+    eventually(lambda: fake.settled(first_id), "the stopped container's disk to be wiped")
     assert "padlab-jupyter" not in (first.root / "etc" / "passwd").read_text()  # the disk was wiped
 
     # Up again: the same pod resumes. No new venv, no password needed.
@@ -104,7 +115,13 @@ def test_runpod_stop_wipes_the_disk_and_the_volume_keeps_the_notebook(runpod, te
     again = padlab_json(home, "up", "pod", **ENV)
     second_up = time.monotonic() - began - backend.boots[-1]
     assert backend.machine_ids() == [first_id]
-    assert "python-env" not in changed(again)  # the venv was on the volume
+    # The pod's start command ran `up` from the volume before padlab's did: it rebuilt what the
+    # wiped disk held (the Jupyter user, Jupyter) and not the venv, which was on the volume.
+    boot_log = (volume / ".padlab" / "root" / "boot.log").read_text().splitlines()
+    booted = [json.loads(line) for line in boot_log if line.startswith("{")][-1]
+    assert booted["ok"] and "python-env" not in changed(booted), booted
+    assert {"jupyter-user", "jupyter-running"} <= changed(booted), changed(booted)
+    assert "python-env" not in changed(again)
     assert read_notebook(again) == MARKER
     costs = padlab_json(home, "costs", "pod", **ENV)["profiles"]["pod"]
     assert costs["down_hours"] > 0, costs  # the volume's time while down is in the ledger
@@ -133,6 +150,18 @@ def test_runpod_stop_wipes_the_disk_and_the_volume_keeps_the_notebook(runpod, te
     status = padlab_json(home, "status", "pod", **ENV)
     assert status["machine"]["state"] == "off"
     assert status["stop_reason"].startswith("pod stopped outside `padlab down`: by autostop")
+
+    # Jupyter on boot: the pod started from RunPod's console (not `padlab up`) serves the notebook,
+    # because its start command runs padlab's box program from the volume.
+    import httpx
+
+    started = httpx.post(f"{fake.url}/pods/{second_id}/start", headers={"Authorization": f"Bearer {KEY}"})
+    assert started.status_code == 200
+    eventually(lambda: backend.state(second_id) == "running", "the pod to start", 120)
+    assert eventually(lambda: _reads(moved), "Jupyter to come back without padlab", 180) == MARKER
     print(f"\nrunpod up, container start excluded: first {first_up:.1f}s, second {second_up:.1f}s")
-    print(f"second up redid: {sorted(changed(again))}; while down: {billed}")
+    print(
+        f"at the resume, the start command's up redid: {sorted(changed(booted))}; padlab's: {sorted(changed(again))}"
+    )
+    print(f"while down: {billed}")
     print(f"autostop: stopped by the pod {stopped_after:.0f}s after `padlab autostop 1m`")

@@ -233,6 +233,10 @@ class FakeRunPod(FakeServer):
         with self._lock2:
             self._pods[pod_id].host.free = 0
 
+    def settled(self, pod_id: str) -> bool:
+        """Whether the backend has finished what the API accepted for this pod (a stop's disk wipe)."""
+        return self._ops.pending(pod_id) is None
+
     def volume_ids(self) -> list[str]:
         with self._lock2:
             return list(self._volumes)

@@ -109,6 +109,8 @@ def test_everything_padlab_keeps_is_on_the_volume(provider: RunPodProvider, fake
     assert req["prefix"] == "/workspace/.padlab/opt" and req["etc"] == "/workspace/.padlab/etc"
     assert req["root_dir"] == "/workspace/notebooks"
     assert "mosh" not in req or req["mosh"] is None  # pods carry no UDP
+    assert req["boot"] == {"dir": "/workspace/.padlab/root"}  # the start command's `up`, root's
+    assert req["uv_cache"] == "/workspace/.padlab/opt/uv-cache"  # uv's cache outlives the wiped disk
     outside = RunPodProvider(
         Profile(name="pod", provider="runpod", root_dir="/srv/nb", options=provider.options)
     )

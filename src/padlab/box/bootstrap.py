@@ -17,6 +17,7 @@ import subprocess
 from . import (
     account,
     agent_setup,
+    boot,
     clone,
     files,
     firewall,
@@ -55,7 +56,7 @@ def up(ctx: Context) -> None:
     host.makedirs(layout.jupyter_dir, mode=0o700, owner=layout.user, root=layout.system)
     report.step("box-program", host.write(layout.lib, ctx.program, owner=layout.user, root=layout.system))
 
-    venv.ensure(host, layout.venv, report, layout.user, layout.system, req["packages"])
+    venv.ensure(host, layout.venv, report, layout.user, layout.system, req["packages"], req["uv_cache"])
 
     report.stage("checking the TLS certificate")
     sans = tls.wanted_names(req["extra_sans"])
@@ -121,6 +122,8 @@ def up(ctx: Context) -> None:
         files.ensure_rsync(host, report)
     if req["firewall"] is not None:
         firewall.ensure(host, req, ctx.program, report)
+    if req["boot"] is not None:
+        boot.save(host, req, ctx.program, report)
     report.data.update(workstation_facts(host, layout, kind))
 
 

@@ -111,6 +111,7 @@ FIELDS = {
     "cert_pem": Field((str, NONE)),  # the second pass of `up`: the certificate padlab's CA signed
     "password": Field((str, NONE)),
     "packages": Field(list, []),  # extra packages for Jupyter's venv
+    "uv_cache": Field((str, NONE)),  # up: uv's cache dir (a container's volume); None: uv's default
     "mosh": Field((dict, NONE), None, {"ports": Field(list, list(MOSH_PORTS))}),  # None: no mosh step
     "firewall": Field(  # None: no firewall step
         (dict, NONE), None, {"allow_from": Field((str, NONE)), "enable": Field(bool, False)}
@@ -121,6 +122,8 @@ FIELDS = {
     "cuda": Field(bool, True),  # kernels: ask torch about CUDA in each environment
     "kernel": Field((dict, NONE), None, {"name": Field(str, REQUIRED), "want": Field(dict, REQUIRED)}),
     "rsync": Field((dict, NONE), None, {}),  # None: no rsync step (push and pull need it)
+    # up: where a container's start command finds `up` again (box/boot.py); None: not a container
+    "boot": Field((dict, NONE), None, {"dir": Field(str, REQUIRED)}),
     # -- get and paths (padlab get, push, pull; box/files.py) ---------------------------------
     "get": Field((dict, NONE), None, GET),
     "paths": Field((dict, NONE), None, PATHS),

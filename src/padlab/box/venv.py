@@ -30,8 +30,20 @@ def purelib(venv: str) -> str:
     return proc.stdout.strip()
 
 
-def ensure(host: Host, venv: str, report: Report, owner: str | None, root: bool, extra: list[str]) -> None:
-    """Create the venv and install Jupyter once; a stamp makes re-runs a no-op."""
+def ensure(
+    host: Host,
+    venv: str,
+    report: Report,
+    owner: str | None,
+    root: bool,
+    extra: list[str],
+    cache: str | None = None,
+) -> None:
+    """Create the venv and install Jupyter once; a stamp makes re-runs a no-op.
+
+    ``cache``: where uv keeps its cache (a container's volume, so a rebuild after its disk
+    was wiped downloads nothing); None: uv's default, in the owner's home.
+    """
     packages = PACKAGES + list(extra)
     stamp = os.path.join(venv, ".padlab-packages")
     want = sha256(json.dumps(packages))
@@ -47,6 +59,9 @@ def ensure(host: Host, venv: str, report: Report, owner: str | None, root: bool,
     if uv:
         # The system's CA store, as pip uses: a TLS-intercepting proxy's CA lives there.
         native_tls = ["env", "UV_NATIVE_TLS=1"]
+        if cache:
+            host.makedirs(cache, mode=0o700, owner=owner, root=root)
+            native_tls.append("UV_CACHE_DIR=%s" % cache)
         cmd = native_tls + [uv, "pip", "install", "--quiet", "--python", python_in(venv)] + packages
     else:
         cmd = [python_in(venv), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"] + packages

@@ -60,6 +60,7 @@ def login(provider: str, key_stdin: bool, no_verify: bool, api_url: str | None, 
       paperspace    $PAPERSPACE_API_KEY, then this stored key
       digitalocean  $DIGITALOCEAN_TOKEN, then this stored key, then doctl's config
       lambda        $LAMBDA_API_KEY, then this stored key
+      runpod        $RUNPOD_API_KEY, then this stored key
       aws           $AWS_ACCESS_KEY_ID/$AWS_PROFILE, then this stored pair, then ~/.aws
 
     \b
@@ -67,6 +68,8 @@ def login(provider: str, key_stdin: bool, no_verify: bool, api_url: str | None, 
     second, custom-scoped token that padlab copies to the box (0600): --autostop-token.
     On Lambda the box terminates itself with a second API key (Lambda's keys are not
     scoped, so make one just for this, revocable alone): --autostop-token.
+    On RunPod the pod stops itself with the pod-scoped key RunPod gives every pod: no
+    second key.
 
     \b
     Examples:
@@ -75,6 +78,7 @@ def login(provider: str, key_stdin: bool, no_verify: bool, api_url: str | None, 
       echo "$DO_AUTOSTOP_TOKEN" | padlab login digitalocean --autostop-token --key-stdin
       printf '%s\\n%s\\n' "$KEY_ID" "$SECRET" | padlab login aws --key-stdin
       echo "$LAMBDA_AUTOSTOP_KEY" | padlab login lambda --autostop-token --key-stdin
+      echo "$RUNPOD_API_KEY" | padlab login runpod --key-stdin
     """
     from importlib import import_module
 

@@ -30,6 +30,7 @@ from dataclasses import replace
 from typing import Any
 
 from padlab import registry
+from padlab.box import boot
 from padlab.errors import PadlabError
 from padlab.providers import cloud, credentials, retry
 from padlab.providers.base import BoxLayout, Machine, Progress
@@ -52,18 +53,23 @@ GPU_COUNT = 1
 API_PRICE = "RunPod API (costPerHr)"
 # RunPod's network volume price, USD per GB-month (runpod.io/pricing: $0.07 under 1 TB, 2025).
 VOLUME_GB_MONTH = 0.07
-# The pod's PID 1: sshd from PUBLIC_KEY (as RunPod's images' start script does), then sleep.
+# The pod's PID 1: sshd from PUBLIC_KEY (as RunPod's images' start script does), then
+# padlab's box program in the background (Jupyter on boot: box/boot.py), then sleep.
 # The host keys are kept on the volume (root's, 0700), so a resumed or moved pod keeps the
 # identity ssh pinned instead of a new one at every stop. No systemd and no cron here.
+BOOT_DIR = f"{MOUNT}/.padlab/root"
 START_SCRIPT = (
     "mkdir -p /root/.ssh /run/sshd && chmod 700 /root/.ssh && "
     'printf "%s\\n" "$PUBLIC_KEY" > /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys && '
     f"K={MOUNT}/.padlab/ssh-host-keys && mkdir -p $K && chown root:root {MOUNT}/.padlab $K && chmod 700 $K && "
     "{ ls $K/ssh_host_*_key >/dev/null 2>&1 && cp -p $K/ssh_host_* /etc/ssh/ || "
     "{ ssh-keygen -A >/dev/null 2>&1; cp -p /etc/ssh/ssh_host_* $K/; }; } && "
-    "/usr/sbin/sshd; exec sleep infinity"
+    "/usr/sbin/sshd; "
+    f"B={BOOT_DIR}; chown root:root $B 2>/dev/null; chmod 700 $B 2>/dev/null; "
+    '[ -f $B/up-request.json ] && { python3 -I -c "$1" $B >> $B/boot.log 2>&1 & }; '
+    "exec sleep infinity"
 )
-START_CMD = ["bash", "-c", START_SCRIPT]
+START_CMD = ["bash", "-c", START_SCRIPT, "padlab-start", boot.COMMAND]
 STATES = {"RUNNING": RUNNING, "EXITED": OFF, "TERMINATED": MISSING}
 
 
@@ -374,7 +380,7 @@ class RunPodProvider(CloudProvider):
             prefix=f"{MOUNT}/.padlab/opt",
             etc=f"{MOUNT}/.padlab/etc",
             root_dir=notebooks,
-            steps=steps,
+            steps={**steps, "boot": {"dir": BOOT_DIR}, "uv_cache": f"{MOUNT}/.padlab/opt/uv-cache"},
         )
 
     # -- autostop: the API's stop ------------------------------------------------------------------
