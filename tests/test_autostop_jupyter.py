@@ -116,10 +116,9 @@ def test_long_cell_keeps_it_up_and_its_end_counts_as_activity(box: dict, client:
         runner.start()
         # The open websocket counts before the kernel reports busy: wait for the kernel itself.
         deadline = time.time() + 60
-        while (
-            time.time() < deadline
-            and "kernel: busy (train.ipynb)" not in agent.evaluate(conf, {}, time.time())["reasons"]
-        ):
+        while time.time() < deadline and "kernel: busy (train.ipynb)" not in agent.evaluate(
+            conf, {}, time.time()
+        )["reasons"]:
             time.sleep(0.3)
         busy = agent.check(conf, now=time.time() + 2 * LIMIT + 60)  # as if the cell ran past 2x the limit
         assert busy["in_use"] and "kernel: busy (train.ipynb)" in busy["reasons"], busy

@@ -85,6 +85,7 @@ def test_a_resume_without_gpus_is_one_line_and_move_recovers_on_the_same_volume(
     assert "\n" not in caught.value.message
     assert caught.value.message.startswith(f"pod {first.id} resumed with 0 of 1 GPU: ")
     assert "padlab up pod --move" in caught.value.fix
+    assert provider.describe().state == "off"  # stopped again: a pod without GPUs is not left billed
     said: list[str] = []
     provider.move(said.append)
     second = provider.start_machine(said.append)

@@ -257,21 +257,22 @@ class RunPodProvider(CloudProvider):
         self.api.request("POST", f"/pods/{machine.id}/start")
 
     def start_machine(self, progress: Progress) -> Machine:
-        """Running with an address, and with the GPUs asked for: a pod resumed without them is refused."""
+        """Running with an address, and with the GPUs asked for: a pod resumed without them is
+        stopped again (only the volume stays billed) and refused, with `--move` as the way on."""
         machine = super().start_machine(progress)
-        self.check_gpus(machine)
-        return machine
-
-    def check_gpus(self, machine: Machine) -> None:
         have, want = machine.extra.get("gpus"), machine.extra.get("gpus_wanted") or GPU_COUNT
         if have is None or have >= want:
-            return
+            return machine
+        progress(f"pod {machine.id} came back with {have} GPUs: stopping it again")
+        self._power_off(machine, progress)
+        self.remember(running_since=None)
         name = self.profile.name
         raise PadlabError(
             f"pod {machine.id} resumed with {have} of {want} GPU{'s' if want > 1 else ''}: "
-            "its host's GPUs were rented out while it was stopped (your files are on the network volume)",
+            "its host's GPUs were rented out while it was stopped, so padlab stopped it again "
+            "(your files are on the network volume)",
             f"`padlab up {name} --move` makes a new pod with a GPU on the same volume; "
-            f"or `padlab down {name}` and try again later",
+            f"or `padlab up {name}` again later",
         )
 
     def move(self, progress: Progress) -> None:
