@@ -26,6 +26,8 @@ def test_defaults_are_filled_in_and_nested_parts_checked() -> None:
         "warn_s": request.WARN_S,
         "gpu_threshold": request.GPU_THRESHOLD,
         "digitalocean": None,
+        "lambda": None,
+        "runpod": None,
         "deadline_at": None,
         "deadline_why": None,
         "budget_warn_at": None,

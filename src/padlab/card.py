@@ -20,7 +20,9 @@ JUNO_LABEL = "Juno Connect"
 def build(profile: Profile, st: dict[str, Any], live_state: str | None = None) -> dict[str, Any]:
     """Card data from the profile and recorded state alone, so `padlab card` needs no network."""
     host = st.get("host")
-    base = f"https://{_url_host(host)}:{profile.port}" if host else None
+    # The port Jupyter is reached on from outside: the profile's, unless the cloud maps it (RunPod).
+    port = st.get("public_port") or profile.port
+    base = f"https://{_url_host(host)}:{port}" if host else None
     url = f"{base}/" if base else None
     started = st.get("started_at")
     public = (st.get("tls") or {}).get("kind") == "public"
@@ -31,7 +33,7 @@ def build(profile: Profile, st: dict[str, Any], live_state: str | None = None) -
         "url": url,
         "juno_url": f"{base}{JUNO_PATH}" if base else None,
         "host": host,
-        "port": profile.port,
+        "port": port,
         "local_url": f"https://localhost:{profile.port}/"
         if registry.get(profile.provider).this_machine
         else None,

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 SERVICE = "service"  # stop Jupyter only
 POWEROFF = "poweroff"  # power the machine off
 SNAPSHOT_DELETE = "do-snapshot-destroy"  # DigitalOcean: snapshot the droplet, then delete it
+TERMINATE = "lambda-terminate"  # Lambda: terminate the instance (its filesystem stays)
+POD_STOP = "runpod-stop"  # RunPod: the API's stop, from the pod with its own key (the volume stays)
 # The actions a user may choose with --action / --autostop-action.
 CHOOSABLE = (SERVICE, POWEROFF)
 
@@ -117,6 +119,43 @@ PROVIDERS: dict[str, ProviderInfo] = {
                     POWEROFF,
                     "a powered-off droplet is still billed, so autostop never powers one off",
                     "drop --action: autostop snapshots and deletes the droplet (padlab autostop {name} 1h)",
+                ),
+            ),
+            default_idle=CLOUD_IDLE,
+        ),
+        ProviderInfo(
+            "lambda",
+            "padlab.providers.lambdacloud",
+            "LambdaProvider",
+            "Lambda Cloud",
+            cloud=True,
+            manages_power=True,
+            billed_while_off=True,
+            default_user="ubuntu",
+            stop_actions=(TERMINATE, SERVICE),
+            refusals=(
+                (
+                    POWEROFF,
+                    "a powered-off Lambda instance is still billed, so autostop never powers one off",
+                    "drop --action: autostop terminates the instance, the filesystem stays (padlab autostop {name} 1h)",
+                ),
+            ),
+            default_idle=CLOUD_IDLE,
+        ),
+        ProviderInfo(
+            "runpod",
+            "padlab.providers.runpod",
+            "RunPodProvider",
+            "RunPod",
+            cloud=True,
+            manages_power=True,
+            default_user="root",
+            stop_actions=(POD_STOP, SERVICE),
+            refusals=(
+                (
+                    POWEROFF,
+                    "a pod is a container: it cannot power itself off, only RunPod's API stops it",
+                    "drop --action: autostop stops the pod with RunPod's API (padlab autostop {name} 1h)",
                 ),
             ),
             default_idle=CLOUD_IDLE,

@@ -38,7 +38,7 @@ def request_for(profile: Profile, provider: Provider, action: str, machine: Mach
         "user": layout.user,
         "port": profile.port,
         "listen": profile.listen,
-        "root_dir": profile.root_dir,
+        "root_dir": layout.root_dir or profile.root_dir,
     }
     if action in NEEDS_CA:
         req["ca_pem"] = tls.ensure_ca()
@@ -92,10 +92,12 @@ def up(
     generated: bool = False,
     on_stage: Progress = _quiet,
     over_budget: bool = False,
+    move: bool = False,
 ) -> dict[str, Any]:
     """Make the workstation running and healthy; returns the card plus the box's step report.
 
-    A spent budget refuses before anything starts, unless ``over_budget``.
+    A spent budget refuses before anything starts, unless ``over_budget``. ``move``: a new
+    machine on the same volume first (``Provider.move``).
     """
     provider = providers.get(profile)
     if provider.manages_power:
@@ -104,6 +106,8 @@ def up(
     with state.action(profile.name, "starting", "up"):
         state.update(profile.name, over_budget=over_budget)
         ledger.before_acting(profile.name, provider)
+        if move:
+            provider.move(on_stage)
         machine = provider.ensure_running(on_stage)
         _warn(profile.name, _book(profile.name, machine, "padlab up"), on_stage)
         state.update(profile.name, host=machine.host, machine=machine.as_dict())

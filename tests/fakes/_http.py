@@ -1,4 +1,4 @@
-"""Shared plumbing for the fake cloud APIs: a real HTTP server on 127.0.0.1.
+"""Shared plumbing for the fake cloud APIs: a real HTTP server on 127.0.0.1 (or a testbed host address).
 
 Each fake subclasses ``FakeServer``, declares its endpoints with ``@route`` and
 supplies the provider's error bodies.  The base records every request (so tests
@@ -114,8 +114,10 @@ class FakeServer:
                 routes.append((method, re.compile(pattern), name))
         cls._routes = routes
 
-    def __init__(self, *, tls: bool = False) -> None:
+    def __init__(self, *, tls: bool = False, host: str = "127.0.0.1") -> None:
         self.tls = tls
+        # Where it listens: loopback, or a testbed host address (198.18.X.1) a box must reach.
+        self.host = host
         self.errors: list[BaseException] = []
         """Unexpected failures inside the fake or its backend; ``close`` raises if any remain."""
         self._log: list[RecordedRequest] = []
@@ -128,7 +130,7 @@ class FakeServer:
 
     def start(self: _Self) -> _Self:
         handler = type("Handler", (_RequestHandler,), {"fake": self})
-        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server = ThreadingHTTPServer((self.host, 0), handler)
         server.daemon_threads = True
         if self.tls:
             context = _tls.server_context()
@@ -175,7 +177,7 @@ class FakeServer:
         if self._server is None:
             raise RuntimeError("fake server is not running")
         scheme = "https" if self.tls else "http"
-        return f"{scheme}://127.0.0.1:{self._server.server_address[1]}{self.base_path}"
+        return f"{scheme}://{self.host}:{self._server.server_address[1]}{self.base_path}"
 
     @property
     def ca_file(self) -> Path:

@@ -37,6 +37,9 @@ class MachineSpec(TypedDict, total=False):
     user_data: str
     ssh_public_keys: list[str]
     tags: list[str]
+    volumes: dict[str, str]  # Lambda, RunPod: volume id -> where the machine mounts it
+    start_cmd: list[str]  # RunPod: a container, not a VM: this runs as PID 1 (no systemd)
+    env: dict[str, str]  # RunPod: the container's environment (PUBLIC_KEY...)
 
 
 class MachineBackend(Protocol):
@@ -61,7 +64,16 @@ class MachineBackend(Protocol):
         """Free a snapshot's storage."""
 
     def destroy(self, machine_id: str) -> None:
-        """Delete the machine and its disk; its snapshots stay."""
+        """Delete the machine and its disk; its snapshots and volumes stay."""
+
+    def create_volume(self, volume_id: str) -> None:
+        """Make an empty volume (Lambda's filesystem) that machines created later may mount."""
+
+    def delete_volume(self, volume_id: str) -> None:
+        """Free a volume no machine mounts."""
+
+    def volume_bytes(self, volume_id: str) -> int:
+        """What a volume holds, in bytes (what its provider bills)."""
 
 
 TEST_NET = ipaddress.IPv4Network("198.19.0.0/16")
@@ -94,6 +106,7 @@ class MemoryBackend:
     clock: Callable[[], float] = time.monotonic
     machines: dict[str, _MemoryMachine] = field(default_factory=dict, init=False)
     snapshots: dict[str, MachineSpec] = field(default_factory=dict, init=False)
+    volumes: dict[str, int] = field(default_factory=dict, init=False)  # id -> bytes used
     _ips: int = field(default=0, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -143,6 +156,18 @@ class MemoryBackend:
     def destroy(self, machine_id: str) -> None:
         with self._lock:
             del self.machines[machine_id]
+
+    def create_volume(self, volume_id: str) -> None:
+        with self._lock:
+            self.volumes[volume_id] = 0
+
+    def delete_volume(self, volume_id: str) -> None:
+        with self._lock:
+            del self.volumes[volume_id]
+
+    def volume_bytes(self, volume_id: str) -> int:
+        with self._lock:
+            return self.volumes[volume_id]
 
     def guest_poweroff(self, machine_id: str) -> None:
         """Simulate the guest OS shutting itself down (e.g. an idle autostop timer)."""

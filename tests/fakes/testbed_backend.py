@@ -4,7 +4,13 @@ The fake APIs stay as they are; only the machines behind them become real.
 ``create`` makes a testbed disk, from the image or from a snapshot, and leaves
 the machine off. ``start`` boots it and returns its address. ``stop`` shuts the
 guest down from inside, as a cloud's ACPI power button does. A snapshot is a
-copy of the disk (``Machine.copy_disk``) kept in a temporary directory.
+copy of the disk (``Machine.copy_disk``) kept in a temporary directory. A volume
+(Lambda's filesystem) is a host directory, bind-mounted where the create call says.
+
+A spec with a ``start_cmd`` (RunPod's pods) makes a container, not a VM: systemd-nspawn runs
+that command as PID 1 with the spec's ``env`` (no ``--boot``, no systemd), ``stop`` kills it
+and then wipes its disk back to the image (the volume stays), and nothing is done at first
+boot: the start command does what the image's does (sshd from ``PUBLIC_KEY``).
 
 What a cloud image does at its first boot (cloud-init, Paperspace's agent) is
 done here on the disk before the first boot:
@@ -74,6 +80,7 @@ class TestbedBackend:
         self._machines: dict[str, Machine] = {}
         self._snapshots: dict[str, tuple[str, Path]] = {}  # id -> (image, copy of the disk)
         self._snapshot_dir = Path(tempfile.mkdtemp(prefix="padlab-snapshots-"))
+        self._volume_dir = Path(tempfile.mkdtemp(prefix="padlab-volumes-"))
         self._names = itertools.count(1)
         self._lock = threading.Lock()
         self.hold_addresses = False
@@ -106,11 +113,16 @@ class TestbedBackend:
             # Testbed names are host-wide (netns names); the pid keeps parallel runs apart.
             name = f"cb{os.getpid() % 100000}-{next(self._names)}"
             index = self._held.pop(0) if self._held else None
-        machine = self.testbed.create_machine(name, image, disk_from=disk, index=index)
+        binds = [(self.volume_path(vid), guest) for vid, guest in (spec.get("volumes") or {}).items()]
+        machine = self.testbed.create_machine(name, image, disk_from=disk, index=index, binds=binds)
+        if spec.get("start_cmd"):
+            machine.container_cmd = list(spec["start_cmd"])
+            machine.container_env = dict(spec.get("env") or {})
         try:
-            self._first_boot_setup(
-                machine, spec.get("ssh_public_keys") or self.account_keys, disk is not None
-            )
+            if machine.container_cmd is None:
+                self._first_boot_setup(
+                    machine, spec.get("ssh_public_keys") or self.account_keys, disk is not None
+                )
         except BaseException:
             machine.destroy()
             raise
@@ -129,6 +141,8 @@ class TestbedBackend:
             with contextlib.suppress(TestbedError):  # the guest may be shutting down by itself already
                 machine.poweroff(wait=False)
         machine.wait_off(self.boot_timeout)
+        if machine.container_cmd is not None:
+            machine.reset_disk()  # a container's disk is wiped at every stop
 
     def state(self, machine_id: str) -> BackendState:
         return STATES[self.machine(machine_id).state()]
@@ -154,6 +168,23 @@ class TestbedBackend:
             if hold:
                 self._held.append(machine.net.index)
 
+    def volume_path(self, volume_id: str) -> Path:
+        """The host directory behind a volume, for tests that look inside it."""
+        path = self._volume_dir / volume_id
+        if not path.is_dir():
+            raise KeyError(f"no volume {volume_id}")
+        return path
+
+    def create_volume(self, volume_id: str) -> None:
+        (self._volume_dir / volume_id).mkdir(mode=0o755)
+
+    def delete_volume(self, volume_id: str) -> None:
+        shutil.rmtree(self.volume_path(volume_id))
+
+    def volume_bytes(self, volume_id: str) -> int:
+        path = self.volume_path(volume_id)
+        return sum(p.lstat().st_size for p in path.rglob("*") if not p.is_symlink() and p.is_file())
+
     def take_held_address(self) -> int:
         """The oldest held subnet index, for `make_client(index=...)`; the next create won't get it."""
         with self._lock:
@@ -172,6 +203,7 @@ class TestbedBackend:
         for index in held:
             release_hold(self.testbed.run_dir, index)
         shutil.rmtree(self._snapshot_dir, ignore_errors=True)
+        shutil.rmtree(self._volume_dir, ignore_errors=True)
 
     def __enter__(self) -> TestbedBackend:
         return self

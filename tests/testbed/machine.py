@@ -96,6 +96,13 @@ class Machine:
         self._destroying = False
         self._settled = True
         self.last_exit: int | None = None
+        # Host directories bind-mounted into the guest at each boot: (host path, guest path).
+        # A cloud's network filesystem or volume, which outlives the machine (Lambda's filesystems).
+        self.binds: list[tuple[Path, str]] = []
+        # A container, not a VM (RunPod's pods): this command runs as PID 1 (no --boot, no
+        # systemd) with this environment; `poweroff` kills it and `reset_disk` wipes the disk.
+        self.container_cmd: list[str] | None = None
+        self.container_env: dict[str, str] = {}
 
     # -- identity -----------------------------------------------------------------------------
 
@@ -137,6 +144,11 @@ class Machine:
             (self.dir / sub).mkdir(exist_ok=True)
         opts = f"lowerdir={self._lower},upperdir={self.dir / 'upper'},workdir={self.dir / 'work'}"
         run(["mount", "-t", "overlay", "overlay", "-o", opts, str(self.root)])
+        self._write_identity()
+        self._save()
+
+    def _write_identity(self) -> None:
+        """Hostname, hosts, machine-id and the testbed's systemd drop-ins, on a fresh disk."""
         etc = self.root / "etc"
         (etc / "hostname").write_text(f"{self.name}\n")
         (etc / "hosts").write_text(
@@ -156,7 +168,19 @@ class Machine:
         (dropin / "testbed-retry.conf").write_text(
             "[Unit]\nStartLimitIntervalSec=0\n[Service]\nRestart=on-failure\nRestartSec=1s\n"
         )
-        self._save()
+
+    def reset_disk(self) -> None:
+        """Wipe the disk back to the image, as a container's disk is at each stop; only when off."""
+        with self._cond:
+            if self._state != "off" or not self._settled:
+                raise TestbedError(f"{self.name} is {self._state}; power it off before wiping its disk")
+        run(["umount", str(self.root)])
+        run(["rm", "-rf", "--one-file-system", str(self.dir / "upper"), str(self.dir / "work")])
+        for sub in ("upper", "work"):
+            (self.dir / sub).mkdir()
+        opts = f"lowerdir={self._lower},upperdir={self.dir / 'upper'},workdir={self.dir / 'work'}"
+        run(["mount", "-t", "overlay", "overlay", "-o", opts, str(self.root)])
+        self._write_identity()
 
     def copy_disk(self, dest: Path) -> None:
         """Copy the disk (the overlay's upper dir: whiteouts, xattrs and all) to the new path `dest`.
@@ -249,8 +273,17 @@ class Machine:
         self._wait_for(lambda: self._state == "off" and self._settled, timeout, "power off")
 
     def poweroff(self, timeout: float = 60, wait: bool = True) -> None:
-        """Shut the guest down cleanly from inside, as `sudo poweroff` would."""
-        self.exec(["systemctl", "--no-block", "poweroff"])
+        """Shut the guest down cleanly from inside, as `sudo poweroff` would; a container is killed
+        (systemd-nspawn, sent SIGTERM without --boot, kills its PID 1), as a container runtime stops one."""
+        if self.container_cmd is not None:
+            with self._cond:
+                proc = self._proc
+            if proc is None:
+                raise TestbedError(f"{self.name} is {self.state()}; nothing to power off")
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGTERM)
+        else:
+            self.exec(["systemctl", "--no-block", "poweroff"])
         if wait:
             self.wait_off(timeout)
 
@@ -269,7 +302,7 @@ class Machine:
             "systemd-nspawn",
             "--quiet",
             f"--directory={self.root}",
-            "--boot",
+            *(["--boot"] if self.container_cmd is None else []),
             "--register=no",
             "--keep-unit",
             f"--machine=pltb-{self.name}",
@@ -277,6 +310,9 @@ class Machine:
             "--capability=CAP_NET_ADMIN,CAP_NET_RAW",
             "--resolv-conf=copy-host",
             "--console=read-only",
+            *(f"--bind={host}:{guest}" for host, guest in self.binds),
+            *(f"--setenv={key}={value}" for key, value in self.container_env.items()),
+            *(["--", *self.container_cmd] if self.container_cmd is not None else []),
         ]
 
     def _supervise(self) -> None:

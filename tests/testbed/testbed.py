@@ -108,12 +108,19 @@ class Testbed:
         return created
 
     def create_machine(
-        self, name: str, image: str = "bookworm", disk_from: Path | None = None, index: int | None = None
+        self,
+        name: str,
+        image: str = "bookworm",
+        disk_from: Path | None = None,
+        index: int | None = None,
+        binds: Sequence[tuple[Path, str]] = (),
     ) -> Machine:
         """A machine with its disk and network made but not booted, like a created, stopped cloud VM.
 
         `disk_from`: a copy made by `Machine.copy_disk` from a machine of the same image.
         `index`: the address 198.18.<index>.2, held by this process (`Machine.destroy(hold_address=True)`).
+        `binds`: (host directory, guest path) pairs bind-mounted at every boot, as a cloud's network
+        filesystem that outlives the machine; the directories are the caller's to make and remove.
         """
         name = check_name(name)
         lower = self.images.ensure(image)
@@ -121,6 +128,7 @@ class Testbed:
             raise TestbedError(f"machine {name!r} already exists")
         net = create_network(self.run_dir, name, nat=True, index=index)
         machine = Machine(name, image, lower, net, self.identity, self.machines_dir / name)
+        machine.binds = list(binds)
         with self._lock:
             self._machines.append(machine)
         try:

@@ -332,6 +332,21 @@ def watch(conf: dict, clock=time.time, sleep=time.sleep) -> int:
         os.close(fd)
 
 
+def loop(config: str, clock=time.time, sleep=time.sleep) -> int:
+    """Where neither systemd nor cron runs (a container): the timer's runs, CHECK_S apart, in one process.
+
+    The config is read again before each run, so `padlab autostop` and `up` change it in place;
+    the loop ends when the config says another scheduler (or none) keeps the agent.
+    """
+    while True:
+        conf = load_json(config)
+        if not conf or conf.get("scheduler") != "loop":
+            return 0
+        began = clock()
+        watch(conf, clock, sleep)
+        sleep(max(began + CHECK_S - clock(), 1.0))
+
+
 def _mtime(path: str | None) -> float:
     try:
         return os.stat(path).st_mtime if path else 0.0
@@ -568,7 +583,7 @@ def status_line(state: dict, now: float, hold: float = 0.0) -> str:
 
 
 def main(argv: list) -> int:
-    """padlab-agent check CONFIG | status CONFIG | keep KEEP_FILE STATE_FILE [ARGS]."""
+    """padlab-agent check CONFIG | status CONFIG | loop CONFIG | keep KEEP_FILE STATE_FILE [ARGS]."""
     if argv[:1] == ["check"] and len(argv) == 2:
         conf = load_json(argv[1])
         if not conf:
@@ -589,8 +604,10 @@ def main(argv: list) -> int:
         return 0 if conf else 1
     if argv[:1] == ["keep"] and len(argv) >= 3:
         return keep(argv[1], argv[2], argv[3:])
+    if argv[:1] == ["loop"] and len(argv) == 2:
+        return loop(argv[1])
     sys.stderr.write(
-        "usage: padlab-agent check CONFIG | status CONFIG | keep KEEP_FILE STATE [DURATION|off]\n"
+        "usage: padlab-agent check CONFIG | status CONFIG | loop CONFIG | keep KEEP_FILE STATE [DURATION|off]\n"
     )
     return 2
 

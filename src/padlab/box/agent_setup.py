@@ -13,7 +13,7 @@ import pkgutil
 import secrets
 import sys
 
-from . import agent, do_stop, venv
+from . import agent, do_stop, lambda_stop, runpod_stop, venv
 from .report import BoxError, Report
 from .service import Layout
 from .system import ROOT_DIR, Host, cron_running, has_systemd, sha256
@@ -39,9 +39,11 @@ class AgentLayout:
         # The agent's own copy of padlab's CA: the one in TLS_DIR is the Jupyter user's to replace.
         self.ca = os.path.join(self.dir, "ca.crt")
         self.do_token = os.path.join(self.dir, "digitalocean-token")
+        self.lambda_key = os.path.join(self.dir, "lambda-key")
         self.alert_url = os.path.join(self.dir, "alert-url")
         self.program = os.path.join(self.dir, "padlab_box.pyz")
         self.runner = os.path.join(self.dir, "padlab-agent")
+        self.loop_pid = os.path.join(self.dir, "loop.pid")
         self.state = os.path.join(self.dir, "state.json")
         self.log = os.path.join(self.dir, "agent.log")
         self.stopped = os.path.join(self.dir, "stopped.json")
@@ -134,6 +136,16 @@ def install(host: Host, layout: Layout, req: dict, program: bytes, kind: str, re
     if not (enabled and conf["action"] == do_stop.ACTION) and host.read(paths.do_token) is not None:
         host.run(["rm", "-f", paths.do_token], root=paths.system)  # a token nothing uses is not kept
         changed = True
+    if conf["action"] == lambda_stop.ACTION:
+        conf["lambda"], key_changed = lambda_settings(host, paths, req, enabled)
+        changed |= key_changed
+    if not (enabled and conf["action"] == lambda_stop.ACTION) and host.read(paths.lambda_key) is not None:
+        host.run(["rm", "-f", paths.lambda_key], root=paths.system)
+        changed = True
+    if conf["action"] == runpod_stop.ACTION:
+        conf["runpod"] = {
+            "api_url": (req["autostop"]["runpod"] or {}).get("api_url") or runpod_stop.DEFAULT_API
+        }
     conf["alert"], alert_changed = alert_settings(host, paths, req)
     changed |= alert_changed
     enabled = watching(conf)
@@ -185,6 +197,27 @@ def droplet_settings(host: Host, paths: AgentLayout, req: dict, enabled: bool) -
     return part, changed
 
 
+def lambda_settings(host: Host, paths: AgentLayout, req: dict, enabled: bool) -> tuple:
+    """(config part, changed) for Lambda's terminate stop: the key in a file of its own (0600, root's)."""
+    raw = req["autostop"]["lambda"] or {}
+    key = str(raw.get("key") or "").strip()
+    changed = False
+    if enabled and key:
+        changed = host.write(paths.lambda_key, key + "\n", mode=0o600, root=paths.system)
+    elif enabled and not host.read(paths.lambda_key):
+        raise BoxError(
+            "autostop on Lambda needs an API key on the box, and none was sent",
+            "run `padlab login lambda --autostop-token`, then `padlab up` again",
+            code="no_autostop_token",
+        )
+    part = {
+        "instance_id": str(raw["instance_id"]) if raw.get("instance_id") else None,
+        "api_url": raw.get("api_url") or lambda_stop.DEFAULT_API,
+        "key_file": paths.lambda_key,
+    }
+    return part, changed
+
+
 def alert_settings(host: Host, paths: AgentLayout, req: dict) -> tuple:
     """(config part, changed): the alert topic URL in a file of its own (0600, root's), the threshold."""
     raw = req["alerts"] or {}
@@ -221,10 +254,22 @@ exec '{runner}' keep '{keep}' '{state}' "$@"
 
 
 def scheduler(paths: AgentLayout) -> str | None:
-    """A systemd timer where systemd runs and we may add system units, else cron, else none."""
+    """A systemd timer where systemd runs and we may add system units, else cron, else a loop process.
+
+    The loop is for containers (a RunPod pod): no systemd as PID 1 and no cron. It is started by
+    `up`, as root on a system box, and ends with the container.
+    """
     if has_systemd() and (paths.system or os.geteuid() == 0):
         return "systemd"
-    return "cron" if cron_running() else None
+    if cron_running():
+        return "cron"
+    return "loop" if paths.system and (os.geteuid() == 0 or _sudo_ok()) else None
+
+
+def _sudo_ok() -> bool:
+    import subprocess
+
+    return subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode == 0
 
 
 def schedule(host: Host, paths: AgentLayout, kind: str | None, enabled: bool, report: Report) -> tuple:
@@ -233,6 +278,8 @@ def schedule(host: Host, paths: AgentLayout, kind: str | None, enabled: bool, re
         return _systemd(host, paths, enabled)
     if kind == "cron":
         return _cron(host, paths, enabled)
+    if kind == "loop":
+        return _loop(host, paths, enabled)
     if enabled:
         report.warn(
             "autostop cannot run here: neither systemd nor cron is running; "
@@ -321,6 +368,46 @@ def _cron(host: Host, paths: AgentLayout, enabled: bool) -> tuple:
         ["crontab", "-"], input="\n".join(wanted) + "\n", text=True, check=True, capture_output=True
     )
     return True, "cron (user crontab)" if enabled else "off"
+
+
+def _loop_pid(host: Host, paths: AgentLayout) -> int | None:
+    """The running loop's PID: root's pidfile, and a live process running this runner's loop."""
+    raw = host.read(paths.loop_pid)
+    try:
+        pid = int((raw or b"").decode().strip())
+        with open("/proc/%d/cmdline" % pid, "rb") as fh:
+            argv = fh.read().split(b"\0")
+    except (ValueError, OSError):
+        return None
+    return pid if paths.runner.encode() in argv and b"loop" in argv else None
+
+
+def _loop(host: Host, paths: AgentLayout, enabled: bool) -> tuple:
+    """A detached `padlab-agent loop CONFIG`, root's: it re-reads the config before each run."""
+    import signal
+    import subprocess
+
+    pid = _loop_pid(host, paths)
+    if not enabled:
+        if pid is not None:
+            host.run(["kill", "-%d" % signal.SIGTERM, str(pid)], root=paths.system, check=False)
+        return pid is not None, "off"
+    if pid is not None:
+        return False, "a loop process (no systemd or cron here), pid %d" % pid
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    script = 'echo $$ > "$1" && exec "$2" loop "$3" >> "$4" 2>&1'
+    argv = sudo + ["sh", "-c", script, "sh", paths.loop_pid, paths.runner, paths.config, paths.log]
+    subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     start_new_session=True, close_fds=True)  # fmt: skip
+    import time
+
+    deadline = time.monotonic() + 10
+    while _loop_pid(host, paths) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pid = _loop_pid(host, paths)
+    if pid is None:
+        raise BoxError("the autostop loop did not start", "see %s on the box" % paths.log)
+    return True, "a loop process (no systemd or cron here), pid %d" % pid
 
 
 def _gid(user: str) -> int:

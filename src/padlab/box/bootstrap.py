@@ -18,6 +18,7 @@ from . import (
     account,
     acme_setup,
     agent_setup,
+    boot,
     clone,
     files,
     firewall,
@@ -56,7 +57,9 @@ def up(ctx: Context) -> None:
     host.makedirs(layout.jupyter_dir, mode=0o700, owner=layout.user, root=layout.system)
     report.step("box-program", host.write(layout.lib, ctx.program, owner=layout.user, root=layout.system))
 
-    env_changed = venv.ensure(host, layout.venv, report, layout.user, layout.system, req["packages"])
+    env_changed = venv.ensure(
+        host, layout.venv, report, layout.user, layout.system, req["packages"], req["uv_cache"]
+    )
 
     report.stage("checking the TLS certificate")
     public = acme_setup.ensure(host, layout, req, ctx.program, report)
@@ -147,6 +150,8 @@ def up(ctx: Context) -> None:
         files.ensure_rsync(host, report)
     if req["firewall"] is not None:
         firewall.ensure(host, req, ctx.program, report)
+    if req["boot"] is not None:
+        boot.save(host, req, ctx.program, report)
     report.data.update(workstation_facts(host, layout, kind))
     report.data["tls"] = public  # with the reason when padlab's CA serves
 

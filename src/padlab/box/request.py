@@ -46,6 +46,16 @@ DIGITALOCEAN = {
     "token": Field((str, NONE)),  # kept 0600 in a file of its own; never in the config or argv
 }
 
+LAMBDA = {
+    "instance_id": Field((str, NONE)),
+    "api_url": Field((str, NONE)),
+    "key": Field((str, NONE)),  # kept 0600 in a file of its own; never in the config or argv
+}
+
+RUNPOD = {
+    "api_url": Field((str, NONE)),  # the pod's key and id come from the pod itself (runpod_stop.py)
+}
+
 AUTOSTOP = {
     "idle_s": Field((int, NONE)),  # None: no idle limit
     "max_uptime_s": Field((int, NONE)),  # None: no hard cap
@@ -53,6 +63,8 @@ AUTOSTOP = {
     "warn_s": Field(int, WARN_S),
     "gpu_threshold": Field(int, GPU_THRESHOLD),
     "digitalocean": Field((dict, NONE), None, DIGITALOCEAN),  # the snapshot-and-delete stop's settings
+    "lambda": Field((dict, NONE), None, LAMBDA),  # Lambda's terminate stop's settings
+    "runpod": Field((dict, NONE), None, RUNPOD),  # RunPod's stop's settings
     # The budget (padlab/money.py): stop at the deadline whatever the box does; alert at 80 %.
     "deadline_at": Field(NUMBER + (NONE,)),
     "deadline_why": Field((str, NONE)),
@@ -107,6 +119,7 @@ FIELDS = {
     "cert_pem": Field((str, NONE)),  # the second pass of `up`: the certificate padlab's CA signed
     "password": Field((str, NONE)),
     "packages": Field(list, []),  # extra packages for Jupyter's venv
+    "uv_cache": Field((str, NONE)),  # up: uv's cache dir (a container's volume); None: uv's default
     "mosh": Field((dict, NONE), None, {"ports": Field(list, list(MOSH_PORTS))}),  # None: no mosh step
     "firewall": Field(  # None: no firewall step
         (dict, NONE), None, {"allow_from": Field((str, NONE)), "enable": Field(bool, False)}
@@ -118,6 +131,8 @@ FIELDS = {
     "cuda": Field(bool, True),  # kernels: ask torch about CUDA in each environment
     "kernel": Field((dict, NONE), None, {"name": Field(str, REQUIRED), "want": Field(dict, REQUIRED)}),
     "rsync": Field((dict, NONE), None, {}),  # None: no rsync step (push and pull need it)
+    # up: where a container's start command finds `up` again (box/boot.py); None: not a container
+    "boot": Field((dict, NONE), None, {"dir": Field(str, REQUIRED)}),
     # -- get and paths (padlab get, push, pull; box/files.py) ---------------------------------
     "get": Field((dict, NONE), None, GET),
     "paths": Field((dict, NONE), None, PATHS),

@@ -16,7 +16,7 @@ import os
 import subprocess
 from typing import Callable
 
-from . import do_stop
+from . import do_stop, lambda_stop, runpod_stop
 
 
 class Stop:
@@ -132,6 +132,22 @@ def _droplet(conf: dict, record: dict, save: Callable[[], None]) -> None:
     do_stop.advance(conf, record, prepare, save)
 
 
+def _terminate(conf: dict, record: dict, save: Callable[[], None]) -> None:
+    """Lambda: Jupyter stops and disks sync, then the instance is terminated (lambda_stop.py)."""
+    if jupyter_running(conf):
+        stop_jupyter(conf)
+    lambda_stop.sync()
+    record["result"] = lambda_stop.terminate(conf["lambda"])
+
+
+def _pod_stop(conf: dict, record: dict, save: Callable[[], None]) -> None:
+    """RunPod: Jupyter stops and disks sync, then the API's stop with the pod's own key (runpod_stop.py)."""
+    if jupyter_running(conf):
+        stop_jupyter(conf)
+    runpod_stop.sync()
+    record["result"] = runpod_stop.stop(conf.get("runpod") or {})
+
+
 STOPS = {
     stop.name: stop
     for stop in (
@@ -163,6 +179,24 @@ STOPS = {
             _droplet,
             stepwise=True,
             while_failed=do_stop.BILLED,
+        ),
+        Stop(
+            lambda_stop.ACTION,
+            "terminates the instance (the filesystem stays)",
+            "this instance is terminated (your files stay on the filesystem)",
+            "terminates the instance",
+            "the instance is being terminated",
+            _terminate,
+            while_failed=lambda_stop.BILLED,
+        ),
+        Stop(
+            runpod_stop.ACTION,
+            "stops the pod (the volume stays)",
+            "this pod is stopped (your files stay on the volume)",
+            "stops the pod",
+            "the pod is being stopped",
+            _pod_stop,
+            while_failed=runpod_stop.BILLED,
         ),
     )
 }

@@ -94,8 +94,20 @@ def purelib(venv: str, owner: str | None = None) -> str:
     return path
 
 
-def ensure(host: Host, venv: str, report: Report, owner: str | None, root: bool, extra: list[str]) -> bool:
-    """Create the venv and bring it to padlab's lock; returns whether anything changed (Jupyter restarts)."""
+def ensure(
+    host: Host,
+    venv: str,
+    report: Report,
+    owner: str | None,
+    root: bool,
+    extra: list[str],
+    cache: str | None = None,
+) -> bool:
+    """Create the venv and bring it to padlab's lock; returns whether anything changed (Jupyter restarts).
+
+    ``cache``: where uv keeps its cache (a container's volume, so a rebuild after its disk
+    was wiped downloads nothing); None: uv's default, in the owner's home.
+    """
     if sys.version_info[:2] < MIN_PYTHON:
         raise BoxError(
             "the box's python3 is %d.%d; padlab's Jupyter needs Python %d.%d or newer"
@@ -119,7 +131,11 @@ def ensure(host: Host, venv: str, report: Report, owner: str | None, root: bool,
         _create(host, venv, owner, root, as_owner)
     host.write(lock_file, lock, mode=0o644, owner=owner, root=root)
     uv = shutil.which("uv") or uv_in_venv(venv, as_owner)
-    for cmd in _installs(uv, venv, lock_file, extra):
+    env = ["env", "UV_NATIVE_TLS=1"]  # the system's CA store, as pip uses: a TLS-intercepting proxy's CA
+    if cache:
+        host.makedirs(cache, mode=0o700, owner=owner, root=root)
+        env.append("UV_CACHE_DIR=%s" % cache)
+    for cmd in _installs(uv, env, venv, lock_file, extra):
         proc = subprocess.run(as_owner + cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
@@ -174,11 +190,12 @@ def differences(venv: str, locked: list, as_owner: list) -> list | None:
     return diff if isinstance(diff, list) else None
 
 
-def _installs(uv: str | None, venv: str, lock_file: str, extra: list[str]) -> list:
-    """The lock with its hashes checked, then any extra packages held to the lock, then removals."""
+def _installs(uv: str | None, env: list[str], venv: str, lock_file: str, extra: list[str]) -> list:
+    """The lock with its hashes checked, then any extra packages held to the lock, then removals.
+
+    ``env``: the `env VAR=...` prefix uv runs under."""
     if uv:
-        # The system's CA store, as pip uses: a TLS-intercepting proxy's CA lives there.
-        base = ["env", "UV_NATIVE_TLS=1", uv, "pip", "install", "--quiet", "--python", python_in(venv)]
+        base = env + [uv, "pip", "install", "--quiet", "--python", python_in(venv)]
         cmds = [base + ["--require-hashes", "-r", lock_file]]
         if extra:
             cmds.append(base + ["-c", lock_file] + list(extra))
@@ -187,22 +204,13 @@ def _installs(uv: str | None, venv: str, lock_file: str, extra: list[str]) -> li
         cmds = [base + ["--require-hashes", "-r", lock_file]]
         if extra:
             cmds.append(base + ["-c", lock_file] + list(extra))
-    return cmds + [_uninstall(uv, venv)]
+    return cmds + [_uninstall(uv, env, venv)]
 
 
-def _uninstall(uv: str | None, venv: str) -> list[str]:
+def _uninstall(uv: str | None, env: list[str], venv: str) -> list[str]:
     """Remove what padlab no longer installs; a package that is not there is skipped."""
     if uv:
-        return [
-            "env",
-            "UV_NATIVE_TLS=1",
-            uv,
-            "pip",
-            "uninstall",
-            "--quiet",
-            "--python",
-            python_in(venv),
-        ] + REMOVED
+        return env + [uv, "pip", "uninstall", "--quiet", "--python", python_in(venv)] + REMOVED
     return [python_in(venv), "-m", "pip", "uninstall", "--quiet", "--yes"] + REMOVED
 
 

@@ -50,7 +50,7 @@ def cloud_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     is_flag=True,
     help="DigitalOcean: store the droplet's own token for autostop (scopes "
     + ", ".join(AUTOSTOP_SCOPES)
-    + "), not padlab's.",
+    + "), not padlab's. Lambda: a second API key, for the box's own terminate.",
 )
 def login(provider: str, key_stdin: bool, no_verify: bool, api_url: str | None, autostop_token: bool) -> None:
     """Store a provider's API key for padlab, readable only by you (mode 0600).
@@ -59,11 +59,17 @@ def login(provider: str, key_stdin: bool, no_verify: bool, api_url: str | None, 
     padlab looks for credentials in this order:
       paperspace    $PAPERSPACE_API_KEY, then this stored key
       digitalocean  $DIGITALOCEAN_TOKEN, then this stored key, then doctl's config
+      lambda        $LAMBDA_API_KEY, then this stored key
+      runpod        $RUNPOD_API_KEY, then this stored key
       aws           $AWS_ACCESS_KEY_ID/$AWS_PROFILE, then this stored pair, then ~/.aws
 
     \b
     Autostop on DigitalOcean snapshots and deletes the droplet from the box, with a
     second, custom-scoped token that padlab copies to the box (0600): --autostop-token.
+    On Lambda the box terminates itself with a second API key (Lambda's keys are not
+    scoped, so make one just for this, revocable alone): --autostop-token.
+    On RunPod the pod stops itself with the pod-scoped key RunPod gives every pod: no
+    second key.
 
     \b
     Examples:
@@ -71,28 +77,30 @@ def login(provider: str, key_stdin: bool, no_verify: bool, api_url: str | None, 
       echo "$DO_TOKEN" | padlab login digitalocean --key-stdin
       echo "$DO_AUTOSTOP_TOKEN" | padlab login digitalocean --autostop-token --key-stdin
       printf '%s\\n%s\\n' "$KEY_ID" "$SECRET" | padlab login aws --key-stdin
+      echo "$LAMBDA_AUTOSTOP_KEY" | padlab login lambda --autostop-token --key-stdin
+      echo "$RUNPOD_API_KEY" | padlab login runpod --key-stdin
     """
     from importlib import import_module
 
     from padlab.providers import credentials
 
-    if autostop_token and provider != "digitalocean":
+    module = import_module(PROVIDERS[provider].module)
+    if autostop_token and not hasattr(module, "store_autostop_token"):
         raise PadlabError(
-            "--autostop-token is for DigitalOcean only", f"{provider} autostop powers off; drop the flag"
+            "--autostop-token is for DigitalOcean and Lambda only",
+            f"{provider} autostop powers off; drop the flag",
         )
     value = _read_key(provider, key_stdin)
     if autostop_token:
-        from padlab.providers import digitalocean
-
-        where, checked = digitalocean.store_autostop_token(value, api_url, verify=not no_verify)
+        where, checked = module.store_autostop_token(value, api_url, verify=not no_verify)
         click.echo(
-            f"Stored the DigitalOcean autostop token in {where} (mode 0600); "
-            "`padlab up` copies it to each droplet with autostop on."
+            f"Stored the {PROVIDERS[provider].label} autostop key in {where} (mode 0600); "
+            "`padlab up` copies it to each box with autostop on."
         )
-        click.echo(f"Scopes {checked}.")
+        click.echo(f"Checked: {checked}.")
         return
     if not no_verify:
-        import_module(f"padlab.providers.{provider}").verify_key(value, api_url)
+        module.verify_key(value, api_url)
     path = credentials.store(provider, value)
     click.echo(f"Stored the {provider} key in {path} (mode 0600).")
 

@@ -161,6 +161,9 @@ def init(
 @click.option(
     "--over-budget", is_flag=True, help="Start even though the monthly budget is spent (this run only)."
 )
+@click.option(
+    "--move", is_flag=True, help="RunPod: a new pod on the same volume (after a resume without GPUs)."
+)
 def up(
     name: str | None,
     password_stdin: bool,
@@ -169,6 +172,7 @@ def up(
     qr: bool,
     skip_setup: bool,
     over_budget: bool,
+    move: bool,
 ) -> None:
     """Make the workstation running and healthy, then print its connection card.
 
@@ -184,6 +188,7 @@ def up(
       echo 'my long tablet password' | padlab up lab --password-stdin --json
       padlab up gpu --skip-setup
       padlab up gpu --over-budget       # once, past a spent `padlab budget`
+      padlab up pod --move              # RunPod: a new pod with GPUs on the same volume
     """
     from padlab import profiles, ui, workstation
 
@@ -203,7 +208,9 @@ def up(
     if password_stdin or generate_password or workstation.needs_password(profile):
         password, generated = read_password(password_stdin, generate_password)
     with ui.progress(f"padlab up {profile.name}") as stage:
-        data = workstation.up(profile, password, generated, on_stage=stage, over_budget=over_budget)
+        data = workstation.up(
+            profile, password, generated, on_stage=stage, over_budget=over_budget, move=move
+        )
     budget_notice(profile.name, data["budget"])
     if generated and not data["password_kept"]:
         data["generated_password"] = password

@@ -53,6 +53,9 @@ class BoxLayout:
     user: str | None = None
     # Settings of the optional box steps, sent as request fields (e.g. "mosh", "firewall").
     steps: dict[str, Any] = field(default_factory=dict)
+    # The notebook folder where the provider decides it (Lambda: on the filesystem that outlives
+    # the instance); None: the profile's root_dir.
+    root_dir: str | None = None
 
 
 class Provider(Protocol):
@@ -80,6 +83,11 @@ class Provider(Protocol):
         ...
 
     def stop(self, progress: Progress) -> Machine: ...
+
+    def move(self, progress: Progress) -> None:
+        """`up --move`: let go of the machine so the next start makes a new one on the same volume
+        (RunPod: a pod resumed without its GPUs); a PadlabError where machines cannot move."""
+        ...
 
     def destroy(self, progress: Progress) -> None:
         """Delete the machine and what padlab made for it; a PadlabError where there is none to delete."""
@@ -159,6 +167,15 @@ class ProviderBase:
 
     def target(self, machine: Machine) -> Target | None:
         return None
+
+    def move(self, progress: Progress) -> None:
+        from padlab.errors import PadlabError
+
+        raise PadlabError(
+            f"--move is for providers whose work lives on a volume a new machine can take over (runpod); "
+            f"{self.profile.name!r} uses {self.name}",
+            f"drop --move: padlab up {self.profile.name}",
+        )
 
     def autostop_ready(self) -> bool:
         return True

@@ -1,4 +1,4 @@
-"""A JSON-over-HTTPS client for cloud APIs that padlab speaks directly (Paperspace).
+"""A JSON-over-HTTPS client for cloud APIs that padlab speaks directly (Paperspace, Lambda).
 
 Transient failures (connection errors, 408/429/5xx) are retried with backoff;
 a 401/403 names where the key came from; anything else becomes one line with
@@ -17,6 +17,15 @@ from padlab.providers import credentials, retry
 def base_url(options: dict[str, Any], env: str, default: str) -> str:
     """The profile's --api-url, else the environment override, else the public endpoint."""
     return str(options.get("api_url") or os.environ.get(env) or default).rstrip("/")
+
+
+class Refused(PadlabError):
+    """The API said no (4xx other than 401/403/404), with its status and, where it gives one, its error code."""
+
+    def __init__(self, message: str, fix: str, status: int, code: str | None) -> None:
+        super().__init__(message, fix)
+        self.status = status
+        self.code = code
 
 
 class JsonApi:
@@ -49,10 +58,12 @@ class JsonApi:
             raise credentials.rejected(self.secret, f"{self.label} API key", self.provider)
         if status == 404 or status < 300:
             return status, body
-        message = body.get("message") if isinstance(body, dict) else None
-        raise PadlabError(
+        message, code = _message(body)
+        raise Refused(
             f"{self.label} refused {method} {path} (HTTP {status}): {message or response.reason_phrase}",
             "check the profile's settings (padlab init NAME --force ...) and try again",
+            status=status,
+            code=code,
         )
 
     def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
@@ -61,6 +72,19 @@ class JsonApi:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _message(body: Any) -> tuple[str | None, str | None]:
+    """(message, code) of an error body: Paperspace's flat ``{"message", "code"}``, Lambda's
+    ``{"error": {"code", "message", "suggestion"}}`` or RunPod's ``{"error": MESSAGE}``."""
+    if not isinstance(body, dict):
+        return None, None
+    inner = body.get("error")
+    if isinstance(inner, dict):
+        return inner.get("message"), inner.get("code")
+    if isinstance(inner, str):  # RunPod's REST API: {"error": MESSAGE, "status": CODE}
+        return inner, None
+    return body.get("message"), body.get("code") if isinstance(body.get("code"), str) else None
 
 
 def _json(response: Any) -> Any:

@@ -1,0 +1,139 @@
+"""Autostop on RunPod: the agent stops its own pod with the pod-scoped key from PID 1's environment.
+
+The agent's code is the box's (stdlib urllib), against the strict fake API; where neither
+systemd nor cron runs (a pod), the agent runs as a loop process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from padlab.box import activity, agent, agent_setup, runpod_stop, stops
+from padlab.box.activity import Signal
+from padlab.profiles import Profile
+from padlab.providers.runpod import RunPodProvider
+from tests.fakes import MemoryBackend
+from tests.fakes.runpod import FakeRunPod
+
+KEY = "rpa_AUTOSTOP0123456789"
+T0 = 1_800_000_000.0
+IDLE = Signal("jupyter", "last activity", at=T0)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeRunPod]:
+    with FakeRunPod(api_key=KEY, backend=MemoryBackend(boot_seconds=0.05, stop_seconds=0.05)) as fake:
+        yield fake
+
+
+@pytest.fixture
+def provider(home: Path, fake: FakeRunPod, ssh_key: Path, monkeypatch: pytest.MonkeyPatch) -> RunPodProvider:
+    monkeypatch.setenv("RUNPOD_API_KEY", KEY)
+    options = {"api_url": fake.url, "machine_type": "NVIDIA A40"}
+    return RunPodProvider(Profile(name="pod", provider="runpod", options=options).validate())
+
+
+@pytest.fixture
+def conf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, provider: RunPodProvider, fake: FakeRunPod) -> dict:
+    """An agent config for the pod the client just made; PID 1's environment is the pod's as RunPod sets it."""
+    pod = provider.start_machine(print)
+    env = fake.backend.machines[str(pod.id)].spec["env"]  # type: ignore[attr-defined]
+    environ = tmp_path / "environ"
+    environ.write_bytes(b"PATH=/usr/bin\0" + b"".join(f"{k}={v}\0".encode() for k, v in env.items()))
+    monkeypatch.setattr(runpod_stop, "ENVIRON", str(environ))
+    monkeypatch.setattr(agent, "TTY_DIR", str(tmp_path / "no-pts"))
+    monkeypatch.setattr(activity, "machine_started", lambda: T0 - 86400)
+    monkeypatch.setattr(agent, "_started", lambda conf: T0 - 3600)
+    monkeypatch.setattr(agent, "jupyter_running", lambda conf: True)
+    monkeypatch.setattr(stops, "jupyter_running", lambda conf: True)
+    calls: list = []
+    monkeypatch.setattr(stops, "stop_jupyter", lambda conf: calls.append("jupyter stopped"))
+    monkeypatch.setattr(stops, "power_off", lambda: calls.append("poweroff") or ["poweroff"])
+    (tmp_path / "agent").mkdir()
+    return {
+        "dir": str(tmp_path / "agent"),
+        "idle_s": 600,
+        "max_uptime_s": None,
+        "warn_s": 300,
+        "action": runpod_stop.ACTION,
+        "keep_file": str(tmp_path / "keep-until"),
+        "runpod": {"api_url": fake.url},
+        "pod_id": pod.id,
+        "pod_key": env["RUNPOD_API_KEY"],
+        "calls": calls,
+    }
+
+
+def check(conf: dict, monkeypatch: pytest.MonkeyPatch, now: float) -> dict:
+    monkeypatch.setattr(agent, "gather", lambda c, s, n: [IDLE])
+    return agent.check(conf, now=now)
+
+
+def record(conf: dict) -> dict:
+    return agent.load_json(os.path.join(conf["dir"], "stopped.json"))
+
+
+def test_idle_pod_stops_itself_with_its_own_key(
+    conf: dict, fake: FakeRunPod, provider: RunPodProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pod = conf["pod_id"]
+    assert check(conf, monkeypatch, T0 + 301)["action_taken"] == "warn"
+    assert check(conf, monkeypatch, T0 + 601)["action_taken"] == "stop"
+    assert record(conf)["result"] == f"RunPod accepted the stop of pod {pod} (the volume at /workspace stays)"
+    assert conf["calls"] == ["jupyter stopped"]  # notebooks saved first; never a power-off
+    [call] = [r for r in fake.requests if r.path.endswith("/stop")]
+    assert (
+        call.path == f"/v1/pods/{pod}/stop" and call.headers["authorization"] == f"Bearer {conf['pod_key']}"
+    )
+    deadline = time.monotonic() + 10
+    while (machine := provider.describe()).state != "off":
+        assert time.monotonic() < deadline, machine
+        time.sleep(0.05)
+    assert provider.stopped_by_box(machine, {"phase": "running"})[1].startswith(  # type: ignore[index]
+        "pod stopped outside `padlab down`: by autostop"
+    )
+
+
+def test_a_failed_stop_is_recorded_as_still_billed(
+    conf: dict, fake: FakeRunPod, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "environ").write_bytes(
+        b"RUNPOD_POD_ID=" + str(conf["pod_id"]).encode() + b"\0RUNPOD_API_KEY=x\0"
+    )
+    check(conf, monkeypatch, T0 + 301)
+    check(conf, monkeypatch, T0 + 601)
+    result = record(conf)["result"]
+    assert (
+        result.startswith("FAILED: RunPod answered HTTP 401 to the stop")
+        and "the pod is still billed" in result
+    )
+
+
+def test_where_neither_systemd_nor_cron_runs_the_agent_is_a_loop(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(agent_setup, "has_systemd", lambda: False)
+    monkeypatch.setattr(agent_setup, "cron_running", lambda: False)
+    monkeypatch.setattr(agent_setup.os, "geteuid", lambda: 0)
+    paths = type("P", (), {"system": True})()
+    assert agent_setup.scheduler(paths) == "loop"  # type: ignore[arg-type]
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"scheduler": "loop", "dir": str(tmp_path)}))
+    runs: list[float] = []
+
+    def watch(conf: dict, clock: object, sleep: object) -> int:
+        runs.append(1)
+        if len(runs) == 3:  # `padlab autostop off` rewrote the config meanwhile
+            config.write_text('{"scheduler": null}')
+        return 1
+
+    monkeypatch.setattr(agent, "watch", watch)
+    slept: list[float] = []
+    assert agent.loop(str(config), clock=lambda: 0.0, sleep=slept.append) == 0
+    assert len(runs) == 3 and slept == [agent.CHECK_S] * 3
