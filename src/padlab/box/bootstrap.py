@@ -14,21 +14,7 @@ import os
 import socket
 import subprocess
 
-from . import (
-    account,
-    agent_setup,
-    clone,
-    files,
-    firewall,
-    health,
-    jupyter,
-    kernels,
-    mosh,
-    ports,
-    service,
-    tls,
-    venv,
-)
+from . import account, fingerprint, jupyter, ports, service, tls, venv
 from .context import Context
 from .report import BoxError, Report
 from .service import Layout
@@ -43,6 +29,28 @@ CHECK_SNIPPET = (
 def up(ctx: Context) -> None:
     req, report, host, layout = ctx.req, ctx.report, ctx.host, ctx.layout
     kind = service.choose(host, layout)
+    quick = kind == "systemd" and layout.system  # remote boxes: the fingerprint covers what systemd runs
+    if quick and not req["check"] and req["password"] is None and req["cert_pem"] is None:
+        kept = fingerprint.unchanged(host, layout, req, ctx.program)
+        if kept is not None:
+            report.step(
+                "unchanged", False, "nothing to do: as the last full run left it (`up --check` runs all)"
+            )
+            for warning in kept.get("warnings") or []:
+                report.warn(warning)
+            report.data.update(workstation_facts(host, layout, kind))
+            return
+    _setup(ctx, kind)
+    if quick and "needs_cert" not in report.data:  # a first pass stops at TLS: not a finished run
+        fingerprint.remember(host, layout, req, ctx.program, report.warnings)
+
+
+def _setup(ctx: Context, kind: str) -> None:
+    """Every step of `up`, in order; each changes only what differs from what it wants."""
+    # Imported here: a no-op `up` (above) never compiles them.
+    from . import agent_setup, clone, files, firewall, health, kernels, mosh
+
+    req, report, host, layout = ctx.req, ctx.report, ctx.host, ctx.layout
     account.ensure(host, layout.user, report)
     account.adopt(host, layout, req["root_dir"], report)
 
@@ -110,9 +118,10 @@ def up(ctx: Context) -> None:
         "jupyter-running", acted, "restarted" if acted and running else ("started" if acted else "running")
     )
     report.stage("waiting for Jupyter to answer over HTTPS")
-    health.wait_ready(
+    waited = health.wait_ready(
         port, req["ca_pem"], layout.log, alive=lambda: service.read_pid(host, layout) is not None
     )
+    report.step("jupyter-answers", False, "its HTTPS login page answered in %.2f s" % waited)
     agent_setup.install(host, layout, req, ctx.program, kind, report)
     # Optional steps, asked for by remote providers only.
     if req["mosh"] is not None:
@@ -187,6 +196,8 @@ def down(ctx: Context) -> None:
 
 
 def status(ctx: Context) -> None:
+    from . import agent_setup
+
     host, layout = ctx.host, ctx.layout
     ctx.report.data.update(workstation_facts(host, layout, service.choose(host, layout)))
     ctx.report.data["autostop"] = agent_setup.facts(host, layout)
@@ -198,6 +209,8 @@ def passwd(ctx: Context) -> None:
     if not raw:
         raise BoxError("this workstation is not set up yet", "run `padlab up` first", code="not_set_up")
     kind = service.choose(host, layout)
+    from . import health  # urllib's import alone is ~40 ms: only where Jupyter is waited for
+
     hashed = jupyter.hash_password(layout, req["password"])
     cfg = json.loads(raw)
     cfg["PasswordIdentityProvider"]["hashed_password"] = hashed

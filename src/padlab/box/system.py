@@ -21,6 +21,7 @@ class Host:
 
     def __init__(self, sudo: bool) -> None:
         self.sudo = sudo and os.geteuid() != 0
+        self.touched: list = []  # every path written or made: what `up`'s fingerprint stats (fingerprint.py)
 
     def run(
         self,
@@ -99,6 +100,7 @@ class Host:
     ) -> bool:
         """Atomically write a file; returns whether anything changed (content, mode or owner)."""
         data = content.encode() if isinstance(content, str) else content
+        self.touched.append(path)
         old = self.read(path)
         want_uid = pwd.getpwnam(owner).pw_uid if owner else None
         try:
@@ -142,6 +144,7 @@ class Host:
         return True
 
     def makedirs(self, path: str, mode: int = 0o755, owner: str | None = None, root: bool = False) -> bool:
+        self.touched.append(path)
         if os.path.isdir(path):
             return False
         if root and self.sudo:
