@@ -8,8 +8,9 @@ same fingerprint first, from stats and two root commands (nft, systemctl), and s
 there when it matches; any difference (Jupyter died, the certificate is due, a rule or
 a unit file went, a new request...) runs every step again, as does `up --check`.
 
-The record is root's on a system box (/var/lib/padlab), so the Jupyter user, who owns
-the prefix, cannot forge "nothing to do"; what that user can change (their files, their
+The record is root's, 0600, on a system box (/var/lib/padlab), so the Jupyter user, who
+owns the prefix, can neither forge "nothing to do" nor read the hash of a request that
+carries tokens; what that user can change (their files, their
 process) only ever makes the fingerprint differ, never match: ctime and inode are
 in each file's stat, and the user can set neither.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import shlex
 import shutil
 import socket
 import subprocess
@@ -78,13 +80,20 @@ def _listening(req: dict) -> bool:
         return False
 
 
-def _root_facts(host: Host, layout: Layout, req: dict) -> str:
-    """The units' states and the firewall's live rules (stateless: no counters), read side by side."""
-    argv = [["systemctl", "show", "-p", "Id,ActiveState,UnitFileState,FragmentPath"] + units(layout)]
+def _gather(host: Host, layout: Layout, req: dict) -> tuple:
+    """(the saved record, a hash of the units' states and the firewall's live rules), from two commands
+    run side by side: systemctl, and one root shell that reads the record (root's alone: it hashes a
+    request that may carry tokens) and lists the rules (stateless: no counters)."""
+    show = ["systemctl", "show", "-p", "Id,ActiveState,UnitFileState,FragmentPath"] + units(layout)
+    script = "cat %s 2>/dev/null; printf '\\0'" % shlex.quote(record_path(layout))
     if req["firewall"] is not None and (shutil.which("nft") or os.path.exists("/usr/sbin/nft")):
-        argv.append((["sudo", "-n", "--"] if host.sudo else []) + ["nft", "-s", "-j", "list", "ruleset"])
-    procs = [subprocess.Popen(a, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) for a in argv]
-    return sha256(b"".join(p.communicate()[0] + str(p.returncode).encode() for p in procs))
+        script += "; nft -s -j list ruleset"
+    root = (["sudo", "-n", "--"] if host.sudo else []) + ["sh", "-c", script]
+    procs = [subprocess.Popen(a, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) for a in (show, root)]
+    (units_out, _), (root_out, _) = (p.communicate() for p in procs)
+    record, _, rules = root_out.partition(b"\0")
+    codes = b"%d %d" % (procs[0].returncode, procs[1].returncode)
+    return record, sha256(units_out + b"\0" + rules + b"\0" + codes)
 
 
 def _discovery_dirs(layout: Layout) -> list:
@@ -106,8 +115,8 @@ def _discovery_dirs(layout: Layout) -> list:
     return out
 
 
-def compute(host: Host, layout: Layout, req: dict, program: bytes, paths: list) -> dict:
-    """The fingerprint of what `up` would check now, and the money times it compares apart."""
+def compute(host: Host, layout: Layout, req: dict, program: bytes, paths: list, root: str) -> dict:
+    """The fingerprint of what `up` would check now (``root``: _gather's hash), and the money times apart."""
     req_hash, times = _request_part(req)
     pid = read_pid(host, layout)
     sans = tls.wanted_names(req["extra_sans"])
@@ -118,27 +127,24 @@ def compute(host: Host, layout: Layout, req: dict, program: bytes, paths: list) 
         "client": [client[0], client[3]] if len(client) == 4 else None,  # allow_from auto, ssh's port
         "files": [_stat(p) for p in paths],
         "jupyter": [pid, pid is not None and _listening(req)],
-        "tls": tls.current_ok(host, layout, req["ca_pem"], sans),
-        "root": _root_facts(host, layout, req),
+        "tls": tls.current_ok(host, layout, req["ca_pem"], sans) is not None,
+        "root": root,
         "discovery": _discovery_dirs(layout),
         "tools": [shutil.which(t) for t in ("mosh-server", "rsync", "python3")],
     }
     return {"fp": sha256(json.dumps(parts, sort_keys=True, default=str)), "times": times, "paths": paths}
 
 
-def load(host: Host, layout: Layout) -> dict:
-    try:
-        return json.loads(host.read(record_path(layout)) or b"{}")
-    except ValueError:
-        return {}
-
-
 def unchanged(host: Host, layout: Layout, req: dict, program: bytes) -> dict | None:
     """The last full run's record when nothing it checked changed since, else None."""
-    kept = load(host, layout)
-    if not kept.get("fp") or not isinstance(kept.get("paths"), list):
+    raw, root = _gather(host, layout, req)
+    try:
+        kept = json.loads(raw or b"{}")
+    except ValueError:
         return None
-    now = compute(host, layout, req, program, [str(p) for p in kept["paths"]])
+    if not isinstance(kept, dict) or not kept.get("fp") or not isinstance(kept.get("paths"), list):
+        return None
+    now = compute(host, layout, req, program, [str(p) for p in kept["paths"]], root)
     if now["fp"] != kept["fp"]:
         return None
     for key, value in now["times"].items():
@@ -153,6 +159,6 @@ def unchanged(host: Host, layout: Layout, req: dict, program: bytes) -> dict | N
 def remember(host: Host, layout: Layout, req: dict, program: bytes, warnings: list) -> None:
     """After a full run: save its fingerprint, over every path the run wrote or made."""
     paths = sorted(set(host.touched) - {record_path(layout)})
-    record = compute(host, layout, req, program, paths)
+    record = compute(host, layout, req, program, paths, _gather(host, layout, req)[1])
     record.update(warnings=list(warnings), at=time.time())
-    host.write(record_path(layout), json.dumps(record, sort_keys=True) + "\n", mode=0o644, root=layout.system)
+    host.write(record_path(layout), json.dumps(record, sort_keys=True) + "\n", mode=0o600, root=layout.system)
