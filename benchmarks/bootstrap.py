@@ -1,8 +1,8 @@
 """Time `padlab up` over ssh on a testbed machine: bare box to a working password login, then no-op re-runs.
 
 Targets (issue 20): bare box <= 6 s excluding apt; a no-op `up` <= 0.4 s and <= 2x
-`padlab ssh NAME -- true` measured in the same run. mosh is installed with apt before
-the clock starts and timed on its own, so the bare figure is padlab's own work (Python
+`padlab ssh NAME -- true` measured in the same run. mosh, rsync and nftables are installed
+with apt before the clock starts and timed on their own, so the bare figure is padlab's own work (Python
 env, Jupyter, TLS, service...). Each figure is printed with the steps the box ran and
 the seconds each took (the report's per-step "s"); "client + ssh" is the rest: padlab's
 own start, the ssh round trip, and what padlab does before and after the box call.
@@ -76,9 +76,10 @@ def main() -> None:
         machine = bed.machine(f"bench{os.getpid() % 10000}", image=args.image)
         t0 = time.perf_counter()
         machine.exec(
-            "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -q -y mosh", timeout=600
+            "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -q -y mosh rsync nftables",
+            timeout=600,
         )
-        rows.append(("apt-get update + install mosh (excluded)", time.perf_counter() - t0, ""))
+        rows.append(("apt-get: mosh, rsync, nftables (excluded)", time.perf_counter() - t0, ""))
         padlab(home, "init", "bench", "--provider", "ssh", "--host", f"{machine.user}@{machine.ip}",
                "--identity", str(machine.identity))  # fmt: skip
         t0 = time.perf_counter()

@@ -6,6 +6,9 @@ just before it: the walk had to come back up to go on. It follows the CLI's `up`
 is already set up (PADLAB_HOME and NAME, e.g. the benchmark's), so the box answers a
 no-op; the box program itself runs in another process and is not counted.
 
+Also printed: the calls workstation's own code makes into other modules, per module: what
+a reader of `workstation.up` has to follow.
+
 Run: PADLAB_HOME=... python benchmarks/up_walk.py NAME
 """
 
@@ -36,6 +39,7 @@ def main() -> None:
 
     visits: collections.Counter[str] = collections.Counter()
     walk: list[str] = []
+    direct: collections.Counter[str] = collections.Counter()  # calls made by workstation's own code
 
     def module_of(frame) -> str:  # noqa: ANN001
         return frame.f_globals.get("__name__", "")
@@ -49,6 +53,8 @@ def main() -> None:
             return
         visits[callee] += 1
         walk.append(callee)
+        if caller == "padlab.workstation":
+            direct[callee] += 1
 
     runner = CliRunner()
     sys.setprofile(tracer)
@@ -61,6 +67,9 @@ def main() -> None:
     climbs = sum(1 for a, b in zip(walk, walk[1:]) if layer_of(b) > layer_of(a))
     print(f"modules {len(visits)}, visits {sum(visits.values())}, climbs back up the layers {climbs}")
     for module, n in visits.most_common():
+        print(f"  {module:<34} {n}")
+    print(f"calls out of padlab.workstation (what `up` reads as): {sum(direct.values())}")
+    for module, n in direct.most_common():
         print(f"  {module:<34} {n}")
 
 

@@ -126,7 +126,8 @@ def compute(host: Host, layout: Layout, req: dict, program: bytes, paths: list, 
         "program": sha256(program),
         "client": [client[0], client[3]] if len(client) == 4 else None,  # allow_from auto, ssh's port
         "files": [_stat(p) for p in paths],
-        "jupyter": [pid, pid is not None and _listening(req)],
+        # Alive and listening, not which PID: a reboot or systemd's restart needs no full run.
+        "jupyter": [pid is not None, pid is not None and _listening(req)],
         "tls": tls.current_ok(host, layout, req["ca_pem"], sans) is not None,
         "root": root,
         "discovery": _discovery_dirs(layout),
