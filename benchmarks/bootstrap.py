@@ -118,6 +118,13 @@ def main() -> None:
             details["walk of a no-op up (benchmarks/up_walk.py)"] = (walk.stdout + walk.stderr).splitlines()
         if args.reboot:
             machine.reboot()
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:  # Jupyter comes back by itself; up then has nothing to do
+                try:
+                    if login_works(card):
+                        break
+                except Exception:  # noqa: BLE001 (not up yet: refused, reset, 502...)
+                    time.sleep(0.5)
             took, after = timed(home, "up", "--json")
             rows.append(("no-op up, first after a reboot of the box", took, ""))
             details["first up after a reboot"] = steps_line(took, after)

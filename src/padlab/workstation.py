@@ -102,9 +102,14 @@ def up(
 ) -> dict[str, Any]:
     """Make the workstation running and healthy; returns the card plus the box's step report.
 
-    Six steps, top to bottom, each a function below. Money enters only at the first, the
-    ledger only at the third, state at the second and fifth; alerts at the first (the
-    month's budget warning) and in the box request (the agent's own alerts).
+    Six steps, top to bottom, each a function below:
+
+    1. check_budget: money (a spent budget refuses; the 80 % warnings) and its alert;
+    2. state.action: the profile's lock and the intent on disk;
+    3. start_machine: the provider starts it; the ledger brackets what that bills; where it is;
+    4. set_up_box: one request to the box program, carrying the budget's deadline and alerts;
+    5. record_running: what runs now, on record;
+    6. up_card: the card, with the box's steps and what the budget step found.
     """
     provider = providers.get(profile)
     budget = check_budget(profile, over_budget)
@@ -128,8 +133,12 @@ def start_machine(profile: Profile, provider: Provider, budget: money.Budget, on
     ledger.before_acting(profile.name, provider)
     machine = provider.ensure_running(on_stage)
     ledger.observe(profile.name, machine, time.time(), "padlab up")
-    # Where the machine is, before setting it up: `padlab ssh` works even if the setup fails.
-    state.update(profile.name, host=machine.host, machine=machine.as_dict(), over_budget=budget.over_budget)
+    # Where the machine is, before setting it up: `padlab ssh` works even if the setup fails
+    # (written only when it moved: each state write is an fsync).
+    where = {"host": machine.host, "machine": machine.as_dict(), "over_budget": budget.over_budget}
+    st = state.load(profile.name)
+    if any(st.get(k) != v for k, v in where.items()):
+        state.update(profile.name, **where)
     return machine
 
 
