@@ -84,6 +84,8 @@ def test_the_budget_deadline_may_move_a_little_with_the_clock_but_not_more(box) 
         return dict(box["req"], autostop=dict(box["req"]["autostop"], deadline_at=2_000_000_000.0 + by))
 
     assert unchanged(box, moved(30)) is not None
+    why = dict(box["req"]["autostop"], deadline_why="the monthly budget runs out ($1.22 left at $0.50/h)")
+    assert unchanged(box, dict(box["req"], autostop=why)) is not None
     assert unchanged(box, moved(3600)) is None
     assert unchanged(box, dict(box["req"], autostop=dict(box["req"]["autostop"], deadline_at=None))) is None
 

@@ -55,6 +55,7 @@ def _request_part(req: dict) -> tuple:
     stable = {k: v for k, v in req.items() if k not in VOLATILE}
     autostop = dict(stable.get("autostop") or {})
     times = {k: autostop.pop(k, None) for k in MONEY_TIMES}
+    autostop.pop("deadline_why", None)  # "$1.23 left at ...": words that move with every cent spent
     stable["autostop"] = autostop
     return sha256(json.dumps(stable, sort_keys=True, default=str)), times
 
@@ -97,12 +98,14 @@ def _gather(host: Host, layout: Layout, req: dict) -> tuple:
 
 
 def _discovery_dirs(layout: Layout) -> list:
-    """Where kernel discovery looks (box/kernels.py candidates): a new environment there changes these."""
+    """Where kernel discovery looks (box/kernels.py candidates): a new environment there changes these;
+    and sshd's configuration, whose ports the firewall step reads."""
     try:
         home = pwd.getpwnam(layout.user).pw_dir
     except KeyError:
         home = "/nonexistent"
     dirs = ["/usr/local/bin", "/usr/bin", "/opt", os.path.join(layout.prefix, "kernels")]
+    dirs += ["/etc/ssh/sshd_config", "/etc/ssh/sshd_config.d"]  # the ports the firewall keeps open for ssh
     for base in (os.path.join(home, "miniconda3"), os.path.join(home, "anaconda3"), "/opt/conda"):
         dirs += [base, os.path.join(base, "envs")]
     out = []
