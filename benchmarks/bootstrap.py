@@ -31,6 +31,9 @@ from tests.testbed import Testbed  # noqa: E402
 PASSWORD = "violet-harbor-lantern-quartz"
 
 
+STAGES: list[str] = []  # the last command's stage lines ("[   1.2s] installing Jupyter..."), padlab's clock
+
+
 def padlab(home: str, *args: str, stdin: str | None = None) -> dict:
     env = dict(os.environ, PADLAB_HOME=home)
     proc = subprocess.run(
@@ -38,6 +41,7 @@ def padlab(home: str, *args: str, stdin: str | None = None) -> dict:
     )
     if proc.returncode != 0:
         raise SystemExit(f"padlab {' '.join(args)} failed:\n{proc.stderr}")
+    STAGES[:] = [line for line in proc.stderr.splitlines() if line.startswith("[")]
     return json.loads(proc.stdout) if "--json" in args else {}
 
 
@@ -89,6 +93,8 @@ def main() -> None:
         bare = time.perf_counter() - t0
         rows.append(("bare box -> password login works", bare, f"<= 6   login {'ok' if ok else 'FAILED'}"))
         details["bare box"] = steps_line(up_s, card)
+        # The certificate's round trip shows between "signing" and the second "checking the TLS" line.
+        details["bare box: stages as padlab printed them"] = [f"    {line}" for line in STAGES]
         ssh_true = [timed(home, "ssh", "bench", "--", "true")[0] for _ in range(args.runs)]
         noop, last = [], {}
         for _ in range(args.runs):
