@@ -95,3 +95,15 @@ def test_a_record_the_jupyter_user_could_not_write_is_the_only_one_trusted(box) 
     system = Layout("fp", "/opt/padlab", "/etc/padlab", login_user(), True)
     assert fingerprint.record_path(system).startswith("/var/lib/padlab/")
     assert fingerprint.record_path(box["layout"]).startswith(box["layout"].prefix)
+
+
+def test_a_cloned_course_folder_that_went_is_cloned_again(box, tmp_path) -> None:
+    course = tmp_path / "notebooks" / "course22"
+    course.mkdir(parents=True)
+    req = dict(
+        box["req"], clone="https://example.org/fastai/course22.git", root_dir=str(tmp_path / "notebooks")
+    )
+    fingerprint.remember(box["host"], box["layout"], req, PROGRAM, [])
+    assert unchanged(box, req) is not None
+    course.rmdir()
+    assert unchanged(box, req) is None

@@ -117,19 +117,19 @@ def _setup(ctx: Context, kind: str) -> None:
     report.step(
         "jupyter-running", acted, "restarted" if acted and running else ("started" if acted else "running")
     )
-    report.stage("waiting for Jupyter to answer over HTTPS")
-    waited = health.wait_ready(
-        port, req["ca_pem"], layout.log, alive=lambda: service.read_pid(host, layout) is not None
-    )
-    report.step("jupyter-answers", False, "its HTTPS login page answered in %.2f s" % waited)
-    agent_setup.install(host, layout, req, ctx.program, kind, report)
-    # Optional steps, asked for by remote providers only.
+    # Optional steps, asked for by remote providers only; while Jupyter starts (~2 s), not after.
     if req["mosh"] is not None:
         mosh.ensure(host, req["mosh"], report)
     if req["rsync"] is not None:
         files.ensure_rsync(host, report)
     if req["firewall"] is not None:
         firewall.ensure(host, req, ctx.program, report)
+    report.stage("waiting for Jupyter to answer over HTTPS")
+    waited = health.wait_ready(
+        port, req["ca_pem"], layout.log, alive=lambda: service.read_pid(host, layout) is not None
+    )
+    report.step("jupyter-answers", False, "its HTTPS login page answered in %.2f s" % waited)
+    agent_setup.install(host, layout, req, ctx.program, kind, report)
     report.data.update(workstation_facts(host, layout, kind))
 
 

@@ -118,6 +118,19 @@ def _discovery_dirs(layout: Layout) -> list:
     return out
 
 
+def _clone_there(layout: Layout, req: dict) -> bool | None:
+    """Whether the course folder `--clone` asks for is there: up clones it again when it went."""
+    if not req["clone"]:
+        return None
+    from .clone import target
+    from .system import expand_user
+
+    try:
+        return os.path.exists(os.path.join(expand_user(req["root_dir"], layout.user), target(req["clone"])))
+    except KeyError:
+        return False
+
+
 def compute(host: Host, layout: Layout, req: dict, program: bytes, paths: list, root: str) -> dict:
     """The fingerprint of what `up` would check now (``root``: _gather's hash), and the money times apart."""
     req_hash, times = _request_part(req)
@@ -135,6 +148,7 @@ def compute(host: Host, layout: Layout, req: dict, program: bytes, paths: list, 
         "root": root,
         "discovery": _discovery_dirs(layout),
         "tools": [shutil.which(t) for t in ("mosh-server", "rsync", "python3")],
+        "clone": _clone_there(layout, req),
     }
     return {"fp": sha256(json.dumps(parts, sort_keys=True, default=str)), "times": times, "paths": paths}
 
