@@ -130,7 +130,7 @@ def test_vendor_env_without_ipykernel_is_listed_with_its_fix_and_untouched(box):
     torch_kernels = [k for k in listed["kernels"] if k["torch"] and k["ipykernel"]]
     assert len(torch_kernels) == 3 and all(k["cuda"] is False for k in torch_kernels)
     assert listed["default"] in {k["name"] for k in torch_kernels}
-    again = padlab_json(box["home"], "up", "box")
+    again = padlab_json(box["home"], "up", "box", "--check")
     assert {s["name"]: s["changed"] for s in again["steps"]}["kernels"] is False
     assert box["machine"].exec(["bash", "-c", HASH]).stdout == box["vendor_hash"]
 

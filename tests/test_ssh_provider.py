@@ -124,7 +124,10 @@ def test_second_up_changes_nothing(box) -> None:
     """Its speed is a figure for benchmarks/bootstrap.py, not an assertion on a loaded machine."""
     again = padlab_json(box["home"], "up", "box")
     assert again["changed"] is False, [s for s in again["steps"] if s["changed"]]
-    assert {s["name"] for s in again["steps"]} >= {"python-env", "service", "mosh", "firewall"}
+    assert [s["name"] for s in again["steps"]] == ["unchanged"]  # the box's fingerprint matched
+    checked = padlab_json(box["home"], "up", "box", "--check")
+    assert checked["changed"] is False, [s for s in checked["steps"] if s["changed"]]
+    assert {s["name"] for s in checked["steps"]} >= {"python-env", "service", "mosh", "firewall"}
 
 
 def test_firewall_holds_exactly_the_expected_rules(box) -> None:

@@ -110,6 +110,28 @@ def check_up(profile: str, over_budget: bool) -> None:
             )
 
 
+class Budget:
+    """What `up`'s budget step found: whether it runs past a spent budget, and the 80 % warnings.
+
+    The later steps read it and never call back into money: the box's deadline comes
+    from ``box_fields`` once the machine's price is known.
+    """
+
+    def __init__(self, profile: str, over_budget: bool, warnings: list[str]) -> None:
+        self.profile = profile
+        self.over_budget = over_budget
+        self.warnings = warnings
+
+    def box_fields(self, price_per_hour: float | None) -> dict:
+        return box_fields(self.profile, price_per_hour, self.over_budget)
+
+
+def for_up(profile: str, over_budget: bool) -> Budget:
+    """`up`'s first step: refuse a spent budget (unless over_budget), and say what is near its end."""
+    check_up(profile, over_budget)
+    return Budget(profile, over_budget, warnings(profile))
+
+
 def remaining(profile: str, now: float | None = None) -> tuple[float, str] | None:
     """(USD left, label) of the tightest budget covering this profile; None when none does."""
     left = [(amount - spent, label) for label, amount, spent in _applicable(profile, now)]

@@ -165,11 +165,19 @@ def command(target: Target, remote: str | None = None, master: str = "auto", tty
     return argv
 
 
+_RESOLVED: dict[tuple[str, ...], dict[str, str]] = {}  # one `ssh -G` per target and command: `up` asks twice
+
+
 def resolved(target: Target) -> dict[str, str]:
     """What ssh will really use for target after ~/.ssh/config (`ssh -G`): hostname, user, port..."""
-    proc = subprocess.run(
-        ["ssh", "-G", *options(target, batch=True), "--", target.host], capture_output=True, text=True
-    )
+    argv = ["ssh", "-G", *options(target, batch=True), "--", target.host]
+    if tuple(argv) not in _RESOLVED:
+        _RESOLVED[tuple(argv)] = _resolve(argv, target)
+    return dict(_RESOLVED[tuple(argv)])
+
+
+def _resolve(argv: list[str], target: Target) -> dict[str, str]:
+    proc = subprocess.run(argv, capture_output=True, text=True)
     if proc.returncode != 0:
         raise PadlabError(
             f"ssh cannot parse its configuration for {target.host}: {proc.stderr.strip()}",
@@ -191,13 +199,22 @@ def master_alive(target: Target) -> bool:
     return proc.returncode == 0
 
 
+RECHECK_S = 3.0
+_MASTER_OK: dict[tuple[str, ...], float] = {}  # options + host -> when this process last saw the master up
+
+
 def ensure_master(target: Target, timeout: float = 60.0) -> None:
     """Open the shared connection, or explain in one line why ssh could not.
 
     Its stderr goes to a file, never a pipe, so a master that outlives this call
-    cannot hold a reader open.
+    cannot hold a reader open. A connection this process checked or opened in the
+    last few seconds is not checked again (`up` reaches the box right after starting it).
     """
+    key = tuple(options(target, batch=True)) + (target.host,)
+    if time.monotonic() - _MASTER_OK.get(key, -RECHECK_S) < RECHECK_S:
+        return
     if master_alive(target):
+        _MASTER_OK[key] = time.monotonic()
         return
     adopt_known_key(target)
     with tempfile.TemporaryFile() as err:
@@ -221,6 +238,7 @@ def ensure_master(target: Target, timeout: float = 60.0) -> None:
             f"ssh to {target.display} failed: {_last(lines) or f'exit code {proc.returncode}'}",
             f"run `ssh -v {target.destination}` to see why",
         )
+    _MASTER_OK[key] = time.monotonic()
 
 
 def _last(lines: list[str]) -> str:
@@ -306,6 +324,7 @@ def forget_host(host: str, port: int | None = 22, alias: str | None = None) -> b
 
 def close_master(target: Target) -> None:
     """End the shared connection (after a re-creation or to drop a stale one)."""
+    _MASTER_OK.clear()
     subprocess.run(
         ["ssh", *options(target, batch=True), "-O", "exit", "--", target.host],
         capture_output=True,

@@ -54,8 +54,18 @@ def entry(
 
 def write_entry(name: str, block: str) -> Path:
     """Record one profile's entry (HostName updated on every `up`) and rebuild ssh_config."""
-    write_atomic(_entries_dir() / name, block, mode=0o600)
+    _write_if_changed(_entries_dir() / name, block)
     return rebuild()
+
+
+def _write_if_changed(target: Path, text: str) -> None:
+    """A no-op `up` rewrites nothing: an fsync'd write per file is most of what it would cost."""
+    try:
+        if target.read_text() == text and (target.stat().st_mode & 0o777) == 0o600:
+            return
+    except OSError:
+        pass
+    write_atomic(target, text, mode=0o600)
 
 
 def has_entry(name: str) -> bool:
@@ -102,7 +112,7 @@ def rebuild() -> Path:
             first, _, rest = p.read_text().partition("\n")
             blocks.append(f"Host {host_name(p.name, taken)}\n{rest}")
     target = path()
-    write_atomic(target, HEADER + "\n".join(blocks), mode=0o600)
+    _write_if_changed(target, HEADER + "\n".join(blocks))
     return target
 
 

@@ -82,20 +82,48 @@ def remove(name: str) -> None:
     _path(name).unlink(missing_ok=True)
 
 
-def _lock(name: str):
-    from filelock import FileLock
+class _Lock:
+    """An exclusive flock on the profile's lock file, as filelock's UnixFileLock takes it (same file,
+    same kind of lock, so the two exclude each other), without filelock's ~12 ms import on every command."""
 
-    return FileLock(str(_dir() / f"{name}.lock"))
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = None
+
+    def acquire(self, timeout: float) -> bool:
+        import fcntl
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    return False
+                time.sleep(0.05)
+                continue
+            self.fd = fd
+            return True
+
+    def release(self) -> None:
+        import fcntl
+
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+def _lock(name: str) -> _Lock:
+    return _Lock(_dir() / f"{name}.lock")
 
 
 def is_locked(name: str) -> bool:
     """Whether another padlab command holds this profile right now."""
-    from filelock import Timeout
-
     lock = _lock(name)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
+    if not lock.acquire(timeout=0):
         return True
     lock.release()
     return False
@@ -123,15 +151,11 @@ def action(name: str, phase: str, what: str) -> Iterator[dict[str, Any]]:
 @contextmanager
 def locked(name: str, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
     """One padlab command at a time per profile, across processes."""
-    from filelock import Timeout
-
     lock = _lock(name)
-    try:
-        lock.acquire(timeout=timeout)
-    except Timeout as exc:
+    if not lock.acquire(timeout=timeout):
         raise PadlabError(
             f"another padlab command is working on {name!r}", "wait for it to finish, then run this again"
-        ) from exc
+        )
     try:
         yield
     finally:

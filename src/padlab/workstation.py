@@ -27,7 +27,15 @@ def _quiet(_: str) -> None:
 NEEDS_CA = ("up", "passwd")
 
 
-def request_for(profile: Profile, provider: Provider, action: str, machine: Machine | None = None) -> dict:
+def request_for(
+    profile: Profile,
+    provider: Provider,
+    action: str,
+    machine: Machine | None = None,
+    budget: money.Budget | None = None,
+) -> dict:
+    """The one place the client builds a box request. For the actions that install the agent, its
+    budget deadline (``budget``, else the profile's as recorded) and its alerts travel in it."""
     layout = provider.layout()
     req: dict[str, Any] = {
         "action": action,
@@ -48,9 +56,10 @@ def request_for(profile: Profile, provider: Provider, action: str, machine: Mach
     req["autostop"] = autostop_fields(profile, provider, action, machine)
     if action in autostop.INSTALLS:
         # The budget's deadline and the alerts travel with the agent's config (docs/costs.md).
-        over = bool(state.load(profile.name).get("over_budget"))
-        price = machine.price_per_hour if machine else None
-        req["autostop"].update(money.box_fields(profile.name, price, over))
+        if budget is None:
+            over = bool(state.load(profile.name).get("over_budget"))
+            budget = money.Budget(profile.name, over, [])
+        req["autostop"].update(budget.box_fields(machine.price_per_hour if machine else None))
         req["alerts"] = alerts.box_fields(profile.name)
     if action == "up":
         req["acme"], _ = acme.box_fields(
@@ -93,70 +102,140 @@ def up(
     on_stage: Progress = _quiet,
     over_budget: bool = False,
     move: bool = False,
+    check: bool = False,
 ) -> dict[str, Any]:
     """Make the workstation running and healthy; returns the card plus the box's step report.
 
-    A spent budget refuses before anything starts, unless ``over_budget``. ``move``: a new
-    machine on the same volume first (``Provider.move``).
+    Six steps, top to bottom, each a function below:
+
+    1. check_budget: money (a spent budget refuses; the 80 % warnings) and its alert;
+    2. state.action: the profile's lock and the intent on disk;
+    3. start_machine: the provider starts it; the ledger brackets what that bills; where it is;
+    4. set_up_box: one request to the box program, carrying the budget's deadline and alerts;
+    5. record_running: what runs now, on record;
+    6. up_card: the card, with the box's steps and what the budget step found.
+
+    ``move``: a new machine on the same volume first (``Provider.move``, RunPod).
     """
     provider = providers.get(profile)
-    if provider.manages_power:
-        ledger.check()  # a broken ledger stops `up` before a billed machine starts, not after
-    money.check_up(profile.name, over_budget)
+    budget = check_budget(profile, provider, over_budget)
     with state.action(profile.name, "starting", "up"):
-        state.update(profile.name, over_budget=over_budget)
-        ledger.before_acting(profile.name, provider)
-        if move:
-            provider.move(on_stage)
-        machine = provider.ensure_running(on_stage)
-        _warn(profile.name, _book(profile.name, machine, "padlab up"), on_stage)
-        state.update(profile.name, host=machine.host, machine=machine.as_dict())
-        req = request_for(profile, provider, "up", machine)
-        if password is not None:
-            req["password"] = password
-        transport = provider.transport(machine)
+        machine = start_machine(profile, provider, budget, move, on_stage)
+        report = set_up_box(profile, provider, machine, budget, password, check, on_stage)
+        st = record_running(profile, provider, machine, report, password, generated)
+    return up_card(profile, st, report, budget)
 
-        def on_event(event: dict) -> None:
-            on_stage(event.get("stage", ""))
 
-        on_stage("setting up the box")
+def check_budget(profile: Profile, provider: Provider, over_budget: bool) -> money.Budget:
+    """1. A spent budget refuses before anything starts (unless over_budget); at 80 %, one alert a month.
+
+    A broken ledger stops `up` here, before a billed machine starts, not after."""
+    if provider.manages_power:
+        ledger.check()
+    budget = money.for_up(profile.name, over_budget)
+    for line in budget.warnings:
+        alerts.budget_once(profile.name, line)
+    return budget
+
+
+def start_machine(
+    profile: Profile, provider: Provider, budget: money.Budget, move: bool, on_stage: Progress
+) -> Machine:
+    """3. The provider starts (or finds, or with ``move`` replaces) the machine; the ledger brackets
+    the billed time it starts (a ledger that breaks meanwhile is a warning, never a failed up)."""
+    ledger.before_acting(profile.name, provider)
+    if move:
+        provider.move(on_stage)
+    machine = provider.ensure_running(on_stage)
+    _warn(profile.name, _book(profile.name, machine, "padlab up"), on_stage)
+    # Where the machine is, before setting it up: `padlab ssh` works even if the setup fails
+    # (written only when it moved: each state write is an fsync).
+    where = {"host": machine.host, "machine": machine.as_dict(), "over_budget": budget.over_budget}
+    st = state.load(profile.name)
+    if any(st.get(k) != v for k, v in where.items()):
+        state.update(profile.name, **where)
+    return machine
+
+
+def set_up_box(
+    profile: Profile,
+    provider: Provider,
+    machine: Machine,
+    budget: money.Budget,
+    password: str | None,
+    check: bool,
+    on_stage: Progress,
+) -> dict[str, Any]:
+    """4. One request to the box program, which answers at once when nothing changed since its last
+    full run (``check`` runs every step anyway); a second pass when its certificate needs signing."""
+    req = request_for(profile, provider, "up", machine, budget)
+    req["check"] = check
+    if password is not None:
+        req["password"] = password
+    transport = provider.transport(machine)
+
+    def on_event(event: dict) -> None:
+        on_stage(event.get("stage", ""))
+
+    on_stage("setting up the box")
+    report = transport.call(req, on_event)
+    acme_seconds = report.get("acme_seconds")  # the first pass's: the second only reads
+    if "needs_cert" in report:
+        on_stage("signing the box's certificate with padlab's CA")
+        need = report["needs_cert"]
+        req["cert_pem"] = tls.sign_csr(need["csr"], need["sans"])
+        first = report["steps"]
         report = transport.call(req, on_event)
-        steps = report["steps"]
-        acme_seconds = report.get("acme_seconds")  # the first pass's: the second only reads
-        if "needs_cert" in report:
-            on_stage("signing the box's certificate with padlab's CA")
-            need = report["needs_cert"]
-            req["cert_pem"] = tls.sign_csr(need["csr"], need["sans"])
-            report = transport.call(req, on_event)
-            # The first pass stopped at the TLS step; the second carries on from there.
-            steps = _before_tls(steps) + report["steps"][len(_before_tls(report["steps"])) :]
-        tls_facts = dict(report.get("tls") or {"kind": "padlab-ca", "reason": None})
-        if not tls_facts.get("reason") and tls_facts.get("kind") != "public":
-            tls_facts["reason"] = acme.box_fields(profile, machine.host, provider.info.this_machine)[1]
-        changes: dict[str, Any] = {
-            "tls": tls_facts,
-            "acme_seconds": acme_seconds,
-            "phase": "running",
-            "cert_sha256": report.get("cert_sha256"),
-            "started_at": (report.get("service") or {}).get("started_at"),
-            "service_kind": (report.get("service") or {}).get("kind"),
-            "warnings": report.get("warnings", []),
-        }
-        if password is not None and not report.get("password_kept"):
-            changes["password_hint"] = password_hint(generated)
-        changes.update(provider.after_up(machine, report))
-        st = state.update(profile.name, **changes)
+        # The first pass stopped at the TLS step; the second carries on from there.
+        report["steps"] = _before_tls(first) + report["steps"][len(_before_tls(report["steps"])) :]
+    report["acme_seconds"] = acme_seconds
+    report["deadline_at"] = req["autostop"].get("deadline_at")
+    report["deadline_why"] = req["autostop"].get("deadline_why")
+    return report
+
+
+def record_running(
+    profile: Profile,
+    provider: Provider,
+    machine: Machine,
+    report: dict[str, Any],
+    password: str | None,
+    generated: bool,
+) -> dict[str, Any]:
+    """5. What runs now: phase, certificate, service, warnings, and the provider's card lines."""
+    tls_facts = dict(report.get("tls") or {"kind": "padlab-ca", "reason": None})
+    if not tls_facts.get("reason") and tls_facts.get("kind") != "public":
+        tls_facts["reason"] = acme.box_fields(profile, machine.host, provider.info.this_machine)[1]
+    changes: dict[str, Any] = {
+        "tls": tls_facts,
+        "acme_seconds": report.get("acme_seconds"),
+        "phase": "running",
+        "cert_sha256": report.get("cert_sha256"),
+        "started_at": (report.get("service") or {}).get("started_at"),
+        "service_kind": (report.get("service") or {}).get("kind"),
+        "warnings": report.get("warnings", []),
+    }
+    if password is not None and not report.get("password_kept"):
+        changes["password_hint"] = password_hint(generated)
+    changes.update(provider.after_up(machine, report))
+    return state.update(profile.name, **changes)
+
+
+def up_card(
+    profile: Profile, st: dict[str, Any], report: dict[str, Any], budget: money.Budget
+) -> dict[str, Any]:
+    """6. The card, with the box's steps and what the budget step found."""
     out = card.build(profile, st)
-    out["changed"] = any(s["changed"] for s in steps)
-    out["steps"] = steps
+    out["changed"] = any(s["changed"] for s in report["steps"])
+    out["steps"] = report["steps"]
     out["budget"] = {
-        "warnings": money.warnings(profile.name),
-        "deadline_at": req["autostop"].get("deadline_at"),
-        "deadline_why": req["autostop"].get("deadline_why"),
-        "over_budget": over_budget,
+        "warnings": budget.warnings,
+        "deadline_at": report["deadline_at"],
+        "deadline_why": report["deadline_why"],
+        "over_budget": budget.over_budget,
     }
     out["password_kept"] = bool(report.get("password_kept"))
-    out["acme_seconds"] = acme_seconds  # what this `up` spent getting a public certificate
+    out["acme_seconds"] = report["acme_seconds"]  # what this `up` spent getting a public certificate
     return out
 
 

@@ -2,40 +2,47 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
-from typing import Callable
 
-from . import autostop_actions, bootstrap, files, kernel_actions, lock, request
+from . import lock, request
 from .context import Context
 from .report import BoxError
 
 
 class Action:
-    """A box action: its function, whether it waits for the box's lock, whether it needs sudo first."""
+    """A box action: its module and function, whether it waits for the box's lock, whether it needs sudo first.
 
-    __slots__ = ("run", "locked", "sudo")
+    Named, not imported: the program is compiled from its zip on every run, so a no-op `up`
+    imports only what it uses (the agent's modules alone take ~50 ms to compile).
+    """
 
-    def __init__(self, run: Callable[[Context], None], locked: bool = True, sudo: bool = True) -> None:
-        self.run = run
+    __slots__ = ("module", "function", "locked", "sudo")
+
+    def __init__(self, where: str, locked: bool = True, sudo: bool = True) -> None:
+        self.module, self.function = where.split(":")
         self.locked = locked
         self.sudo = sudo
+
+    def run(self, ctx: Context) -> None:
+        getattr(importlib.import_module("." + self.module, __package__), self.function)(ctx)
 
 
 # A new action: its function (taking the Context, filling ctx.report) and one entry here.
 ACTIONS = {
-    "up": Action(bootstrap.up),
-    "down": Action(bootstrap.down),
-    "status": Action(bootstrap.status, locked=False, sudo=False),
-    "passwd": Action(bootstrap.passwd),
-    "autostop": Action(autostop_actions.apply),
-    "keep": Action(autostop_actions.keep),
-    "logs": Action(autostop_actions.logs, sudo=False),
-    "kernels": Action(kernel_actions.listing, locked=False, sudo=False),
-    "kernel-create": Action(kernel_actions.create),
+    "up": Action("bootstrap:up"),
+    "down": Action("bootstrap:down"),
+    "status": Action("bootstrap:status", locked=False, sudo=False),
+    "passwd": Action("bootstrap:passwd"),
+    "autostop": Action("autostop_actions:apply"),
+    "keep": Action("autostop_actions:keep"),
+    "logs": Action("autostop_actions:logs", sudo=False),
+    "kernels": Action("kernel_actions:listing", locked=False, sudo=False),
+    "kernel-create": Action("kernel_actions:create"),
     # Unlocked: a download is followed for hours, and `up` must not wait for it.
-    "get": Action(files.get, locked=False, sudo=False),
-    "paths": Action(files.paths, locked=False, sudo=False),
+    "get": Action("files:get", locked=False, sudo=False),
+    "paths": Action("files:paths", locked=False, sudo=False),
 }
 
 

@@ -14,23 +14,7 @@ import os
 import socket
 import subprocess
 
-from . import (
-    account,
-    acme_setup,
-    agent_setup,
-    boot,
-    clone,
-    files,
-    firewall,
-    health,
-    jupyter,
-    kernels,
-    mosh,
-    ports,
-    service,
-    tls,
-    venv,
-)
+from . import account, acme_setup, fingerprint, jupyter, ports, service, tls, venv
 from .context import Context
 from .report import BoxError, Report
 from .service import Layout
@@ -45,6 +29,29 @@ CHECK_SNIPPET = (
 def up(ctx: Context) -> None:
     req, report, host, layout = ctx.req, ctx.report, ctx.host, ctx.layout
     kind = service.choose(host, layout)
+    quick = kind == "systemd" and layout.system  # remote boxes: the fingerprint covers what systemd runs
+    if quick and not req["check"] and req["password"] is None and req["cert_pem"] is None:
+        kept = fingerprint.unchanged(host, layout, req, ctx.program)
+        if kept is not None:
+            report.step(
+                "unchanged", False, "nothing to do: as the last full run left it (`up --check` runs all)"
+            )
+            for warning in kept.get("warnings") or []:
+                report.warn(warning)
+            report.data.update(workstation_facts(host, layout, kind))
+            report.data["tls"] = kept.get("tls")  # which certificate serves, as the full run found
+            return
+    _setup(ctx, kind)
+    if quick and "needs_cert" not in report.data:  # a first pass stops at TLS: not a finished run
+        fingerprint.remember(host, layout, req, ctx.program, report.warnings, report.data.get("tls"))
+
+
+def _setup(ctx: Context, kind: str) -> None:
+    """Every step of `up`, in order; each changes only what differs from what it wants."""
+    # Imported here: a no-op `up` (above) never compiles them.
+    from . import agent_setup, boot, clone, files, firewall, health, kernels, mosh
+
+    req, report, host, layout = ctx.req, ctx.report, ctx.host, ctx.layout
     account.ensure(host, layout.user, report)
     account.adopt(host, layout, req["root_dir"], report)
 
@@ -134,22 +141,23 @@ def up(ctx: Context) -> None:
     report.step(
         "jupyter-running", acted, "restarted" if acted and running else ("started" if acted else "running")
     )
-    report.stage("waiting for Jupyter to answer over HTTPS")
-    health.wait_ready(
-        port,
-        None if pem else req["ca_pem"],
-        layout.log,
-        alive=lambda: service.read_pid(host, layout) is not None,
-        pin=cert_sha256(host, layout) if pem else None,
-    )
-    agent_setup.install(host, layout, req, ctx.program, kind, report)
-    # Optional steps, asked for by remote providers only.
+    # Optional steps, asked for by remote providers only; while Jupyter starts (~2 s), not after.
     if req["mosh"] is not None:
         mosh.ensure(host, req["mosh"], report)
     if req["rsync"] is not None:
         files.ensure_rsync(host, report)
     if req["firewall"] is not None:
         firewall.ensure(host, req, ctx.program, report)
+    report.stage("waiting for Jupyter to answer over HTTPS")
+    waited = health.wait_ready(
+        port,
+        None if pem else req["ca_pem"],
+        layout.log,
+        alive=lambda: service.read_pid(host, layout) is not None,
+        pin=cert_sha256(host, layout) if pem else None,
+    )
+    report.step("jupyter-answers", False, "its HTTPS login page answered in %.2f s" % waited)
+    agent_setup.install(host, layout, req, ctx.program, kind, report)
     if req["boot"] is not None:
         boot.save(host, req, ctx.program, report)
     report.data.update(workstation_facts(host, layout, kind))
@@ -227,6 +235,8 @@ def down(ctx: Context) -> None:
 
 
 def status(ctx: Context) -> None:
+    from . import agent_setup
+
     host, layout = ctx.host, ctx.layout
     ctx.report.data.update(workstation_facts(host, layout, service.choose(host, layout)))
     ctx.report.data["autostop"] = agent_setup.facts(host, layout)
@@ -238,6 +248,8 @@ def passwd(ctx: Context) -> None:
     if not raw:
         raise BoxError("this workstation is not set up yet", "run `padlab up` first", code="not_set_up")
     kind = service.choose(host, layout)
+    from . import health  # urllib's import alone is ~40 ms: only where Jupyter is waited for
+
     hashed = jupyter.hash_password(layout, req["password"])
     cfg = json.loads(raw)
     cfg["PasswordIdentityProvider"]["hashed_password"] = hashed

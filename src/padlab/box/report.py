@@ -25,7 +25,7 @@ class Report:
         self.steps: list[dict[str, Any]] = []
         self.warnings: list[str] = []
         self.data: dict[str, Any] = {}
-        self._t0 = time.monotonic()
+        self._t0 = self._mark = time.monotonic()
 
     def stage(self, name: str) -> None:
         """Tell the client a (possibly slow) stage began; one JSON line on stderr."""
@@ -34,7 +34,12 @@ class Report:
         sys.stderr.flush()
 
     def step(self, name: str, changed: bool, detail: str = "") -> None:
-        self.steps.append({"name": name, "changed": bool(changed), "detail": detail})
+        """Record a step; "s" is the time since the previous step, so benchmarks can name where it went."""
+        now = time.monotonic()
+        self.steps.append(
+            {"name": name, "changed": bool(changed), "detail": detail, "s": round(now - self._mark, 3)}
+        )
+        self._mark = now
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)

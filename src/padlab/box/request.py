@@ -127,6 +127,7 @@ FIELDS = {
     "kernels": Field(dict, {}, {"declared": Field(dict, {})}),  # up: kernels the profile declared
     "clone": Field((str, NONE)),  # up: a git URL cloned into root_dir when missing
     "acme": Field((dict, NONE), None, ACME),  # up: a public certificate for the box's IP; None: padlab's CA
+    "check": Field(bool, False),  # up: run every step, even when the fingerprint says nothing changed
     # -- kernels, kernel-create ---------------------------------------------------------------
     "cuda": Field(bool, True),  # kernels: ask torch about CUDA in each environment
     "kernel": Field((dict, NONE), None, {"name": Field(str, REQUIRED), "want": Field(dict, REQUIRED)}),

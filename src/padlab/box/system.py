@@ -91,6 +91,7 @@ class Host:
 
     def __init__(self, sudo: bool) -> None:
         self.sudo = sudo and os.geteuid() != 0
+        self.touched: list = []  # every path written or made: what `up`'s fingerprint stats (fingerprint.py)
 
     def run(
         self,
@@ -231,6 +232,7 @@ class Host:
     ) -> bool:
         """Atomically write a file; returns whether anything changed (content, mode or owner)."""
         data = content.encode() if isinstance(content, str) else content
+        self.touched.append(path)
         if owner and self.for_user(owner, path):
             return self.user_ops(owner, [{"op": "write", "path": path, "data": data, "mode": mode}])
         old = self.read(path)
@@ -276,6 +278,7 @@ class Host:
         return True
 
     def makedirs(self, path: str, mode: int = 0o755, owner: str | None = None, root: bool = False) -> bool:
+        self.touched.append(path)
         if os.path.isdir(path):
             return False
         if owner and self.for_user(owner, path):

@@ -29,13 +29,8 @@ def check(host: Host, layout: Layout, ca_pem: str, sans: list, new_cert_pem: str
     host.makedirs(layout.tls_dir, mode=0o700, owner=layout.user, root=layout.system)
     stamp = os.path.join(layout.tls_dir, "checked.json")
     if new_cert_pem is None:
-        cert = host.read(layout.cert)
-        kept = _load(host.read(stamp))
-        if (
-            cert is not None
-            and kept.get("fingerprint") == _fingerprint(host, layout, cert, ca_pem, sans)
-            and time.time() < float(kept.get("renew_at") or 0)
-        ):
+        cert = current_ok(host, layout, ca_pem, sans)
+        if cert is not None:
             return {"status": "ok", "origin": "current", "pem": cert.decode()}
     request = {
         "key_path": layout.key,
@@ -62,6 +57,20 @@ def check(host: Host, layout: Layout, ca_pem: str, sans: list, new_cert_pem: str
         }
         host.write(stamp, json.dumps(kept) + "\n", mode=0o600, owner=layout.user, root=layout.system)
     return result
+
+
+def current_ok(host: Host, layout: Layout, ca_pem: str, sans: list) -> bytes | None:
+    """The current certificate when keygen already passed it, nothing it read changed and it is not yet
+    due for renewal (a cheap read: no Python with cryptography); else None."""
+    cert = host.read(layout.cert)
+    kept = _load(host.read(os.path.join(layout.tls_dir, "checked.json")))
+    if (
+        cert is not None
+        and kept.get("fingerprint") == _fingerprint(host, layout, cert, ca_pem, sans)
+        and time.time() < float(kept.get("renew_at") or 0)
+    ):
+        return cert
+    return None
 
 
 def _fingerprint(host: Host, layout: Layout, cert: bytes, ca_pem: str, sans: list) -> str:

@@ -164,6 +164,11 @@ def init(
 @click.option(
     "--move", is_flag=True, help="RunPod: a new pod on the same volume (after a resume without GPUs)."
 )
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Run every setup step on the box, even when nothing changed since the last full run.",
+)
 def up(
     name: str | None,
     password_stdin: bool,
@@ -173,13 +178,16 @@ def up(
     skip_setup: bool,
     over_budget: bool,
     move: bool,
+    check: bool,
 ) -> None:
     """Make the workstation running and healthy, then print its connection card.
 
     \b
     The first run needs a password: typed, piped, or generated; later runs keep
     it (change it with `padlab passwd`).
-    Running it again on a healthy workstation changes nothing and reprints the card.
+    Running it again on a healthy workstation changes nothing and reprints the card:
+    the box answers at once when nothing it checks changed since its last full run
+    (--check runs every step anyway).
     With no profile at all, it creates 'lab' for this machine (provider local).
 
     \b
@@ -209,7 +217,7 @@ def up(
         password, generated = read_password(password_stdin, generate_password)
     with ui.progress(f"padlab up {profile.name}") as stage:
         data = workstation.up(
-            profile, password, generated, on_stage=stage, over_budget=over_budget, move=move
+            profile, password, generated, on_stage=stage, over_budget=over_budget, move=move, check=check
         )
     budget_notice(profile.name, data["budget"])
     if generated and not data["password_kept"]:
@@ -220,14 +228,13 @@ def up(
 
 
 def budget_notice(name: str, budget: dict) -> None:
-    """After `up`: the 80 % warning (also as an alert, once a month) and when the box stops itself."""
+    """After `up`: the 80 % warning (its alert, once a month, is `up`'s budget step) and when the box stops itself."""
     import datetime
 
-    from padlab import alerts, ui
+    from padlab import ui
 
     for line in budget["warnings"]:
         ui.warn(line)
-        alerts.budget_once(name, line)
     if budget.get("deadline_at"):
         when = datetime.datetime.fromtimestamp(budget["deadline_at"]).strftime("%Y-%m-%d %H:%M")
         sys.stderr.write(f"budget: the box stops itself at {when}, when {budget['deadline_why']}\n")

@@ -1,0 +1,205 @@
+"""One cheap fingerprint of everything `up` checks, so a no-op `up` answers "nothing to do" at once.
+
+A full `up` ends by saving the fingerprint of what it left (the request without its
+volatile fields, the box program, every file and folder it wrote, Jupyter's process
+and port, the certificate's renewal date, the firewall's live rules, the units' states,
+the folders kernel discovery looks in, mosh and rsync). The next `up` computes the
+same fingerprint first, from stats and two root commands (nft, systemctl), and stops
+there when it matches; any difference (Jupyter died, the certificate is due, a rule or
+a unit file went, a new request...) runs every step again, as does `up --check`.
+
+The record is root's, 0600, on a system box (/var/lib/padlab), so the Jupyter user, who
+owns the prefix, can neither forge "nothing to do" nor read the hash of a request that
+carries tokens; what that user can change (their files, their
+process) only ever makes the fingerprint differ, never match: ctime and inode are
+in each file's stat, and the user can set neither.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shlex
+import shutil
+import socket
+import subprocess
+import time
+
+from . import tls
+from .service import Layout, read_pid
+from .system import ROOT_DIR, Host, sha256
+
+# What changes between two identical `up`s, or is compared apart: the money times move with the clock.
+VOLATILE = ("password", "cert_pem", "check")
+MONEY_TIMES = ("deadline_at", "budget_warn_at")
+MONEY_SLACK_S = 120.0  # a deadline recomputed a little later is the same deadline
+
+
+def record_path(layout: Layout) -> str:
+    if layout.system:
+        return os.path.join(ROOT_DIR, "up-%s.json" % layout.name)
+    return os.path.join(layout.prefix, "up-%s.json" % layout.name)
+
+
+def units(layout: Layout) -> list:
+    """The systemd units up leaves running (Jupyter's, the agent's timer, the firewall's)."""
+    out = [layout.unit, "padlab-agent-%s.timer" % layout.name]
+    if layout.system:
+        out.append("padlab-firewall.service")
+    return out
+
+
+def _request_part(req: dict) -> tuple:
+    """(the request's hash without volatile fields, its money times apart)."""
+    stable = {k: v for k, v in req.items() if k not in VOLATILE}
+    autostop = dict(stable.get("autostop") or {})
+    times = {k: autostop.pop(k, None) for k in MONEY_TIMES}
+    autostop.pop("deadline_why", None)  # "$1.23 left at ...": words that move with every cent spent
+    stable["autostop"] = autostop
+    return sha256(json.dumps(stable, sort_keys=True, default=str)), times
+
+
+def _stat(path: str) -> list:
+    """A file: what only a write, a replace or a chmod changes (ctime and inode included). A folder:
+    only that it is one, its mode and owner (its contents are someone else's: notebooks, logs)."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        return [path, type(exc).__name__]
+    if os.path.isdir(path) and not os.path.islink(path):
+        return [path, "dir", st.st_mode, st.st_uid, st.st_gid]
+    return [path, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode, st.st_uid, st.st_gid]
+
+
+def _listening(req: dict) -> bool:
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(req["listen"], req["listen"])
+    try:
+        with socket.create_connection((host, int(req["port"])), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def _gather(host: Host, layout: Layout, req: dict) -> tuple:
+    """(the saved record, a hash of the units' states and the firewall's live rules), from two commands
+    run side by side: systemctl, and one root shell that reads the record (root's alone: it hashes a
+    request that may carry tokens) and lists the rules (stateless: no counters)."""
+    show = ["systemctl", "show", "-p", "Id,ActiveState,UnitFileState,FragmentPath"] + units(layout)
+    script = "cat %s 2>/dev/null; printf '\\0'" % shlex.quote(record_path(layout))
+    if req["firewall"] is not None and (shutil.which("nft") or os.path.exists("/usr/sbin/nft")):
+        script += "; nft -s -j list ruleset"
+    root = (["sudo", "-n", "--"] if host.sudo else []) + ["sh", "-c", script]
+    procs = [subprocess.Popen(a, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) for a in (show, root)]
+    (units_out, _), (root_out, _) = (p.communicate() for p in procs)
+    record, _, rules = root_out.partition(b"\0")
+    codes = b"%d %d" % (procs[0].returncode, procs[1].returncode)
+    return record, sha256(units_out + b"\0" + rules + b"\0" + codes)
+
+
+def _discovery_dirs(layout: Layout) -> list:
+    """Where kernel discovery looks (box/kernels.py candidates): a new environment there changes these;
+    and sshd's configuration, whose ports the firewall step reads."""
+    try:
+        home = pwd.getpwnam(layout.user).pw_dir
+    except KeyError:
+        home = "/nonexistent"
+    dirs = ["/usr/local/bin", "/usr/bin", "/opt", os.path.join(layout.prefix, "kernels")]
+    dirs += ["/etc/ssh/sshd_config", "/etc/ssh/sshd_config.d"]  # the ports the firewall keeps open for ssh
+    for base in (os.path.join(home, "miniconda3"), os.path.join(home, "anaconda3"), "/opt/conda"):
+        dirs += [base, os.path.join(base, "envs")]
+    out = []
+    for d in dirs:
+        try:
+            st = os.stat(d)
+            out.append([d, st.st_mtime_ns, st.st_ctime_ns])
+        except OSError:
+            out.append([d, None])
+    return out
+
+
+def _packages(layout: Layout) -> list:
+    """The site-packages folders of Jupyter's venv: an install or removal there (a notebook's
+    `pip install jupyterlab==...`) changes their times, and `up` brings the venv back to the lock."""
+    base = os.path.join(layout.venv, "lib")
+    try:
+        names = sorted(n for n in os.listdir(base) if n.startswith("python"))
+    except OSError:
+        return []
+    out = []
+    for name in names:
+        folder = os.path.join(base, name, "site-packages")
+        try:
+            st = os.stat(folder)
+            out.append([folder, st.st_mtime_ns, st.st_ctime_ns])
+        except OSError:
+            out.append([folder, None])
+    return out
+
+
+def _clone_there(layout: Layout, req: dict) -> bool | None:
+    """Whether the course folder `--clone` asks for is there: up clones it again when it went."""
+    if not req["clone"]:
+        return None
+    from .clone import target
+    from .system import expand_user
+
+    try:
+        return os.path.exists(os.path.join(expand_user(req["root_dir"], layout.user), target(req["clone"])))
+    except KeyError:
+        return False
+
+
+def compute(host: Host, layout: Layout, req: dict, program: bytes, paths: list, root: str) -> dict:
+    """The fingerprint of what `up` would check now (``root``: _gather's hash), and the money times apart."""
+    req_hash, times = _request_part(req)
+    pid = read_pid(host, layout)
+    sans = tls.wanted_names(req["extra_sans"])
+    client = (os.environ.get("SSH_CONNECTION") or "").split()
+    parts = {
+        "request": req_hash,
+        "program": sha256(program),
+        "client": [client[0], client[3]] if len(client) == 4 else None,  # allow_from auto, ssh's port
+        "files": [_stat(p) for p in paths],
+        # Alive and listening, not which PID: a reboot or systemd's restart needs no full run.
+        "jupyter": [pid is not None, pid is not None and _listening(req)],
+        "tls": tls.current_ok(host, layout, req["ca_pem"], sans) is not None,
+        "root": root,
+        "discovery": _discovery_dirs(layout),
+        "tools": [shutil.which(t) for t in ("mosh-server", "rsync", "python3")],
+        "clone": _clone_there(layout, req),
+        "venv": _packages(layout),
+    }
+    return {"fp": sha256(json.dumps(parts, sort_keys=True, default=str)), "times": times, "paths": paths}
+
+
+def unchanged(host: Host, layout: Layout, req: dict, program: bytes) -> dict | None:
+    """The last full run's record when nothing it checked changed since, else None."""
+    raw, root = _gather(host, layout, req)
+    try:
+        kept = json.loads(raw or b"{}")
+    except ValueError:
+        return None
+    if not isinstance(kept, dict) or not kept.get("fp") or not isinstance(kept.get("paths"), list):
+        return None
+    now = compute(host, layout, req, program, [str(p) for p in kept["paths"]], root)
+    if now["fp"] != kept["fp"]:
+        return None
+    for key, value in now["times"].items():
+        old = (kept.get("times") or {}).get(key)
+        if (value is None) != (old is None):
+            return None
+        if value is not None and abs(float(value) - float(old)) > MONEY_SLACK_S:
+            return None
+    return kept
+
+
+def remember(
+    host: Host, layout: Layout, req: dict, program: bytes, warnings: list, tls_facts: dict | None
+) -> None:
+    """After a full run: save its fingerprint, over every path the run wrote or made, with what a
+    no-op `up` must still report (its warnings, which certificate serves)."""
+    paths = sorted(set(host.touched) - {record_path(layout)})
+    record = compute(host, layout, req, program, paths, _gather(host, layout, req)[1])
+    record.update(warnings=list(warnings), tls=tls_facts, at=time.time())
+    host.write(record_path(layout), json.dumps(record, sort_keys=True) + "\n", mode=0o600, root=layout.system)
