@@ -44,6 +44,16 @@ def account_key() -> str:
     return pem
 
 
+def challenge_port(profile: Any) -> int | None:
+    """The port a cloud's own firewall keeps open for the box's http-01 renewals, None under padlab-ca.
+
+    Open to anywhere: Let's Encrypt validates from several places. The box renews without the
+    client (its timer), so a cloud firewall cannot open it just in time; on the box itself only
+    the challenge opens it, and nothing listens there outside one (box/acme_client.py).
+    """
+    return None if (profile.tls or "auto") == "padlab-ca" else 80
+
+
 def check(mode: str | None, directory: str | None, ca: str | None) -> None:
     """A profile's TLS settings, refused with how to fix them."""
     if mode is not None and mode not in MODES:

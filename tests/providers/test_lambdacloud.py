@@ -57,6 +57,7 @@ def test_up_makes_the_filesystem_and_launches_the_first_type_with_capacity(
     # padlab's ports are added to the account's rules; the rule that was there stays.
     ports = {(r["protocol"], tuple(r["port_range"])) for r in fake.firewall}
     assert {("tcp", (22, 22)), ("tcp", (8888, 8888)), ("udp", (60001, 60010))} <= ports
+    assert ("tcp", (80, 80)) in ports  # http-01, for the box's public certificate (--tls auto)
     assert fake.firewall[0]["description"] == "SSH"
 
 

@@ -13,6 +13,7 @@ import hashlib
 import os
 from typing import Any, Callable
 
+from padlab import acme
 from padlab.box.request import MOSH_PORTS
 from padlab.errors import PadlabError
 from padlab.providers import cloud, credentials, prices, retry
@@ -310,11 +311,9 @@ class AwsProvider(CloudProvider):
             cidr = _my_address()
         port = int(self.profile.port)
         rules = {("tcp", 22, 22, cidr), ("tcp", port, port, cidr), ("udp", *MOSH_PORTS, cidr)}
-        if (self.profile.tls or "auto") != "padlab-ca":
-            # http-01 for the box's public certificate: Let's Encrypt validates from several places,
-            # so from anywhere. The box listens on 80 only during a challenge (box/acme_client.py),
-            # which it runs without the client, so the group cannot open it just in time.
-            rules.add(("tcp", 80, 80, "0.0.0.0/0"))
+        challenge = acme.challenge_port(self.profile)
+        if challenge:
+            rules.add(("tcp", challenge, challenge, "0.0.0.0/0"))
         return rules
 
     def _reconcile_rules(self, group: dict[str, Any]) -> None:

@@ -36,7 +36,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from padlab import registry
+from padlab import acme, registry
 from padlab.box.request import MOSH_PORTS
 from padlab.errors import PadlabError
 from padlab.providers import cloud, credentials, retry
@@ -354,7 +354,8 @@ class LambdaProvider(CloudProvider):
 
         Lambda's firewall rules are the account's, for every instance: padlab adds ssh,
         Jupyter's port and mosh's UDP range from the profile's allow_from (else anywhere),
-        and never removes a rule it did not add.
+        http-01's port from anywhere unless `--tls padlab-ca` (acme.challenge_port), and never
+        removes a rule it did not add.
         """
         source = self.options.get("allow_from")
         source = source if source and source != "auto" else "0.0.0.0/0"
@@ -379,6 +380,16 @@ class LambdaProvider(CloudProvider):
                 "description": "padlab mosh",
             },
         ]
+        challenge = acme.challenge_port(self.profile)
+        if challenge:
+            want.append(
+                {
+                    "protocol": "tcp",
+                    "port_range": [challenge, challenge],
+                    "source_network": "0.0.0.0/0",
+                    "description": "padlab public certificate (http-01)",
+                }
+            )
         _, body = self.api.request("GET", "/firewall-rules")
         have = body["data"]
 
