@@ -95,6 +95,8 @@ def init(
       padlab init gpu --provider paperspace --autostop 45m --max-uptime 8h
       padlab init gpu --provider paperspace --clone https://github.com/fastai/course22
       padlab init box --provider ssh --host me@203.0.113.7 --tls letsencrypt
+      padlab init gpu --provider lambda --machine-type a10,a100 --region us-east-1
+      padlab init pod --provider runpod --machine-type "NVIDIA A40" --region EU-RO-1
     """
     from padlab import profiles
 
