@@ -119,3 +119,16 @@ def test_a_package_installed_or_removed_in_jupyters_venv_runs_every_step(box) ->
     time.sleep(0.01)
     (site / "jupyterlab-4.6.6.dist-info").mkdir()
     assert unchanged(box) is None
+
+
+def test_a_kernelspec_removed_or_its_folder_swapped_for_a_link_runs_every_step(box, tmp_path) -> None:
+    specs = Path(box["layout"].venv, "share", "jupyter", "kernels")
+    (specs / "padlab-torch").mkdir(parents=True)
+    fingerprint.remember(box["host"], box["layout"], box["req"], PROGRAM, [], None)
+    assert unchanged(box) is not None
+    (specs / "padlab-torch").rmdir()
+    assert unchanged(box) is None
+    fingerprint.remember(box["host"], box["layout"], box["req"], PROGRAM, [], None)
+    specs.rename(specs.with_name("kernels.moved"))
+    specs.symlink_to(tmp_path)
+    assert unchanged(box) is None

@@ -167,9 +167,9 @@ def test_trixie_box_fresh_then_moved_ends_on_the_lock(make_machines, tmp_path) -
     found = compare_on(machine)
     assert found["jupyterlab"][1].startswith("4.5.") and off_lock(found) == {}
 
-    machine.exec(
-        "runuser -u padlab -- /opt/padlab/venv/bin/python -m pip install --quiet "
-        "--disable-pip-version-check jupyterlab==4.6.6 notebook",
+    machine.exec(  # the venv has no pip (box/venv.py makes it without): the uv padlab put there
+        "runuser -u padlab -- env UV_NATIVE_TLS=1 /opt/padlab/venv/bin/uv pip install --quiet "
+        "--python /opt/padlab/venv/bin/python jupyterlab==4.6.6 notebook",
         timeout=300,
     )
     assert off_lock(compare_on(machine))["jupyterlab"][1] == "4.6.6"

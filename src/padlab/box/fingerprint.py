@@ -137,6 +137,20 @@ def _packages(layout: Layout) -> list:
     return out
 
 
+def _kernelspecs(layout: Layout) -> list:
+    """The kernelspecs `up` registers (the venv's share/jupyter/kernels, the Jupyter user's to change):
+    the folder and each entry, as lstat sees them, so a spec removed or a folder swapped for a link
+    runs every step again (which re-registers, or refuses the link)."""
+    folder = os.path.join(layout.venv, "share", "jupyter", "kernels")
+    out = [_stat(folder)]
+    if os.path.isdir(folder) and not os.path.islink(folder):
+        try:
+            out += [_stat(os.path.join(folder, name)) for name in sorted(os.listdir(folder))]
+        except OSError as exc:
+            out.append(type(exc).__name__)
+    return out
+
+
 def _clone_there(layout: Layout, req: dict) -> bool | None:
     """Whether the course folder `--clone` asks for is there: up clones it again when it went."""
     if not req["clone"]:
@@ -169,6 +183,7 @@ def compute(host: Host, layout: Layout, req: dict, program: bytes, paths: list, 
         "tools": [shutil.which(t) for t in ("mosh-server", "rsync", "python3")],
         "clone": _clone_there(layout, req),
         "venv": _packages(layout),
+        "kernelspecs": _kernelspecs(layout),
     }
     return {"fp": sha256(json.dumps(parts, sort_keys=True, default=str)), "times": times, "paths": paths}
 
