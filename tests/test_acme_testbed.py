@@ -30,6 +30,7 @@ import pytest
 
 from padlab.notebook_api import NotebookClient
 from tests.helpers import PASSWORD, padlab, padlab_json
+from tests.test_jupyter_stack import ACME_LOCK, COMPARE, off_lock
 
 pytestmark = [
     pytest.mark.testbed,
@@ -40,7 +41,8 @@ pytestmark = [
 ]
 
 PORT = 8888
-RENEW = "/var/lib/padlab/acme-box/venv/bin/python -I /var/lib/padlab/acme-box/padlab-acme"
+ACME_PYTHON = "/var/lib/padlab/acme-box/venv/bin/python"
+RENEW = f"{ACME_PYTHON} -I /var/lib/padlab/acme-box/padlab-acme"
 
 
 def _minica(ip: str, out: Path) -> tuple[Path, Path, Path]:
@@ -206,6 +208,25 @@ def test_a_second_up_keeps_the_certificate_and_changes_nothing(box) -> None:
     again = padlab_json(box["home"], "up", "box")
     assert not again["changed"], [s for s in again["steps"] if s["changed"]]
     assert again["cert_sha256"] == box["digest"] and again["public_cert"]
+
+
+def acme_venv(machine) -> dict[str, list[str]]:
+    """{package: [locked, installed]} in root's ACME venv on the box (its lock on stdin)."""
+    proc = machine.exec([ACME_PYTHON, "-I", "-c", COMPARE], input=ACME_LOCK.read_text())
+    return json.loads(proc.stdout)
+
+
+def test_the_acme_venv_is_exactly_its_lock_and_up_brings_it_back(box) -> None:
+    machine = box["machine"]
+    assert off_lock(acme_venv(machine)) == {}
+    locked = acme_venv(machine)["idna"][0]
+    machine.exec(f"{ACME_PYTHON} -I -m pip install -q --disable-pip-version-check idna==3.10", timeout=300)
+    assert off_lock(acme_venv(machine)) == {"idna": [locked, "3.10"]}
+    card = padlab_json(box["home"], "up", "box")
+    step = next(s for s in card["steps"] if s["name"] == "acme-client")
+    assert step["changed"] and f"idna 3.10 -> {locked}" in step["detail"], step
+    assert off_lock(acme_venv(machine)) == {}
+    assert card["public_cert"] and card["cert_sha256"] == box["digest"]
 
 
 def test_the_challenge_port_is_closed_again(box) -> None:

@@ -1,5 +1,6 @@
-"""padlab's Jupyter lock (box/jupyter-lock.txt): what it pins, and boxes that end on it exactly,
-fresh or with a stack that moved (docs/jupyter-stack.md)."""
+"""padlab's locks (box/jupyter-lock.txt, box/acme-lock.txt): what they pin, and boxes whose
+Jupyter ends on its lock exactly, fresh or with a stack that moved (docs/jupyter-stack.md).
+tests/test_acme_testbed.py checks the ACME client's venv against its lock."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from tests.helpers import PASSWORD, padlab, padlab_json
 ROOT = Path(__file__).resolve().parent.parent
 LOCK = ROOT / "src" / "padlab" / "box" / "jupyter-lock.txt"
 STACK_IN = ROOT / "scripts" / "jupyter-stack.in"
+ACME_LOCK = ROOT / "src" / "padlab" / "box" / "acme-lock.txt"
+ACME_IN = ROOT / "scripts" / "acme-client.in"
+LOCKS = [(LOCK, STACK_IN), (ACME_LOCK, ACME_IN)]
 
 # Run with a box's Jupyter interpreter, the lock on stdin: each locked package that applies to
 # that interpreter, and what is installed there under its name ("" when nothing is).
@@ -54,40 +58,59 @@ def compare(python: list[str]) -> dict[str, list[str]]:
     return json.loads(proc.stdout)
 
 
-def off_lock(found: dict[str, list[str]]) -> dict[str, list[str]]:
-    return {name: pair for name, pair in found.items() if pair[0] != pair[1]}
-
-
-def test_lock_pins_jupyterlab_4_5_and_every_entry_exactly_with_hashes() -> None:
-    found = entries(LOCK.read_text())
-    assert len(found) > 50, "the lock holds everything Jupyter pulls in, not only the top"
+def exact_pins(lock: Path) -> dict[str, str]:
+    """{package: version} of a lock whose every entry is an exact pin with sha256 hashes."""
     versions = {}
-    for line, hashes in found:
+    for line, hashes in entries(lock.read_text()):
         match = re.fullmatch(r"([a-z0-9-]+)==([0-9][0-9a-z.+]*)( ; .+)?", line)
         assert match, f"not an exact pin: {line!r}"
         assert hashes and all(re.fullmatch(r"--hash=sha256:[0-9a-f]{64}", h) for h in hashes), line
         versions[match[1]] = match[2]
+    return versions
+
+
+def off_lock(found: dict[str, list[str]]) -> dict[str, list[str]]:
+    return {name: pair for name, pair in found.items() if pair[0] != pair[1]}
+
+
+@pytest.mark.parametrize(("lock", "source"), LOCKS, ids=["jupyter", "acme"])
+def test_lock_pins_every_entry_exactly_with_hashes_and_covers_its_source(lock: Path, source: Path) -> None:
+    versions = exact_pins(lock)
+    wanted = {
+        re.split(r"[<>=!~ ;\[]", line, maxsplit=1)[0].lower()
+        for line in source.read_text().splitlines()
+        if line[:1].isalnum()
+    }
+    assert wanted <= set(versions), f"scripts/lock-box was not run after {source.name} changed"
+
+
+def test_jupyter_lock_pins_jupyterlab_4_5() -> None:
+    versions = exact_pins(LOCK)
+    assert len(versions) > 50, "the lock holds everything Jupyter pulls in, not only the top"
     # 4.6.0 to 4.6.6 ignore a tap on a menu item (jupyterlab/jupyterlab#19124; tests/test_touch.py).
     assert versions["jupyterlab"].startswith("4.5.")
     assert {"nbclassic", "jupyter-server", "ipykernel", "cryptography"} <= set(versions)
     # Notebook 7 would move the classic UI Juno Connect drives off the server's root (box/venv.py).
     assert "notebook" not in versions
-    wanted = {
-        re.split(r"[<>=!~ ;\[]", line, maxsplit=1)[0].lower()
-        for line in STACK_IN.read_text().splitlines()
-        if line[:1].isalnum()
-    }
-    assert wanted <= set(versions), "scripts/lock-jupyter was not run after jupyter-stack.in changed"
 
 
-def test_lock_ships_in_the_box_program() -> None:
+def test_acme_lock_pins_an_acme_with_ip_identifiers_and_profiles() -> None:
+    versions = exact_pins(ACME_LOCK)
+    # IP identifiers and new_order(..., profile=...): certbot's acme 4.1 (box/acme_client.py).
+    assert (4, 1) <= tuple(int(part) for part in versions["acme"].split(".")[:2]) < (6, 0)
+    # box/venv.py compares the venv with its lock through the venv's own Python and packaging.
+    assert {"josepy", "cryptography", "requests", "packaging"} <= set(versions)
+
+
+@pytest.mark.parametrize(("lock", "source"), LOCKS, ids=["jupyter", "acme"])
+def test_lock_ships_in_the_box_program(lock: Path, source: Path) -> None:
     import io
     import zipfile
 
     from padlab import transport
 
-    shipped = zipfile.ZipFile(io.BytesIO(transport.program())).read("padlab_box/jupyter-lock.txt")
-    assert shipped == LOCK.read_bytes()
+    shipped = zipfile.ZipFile(io.BytesIO(transport.program())).read(f"padlab_box/{lock.name}")
+    assert shipped == lock.read_bytes()
 
 
 @pytest.fixture(scope="module")

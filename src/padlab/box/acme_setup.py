@@ -1,7 +1,9 @@
 """The `up` step that gives Jupyter a public certificate for the box's IP (Let's Encrypt by default).
 
 Where the ACME client runs: on the box, as root, in a venv of padlab's own under
-/var/lib/padlab/acme-NAME (certbot's ``acme`` package; box/acme_client.py). The box renews
+/var/lib/padlab/acme-NAME (certbot's ``acme`` package; box/acme_client.py), installed from
+padlab's lock (acme-lock.txt: exact versions, hashes, wheels only) and brought back to it
+at each `up` (box/venv.py, as Jupyter's venv). The box renews
 its 160-hour certificate at half its life, and after a reboot that changed its address,
 from a systemd timer, while no padlab client runs. Root runs only root-owned files there,
 with ``python -I``: never Jupyter's venv, which the Jupyter user can change.
@@ -16,15 +18,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 
-from .report import Report
+from . import venv
+from .report import BoxError, Report
 from .service import Layout
 from .system import ROOT_DIR, Host, has_systemd
 
-# IP identifiers and new_order(profile=...) (certbot's acme >= 4.1).
-ACME_PACKAGE = "acme>=4.1,<6"
 RUN_TIMEOUT_S = 300
 
 
@@ -152,34 +152,10 @@ def _install(
     spec = req["acme"]
     host.makedirs(ROOT_DIR, mode=0o755, root=True)
     host.makedirs(where.dir, mode=0o755, root=True)
-    check = (
-        host.run([where.python, "-I", "-c", "import acme.client"], root=True, check=False)
-        if os.path.exists(where.python)
-        else None
-    )
-    if check is None or check.returncode != 0:
-        report.stage("installing the ACME client (certbot's acme) in padlab's root venv")
-        steps = [
-            [sys.executable, "-m", "venv", where.venv],
-            # Wheels only: root runs no package's build script.
-            [
-                where.python,
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--disable-pip-version-check",
-                "--only-binary",
-                ":all:",
-                ACME_PACKAGE,
-            ],
-        ]
-        for argv in steps:
-            proc = host.run(argv, root=True, check=False, timeout=600)
-            if proc.returncode != 0:
-                tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
-                return "could not install the ACME client on the box: %s" % tail[0][:200]
-        report.step("acme-client", True, "%s in %s" % (ACME_PACKAGE, where.venv))
+    try:
+        venv.bring_to_lock(venv.ACME, host, where.venv, report, "root", True, [])
+    except BoxError as e:
+        return "could not install the ACME client on the box: %s" % e.message[:300]
     host.write(where.program, program, mode=0o644, root=True)
     host.write(where.runner, runner_script(where.python, where.program, layout.name), mode=0o755, root=True)
     conf = {

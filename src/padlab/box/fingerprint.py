@@ -26,7 +26,7 @@ import socket
 import subprocess
 import time
 
-from . import tls
+from . import acme_setup, tls
 from .service import Layout, read_pid
 from .system import ROOT_DIR, Host, sha256
 
@@ -118,10 +118,11 @@ def _discovery_dirs(layout: Layout) -> list:
     return out
 
 
-def _packages(layout: Layout) -> list:
-    """The site-packages folders of Jupyter's venv: an install or removal there (a notebook's
-    `pip install jupyterlab==...`) changes their times, and `up` brings the venv back to the lock."""
-    base = os.path.join(layout.venv, "lib")
+def _packages(venv: str) -> list:
+    """The site-packages folders of a venv padlab installs from a lock (Jupyter's, root's ACME
+    client's): an install or removal there (a notebook's `pip install jupyterlab==...`) changes
+    their times, and `up` brings the venv back to its lock."""
+    base = os.path.join(venv, "lib")
     try:
         names = sorted(n for n in os.listdir(base) if n.startswith("python"))
     except OSError:
@@ -182,7 +183,8 @@ def compute(host: Host, layout: Layout, req: dict, program: bytes, paths: list, 
         "discovery": _discovery_dirs(layout),
         "tools": [shutil.which(t) for t in ("mosh-server", "rsync", "python3")],
         "clone": _clone_there(layout, req),
-        "venv": _packages(layout),
+        "venv": _packages(layout.venv),
+        "acme_venv": _packages(acme_setup.Paths(layout.name).venv),
         "kernelspecs": _kernelspecs(layout),
     }
     return {"fp": sha256(json.dumps(parts, sort_keys=True, default=str)), "times": times, "paths": paths}

@@ -1,9 +1,10 @@
-"""The box's dedicated Python environment for Jupyter: padlab's lock, installed with uv (else pip).
+"""The box's Python environments, each installed from a lock shipped with padlab: Jupyter's
+(the Jupyter user's, with uv, else pip) and the ACME client's (root's, box/acme_setup.py).
 
-The lock (jupyter-lock.txt, made by scripts/lock-jupyter) holds the exact version and hashes of
-every package Jupyter needs, so every box runs the stack padlab's tests ran, whatever is newest
-on the package index that day. `up` compares the environment with the lock each time and brings
-it back to the lock when they differ; it touches nothing else (notebooks, kernels).
+A lock (jupyter-lock.txt, acme-lock.txt, made by scripts/lock-box) holds the exact version and
+hashes of every package an environment needs, so every box runs what padlab's tests ran, whatever
+is newest on the package index that day. `up` compares each environment with its lock each time
+and brings it back to the lock when they differ; it touches nothing else (notebooks, kernels).
 """
 
 from __future__ import annotations
@@ -14,17 +15,34 @@ import pkgutil
 import shutil
 import subprocess
 import sys
+from typing import NamedTuple
 
 from .report import BoxError, Report
 from .system import Host, sha256
 
 LOCK = "jupyter-lock.txt"
-# The lock's --python-version (scripts/lock-jupyter): older Pythons have no JupyterLab 4.5.
+# The locks' --python-version (scripts/lock-box): older Pythons have no JupyterLab 4.5.
 MIN_PYTHON = (3, 10)
 # Named in the step's detail and by `padlab doctor`.
 HEADLINE = ("jupyterlab", "nbclassic", "jupyter-server", "ipykernel")
 # Installed by earlier padlab versions; its presence moves nbclassic under /nbclassic/.
 REMOVED = ["notebook"]
+
+
+class Env(NamedTuple):
+    """One kind of environment the box installs from a lock."""
+
+    lock: str  # the lock's file name in padlab.box's package data
+    what: str  # in messages: "installing Jupyter failed"
+    step: str  # the report's step name
+    headline: tuple  # packages whose versions the step's detail names
+    removed: list  # uninstalled after the lock: packages earlier padlab versions installed
+    uv: bool  # uv where it can be had (else pip); root's environment uses the venv's own pip
+    only_binary: bool  # wheels only: root runs no package's build script
+
+
+JUPYTER = Env(LOCK, "Jupyter", "python-env", HEADLINE, REMOVED, True, False)
+ACME = Env("acme-lock.txt", "the ACME client", "acme-client", ("acme",), [], False, True)
 
 # Run in the venv's interpreter with `locked` (pins()) set: which locked packages it lacks or has
 # at another version (`out`), and what it has (`have`). packaging comes with the lock (jupyterlab
@@ -50,11 +68,11 @@ for name, version, marker in locked:
 CHECK_SNIPPET = "import json, sys\nlocked = json.load(sys.stdin)\n" + CHECK_BODY + "print(json.dumps(out))\n"
 
 
-def lock_text() -> str:
-    """The lock shipped with this padlab (package data, inside the box program's zip too)."""
-    data = pkgutil.get_data(__package__, LOCK)
+def lock_text(name: str = LOCK) -> str:
+    """A lock shipped with this padlab (package data, inside the box program's zip too)."""
+    data = pkgutil.get_data(__package__, name)
     if not data:
-        raise BoxError("padlab's Jupyter lock is missing from the box program", "reinstall padlab")
+        raise BoxError("padlab's lock %s is missing from the box program" % name, "reinstall padlab")
     return data.decode()
 
 
@@ -103,20 +121,34 @@ def ensure(
     extra: list[str],
     cache: str | None = None,
 ) -> bool:
-    """Create the venv and bring it to padlab's lock; returns whether anything changed (Jupyter restarts).
+    """Create Jupyter's venv and bring it to padlab's lock; returns whether anything changed (Jupyter restarts).
 
     ``cache``: where uv keeps its cache (a container's volume, so a rebuild after its disk
     was wiped downloads nothing); None: uv's default, in the owner's home.
     """
+    return bring_to_lock(JUPYTER, host, venv, report, owner, root, extra, cache)
+
+
+def bring_to_lock(
+    spec: Env,
+    host: Host,
+    venv: str,
+    report: Report,
+    owner: str | None,
+    root: bool,
+    extra: list[str],
+    cache: str | None = None,
+) -> bool:
+    """Create the venv as `owner` and bring it to `spec`'s lock; returns whether anything changed."""
     if sys.version_info[:2] < MIN_PYTHON:
         raise BoxError(
-            "the box's python3 is %d.%d; padlab's Jupyter needs Python %d.%d or newer"
-            % (sys.version_info[:2] + MIN_PYTHON),
+            "the box's python3 is %d.%d; padlab's %s needs Python %d.%d or newer"
+            % (sys.version_info[:2] + (spec.what,) + MIN_PYTHON),
             "use an image with a newer python3 (Ubuntu 22.04 or later, Debian 12 or later)",
         )
-    lock = lock_text()
+    lock = lock_text(spec.lock)
     locked = pins(lock)
-    lock_file = os.path.join(venv, ".padlab-jupyter-lock.txt")
+    lock_file = os.path.join(venv, ".padlab-" + spec.lock)
     stamp = os.path.join(venv, ".padlab-packages")
     want = sha256(lock + json.dumps(extra))
     as_owner = host.as_user(owner)
@@ -124,46 +156,48 @@ def ensure(
     before = None if fresh else differences(venv, locked, as_owner)
     current = host.read(stamp)
     if before == [] and current is not None and current.decode().strip() == want:
-        report.step("python-env", False, "padlab's lock: %s" % headline(locked))
+        report.step(spec.step, False, "padlab's lock: %s" % headline(locked, spec.headline))
         return False
-    report.stage("installing Jupyter from padlab's lock into %s" % venv)
+    report.stage("installing %s from padlab's lock into %s" % (spec.what, venv))
     if fresh:
         _create(host, venv, owner, root, as_owner)
     host.write(lock_file, lock, mode=0o644, owner=owner, root=root)
-    uv = shutil.which("uv") or uv_in_venv(venv, as_owner)
+    uv = (shutil.which("uv") or uv_in_venv(venv, as_owner)) if spec.uv else None
+    if not uv:
+        _ensure_pip(venv, as_owner)  # a venv made without pip (_create) installs with pip
     env = ["env", "UV_NATIVE_TLS=1"]  # the system's CA store, as pip uses: a TLS-intercepting proxy's CA
     if cache:
         host.makedirs(cache, mode=0o700, owner=owner, root=root)
         env.append("UV_CACHE_DIR=%s" % cache)
-    for cmd in _installs(uv, env, venv, lock_file, extra):
+    for cmd in _installs(uv, env, venv, lock_file, extra, spec):
         proc = subprocess.run(as_owner + cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
             raise BoxError(
-                "installing Jupyter failed: %s" % " | ".join(tail),
+                "installing %s failed: %s" % (spec.what, " | ".join(tail)),
                 "check the box can reach the Python package index, then run `padlab up` again",
             )
     after = differences(venv, locked, as_owner)
     if after:
         raise BoxError(
-            "Jupyter's environment still differs from padlab's lock: %s" % _changes(after),
+            "%s's environment still differs from padlab's lock: %s" % (spec.what, _changes(after)),
             "run `padlab up` again; if it persists, remove %s and run `padlab up`" % venv,
         )
     host.write(stamp, want + "\n", mode=0o644, owner=owner, root=root)
     tool = "uv" if uv else "pip"
     if fresh or before is None:
-        detail = "installed padlab's lock (%s) with %s" % (headline(locked), tool)
+        detail = "installed padlab's lock (%s) with %s" % (headline(locked, spec.headline), tool)
     elif before:
         detail = "brought to padlab's lock with %s: %s" % (tool, _changes(before))
     else:
-        detail = "padlab's lock (%s), extra packages with %s" % (headline(locked), tool)
-    report.step("python-env", True, detail)
+        detail = "padlab's lock (%s), extra packages with %s" % (headline(locked, spec.headline), tool)
+    report.step(spec.step, True, detail)
     return True
 
 
-def headline(locked: list) -> str:
+def headline(locked: list, names: tuple = HEADLINE) -> str:
     versions = {name: version for name, version, _ in locked}
-    return ", ".join("%s %s" % (name, versions.get(name, "?")) for name in HEADLINE)
+    return ", ".join("%s %s" % (name, versions.get(name, "?")) for name in names)
 
 
 def _changes(diff: list) -> str:
@@ -176,9 +210,10 @@ def differences(venv: str, locked: list, as_owner: list) -> list | None:
     """[name, installed or None, locked] for each locked package that differs; None: cannot tell.
 
     Runs the venv's interpreter as its owner: root never runs what Jupyter's user can write.
+    Isolated (-I): no PYTHONPATH or user site decides what it reports.
     """
     proc = subprocess.run(
-        as_owner + [python_in(venv), "-c", CHECK_SNIPPET],
+        as_owner + [python_in(venv), "-I", "-c", CHECK_SNIPPET],
         input=json.dumps(locked),
         capture_output=True,
         text=True,
@@ -190,28 +225,27 @@ def differences(venv: str, locked: list, as_owner: list) -> list | None:
     return diff if isinstance(diff, list) else None
 
 
-def _installs(uv: str | None, env: list[str], venv: str, lock_file: str, extra: list[str]) -> list:
+def _installs(uv: str | None, env: list[str], venv: str, lock_file: str, extra: list[str], spec: Env) -> list:
     """The lock with its hashes checked, then any extra packages held to the lock, then removals.
 
     ``env``: the `env VAR=...` prefix uv runs under."""
     if uv:
         base = env + [uv, "pip", "install", "--quiet", "--python", python_in(venv)]
-        cmds = [base + ["--require-hashes", "-r", lock_file]]
-        if extra:
-            cmds.append(base + ["-c", lock_file] + list(extra))
     else:
-        base = [python_in(venv), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        cmds = [base + ["--require-hashes", "-r", lock_file]]
-        if extra:
-            cmds.append(base + ["-c", lock_file] + list(extra))
-    return cmds + [_uninstall(uv, env, venv)]
+        base = [python_in(venv), "-I", "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    if spec.only_binary:
+        base += ["--only-binary", ":all:"]
+    cmds = [base + ["--require-hashes", "-r", lock_file]]
+    if extra:
+        cmds.append(base + ["-c", lock_file] + list(extra))
+    return cmds + ([_uninstall(uv, env, venv, spec.removed)] if spec.removed else [])
 
 
-def _uninstall(uv: str | None, env: list[str], venv: str) -> list[str]:
+def _uninstall(uv: str | None, env: list[str], venv: str, removed: list) -> list[str]:
     """Remove what padlab no longer installs; a package that is not there is skipped."""
     if uv:
-        return env + [uv, "pip", "uninstall", "--quiet", "--python", python_in(venv)] + REMOVED
-    return [python_in(venv), "-m", "pip", "uninstall", "--quiet", "--yes"] + REMOVED
+        return env + [uv, "pip", "uninstall", "--quiet", "--python", python_in(venv)] + removed
+    return [python_in(venv), "-I", "-m", "pip", "uninstall", "--quiet", "--yes"] + removed
 
 
 def uv_in_venv(venv: str, as_owner: list[str]) -> str | None:
@@ -243,7 +277,9 @@ def pip_wheel() -> str | None:
 
 def _ensure_pip(venv: str, as_owner: list[str]) -> None:
     if not os.path.exists(os.path.join(venv, "bin", "pip")):
-        subprocess.run(as_owner + [python_in(venv), "-m", "ensurepip", "--default-pip"], capture_output=True)
+        subprocess.run(
+            as_owner + [python_in(venv), "-I", "-m", "ensurepip", "--default-pip"], capture_output=True
+        )
 
 
 def _create(host: Host, venv: str, owner: str | None, root: bool, as_owner: list[str]) -> None:
