@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from padlab import workstation
-from padlab.box import activity, agent, agent_setup, lambda_stop, request, stops
-from padlab.box.activity import Signal
+from padlab.box import request
+from padlab.box.autostop import activity, agent, agent_setup, lambda_stop, stops
+from padlab.box.autostop.activity import Signal
 from padlab.box.report import BoxError, Report
 from padlab.box.service import Layout
 from padlab.box.system import Host

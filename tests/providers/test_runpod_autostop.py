@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from padlab.box import activity, agent, agent_setup, runpod_stop, stops
-from padlab.box.activity import Signal
+from padlab.box.autostop import activity, agent, agent_setup, runpod_stop, stops
+from padlab.box.autostop.activity import Signal
 from padlab.profiles import Profile
 from padlab.providers.runpod import RunPodProvider
 from tests.fakes import MemoryBackend

@@ -92,7 +92,7 @@ PATHS = {
     "rsync": Field(bool, False),  # the copy is rsync over ssh: rsync must be on the box
 }
 
-# A public certificate from an ACME server (box/acme_setup.py); the account key is the client's.
+# A public certificate from an ACME server (box/setup/acme_setup.py); the account key is the client's.
 ACME = {
     "directory": Field(str, REQUIRED),  # the ACME directory URL (Let's Encrypt by default)
     "ip": Field(str, REQUIRED),  # the address the certificate is for: the one the client reaches
@@ -132,9 +132,9 @@ FIELDS = {
     "cuda": Field(bool, True),  # kernels: ask torch about CUDA in each environment
     "kernel": Field((dict, NONE), None, {"name": Field(str, REQUIRED), "want": Field(dict, REQUIRED)}),
     "rsync": Field((dict, NONE), None, {}),  # None: no rsync step (push and pull need it)
-    # up: where a container's start command finds `up` again (box/boot.py); None: not a container
+    # up: where a container's start command finds `up` again (box/setup/boot.py); None: not a container
     "boot": Field((dict, NONE), None, {"dir": Field(str, REQUIRED)}),
-    # -- get and paths (padlab get, push, pull; box/files.py) ---------------------------------
+    # -- get and paths (padlab get, push, pull; box/files/files.py) -------------------------
     "get": Field((dict, NONE), None, GET),
     "paths": Field((dict, NONE), None, PATHS),
     # -- down, keep, logs -------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from dataclasses import replace
 from typing import Any
 
 from padlab import registry
-from padlab.box import boot
+from padlab.box.setup import boot
 from padlab.errors import PadlabError
 from padlab.providers import cloud, credentials, retry
 from padlab.providers.base import BoxLayout, Machine, Progress
@@ -54,7 +54,7 @@ API_PRICE = "RunPod API (costPerHr)"
 # RunPod's network volume price, USD per GB-month (runpod.io/pricing: $0.07 under 1 TB, 2025).
 VOLUME_GB_MONTH = 0.07
 # The pod's PID 1: sshd from PUBLIC_KEY (as RunPod's images' start script does), then
-# padlab's box program in the background (Jupyter on boot: box/boot.py), then sleep.
+# padlab's box program in the background (Jupyter on boot: box/setup/boot.py), then sleep.
 # The host keys are kept on the volume (root's, 0700), so a resumed or moved pod keeps the
 # identity ssh pinned instead of a new one at every stop. No systemd and no cron here.
 BOOT_DIR = f"{MOUNT}/.padlab/root"
