@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import json
+import os
 import stat
 import types
 from pathlib import Path
@@ -126,3 +128,44 @@ def test_shortlived_is_asked_for_only_where_the_directory_lists_it() -> None:
     assert acme_client.choose_profile({"classic": "90 days", "shortlived": "160 hours"}) == "shortlived"
     assert acme_client.choose_profile(None) is None  # pebble 2.4: no profiles at all
     assert acme_client.choose_profile({"classic": "90 days"}) is None
+
+
+def test_the_timers_run_and_ups_run_take_turns_and_the_second_finds_the_certificate(
+    tmp_path, monkeypatch
+) -> None:
+    """The renewal timer fires at once when `up` enables it after boot, so its run can meet `up`'s.
+    They take turns: one orders (port 80 is one socket: a second order at once fails), the other
+    then finds a fresh certificate, and neither records a failure."""
+    import threading
+    import time
+
+    from padlab.box import acme_setup
+
+    monkeypatch.setattr(acme_setup, "ROOT_DIR", str(tmp_path))
+    where = acme_setup.Paths("box")
+    os.makedirs(where.dir)
+    Path(where.config).write_text(json.dumps({"ip": "8.8.8.8", "directory": "https://acme.example/dir"}))
+    monkeypatch.setattr(acme_client, "addresses", lambda: [])
+    port_80 = threading.Lock()
+    orders = []
+
+    def obtain(where_: acme_setup.Paths, conf: dict, ip: str) -> dict:
+        if not port_80.acquire(blocking=False):
+            raise RuntimeError("port 80 is in use on the box ([Errno 98] Address already in use)")
+        try:
+            orders.append(ip)
+            time.sleep(1)  # the order, the challenge and the finalize
+            Path(where_.cert).write_text(Path(_cert(tmp_path, ip, issued_hours_ago=0).cert).read_text())
+            return dict(acme_client.cert_info(where_.cert) or {}, ip=ip)
+        finally:
+            port_80.release()
+
+    monkeypatch.setattr(acme_client, "obtain", obtain)
+    codes: list = []
+    runs = [threading.Thread(target=lambda: codes.append(acme_client.main(["box"]))) for _ in range(2)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(60)
+    assert codes == [0, 0] and orders == ["8.8.8.8"]
+    assert json.loads(Path(where.state).read_text())["status"] == "ok"

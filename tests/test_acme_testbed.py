@@ -81,19 +81,36 @@ def _minica(ip: str, out: Path) -> tuple[Path, Path, Path]:
     return paths
 
 
+def _free_ports(ip: str, count: int) -> list[int]:
+    """Ports nothing listens on at `ip`, picked by the kernel (held together, so distinct)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind((ip, 0))
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
 class Pebble:
     """pebble on the host's end of the machine's link; validates on the box's port 80."""
 
     def __init__(self, ip: str, work: Path) -> None:
         self.ip, self.work = ip, work
         self.listener_ca, cert, key = _minica(ip, work)
+        # Ports free on this address now, not pebble's 14000/15000: a pebble another session left
+        # running keeps its socket on a 198.18.X.1 whose subnet the testbed hands out again, and
+        # answered "pebble down" with its own certificate ("certificate signature failure").
+        acme_port, management_port = _free_ports(ip, 2)
         self.config = work / "pebble.json"
         self.config.write_text(json.dumps({"pebble": {
-            "listenAddress": f"{ip}:14000", "managementListenAddress": f"{ip}:15000",
+            "listenAddress": f"{ip}:{acme_port}", "managementListenAddress": f"{ip}:{management_port}",
             "certificate": str(cert), "privateKey": str(key), "httpPort": 80, "tlsPort": 443,
             "ocspResponderURL": "", "externalAccountBindingRequired": False,
         }}))  # fmt: skip
-        self.directory = f"https://{ip}:14000/dir"
+        self.directory = f"https://{ip}:{acme_port}/dir"
+        self.roots = f"https://{ip}:{management_port}/roots/0"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Path:
@@ -105,7 +122,7 @@ class Pebble:
         deadline = time.monotonic() + 30
         while True:
             try:
-                with urllib.request.urlopen(f"https://{self.ip}:15000/roots/0", context=ctx, timeout=5) as r:
+                with urllib.request.urlopen(self.roots, context=ctx, timeout=5) as r:
                     root = r.read()
                 break
             except OSError:
@@ -140,6 +157,17 @@ def served(ip: str, cafile: Path) -> tuple[str, dict]:
     ):
         der = tls.getpeercert(binary_form=True) or b""
         return hashlib.sha256(der).hexdigest(), tls.getpeercert() or {}
+
+
+def why_not_public(box: dict, card: dict) -> str:
+    """For a failure message: the card's TLS line, the box's ACME runs (its state and the agent's
+    log: `up`'s and the timer's) and the end of pebble's log."""
+    machine = box["machine"]
+    state = machine.exec("cat /var/lib/padlab/acme-box/state.json", check=False).stdout
+    runs = machine.exec("grep TLS /var/lib/padlab/agent-box/agent.log | tail -5", check=False).stdout
+    timer = machine.exec("journalctl -u padlab-acme-box.service -o short-monotonic -n 20", check=False).stdout
+    pebble = (box["work"] / "pebble.log").read_text().splitlines()[-25:]
+    return "\n".join([card["tls_line"], state, runs, timer, *pebble])
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +211,7 @@ def test_up_gets_a_certificate_from_pebble_for_the_box_ip(box, record_property) 
     card = padlab_json(box["home"], "up", "box")
     took = time.monotonic() - t0
     record_property("figure", f"acme: `up` with pebble {took:.1f} s, of which ACME {card['acme_seconds']} s")
-    assert card["public_cert"] and card["ca_profile_hint"] is None, (card["tls_line"], card["steps"])
+    assert card["public_cert"] and card["ca_profile_hint"] is None, why_not_public(box, card)
     assert card["tls_line"].endswith("no profile needed"), card["tls_line"]
     digest, cert = served(box["machine"].ip, root)  # pebble's root alone verifies it
     assert ("IP Address", box["machine"].ip) in cert["subjectAltName"]

@@ -106,6 +106,24 @@ def kernel_idle(page) -> None:
     page.locator("#jp-main-statusbar", has_text=re.compile(r"\| Idle")).wait_for()
 
 
+def toolbar_button(page, panel, command: str):
+    """The notebook toolbar's button for `command`, wherever JupyterLab's responsive toolbar put it.
+
+    At iPad width the toolbar already overflows (the kernel name and the execution progress sit
+    in the popup behind its ⋯ opener), and an item that did not fit when the toolbar last measured
+    itself (its width is still settling while the workspace lays out on a loaded machine) is in
+    that popup, outside the panel: a user then taps ⋯ first, and so does this.
+    """
+    inline = panel.locator(f".jp-Toolbar-item [data-command='{command}']")
+    popup = page.locator(f".jp-Toolbar-responsive-popup [data-command='{command}']")
+    inline.or_(popup).first.wait_for(state="attached")
+    if inline.count():
+        return inline
+    if not popup.is_visible():
+        panel.locator(".jp-Toolbar-responsive-opener").tap()
+    return popup
+
+
 def run_from_toolbar(page, not_this: str = "") -> str:
     """Tap the cell, then the toolbar's run button; the line the cell printed (other than not_this).
 
@@ -120,7 +138,7 @@ def run_from_toolbar(page, not_this: str = "") -> str:
         fresh = fresh.filter(has_not_text=not_this)
     for _ in range(3):
         panel.locator(".jp-Cell .jp-InputPrompt").first.tap()
-        panel.locator(".jp-Toolbar-item [data-command='notebook:run-cell-and-select-next']").tap()
+        toolbar_button(page, panel, "notebook:run-cell-and-select-next").tap()
         try:
             fresh.first.wait_for(timeout=30_000)
             return fresh.first.inner_text().strip()
@@ -169,6 +187,24 @@ def test_tap_kernel_then_restart_kernel_restarts_it(page, lab) -> None:
     assert second.split()[-1] != first.split()[-1]  # another kernel process
 
 
+# The notebook loaded, and no passing notification in the header (see classic_header_settled).
+CLASSIC_SETTLED = """() => !!(window.Jupyter && Jupyter.notebook && Jupyter.notebook._fully_loaded) &&
+  [...document.querySelectorAll('#notification_area .notification_widget')]
+    .filter(w => w.id !== 'notification_trusted')
+    .every(w => w.offsetParent === null || !w.innerText.trim())"""
+
+
+def classic_header_settled(page) -> None:
+    """The classic UI's header, once no passing notification is in it.
+
+    At iPad width a notification ("Kernel ready", "Saving notebook") wraps the header onto a second
+    line: measured, 141 px high with it and 111 px without, the File menu 30 px lower. A tap aimed
+    while one shows and landing after it went hit the page under the menu bar, and the menu never
+    opened (CI, under load). The persistent "Not Trusted" button is part of the settled header.
+    """
+    page.wait_for_function(CLASSIC_SETTLED)
+
+
 def test_classic_ui_file_save_and_checkpoint_saves(page, lab) -> None:
     """The classic UI at the server's root, as Juno Connect drives it: run the cell, then save by menu."""
     from playwright.sync_api import expect
@@ -176,10 +212,13 @@ def test_classic_ui_file_save_and_checkpoint_saves(page, lab) -> None:
     sign_in(page, f"{lab['url']}/notebooks/classic.ipynb")
     page.wait_for_selector("#notebook-container .cell")
     page.wait_for_selector("#kernel_indicator_icon.kernel_idle_icon")
+    classic_header_settled(page)
     page.locator("#notebook-container .cell .input_prompt").first.tap()
     page.locator("#run_int button[data-jupyter-action$='run-cell-and-select-next']").tap()
     expect(page.locator("#notebook-container .output_area").first).to_contain_text("42 by touch")
+    classic_header_settled(page)
     page.locator("#filelink").tap()
+    expect(page.locator("#filelink")).to_have_attribute("aria-expanded", "true")
     page.locator("#save_checkpoint > a").tap()
     checkpoint = lab["root"] / ".ipynb_checkpoints" / "classic-checkpoint.ipynb"
     expect(page.locator("#notification_notebook")).to_contain_text("Checkpoint created", timeout=30_000)

@@ -18,7 +18,7 @@ import time
 from tests.helpers import PASSWORD
 from tests.panel.test_webkit import pytestmark as webkit_marks
 from tests.panel.test_webkit import webkit
-from tests.test_touch import CODE, notebook
+from tests.test_touch import CLASSIC_SETTLED, CODE, notebook
 
 pytestmark = webkit_marks
 WAIT_S = 120
@@ -107,6 +107,7 @@ def test_webkit_taps_menu_file_browser_run_button_and_classic_save(workstation, 
         # The classic UI (Juno Connect's): run the cell, then File > Save and Checkpoint.
         driver.get(f"{url}/notebooks/classic.ipynb")
         wait_for(driver, "#kernel_indicator_icon.kernel_idle_icon")
+        classic_header_settled(driver)
         tap(driver, wait_for(driver, "#notebook-container .cell .input_prompt"))
         tap_until(
             driver,
@@ -115,11 +116,21 @@ def test_webkit_taps_menu_file_browser_run_button_and_classic_save(workstation, 
             "#notebook-container .output_area",
             "42 by touch",
         )
+        classic_header_settled(driver)
         tap_until(driver, "#filelink", "", "#save_checkpoint > a", "Save and Checkpoint")
         tap(driver, driver.find_element(By.CSS_SELECTOR, "#save_checkpoint > a"))
         wait_for(driver, "#notification_notebook", "Checkpoint created", timeout=30)
     saved = json.loads((root / "classic.ipynb").read_text())
     assert "42 by touch" in json.dumps(saved["cells"][0]["outputs"])
+
+
+def classic_header_settled(driver) -> None:
+    """The classic UI's header without a passing notification (tests/test_touch.py says why)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, WAIT_S, poll_frequency=0.2).until(
+        lambda d: d.execute_script(f"return ({CLASSIC_SETTLED})()")
+    )
 
 
 def launchers(driver) -> list:

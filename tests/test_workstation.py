@@ -308,6 +308,36 @@ def test_new_address_gets_a_new_certificate(tmp_path, monkeypatch):
     workstation.down(profiles.load("a"))
 
 
+def test_addresses_that_change_during_up_still_end_in_the_certificate_signed(tmp_path):
+    """Host addresses come and go (other tests' testbed networks): `up` reads them once and serves
+    the certificate padlab's CA signed for that read, never a card for one it did not install."""
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    # `ip -o addr`, as iproute2 prints it, with a new address at every call.
+    (fake / "ip").write_text(
+        '#!/bin/sh\nn=$(($(cat "$0.n" 2>/dev/null || echo 0) + 1)); echo $n > "$0.n"\n'
+        'echo "9: eth9    inet 198.18.250.$n/24 brd 198.18.250.255 scope global eth9"\n'
+    )
+    (fake / "ip").chmod(0o755)
+    home = tmp_path / "h"
+    port = free_port()
+    padlab(home, "init", "m", "--provider", "local", "--port", str(port), "--root-dir", str(tmp_path / "nb"))
+    path = f"{fake}{os.pathsep}{os.environ['PATH']}"
+    proc = padlab(home, "up", "--json", "--password-stdin", input=PASSWORD + "\n", PATH=path)
+    card = json.loads(proc.stdout)
+    served = x509.load_pem_x509_certificate(ssl.get_server_certificate(("127.0.0.1", port)).encode())
+    assert card["cert_sha256"] == served.fingerprint(hashes.SHA256()).hex()  # the card's is the served one
+    sans = served.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    names = {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
+    assert "127.0.0.1" in names and any(n.startswith("198.18.250.") for n in names), names
+    padlab(home, "down")
+
+
 def test_a_certificate_changed_behind_padlabs_back_is_checked_again(tmp_path, steady_addresses):
     """A no-op up trusts its last TLS check only for the very files it read: change one and it checks again."""
     import ssl

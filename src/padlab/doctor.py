@@ -26,6 +26,12 @@ print("available: " + torch.cuda.get_device_name(0) if ok else "not available", 
 """
 
 
+# How long code may run in a kernel before doctor reports it as not answering: each websocket's
+# handshake and close have their own bounds in NotebookClient, so doctor always ends.
+KERNEL_TIMEOUT = 60.0
+CUDA_TIMEOUT = 300.0  # the first `import torch` with CUDA initialises the driver: minutes on a cold box
+
+
 @dataclass
 class Check:
     name: str
@@ -118,7 +124,7 @@ def run(
         kernel = None
         try:
             kernel = client.start_kernel()
-            result = client.execute(kernel, "print(6 * 7)")
+            result = client.execute(kernel, "print(6 * 7)", timeout=KERNEL_TIMEOUT)
             ok = result.stdout.strip() == "42"
             checks.append(
                 Check(
@@ -129,7 +135,7 @@ def run(
                 )
             )
             checks.append(stack_check(client, kernel))
-            gpu = client.execute(kernel, GPU_CODE)
+            gpu = client.execute(kernel, GPU_CODE, timeout=KERNEL_TIMEOUT)
             checks.append(
                 Check("GPU visible", None, "; ".join((gpu.stdout.strip() or gpu.error or "?").splitlines()))
             )
@@ -155,7 +161,7 @@ def stack_check(client: Any, kernel: str) -> Check:
     code = (
         f"import json\nlocked = {json.dumps(locked)}\nHEADLINE = {venv.HEADLINE!r}\n{venv.CHECK_BODY}{report}"
     )
-    result = client.execute(kernel, code)
+    result = client.execute(kernel, code, timeout=KERNEL_TIMEOUT)
     try:
         found = json.loads(result.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
@@ -185,7 +191,7 @@ def torch_kernels(client: Any) -> list[Check]:
         kernel = None
         try:
             kernel = client.start_kernel(name)
-            result = client.execute(kernel, CUDA_CODE, timeout=300)
+            result = client.execute(kernel, CUDA_CODE, timeout=CUDA_TIMEOUT)
             if result.error:
                 checks.append(Check(label, False, result.error, f"see `padlab kernels` for kernel {name}"))
             else:

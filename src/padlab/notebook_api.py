@@ -6,14 +6,18 @@ use it against real servers.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import ssl
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -43,6 +47,49 @@ class _Socket:
             return json.loads(self.ws.recv(timeout=timeout))
         except TimeoutError as exc:
             raise PadlabError("the kernel did not answer in time", "check the kernel's log") from exc
+
+
+# Jupyter answers the websocket handshake once a new kernel is ready: seconds, more on a busy box.
+# It waits at most 60 s for the kernel to be alive and 60 s for its kernel_info reply
+# (kernel_info_timeout), then answers anyway: waiting longer means it always answers first, so
+# the kernel's own slowness shows up in the reply timeouts instead.
+OPEN_TIMEOUT = 150.0
+# The closing handshake: websockets waits this long for the server's close frame.
+CLOSE_TIMEOUT = 10.0
+# Past the close timeout, the connection is cut: the longest a channel outlives its own deadline.
+CLOSE_GRACE = CLOSE_TIMEOUT + 5.0
+
+
+def _cut(sock: socket.socket) -> None:
+    """Shut the TCP connection down under every thread that uses it.
+
+    websockets' sync client reads in a thread that sits in a blocking TLS read whenever a record
+    arrived that held no data for it (TLS 1.3 session tickets, a partial record), and its close()
+    and failed handshakes join that thread with no timeout: closing the descriptor does not wake
+    a blocked read on Linux, shutdown() does. So a server that stops answering hung the client
+    forever (doctor ran into the test's 10 minute limit).
+    """
+    with contextlib.suppress(OSError):  # already shut or closed
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Watchdog:
+    """Cuts a connection when its current phase outlives its limit."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.timer: threading.Timer | None = None
+
+    def arm(self, seconds: float) -> None:
+        self.disarm()
+        self.timer = threading.Timer(seconds, _cut, (self.sock,))
+        self.timer.daemon = True
+        self.timer.start()
+
+    def disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer.join()  # a cut in progress ends before the descriptor is closed
 
 
 def ssl_context(ca_file: str) -> ssl.SSLContext:
@@ -94,32 +141,63 @@ class NotebookClient:
         self.api("DELETE", f"/kernels/{kernel_id}")
 
     @contextmanager
-    def channel(self, kernel_id: str) -> Iterator[_Socket]:
-        """An open websocket to the kernel: what a notebook open in a browser or Juno holds."""
+    def channel(self, kernel_id: str, timeout: float = 3600.0) -> Iterator[_Socket]:
+        """An open websocket to the kernel: what a notebook open in a browser or Juno holds.
+
+        Every wait is bounded: the handshake by OPEN_TIMEOUT, the use by `timeout`, the close by
+        CLOSE_GRACE. Past them the connection is cut (see _cut), so a server that goes silent
+        ends in an error, never a hang.
+        """
         from websockets.sync.client import connect
 
         ws_url = self.base_url.replace("https://", "wss://", 1)
+        where = urlsplit(self.base_url)
         headers = {
             "Cookie": "; ".join(f"{k}={v}" for k, v in self.http.cookies.items()),
             "X-XSRFToken": self.xsrf,
         }
-        # websockets' close() joins its reader thread, so no stray reader is left on a
-        # file descriptor that the next connection may reuse (it corrupted TLS streams).
-        with connect(
-            f"{ws_url}/api/kernels/{kernel_id}/channels?session_id={uuid.uuid4().hex}",
-            ssl=ssl_context(self.ca_file),
-            additional_headers=headers,
-            max_size=None,
-            # Jupyter answers the handshake once a new kernel is ready: seconds, more on a busy box.
-            # It waits at most 60 s for the kernel to be alive and 60 s for its kernel_info reply
-            # (kernel_info_timeout), then answers anyway: waiting longer means it always answers
-            # first, so the kernel's own slowness shows up in the reply timeouts below instead.
-            open_timeout=150,
-        ) as ws:
-            yield _Socket(ws)
+        try:
+            sock = socket.create_connection((where.hostname, where.port or 443), timeout=OPEN_TIMEOUT)
+        except OSError as exc:
+            raise PadlabError(
+                f"cannot reach the kernel's websocket: {exc}", "check the box: padlab doctor"
+            ) from exc
+        guard = sock.dup()  # the same connection, for _cut; our own descriptor, never reused
+        watchdog = _Watchdog(guard)
+        try:
+            watchdog.arm(OPEN_TIMEOUT + 5.0)  # websockets' own handshake limit, then its join
+            try:
+                ws = connect(
+                    f"{ws_url}/api/kernels/{kernel_id}/channels?session_id={uuid.uuid4().hex}",
+                    sock=sock,
+                    ssl=ssl_context(self.ca_file),
+                    server_hostname=where.hostname,
+                    additional_headers=headers,
+                    max_size=None,
+                    open_timeout=OPEN_TIMEOUT,
+                    close_timeout=CLOSE_TIMEOUT,
+                )
+            except TimeoutError as exc:
+                raise PadlabError(
+                    "the kernel's websocket did not open in time", "check the kernel's log"
+                ) from exc
+            # websockets' close() joins its reader thread, so no stray reader is left on a
+            # file descriptor that the next connection may reuse (it corrupted TLS streams).
+            with ws:
+                watchdog.arm(timeout + CLOSE_GRACE)
+                try:
+                    yield _Socket(ws)
+                except BaseException:
+                    _cut(guard)  # the server did not answer in time: no polite close to wait for
+                    raise
+                finally:
+                    watchdog.arm(CLOSE_GRACE)  # for the closing handshake, in the with's exit
+        finally:
+            watchdog.disarm()
+            guard.close()
 
     @contextmanager
-    def _channel(self, kernel_id: str, code: str) -> Iterator[tuple[_Socket, str]]:
+    def _channel(self, kernel_id: str, code: str, timeout: float) -> Iterator[tuple[_Socket, str]]:
         """Open the kernel websocket and send one execute_request; yields (websocket, msg_id)."""
         msg_id = uuid.uuid4().hex
         message = {
@@ -144,13 +222,13 @@ class NotebookClient:
             "channel": "shell",
             "buffers": [],
         }
-        with self.channel(kernel_id) as ws:
+        with self.channel(kernel_id, timeout) as ws:
             ws.send_json(message)
             yield ws, msg_id
 
     def start(self, kernel_id: str, code: str, timeout: float = 30.0) -> None:
         """Start code and disconnect once the kernel reports busy: the cell runs on without a client."""
-        with self._channel(kernel_id, code) as (ws, msg_id):
+        with self._channel(kernel_id, code, timeout) as (ws, msg_id):
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 msg = ws.receive_json(timeout=max(deadline - time.monotonic(), 0.1))
@@ -163,7 +241,7 @@ class NotebookClient:
     def execute(self, kernel_id: str, code: str, timeout: float = 60.0) -> ExecResult:
         """Send execute_request over the kernel websocket and gather its output until idle."""
         result = ExecResult()
-        with self._channel(kernel_id, code) as (ws, msg_id):
+        with self._channel(kernel_id, code, timeout) as (ws, msg_id):
             deadline = time.monotonic() + timeout  # for the code: the handshake has its own limit
             while True:
                 remaining = deadline - time.monotonic()

@@ -184,8 +184,15 @@ def set_up_box(
         on_stage("signing the box's certificate with padlab's CA")
         need = report["needs_cert"]
         req["cert_pem"] = tls.sign_csr(need["csr"], need["sans"])
+        req["cert_sans"] = need["sans"]
         first = report["steps"]
         report = transport.call(req, on_event)
+        if "needs_cert" in report:  # never a card for a certificate Jupyter does not serve
+            why = report["needs_cert"]["reason"]
+            raise PadlabError(
+                f"the box refused the certificate padlab's CA signed for it: {why}",
+                "run `padlab up` again",
+            )
         # The first pass stopped at the TLS step; the second carries on from there.
         report["steps"] = _before_tls(first) + report["steps"][len(_before_tls(report["steps"])) :]
     report["acme_seconds"] = acme_seconds

@@ -87,7 +87,11 @@ def _setup(ctx: Context, kind: str) -> None:
             "public certificate for %s from %s" % (", ".join(public["ips"]), public["issuer"]),
         )
     else:
-        sans = tls.wanted_names(req["extra_sans"])
+        # The second pass checks the certificate against the names the first pass asked padlab's
+        # CA to sign: the box's addresses read again could differ (a network came or went in
+        # between) and refuse the certificate just signed; the next `up` sees any new address.
+        sans = req["cert_sans"] if req["cert_pem"] and req["cert_sans"] else None
+        sans = sans or tls.wanted_names(req["extra_sans"])
         result = tls.check(host, layout, req["ca_pem"], sans, req["cert_pem"])
         if result["status"] == "need":
             report.step("tls", True, "new key" if result["key_new"] else result["reason"])
