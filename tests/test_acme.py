@@ -139,7 +139,7 @@ def test_the_timers_run_and_ups_run_take_turns_and_the_second_finds_the_certific
     import threading
     import time
 
-    from padlab.box import acme_setup
+    from padlab.box.setup import acme_setup
 
     monkeypatch.setattr(acme_setup, "ROOT_DIR", str(tmp_path))
     where = acme_setup.Paths("box")
