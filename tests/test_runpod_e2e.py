@@ -74,6 +74,11 @@ def _reads(card: dict[str, Any]) -> str | None:
         return None
 
 
+def direct(card: dict[str, Any]) -> dict[str, Any]:
+    """The card with Jupyter's own port (padlab's CA) as its URL: the test's way in besides the proxy."""
+    return {**card, "url": card["direct_url"]}
+
+
 def pod_of(fake: FakeRunPod) -> dict[str, Any]:
     import httpx
 
@@ -92,10 +97,17 @@ def test_runpod_stop_wipes_the_disk_and_the_volume_keeps_the_notebook(runpod, te
     first_up = time.monotonic() - began - backend.boots[-1]
     [first_id] = backend.machine_ids()
     first = backend.machine(first_id)
-    assert host_of(card) == first.ip and card["ssh"] == f"ssh root@{first.ip}"
-    assert card["mosh"] is None  # pods carry no UDP
-    assert login_and_run(card) == "42"
-    write_notebook(card)
+    assert host_of(direct(card)) == first.ip and card["ssh"] == f"ssh root@{first.ip}"
+    assert card["mosh"] is None and "no UDP" in card["mosh_note"]  # pods carry no UDP
+    # The card's URL is RunPod's HTTPS proxy (publicly trusted: no CA profile), which speaks
+    # plain HTTP to the pod's port 8889, exposed as HTTP only; the fake stands in for it.
+    assert card["url"] == card["juno_url"] == f"https://{first_id}-8889.proxy.runpod.net/"
+    assert card["ca_profile_hint"] is None
+    assert "8889" not in pod_of(fake)["portMappings"]  # not on the public IP
+    via_proxy = {"url": fake.proxy(first_id, 8889), "ca_cert": str(fake.ca_file)}
+    assert login_and_run(via_proxy) == "42"  # the password login, then a kernel over websockets
+    assert login_and_run(direct(card)) == "42"
+    write_notebook(direct(card))
     [volume_id] = fake.volume_ids()
     volume = backend.volume_path(volume_id)
     assert (volume / "notebooks" / NOTEBOOK).is_file()  # on the volume, not the container disk
@@ -122,7 +134,8 @@ def test_runpod_stop_wipes_the_disk_and_the_volume_keeps_the_notebook(runpod, te
     assert booted["ok"] and "python-env" not in changed(booted), booted
     assert {"jupyter-user", "jupyter-running"} <= changed(booted), changed(booted)
     assert "python-env" not in changed(again)
-    assert read_notebook(again) == MARKER
+    assert read_notebook(direct(again)) == MARKER
+    assert read_notebook(via_proxy) == MARKER
     costs = padlab_json(home, "costs", "pod", **ENV)["profiles"]["pod"]
     assert costs["down_hours"] > 0, costs  # the volume's time while down is in the ledger
 
@@ -136,7 +149,7 @@ def test_runpod_stop_wipes_the_disk_and_the_volume_keeps_the_notebook(runpod, te
     eventually(lambda: first_id not in backend.machine_ids(), "the old pod's container to be removed")
     [second_id] = backend.machine_ids()
     assert second_id != first_id and pod_of(fake)["gpu"]["count"] == 1
-    assert read_notebook(moved) == MARKER
+    assert read_notebook(direct(moved)) == MARKER
 
     # Autostop: idle past the limit, the pod stops itself with RunPod's stop and its own key.
     padlab(home, "autostop", "pod", "1m", **ENV)
@@ -158,7 +171,7 @@ def test_runpod_stop_wipes_the_disk_and_the_volume_keeps_the_notebook(runpod, te
     started = httpx.post(f"{fake.url}/pods/{second_id}/start", headers={"Authorization": f"Bearer {KEY}"})
     assert started.status_code == 200
     eventually(lambda: backend.state(second_id) == "running", "the pod to start", 120)
-    assert eventually(lambda: _reads(moved), "Jupyter to come back without padlab", 180) == MARKER
+    assert eventually(lambda: _reads(direct(moved)), "Jupyter to come back without padlab", 180) == MARKER
     print(f"\nrunpod up, container start excluded: first {first_up:.1f}s, second {second_up:.1f}s")
     print(
         f"at the resume, the start command's up redid: {sorted(changed(booted))}; padlab's: {sorted(changed(again))}"

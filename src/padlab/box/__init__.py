@@ -8,4 +8,4 @@ and run only with its interpreter (or inside Jupyter); the bootstrap never impor
 ``acme_client`` runs in padlab's root-owned ACME venv instead (box/acme_setup.py).
 """
 
-VENV_MODULES = ("keygen", "agent_ext", "login_guard", "acme_client")
+VENV_MODULES = ("keygen", "agent_ext", "login_guard", "http_front", "acme_client")
