@@ -40,10 +40,10 @@ from typing import Any
 from padlab import registry
 from padlab.box import boot
 from padlab.errors import PadlabError
-from padlab.providers import cloud, credentials, retry
+from padlab.providers import cloud, http, retry
 from padlab.providers.base import BoxLayout, Machine, Progress
-from padlab.providers.cloud import MISSING, OFF, RUNNING, STARTING, CloudProvider
-from padlab.providers.http import JsonApi, base_url
+from padlab.providers.cloud import MISSING, OFF, RUNNING, STARTING, JsonApiProvider
+from padlab.providers.http import base_url
 
 DEFAULT_URL = "https://rest.runpod.io/v1"
 URL_ENV = "PADLAB_RUNPOD_API_URL"
@@ -83,25 +83,9 @@ PROXY_HOST = "proxy.runpod.net"
 MOSH_NOTE = "not on RunPod: pods carry no UDP (RunPod documents HTTP and TCP ports only); use ssh"
 
 
-def secret() -> credentials.Secret:
-    return credentials.lookup("runpod", "RunPod API key", KEY_ENV)
-
-
-class RunPodProvider(CloudProvider):
+class RunPodProvider(JsonApiProvider):
     name = "runpod"
-
-    def __init__(self, profile: Any) -> None:
-        super().__init__(profile)
-        self._api: JsonApi | None = None
-
-    @property
-    def api(self) -> JsonApi:
-        if self._api is None:
-            self._api = JsonApi("RunPod", "runpod", base_url(self.options, URL_ENV, DEFAULT_URL), secret())
-        return self._api
-
-    def region(self) -> str:
-        return str(self.options.get("region") or DEFAULTS["region"])
+    api_label, default_url, url_env, key_env, defaults = "RunPod", DEFAULT_URL, URL_ENV, KEY_ENV, DEFAULTS
 
     def proxy_port(self) -> int:
         """The pod's plain-HTTP port for RunPod's HTTPS proxy: the one after Jupyter's own."""
@@ -440,13 +424,4 @@ class RunPodProvider(CloudProvider):
 
 def verify_key(value: str, api_url: str | None = None) -> None:
     """A cheap authenticated call, so `padlab login` stores only a key that works."""
-    api = JsonApi(
-        "RunPod",
-        "runpod",
-        base_url({"api_url": api_url}, URL_ENV, DEFAULT_URL),
-        credentials.Secret(value, "the key you entered"),
-    )
-    try:
-        api.request("GET", "/pods")
-    finally:
-        api.close()
+    http.verify("RunPod", "runpod", base_url({"api_url": api_url}, URL_ENV, DEFAULT_URL), value, "/pods")
