@@ -41,25 +41,9 @@ LIMIT = 60  # autostop 1m
 ENV = {"RUNPOD_API_KEY": KEY}
 
 
-class TimedBackend(TestbedBackend):
-    """Records how long each container start took, so an `up` can be measured without it."""
-
-    __test__ = False
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.boots: list[float] = []
-
-    def start(self, machine_id: str) -> str:
-        began = time.monotonic()
-        ip = super().start(machine_id)
-        self.boots.append(time.monotonic() - began)
-        return ip
-
-
 @pytest.fixture
-def runpod(testbed, make_client) -> Iterator[tuple[FakeRunPod, TimedBackend]]:
-    backend = TimedBackend(testbed, login_user="root")
+def runpod(testbed, make_client) -> Iterator[tuple[FakeRunPod, TestbedBackend]]:
+    backend = TestbedBackend(testbed, login_user="root")
     # The API listens on a testbed host address, which the pods reach: autostop's stop calls it.
     # port_offset 0: a testbed container has its own address, so its ports are not remapped.
     where = make_client().net.host_ip
@@ -137,7 +121,8 @@ def test_runpod_stop_wipes_the_disk_and_the_volume_keeps_the_notebook(runpod, te
     assert read_notebook(direct(again)) == MARKER
     assert read_notebook(via_proxy) == MARKER
     costs = padlab_json(home, "costs", "pod", **ENV)["profiles"]["pod"]
-    assert costs["down_hours"] > 0, costs  # the volume's time while down is in the ledger
+    assert costs["down_hours"] > 0 and costs["down_usd"] > 0, costs  # the volume while down, priced
+    assert costs["hours"] > 0 and costs["unpriced_hours"] == 0, costs  # the run, at the API's price
 
     # A resume whose host's GPUs were rented out meanwhile: one line, then --move.
     padlab(home, "down", "pod", **ENV)
