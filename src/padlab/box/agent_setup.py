@@ -32,12 +32,15 @@ class BoxKey:
         self.cloud, self.noun = cloud, noun
 
 
+# The stops a cloud's API makes, by action: each module's PART of the request's autostop
+# part and settings(raw, req), the agent's config part.
+CLOUD_STOPS = {m.ACTION: m for m in (do_stop, lambda_stop, runpod_stop)}
 # Stop action -> its key. RunPod's stop needs none from padlab: the pod has its own (runpod_stop.py).
 BOX_KEYS = {
     do_stop.ACTION: BoxKey(
-        "digitalocean", "token", "digitalocean-token", "token_file", "DigitalOcean", "its own API token"
+        do_stop.PART, "token", "digitalocean-token", "token_file", "DigitalOcean", "its own API token"
     ),
-    lambda_stop.ACTION: BoxKey("lambda", "key", "lambda-key", "key_file", "Lambda", "an API key"),
+    lambda_stop.ACTION: BoxKey(lambda_stop.PART, "key", "lambda-key", "key_file", "Lambda", "an API key"),
 }
 
 
@@ -149,15 +152,16 @@ def install(host: Host, layout: Layout, req: dict, program: bytes, kind: str, re
     )
     enabled = bool(conf["idle_s"] or conf["max_uptime_s"])
     changed = False
+    keys = {}
     for action, box_key in BOX_KEYS.items():
-        part, key_changed = key_settings(host, paths, req, box_key, enabled and conf["action"] == action)
-        if conf["action"] == action:
-            conf[box_key.part] = {**cloud_settings(action, req), **part}
+        keys[action], key_changed = key_settings(
+            host, paths, req, box_key, enabled and conf["action"] == action
+        )
         changed |= key_changed
-    if conf["action"] == runpod_stop.ACTION:
-        conf["runpod"] = {
-            "api_url": (req["autostop"]["runpod"] or {}).get("api_url") or runpod_stop.DEFAULT_API
-        }
+    cloud = CLOUD_STOPS.get(conf["action"])
+    if cloud is not None:  # which machine, where the API is; the key's file where padlab sent one
+        raw = req["autostop"][cloud.PART] or {}
+        conf[cloud.PART] = {**cloud.settings(raw, req), **keys.get(conf["action"], {})}
     conf["alert"], alert_changed = alert_settings(host, paths, req)
     changed |= alert_changed
     enabled = watching(conf)
@@ -208,21 +212,6 @@ def key_settings(host: Host, paths: AgentLayout, req: dict, key: BoxKey, used: b
             code="no_autostop_token",
         )
     return {key.config_field: path}, changed
-
-
-def cloud_settings(action: str, req: dict) -> dict:
-    """What a cloud stop needs besides its key: which machine, and where the API is."""
-    raw = req["autostop"][BOX_KEYS[action].part] or {}
-    if action == do_stop.ACTION:
-        return {
-            "droplet_id": str(raw["droplet_id"]) if raw.get("droplet_id") else None,
-            "api_url": raw.get("api_url") or do_stop.DEFAULT_API,
-            "snapshot_prefix": raw.get("snapshot_prefix") or "padlab-%s" % req["name"],
-        }
-    return {
-        "instance_id": str(raw["instance_id"]) if raw.get("instance_id") else None,
-        "api_url": raw.get("api_url") or lambda_stop.DEFAULT_API,
-    }
 
 
 def alert_settings(host: Host, paths: AgentLayout, req: dict) -> tuple:

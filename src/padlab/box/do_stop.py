@@ -34,9 +34,21 @@ import time
 
 from .cloud_stop import StopError, call, read_key, sync
 
-__all__ = ["ACTION", "BILLED", "CALLS", "DEFAULT_API", "StopError", "advance", "pending", "sync"]
+__all__ = [
+    "ACTION",
+    "BILLED",
+    "CALLS",
+    "DEFAULT_API",
+    "PART",
+    "StopError",
+    "advance",
+    "pending",
+    "settings",
+    "sync",
+]
 
 ACTION = "do-snapshot-destroy"
+PART = "digitalocean"  # of the request's autostop part, and of the agent's config
 DEFAULT_API = "https://api.digitalocean.com"
 METADATA_ID = "http://169.254.169.254/metadata/v1/id"
 # Seconds one check waits on the snapshot, so that a check stays within the timer's 50 s; the next
@@ -104,6 +116,15 @@ def droplet_id(settings: dict) -> str:
         raise StopError(
             "this droplet's id is not in the config and the metadata service said: %s" % exc
         ) from None
+
+
+def settings(raw: dict, req: dict) -> dict:
+    """The agent's config part from the request's ``autostop.digitalocean`` (the token's file aside)."""
+    return {
+        "droplet_id": str(raw["droplet_id"]) if raw.get("droplet_id") else None,
+        "api_url": raw.get("api_url") or DEFAULT_API,
+        "snapshot_prefix": raw.get("snapshot_prefix") or "padlab-%s" % req["name"],
+    }
 
 
 def pending(record: dict) -> bool:

@@ -25,14 +25,23 @@ from __future__ import annotations
 from .cloud_stop import StopError, call, read_key, sync
 
 ACTION = "lambda-terminate"
+PART = "lambda"  # of the request's autostop part, and of the agent's config
 DEFAULT_API = "https://cloud.lambda.ai/api/v1"
 BILLED = "the instance is still billed"
-__all__ = ["ACTION", "BILLED", "DEFAULT_API", "StopError", "sync", "terminate"]
+__all__ = ["ACTION", "BILLED", "DEFAULT_API", "PART", "StopError", "settings", "sync", "terminate"]
 
 
 def _explain(status: int, body: dict, headers) -> str:
     error = body.get("error") or {}
     return ("%s %s" % (error.get("code") or "", error.get("message") or "")).strip()
+
+
+def settings(raw: dict, req: dict) -> dict:
+    """The agent's config part from the request's ``autostop.lambda`` (the key's file aside)."""
+    return {
+        "instance_id": str(raw["instance_id"]) if raw.get("instance_id") else None,
+        "api_url": raw.get("api_url") or DEFAULT_API,
+    }
 
 
 def terminate(settings: dict) -> str:

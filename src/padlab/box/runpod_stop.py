@@ -18,10 +18,11 @@ from __future__ import annotations
 from .cloud_stop import StopError, call, sync
 
 ACTION = "runpod-stop"
+PART = "runpod"  # of the request's autostop part, and of the agent's config
 DEFAULT_API = "https://rest.runpod.io/v1"
 BILLED = "the pod is still billed"
 ENVIRON = "/proc/1/environ"
-__all__ = ["ACTION", "BILLED", "DEFAULT_API", "StopError", "pod_identity", "stop", "sync"]
+__all__ = ["ACTION", "BILLED", "DEFAULT_API", "PART", "StopError", "pod_identity", "settings", "stop", "sync"]
 
 
 def pod_identity(path: str | None = None) -> tuple:
@@ -36,6 +37,11 @@ def pod_identity(path: str | None = None) -> tuple:
     if not pod or not key:
         raise StopError("RUNPOD_POD_ID or RUNPOD_API_KEY is missing from the pod's environment")
     return pod, key
+
+
+def settings(raw: dict, req: dict) -> dict:
+    """The agent's config part from the request's ``autostop.runpod``: where the API is (no key)."""
+    return {"api_url": raw.get("api_url") or DEFAULT_API}
 
 
 def stop(settings: dict, environ: str | None = None) -> str:
