@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from padlab.box.agent import CHECK_S  # noqa: E402
+from padlab.box.autostop.agent import CHECK_S  # noqa: E402
 from padlab.notebook_api import NotebookClient  # noqa: E402
 from tests.helpers import PASSWORD, free_port, padlab  # noqa: E402
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from padlab import acme, card, profiles
-from padlab.box import acme_client
+from padlab.box.setup import acme_client
 from padlab.errors import PadlabError
 from tests.helpers import one_line_error, padlab
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from padlab.box import activity, agent, stops
-from padlab.box.activity import Signal
+from padlab.box.autostop import activity, agent, stops
+from padlab.box.autostop.activity import Signal
 from padlab.box.timefmt import MAX_KEEP_S, format_duration, parse_duration
 
 T0 = 1_800_000_000.0
@@ -443,7 +443,7 @@ def test_download_jobs_with_planted_values_are_read_without_failing(tmp_path: Pa
     """job.json and state.json are the Jupyter user's: a non-number is left out, never a crash."""
     import json
 
-    from padlab.box import jobs
+    from padlab.box.files import jobs
 
     for n, state in enumerate(
         [

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from padlab.box import activity, agent, stops
+from padlab.box.autostop import activity, agent, stops
 from padlab.notebook_api import NotebookClient, ssl_context
 from tests.helpers import PASSWORD, free_port, one_line_error, padlab, padlab_json
 

@@ -37,7 +37,7 @@ CELL_END = "/dev/shm/padlab-cell-end"  # not /tmp: Jupyter's unit has PrivateTmp
 AGENT_LOG = "/var/lib/padlab/agent-box/agent.log"
 STARTED = (
     "import sys; sys.path.insert(0, '/var/lib/padlab/agent-box/padlab_box.pyz');"
-    "from padlab_box.activity import machine_started; print(machine_started())"
+    "from padlab_box.autostop.activity import machine_started; print(machine_started())"
 )
 # Scenarios whose idle_at is no earlier than the real end of use: a stop sooner than the limit
 # after it would be early. (idle: Jupyter's last activity precedes `up`'s return; keep: the box

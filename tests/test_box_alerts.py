@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from padlab.box import agent, alerts, stops
-from padlab.box.activity import Signal
+from padlab.box.autostop import agent, alerts, stops
+from padlab.box.autostop.activity import Signal
 from tests.fakes.push_endpoints import FakeNtfy
 from tests.test_autostop_agent import T0, conf, run  # noqa: F401  (the agent fixture)
 

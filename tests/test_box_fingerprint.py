@@ -1,4 +1,4 @@
-"""box/fingerprint.py: what makes a no-op `up` answer "unchanged", and what never may.
+"""box/setup/fingerprint.py: what makes a no-op `up` answer "unchanged", and what never may.
 
 A workstation layout in a temporary folder (not a system box), its TLS stamp as keygen
 leaves it, and the record a full run saves; each test changes one thing and checks that
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from padlab.box import fingerprint, tls
 from padlab.box.request import parse
 from padlab.box.service import Layout
+from padlab.box.setup import fingerprint, tls
 from padlab.box.system import Host, login_user
 
 PROGRAM = b"the box program's zip"

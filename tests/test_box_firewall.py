@@ -1,4 +1,4 @@
-"""padlab.box.firewall's decisions, on recorded rulesets; the testbed tests apply them for real."""
+"""padlab.box.net.firewall's decisions, on recorded rulesets; the testbed tests apply them for real."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from padlab.box import firewall
+from padlab.box.net import firewall
 from padlab.box.report import BoxError
 
 
@@ -122,7 +122,7 @@ table ip legacy {
 
 IN_NETNS = """
 import json, sys
-from padlab.box import firewall
+from padlab.box.net import firewall
 from padlab.box.system import Host
 host = Host(sudo=False)
 host.run(["nft", "-f", "-"], input=sys.argv[1])

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from padlab.box import jobs
+from padlab.box.files import jobs
 from tests.helpers import PASSWORD, padlab, padlab_json
 from tests.test_autostop_testbed import close, open_terminal
 

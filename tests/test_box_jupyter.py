@@ -1,11 +1,11 @@
-"""padlab.box.jupyter: the plain-HTTP front for a cloud's HTTPS proxy is on only where the request asks."""
+"""padlab.box.setup.jupyter: the plain-HTTP front for a cloud's HTTPS proxy is on only where the request asks."""
 
 from __future__ import annotations
 
 import json
 
-from padlab.box import jupyter
 from padlab.box.service import Layout
+from padlab.box.setup import jupyter
 
 
 def config(proxy_port: int | None) -> dict:

@@ -16,7 +16,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from padlab.box import files, jobs, kernels, venv
+from padlab.box import venv
+from padlab.box.files import files, jobs
+from padlab.box.kernels import kernels
 from padlab.box.report import BoxError, Report
 from padlab.box.service import Layout
 from padlab.box.system import Host

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from padlab.box import activity, jobs
+from padlab.box.autostop import activity
+from padlab.box.files import jobs
 from tests.helpers import one_line_error, padlab, padlab_env
 from tests.rangeserver import RangeServer
 

@@ -44,6 +44,22 @@ LAYERS: list[tuple[str, ...]] = [
 ]
 
 
+# Inside the box program (layer 0): its parts, and what each may import besides box's top level (the
+# entry, the request schema and the shared helpers: report, system, service, context, ...) and itself.
+# The top level imports no part; a part imports no other unless named here (docs/architecture.md).
+BOX_PARTS: dict[str, tuple[str, ...]] = {
+    "padlab.box": (),  # the top level: __main__ names its actions as strings, imported when run
+    "padlab.box.autostop": ("padlab.box.files.jobs",),  # the agent: its download probe reads the jobs
+    "padlab.box.kernels": (),
+    "padlab.box.files": (),
+    "padlab.box.net": (),
+    # `up` composes every step: the agent's install, kernels, the rsync step, the firewall, mosh.
+    "padlab.box.setup": ("padlab.box.autostop", "padlab.box.kernels", "padlab.box.files", "padlab.box.net"),
+}
+# Copied alone, as one file, into Jupyter's venv (padlab_agent_ext.py, padlab_login_guard.py).
+BOX_ALONE = ("padlab.box.autostop.agent_ext", "padlab.box.setup.login_guard")
+
+
 def modules() -> dict[str, Path]:
     out = {}
     for path in sorted((SRC / "padlab").rglob("*.py")):
@@ -195,3 +211,41 @@ def test_the_check_sees_imports_inside_functions_but_not_type_checking(
         "padlab.b": tmp_path / "padlab" / "b.py",
     }
     assert bool(cycles(edges(known))) is cycle
+
+
+def box_part(module: str, known: dict[str, Path]) -> str:
+    """The box part a padlab.box module belongs to: its subpackage, or the top level."""
+    parts = module.split(".")
+    sub = ".".join(parts[:3])
+    if len(parts) > 2 and known[sub].name == "__init__.py":
+        return sub
+    return "padlab.box"
+
+
+def test_every_box_module_is_in_a_part() -> None:
+    known = modules()
+    parts = {box_part(m, known) for m in known if m.startswith("padlab.box")}
+    assert parts == set(BOX_PARTS), "a new box subpackage needs its line in BOX_PARTS and the architecture doc"
+
+
+def test_box_parts_import_only_what_they_may() -> None:
+    """Top level <- every part; a part <- setup (`up`); the agent reads the download jobs, and nothing else crosses."""
+    known = modules()
+    graph = edges(known)
+    wrong = []
+    for a, targets in sorted(graph.items()):
+        if not a.startswith("padlab.box"):
+            continue
+        here = box_part(a, known)
+        for b in sorted(targets):
+            there = box_part(b, known)
+            allowed = there == here or (there == "padlab.box" and b != "padlab.box.__main__")
+            allowed |= any(b == x or b.startswith(x + ".") for x in BOX_PARTS[here])
+            if not allowed:
+                wrong.append(f"{a} -> {b}")
+    assert wrong == [], "box parts cross where they may not: " + ", ".join(wrong)
+
+
+def test_modules_copied_alone_into_jupyters_venv_import_nothing_of_padlab() -> None:
+    graph = edges(modules())
+    assert {m: sorted(graph[m]) for m in BOX_ALONE if graph[m]} == {}

@@ -96,7 +96,7 @@ def test_jupyter_lock_pins_jupyterlab_4_5() -> None:
 
 def test_acme_lock_pins_an_acme_with_ip_identifiers_and_profiles() -> None:
     versions = exact_pins(ACME_LOCK)
-    # IP identifiers and new_order(..., profile=...): certbot's acme 4.1 (box/acme_client.py).
+    # IP identifiers and new_order(..., profile=...): certbot's acme 4.1 (box/setup/acme_client.py).
     assert (4, 1) <= tuple(int(part) for part in versions["acme"].split(".")[:2]) < (6, 0)
     # box/venv.py compares the venv with its lock through the venv's own Python and packaging.
     assert {"josepy", "cryptography", "requests", "packaging"} <= set(versions)

@@ -88,7 +88,7 @@ def test_bad_kernel_requests_are_one_line_errors(lab):
 
 def test_probe_is_plain_stdlib():
     """The probe runs in whatever interpreter an image has, and reports what importlib.metadata sees."""
-    from padlab.box import kernels
+    from padlab.box.kernels import kernels
 
     proc = subprocess.run([sys.executable, "-c", kernels.PROBE], capture_output=True, text=True, check=True)
     out = json.loads(proc.stdout)

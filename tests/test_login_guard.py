@@ -1,5 +1,5 @@
 """Jupyter's HTTPS hardening on a real local workstation: HSTS, a Secure _xsrf cookie, and a
-per-address backoff after failed logins (padlab.box.login_guard, run inside Jupyter)."""
+per-address backoff after failed logins (padlab.box.setup.login_guard, run inside Jupyter)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import httpx
 
-from padlab.box import jupyter
+from padlab.box.setup import jupyter
 from padlab.notebook_api import ssl_context
 from tests.helpers import PASSWORD
 

@@ -7,7 +7,7 @@ from importlib import import_module
 import pytest
 
 from padlab import registry
-from padlab.box.stops import STOPS
+from padlab.box.autostop.stops import STOPS
 from padlab.profiles import Profile
 
 

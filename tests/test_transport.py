@@ -15,8 +15,12 @@ def test_program_is_a_reproducible_zip_of_the_box_package():
     transport.program.cache_clear()
     assert transport.program() == data
     names = zipfile.ZipFile(io.BytesIO(data)).namelist()
-    assert "padlab_box/__main__.py" in names and "padlab_box/bootstrap.py" in names
+    assert "padlab_box/__main__.py" in names and "padlab_box/setup/bootstrap.py" in names
     assert "padlab_box/jupyter-lock.txt" in names  # the box installs Jupyter from it (box/venv.py)
+    # Every subpackage ships, as a package: zipimport needs each __init__.py.
+    packages = {p.parent.name for p in Path(transport.__file__).with_name("box").glob("*/__init__.py")}
+    assert packages and all(f"padlab_box/{p}/__init__.py" in names for p in packages)
+    assert not [n for n in names if "__pycache__" in n]
 
 
 def test_box_package_uses_only_the_standard_library():
@@ -27,16 +31,21 @@ def test_box_package_uses_only_the_standard_library():
     from padlab.box import VENV_MODULES
 
     allowed = set(sys.stdlib_module_names)
+    in_venv = {"padlab_box." + m for m in VENV_MODULES}
     for name in zipfile.ZipFile(io.BytesIO(transport.program())).namelist():
-        if not name.endswith(".py") or name.rsplit("/", 1)[-1][:-3] in VENV_MODULES:
-            continue  # data (the Jupyter lock), or code that runs in Jupyter's venv
+        module = name[:-3].replace("/", ".").removesuffix(".__init__")
+        if not name.endswith(".py") or module in in_venv:
+            continue  # data (the locks), or code that runs in Jupyter's venv or root's ACME venv
+        package = module if name.endswith("__init__.py") else module.rpartition(".")[0]
         tree = ast.parse(zipfile.ZipFile(io.BytesIO(transport.program())).read(name))
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 mods = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 1:
-                relative = [node.module] if node.module else [a.name for a in node.names]
-                assert not set(relative) & set(VENV_MODULES), (name, relative)
+            elif isinstance(node, ast.ImportFrom) and node.level >= 1:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])
+                base += "." + node.module if node.module else ""
+                relative = {base} | {f"{base}.{a.name}" for a in node.names}
+                assert not relative & in_venv, (name, sorted(relative & in_venv))
                 continue
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 mods = [node.module or ""]

@@ -1,4 +1,4 @@
-"""box/unpack.py: archives unpack into their folder and nowhere else."""
+"""box/files/unpack.py: archives unpack into their folder and nowhere else."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from padlab.box import unpack
+from padlab.box.files import unpack
 
 
 def make_tar(path: Path, members: list[tuple[str, str, str | bytes]], mode: str = "w:gz") -> Path:

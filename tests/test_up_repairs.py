@@ -3,7 +3,7 @@
 One systemd Debian machine (tests/testbed) for the module: set up once over ssh with
 `--firewall on`; each test breaks one thing behind padlab's back (Jupyter dies, the
 certificate expires, the firewall loses a rule) and checks that a plain `up`, not
-`up --check`, finds and repairs it. The fingerprint (box/fingerprint.py) must differ
+`up --check`, finds and repairs it. The fingerprint (box/setup/fingerprint.py) must differ
 for each of them; a fingerprint that left one out would answer "unchanged".
 """
 

@@ -1,6 +1,6 @@
 """Public certificates for the box's IP (Let's Encrypt by default): the client's part.
 
-The ACME client itself runs on the box (box/acme_setup.py says why); the client holds the
+The ACME client itself runs on the box (box/setup/acme_setup.py says why); the client holds the
 ACME account key, made once per client, kept 0600 and reused for every box and renewal,
 and decides whether to ask at all: ``--tls padlab-ca``, an address that is not public
 (with ``auto``) or a box reached by name fall back to padlab's CA with a one-line reason.
@@ -49,7 +49,7 @@ def challenge_port(profile: Any) -> int | None:
 
     Open to anywhere: Let's Encrypt validates from several places. The box renews without the
     client (its timer), so a cloud firewall cannot open it just in time; on the box itself only
-    the challenge opens it, and nothing listens there outside one (box/acme_client.py).
+    the challenge opens it, and nothing listens there outside one (box/setup/acme_client.py).
     """
     return None if (profile.tls or "auto") == "padlab-ca" else 80
 

@@ -2,7 +2,7 @@
 
 Policy only: no box calls and no provider instances (those live in
 ``padlab.workstation``). The agent on the box does the watching
-(padlab/box/agent.py); the per-provider defaults come from ``padlab.registry``.
+(padlab/box/autostop/agent.py); the per-provider defaults come from ``padlab.registry``.
 See docs/autostop.md.
 """
 
@@ -76,7 +76,7 @@ def enabled(fields: dict[str, Any]) -> bool:
 
 def describe_policy(fields: dict[str, Any]) -> str:
     """'stops Jupyter after 45 min idle, at most 8 h up' for confirmations."""
-    from padlab.box.stops import STOPS
+    from padlab.box.autostop.stops import STOPS
 
     verb = STOPS[fields["action"]].verb
     if not enabled(fields):

@@ -1,6 +1,6 @@
 """Datasets and files: `get` (a download that runs on the box), `push` and `pull` (rsync over padlab's ssh).
 
-The download itself is the box's job (padlab/box/files.py, box/download.py);
+The download itself is the box's job (padlab/box/files/files.py, box/files/download.py);
 this side checks the arguments, asks the box, and hands progress events to the
 CLI. push and pull copy with rsync over padlab's multiplexed ssh connection,
 keeping partial files so that a re-run resumes; on this machine they copy.
@@ -51,7 +51,7 @@ def relative_path(path: str, what: str) -> str:
 
 def check_get(url: str, to: str, sha256: str | None, unpack: bool) -> dict[str, Any]:
     """The request fields of a download, or a one-line error before anything is sent."""
-    from padlab.box import unpack as box_unpack
+    from padlab.box.files import unpack as box_unpack
 
     name = file_name(url)
     relative_path(to, "--to")

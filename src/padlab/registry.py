@@ -5,7 +5,7 @@ provider's module (and its cloud's SDK) to ask, or comparing its name. This modu
 imports nothing else of padlab, so any layer may read it. A new provider is one
 entry here plus its module (docs/architecture.md, "Adding a provider").
 
-Stop actions are named as the box program's table names them (padlab/box/stops.py);
+Stop actions are named as the box program's table names them (padlab/box/autostop/stops.py);
 tests/test_registry.py checks that every name here is one of them.
 """
 

@@ -45,15 +45,24 @@ def program() -> bytes:
     import zipfile
     from importlib import resources
 
+    def files(folder: Any, prefix: str) -> list:
+        """(name in the zip, entry): the code and the locks, subpackages included, no caches."""
+        out = []
+        for entry in folder.iterdir():
+            if entry.is_dir():
+                if entry.name != "__pycache__":
+                    out += files(entry, f"{prefix}{entry.name}/")
+            elif entry.name.endswith((".py", ".txt")):
+                out.append((prefix + entry.name, entry))
+        return out
+
     buf = io.BytesIO()
-    root = resources.files("padlab.box")
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for entry in sorted(root.iterdir(), key=lambda e: e.name):
-            if entry.name.endswith((".py", ".txt")):  # the code and its Jupyter lock
-                info = zipfile.ZipInfo(f"padlab_box/{entry.name}", date_time=(2020, 1, 1, 0, 0, 0))
-                info.external_attr = 0o644 << 16
-                info.compress_type = zipfile.ZIP_DEFLATED
-                zf.writestr(info, entry.read_bytes())
+        for name, entry in sorted(files(resources.files("padlab.box"), "padlab_box/"), key=lambda x: x[0]):
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, entry.read_bytes())
     return buf.getvalue()
 
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from padlab.box import activity, agent, stops
-from padlab.box.activity import Signal
+from padlab.box.autostop import activity, agent, stops
+from padlab.box.autostop.activity import Signal
 
 T0 = 1_800_000_000.0
 IDLE = Signal("jupyter", "last activity", at=T0)

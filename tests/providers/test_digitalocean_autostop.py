@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from padlab import workstation
-from padlab.box import agent_setup, do_stop, request
-from padlab.box.activity import Signal
+from padlab.box import request
+from padlab.box.autostop import agent_setup, do_stop
+from padlab.box.autostop.activity import Signal
 from padlab.box.report import BoxError, Report
 from padlab.box.service import Layout
 from padlab.box.system import Host

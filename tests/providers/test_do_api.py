@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from padlab.box import do_stop
+from padlab.box.autostop import do_stop
 from padlab.providers import digitalocean, do_api
 
 SRC = Path(digitalocean.__file__).parent.parent

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from padlab import workstation
-from padlab.box import agent, agent_setup, lambda_stop, request
+from padlab.box import request
+from padlab.box.autostop import agent, agent_setup, lambda_stop
 from padlab.box.report import BoxError, Report
 from padlab.box.service import Layout
 from padlab.box.system import Host

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from padlab.box import agent, agent_setup, runpod_stop
+from padlab.box.autostop import agent, agent_setup, runpod_stop
 from padlab.profiles import Profile
 from padlab.providers.runpod import RunPodProvider
 from tests.fakes import MemoryBackend

@@ -31,18 +31,18 @@ class Action:
 
 # A new action: its function (taking the Context, filling ctx.report) and one entry here.
 ACTIONS = {
-    "up": Action("bootstrap:up"),
-    "down": Action("bootstrap:down"),
-    "status": Action("bootstrap:status", locked=False, sudo=False),
-    "passwd": Action("bootstrap:passwd"),
-    "autostop": Action("autostop_actions:apply"),
-    "keep": Action("autostop_actions:keep"),
-    "logs": Action("autostop_actions:logs", sudo=False),
-    "kernels": Action("kernel_actions:listing", locked=False, sudo=False),
-    "kernel-create": Action("kernel_actions:create"),
+    "up": Action("setup.bootstrap:up"),
+    "down": Action("setup.bootstrap:down"),
+    "status": Action("setup.bootstrap:status", locked=False, sudo=False),
+    "passwd": Action("setup.bootstrap:passwd"),
+    "autostop": Action("autostop.autostop_actions:apply"),
+    "keep": Action("autostop.autostop_actions:keep"),
+    "logs": Action("autostop.autostop_actions:logs", sudo=False),
+    "kernels": Action("kernels.kernel_actions:listing", locked=False, sudo=False),
+    "kernel-create": Action("kernels.kernel_actions:create"),
     # Unlocked: a download is followed for hours, and `up` must not wait for it.
-    "get": Action("files:get", locked=False, sudo=False),
-    "paths": Action("files:paths", locked=False, sudo=False),
+    "get": Action("files.files:get", locked=False, sudo=False),
+    "paths": Action("files.files:paths", locked=False, sudo=False),
 }
 
 

@@ -92,7 +92,7 @@ PATHS = {
     "rsync": Field(bool, False),  # the copy is rsync over ssh: rsync must be on the box
 }
 
-# A public certificate from an ACME server (box/acme_setup.py); the account key is the client's.
+# A public certificate from an ACME server (box/setup/acme_setup.py); the account key is the client's.
 ACME = {
     "directory": Field(str, REQUIRED),  # the ACME directory URL (Let's Encrypt by default)
     "ip": Field(str, REQUIRED),  # the address the certificate is for: the one the client reaches
@@ -120,7 +120,7 @@ FIELDS = {
     "password": Field((str, NONE)),
     "packages": Field(list, []),  # extra packages for Jupyter's venv
     "uv_cache": Field((str, NONE)),  # up: uv's cache dir (a container's volume); None: uv's default
-    # up: a plain-HTTP port serving Jupyter for a cloud's HTTPS proxy only (RunPod; box/http_front.py)
+    # up: a plain-HTTP port serving Jupyter for a cloud's HTTPS proxy only (RunPod; box/setup/http_front.py)
     "proxy_port": Field((int, NONE)),
     "mosh": Field((dict, NONE), None, {"ports": Field(list, list(MOSH_PORTS))}),  # None: no mosh step
     "firewall": Field(  # None: no firewall step
@@ -134,9 +134,9 @@ FIELDS = {
     "cuda": Field(bool, True),  # kernels: ask torch about CUDA in each environment
     "kernel": Field((dict, NONE), None, {"name": Field(str, REQUIRED), "want": Field(dict, REQUIRED)}),
     "rsync": Field((dict, NONE), None, {}),  # None: no rsync step (push and pull need it)
-    # up: where a container's start command finds `up` again (box/boot.py); None: not a container
+    # up: where a container's start command finds `up` again (box/setup/boot.py); None: not a container
     "boot": Field((dict, NONE), None, {"dir": Field(str, REQUIRED)}),
-    # -- get and paths (padlab get, push, pull; box/files.py) ---------------------------------
+    # -- get and paths (padlab get, push, pull; box/files/files.py) -------------------------
     "get": Field((dict, NONE), None, GET),
     "paths": Field((dict, NONE), None, PATHS),
     # -- down, keep, logs -------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """The box's Python environments, each installed from a lock shipped with padlab: Jupyter's
-(the Jupyter user's, with uv, else pip) and the ACME client's (root's, box/acme_setup.py).
+(the Jupyter user's, with uv, else pip) and the ACME client's (root's, box/setup/acme_setup.py).
 
 A lock (jupyter-lock.txt, acme-lock.txt, made by scripts/lock-box) holds the exact version and
 hashes of every package an environment needs, so every box runs what padlab's tests ran, whatever

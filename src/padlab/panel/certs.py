@@ -24,7 +24,7 @@ def names(extra: list[str] | None = None) -> list[str]:
 
 def ensure(extra: list[str] | None = None) -> tuple[Path, Path, str]:
     """(cert path, key path, SHA-256) of a certificate valid for names(); reissued when they change."""
-    from padlab.box import keygen
+    from padlab.box.setup import keygen
     from padlab.panel.store import panel_dir
 
     directory = panel_dir()

@@ -6,7 +6,7 @@ droplet; `up` re-creates it from the newest snapshot. The previous snapshot is
 kept until the new one is verified; older ones are deleted after that. Each
 step is recorded in state first, so an interrupted `down` resumes where it was.
 
-Autostop does the same from the box (padlab/box/do_stop.py), with a token of its
+Autostop does the same from the box (padlab/box/autostop/do_stop.py), with a token of its
 own, never the user's full-access one: a custom-scoped token that can read, act on
 (snapshot, which also needs image:create) and delete droplets and read snapshots
 (``AUTOSTOP_SCOPES``; every call and its scopes are in ``do_api.OPERATIONS``). `padlab login digitalocean

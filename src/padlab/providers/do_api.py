@@ -30,7 +30,7 @@ class Operation:
     scopes: tuple[str, ...]  # every scope the call needs on a custom-scoped token
     source: str  # the file in SPEC_REPO at SPEC_COMMIT the scopes come from
     pydo: str | None = None  # pydo's ``Client`` attribute padlab calls, if the client calls it
-    box: bool = False  # whether the box's autostop (padlab/box/do_stop.py) calls it
+    box: bool = False  # whether the box's autostop (padlab/box/autostop/do_stop.py) calls it
     # (request field or query parameter, scope) from the spec's "Requires `...` scope" notes:
     # needed when the request carries that field.
     field_scopes: tuple[tuple[str, str], ...] = ()

@@ -21,7 +21,7 @@ cheapest first); ``up`` launches the first one with capacity in the filesystem's
 region now, and says which and its price. With none, one line names what is
 available instead.
 
-Autostop's stop is a terminate from the box (``box/lambda_stop.py``), with a
+Autostop's stop is a terminate from the box (``box/autostop/lambda_stop.py``), with a
 second API key that `padlab login lambda --autostop-token` stores here and `up`
 sends to the box. Lambda's keys are not scoped: that key can do anything on the
 account, hence a key of its own, revocable alone (docs/providers.md says who on

@@ -62,7 +62,7 @@ class LocalProvider(ProviderBase):
         fields = req["autostop"]
         if not (fields["idle_s"] or fields["max_uptime_s"]):
             return {"summary": "off", "decision": None, "last_stop": None}
-        from padlab.box import agent_setup
+        from padlab.box.autostop import agent_setup
         from padlab.box.system import Host
 
         return agent_setup.facts(Host(sudo=False), self.box())

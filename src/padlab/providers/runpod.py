@@ -18,7 +18,7 @@ A pod is a container, not a VM, and RunPod's life cycle shapes padlab's model:
   to the profile's. RunPod's HTTPS proxy (``https://{podId}-{port}.proxy.runpod.net``,
   publicly trusted, so Safari and Juno need no CA profile) speaks plain HTTP to the pod's
   port: Jupyter serves its app a second time, over plain HTTP, on the port after its own
-  (``proxy_port``, box/http_front.py), which the pod exposes as ``/http`` only, never as a
+  (``proxy_port``, box/setup/http_front.py), which the pod exposes as ``/http`` only, never as a
   TCP port on the public IP; the password login and its checks are the same. The card's
   URL is the proxy's. Pods carry no UDP (RunPod's docs, pods/configuration/expose-ports.mdx,
   list HTTP and TCP only), so there is no mosh, and the card says so.
@@ -38,7 +38,7 @@ from dataclasses import replace
 from typing import Any
 
 from padlab import registry
-from padlab.box import boot
+from padlab.box.setup import boot
 from padlab.errors import PadlabError
 from padlab.providers import cloud, http, retry
 from padlab.providers.base import BoxLayout, Machine, Progress
@@ -62,7 +62,7 @@ API_PRICE = "RunPod API (costPerHr)"
 # RunPod's network volume price, USD per GB-month (runpod.io/pricing: $0.07 under 1 TB, 2025).
 VOLUME_GB_MONTH = 0.07
 # The pod's PID 1: sshd from PUBLIC_KEY (as RunPod's images' start script does), then
-# padlab's box program in the background (Jupyter on boot: box/boot.py), then sleep.
+# padlab's box program in the background (Jupyter on boot: box/setup/boot.py), then sleep.
 # The host keys are kept on the volume (root's, 0700), so a resumed or moved pod keeps the
 # identity ssh pinned instead of a new one at every stop. No systemd and no cron here.
 BOOT_DIR = f"{MOUNT}/.padlab/root"

@@ -2,7 +2,7 @@
 
 Light on purpose: the autostop agent reads jobs every minute (a running
 download is use), so this imports nothing beyond os and json. The runner
-itself is box/download.py; starting and attaching is box/files.py.
+itself is box/files/download.py; starting and attaching is box/files/files.py.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 import pwd
 import time
 
-from .system import read_plain
+from ..system import read_plain
 
 FINAL = ("done", "failed")
 # The fields of state.json that are numbers (download.py writes them): one that is not is left out.

@@ -1,7 +1,7 @@
 """The `up` step that gives Jupyter a public certificate for the box's IP (Let's Encrypt by default).
 
 Where the ACME client runs: on the box, as root, in a venv of padlab's own under
-/var/lib/padlab/acme-NAME (certbot's ``acme`` package; box/acme_client.py), installed from
+/var/lib/padlab/acme-NAME (certbot's ``acme`` package; box/setup/acme_client.py), installed from
 padlab's lock (acme-lock.txt: exact versions, hashes, wheels only) and brought back to it
 at each `up` (box/venv.py, as Jupyter's venv). The box renews
 its 160-hour certificate at half its life, and after a reboot that changed its address,
@@ -20,10 +20,10 @@ import json
 import os
 import time
 
-from . import venv
-from .report import BoxError, Report
-from .service import Layout
-from .system import ROOT_DIR, Host, has_systemd
+from .. import venv
+from ..report import BoxError, Report
+from ..service import Layout
+from ..system import ROOT_DIR, Host, has_systemd
 
 RUN_TIMEOUT_S = 300
 
@@ -53,7 +53,7 @@ def runner_script(python: str, program: str, name: str) -> str:
 # Written by padlab: get or renew the box's public certificate (padlab-acme-{name}.timer).
 import sys
 sys.path.insert(0, {program!r})
-from padlab_box.acme_client import main
+from padlab_box.setup.acme_client import main
 sys.exit(main([{name!r}] + sys.argv[1:]))
 """.format(python=python, program=program, name=name)
 

@@ -14,11 +14,13 @@ import os
 import socket
 import subprocess
 
-from . import account, acme_setup, fingerprint, jupyter, ports, service, tls, venv
-from .context import Context
-from .report import BoxError, Report
-from .service import Layout
-from .system import Host, expand_user, primary_address
+from .. import account, service, venv
+from ..context import Context
+from ..net import ports
+from ..report import BoxError, Report
+from ..service import Layout
+from ..system import Host, expand_user, primary_address
+from . import acme_setup, fingerprint, jupyter, tls
 
 CHECK_SNIPPET = (
     "import sys; from jupyter_server.auth import passwd_check; "
@@ -49,7 +51,11 @@ def up(ctx: Context) -> None:
 def _setup(ctx: Context, kind: str) -> None:
     """Every step of `up`, in order; each changes only what differs from what it wants."""
     # Imported here: a no-op `up` (above) never compiles them.
-    from . import agent_setup, boot, clone, files, firewall, health, kernels, mosh
+    from ..autostop import agent_setup
+    from ..files import files
+    from ..kernels import kernels
+    from ..net import firewall, mosh
+    from . import boot, clone, health
 
     req, report, host, layout = ctx.req, ctx.report, ctx.host, ctx.layout
     account.ensure(host, layout.user, report)
@@ -242,7 +248,7 @@ def down(ctx: Context) -> None:
 
 
 def status(ctx: Context) -> None:
-    from . import agent_setup
+    from ..autostop import agent_setup
 
     host, layout = ctx.host, ctx.layout
     ctx.report.data.update(workstation_facts(host, layout, service.choose(host, layout)))

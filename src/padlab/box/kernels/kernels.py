@@ -19,10 +19,10 @@ import re
 import shutil
 import subprocess
 
-from . import venv
-from .report import BoxError, Report
-from .service import Layout
-from .system import Host, sha256
+from .. import venv
+from ..report import BoxError, Report
+from ..service import Layout
+from ..system import Host, sha256
 
 PREFIX = "padlab-"  # our kernelspecs; any other kernelspec is left alone
 KERNEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -365,7 +365,7 @@ def _same_python(env: str, want: str) -> bool:
     The Jupyter user owns the venv (uv builds it as them), so its bin/python is theirs to
     replace: running it here would run their code as root. Unreadable counts as different.
     """
-    from .service import read_small
+    from ..service import read_small
 
     raw = read_small(os.path.join(env, "pyvenv.cfg"), limit=4096) or b""
     for line in raw.decode(errors="replace").splitlines():

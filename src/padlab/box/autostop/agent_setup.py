@@ -13,10 +13,11 @@ import pkgutil
 import secrets
 import sys
 
-from . import agent, do_stop, lambda_stop, runpod_stop, venv
-from .report import BoxError, Report
-from .service import Layout
-from .system import ROOT_DIR, Host, cron_running, has_systemd, sha256
+from .. import venv
+from ..report import BoxError, Report
+from ..service import Layout
+from ..system import ROOT_DIR, Host, cron_running, has_systemd, sha256
+from . import agent, do_stop, lambda_stop, runpod_stop
 
 EXTENSION = "padlab_agent_ext"
 # Same as agent_ext.HASH_FILE: that module runs inside Jupyter and imports nothing of ours.
@@ -237,7 +238,7 @@ def runner_script(paths: AgentLayout) -> str:
 # Written by padlab: the autostop agent (padlab-agent check CONFIG | keep ...).
 import sys
 sys.path.insert(0, {program!r})
-from padlab_box.agent import main
+from padlab_box.autostop.agent import main
 sys.exit(main(sys.argv[1:]))
 """.format(py=sys.executable, program=paths.program)
 

@@ -26,9 +26,9 @@ import socket
 import subprocess
 import time
 
+from ..service import Layout, read_pid
+from ..system import ROOT_DIR, Host, sha256
 from . import acme_setup, tls
-from .service import Layout, read_pid
-from .system import ROOT_DIR, Host, sha256
 
 # What changes between two identical `up`s, or is compared apart: the money times move with the clock.
 VOLATILE = ("password", "cert_pem", "check")
@@ -98,7 +98,7 @@ def _gather(host: Host, layout: Layout, req: dict) -> tuple:
 
 
 def _discovery_dirs(layout: Layout) -> list:
-    """Where kernel discovery looks (box/kernels.py candidates): a new environment there changes these;
+    """Where kernel discovery looks (box/kernels/kernels.py candidates): a new environment there changes these;
     and sshd's configuration, whose ports the firewall step reads."""
     try:
         home = pwd.getpwnam(layout.user).pw_dir
@@ -156,8 +156,8 @@ def _clone_there(layout: Layout, req: dict) -> bool | None:
     """Whether the course folder `--clone` asks for is there: up clones it again when it went."""
     if not req["clone"]:
         return None
+    from ..system import expand_user
     from .clone import target
-    from .system import expand_user
 
     try:
         return os.path.exists(os.path.join(expand_user(req["root_dir"], layout.user), target(req["clone"])))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from . import agent_setup, service
-from .context import Context
-from .report import BoxError
+from .. import service
+from ..context import Context
+from ..report import BoxError
+from . import agent_setup
 
 
 def apply(ctx: Context) -> None:

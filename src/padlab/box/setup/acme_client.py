@@ -30,9 +30,10 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from . import alerts, firewall
+from ..autostop import alerts
+from ..net import firewall
+from ..system import Host, addresses, primary_address
 from .acme_setup import Paths
-from .system import Host, addresses, primary_address
 
 PROFILE = "shortlived"  # Let's Encrypt: IP identifiers only under this profile (160 h)
 ALERT_BEFORE_S = 24 * 3600

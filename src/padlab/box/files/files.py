@@ -1,6 +1,6 @@
 """Datasets and files on the box: the `get` action (start, re-attach, list downloads) and `paths` (push/pull).
 
-A download runs as a job of its own (box/download.py), so the client may go
+A download runs as a job of its own (box/files/download.py), so the client may go
 away at any time: a transient systemd unit where systemd is PID 1 and padlab
 may add system units, else a detached process in a session of its own. Either
 way it runs as the user Jupyter runs as, never as root on a remote box. This
@@ -24,14 +24,15 @@ import time
 import uuid
 from typing import Iterator
 
-from . import account, jobs, packages
-from .context import Context
-from .report import BoxError, Report
-from .system import Host, expand_user, has_systemd
+from .. import account, packages
+from ..context import Context
+from ..report import BoxError, Report
+from ..system import Host, expand_user, has_systemd
+from . import jobs
 
 RUNNER = (
     "import sys;sys.path.insert(0,sys.argv[1]+'/runner.pyz');"
-    "from padlab_box import download;sys.exit(download.main(sys.argv[1]))"
+    "from padlab_box.files import download;sys.exit(download.main(sys.argv[1]))"
 )
 START_WAIT = 30.0
 POLL = 0.5

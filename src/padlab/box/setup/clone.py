@@ -6,11 +6,11 @@ import os
 import re
 import shutil
 
-from . import packages
-from .kernels import as_user
-from .report import BoxError, Report
-from .service import Layout
-from .system import Host, expand_user
+from .. import packages
+from ..kernels.kernels import as_user
+from ..report import BoxError, Report
+from ..service import Layout
+from ..system import Host, expand_user
 
 
 def target(url: str) -> str:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 
-from . import kernels, venv
-from .context import Context
-from .report import BoxError
+from .. import venv
+from ..context import Context
+from ..report import BoxError
+from . import kernels
 
 
 def listing(ctx: Context) -> None:

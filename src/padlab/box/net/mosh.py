@@ -15,9 +15,9 @@ import re
 import shutil
 import subprocess
 
-from . import packages
-from .report import Report
-from .system import Host
+from .. import packages
+from ..report import Report
+from ..system import Host
 
 LOCALE_FILE = "/etc/default/locale"
 SSHD_PAM = "/etc/pam.d/sshd"

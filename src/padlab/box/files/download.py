@@ -1,7 +1,7 @@
 """One download job on the box (`padlab get`): runs on its own, resumes, and renames only a verified file.
 
 The job runs apart from the client (a transient systemd unit or a detached
-session, started by box/files.py), as the user Jupyter runs as. Its directory
+session, started by box/files/files.py), as the user Jupyter runs as. Its directory
 holds what it needs to start again after a crash or a reboot:
 
     job.json    what to fetch: url, dest, sha256, unpack, and the launch nonce

@@ -25,8 +25,8 @@ import struct
 import subprocess
 from typing import Callable
 
-from .request import GPU_THRESHOLD
-from .system import read_plain
+from ..request import GPU_THRESHOLD
+from ..system import read_plain
 
 ACTIVITY_PATH = "/padlab-agent/activity"
 SSH_SESSION = re.compile(r"^sshd(?:-session)?: (\S+)@(pts/\d+)")
@@ -204,7 +204,7 @@ def text(value: object, limit: int = 200) -> str:
 def downloads(base: str, now: float) -> list:
     """A `padlab get` download is use while it runs (its state is rewritten every few seconds);
     a finished one counts from when it ended, so the idle limit starts after it."""
-    from . import jobs
+    from ..files import jobs
 
     out = []
     for job in jobs.all_jobs(base, now):
@@ -415,7 +415,7 @@ def _gpu(seen: Seen) -> list:
 
 
 def _download(seen: Seen) -> list:
-    from .jobs import jobs_dir
+    from ..files.jobs import jobs_dir
 
     box = seen.conf["layout"]
     return downloads(jobs_dir(box["prefix"], box["user"], bool(box["system"])), seen.now)

@@ -7,7 +7,7 @@ import time
 import urllib.error
 import urllib.request
 
-from .report import BoxError
+from ..report import BoxError
 
 
 def wait_ready(

@@ -1,6 +1,6 @@
 """TLS key and CSR on the box; run with the box venv's Python (needs cryptography).
 
-The bootstrap calls ``python -m padlab_box.keygen`` with a JSON request on
+The bootstrap calls ``python -m padlab_box.setup.keygen`` with a JSON request on
 stdin. The private key is made here and never leaves the box: only a CSR goes
 to the client, which signs it with padlab's CA.
 """

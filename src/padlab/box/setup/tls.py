@@ -8,9 +8,9 @@ import socket
 import subprocess
 import time
 
-from .report import BoxError
-from .service import Layout
-from .system import Host, addresses, sha256
+from ..report import BoxError
+from ..service import Layout
+from ..system import Host, addresses, sha256
 
 
 def wanted_names(extra: list) -> list:
@@ -40,7 +40,7 @@ def check(host: Host, layout: Layout, ca_pem: str, sans: list, new_cert_pem: str
         "new_cert_pem": new_cert_pem,
         "common_name": "padlab %s" % layout.name,
     }
-    argv = [os.path.join(layout.venv, "bin", "python"), "-m", "padlab_box.keygen"]
+    argv = [os.path.join(layout.venv, "bin", "python"), "-m", "padlab_box.setup.keygen"]
     env = dict(os.environ, PYTHONPATH=layout.lib)
     as_user = host.as_user(layout.user)
     if as_user:

@@ -31,9 +31,9 @@ import os
 import shutil
 import sys
 
-from . import packages
-from .report import BoxError, Report
-from .system import ROOT_DIR, Host
+from .. import packages
+from ..report import BoxError, Report
+from ..system import ROOT_DIR, Host
 
 TAG = "padlab:"
 TABLE = "padlab"
@@ -316,7 +316,7 @@ def runner_script(python: str) -> str:
 # Written by padlab: apply the saved firewall rules again (padlab-firewall.service).
 import sys
 sys.path.insert(0, {program!r})
-from padlab_box.firewall import main
+from padlab_box.net.firewall import main
 sys.exit(main(sys.argv[1:]))
 """.format(python=python, program=PROGRAM)
 

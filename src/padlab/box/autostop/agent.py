@@ -18,10 +18,10 @@ import os
 import sys
 import time
 
+from ..request import WARN_S
+from ..timefmt import MAX_KEEP_S, format_duration, parse_duration
 from . import activity, alerts, do_stop
-from .request import WARN_S
 from .stops import STOPS, jupyter_pid, jupyter_running
-from .timefmt import MAX_KEEP_S, format_duration, parse_duration
 
 TTY_DIR = "/dev/pts"
 LOG_MAX_BYTES = 256 * 1024

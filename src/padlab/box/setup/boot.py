@@ -19,8 +19,8 @@ from __future__ import annotations
 import json
 import os
 
-from .report import Report
-from .system import Host
+from ..report import Report
+from ..system import Host
 
 PROGRAM = "padlab_box.pyz"
 REQUEST = "up-request.json"

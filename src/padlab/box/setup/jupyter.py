@@ -1,5 +1,5 @@
 """Jupyter's server config: HTTPS with HSTS, password only (argon2 via jupyter_server), no token,
-a Secure _xsrf cookie, and a per-address backoff after failed logins (box/login_guard.py)."""
+a Secure _xsrf cookie, and a per-address backoff after failed logins (box/setup/login_guard.py)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pkgutil
 import secrets
 import subprocess
 
-from . import venv
-from .report import BoxError
-from .service import Layout
-from .system import Host, expand_user
+from .. import venv
+from ..report import BoxError
+from ..service import Layout
+from ..system import Host, expand_user
 
 LOGIN_GUARD = "padlab_login_guard"
 HTTP_FRONT = "padlab_http_front"
@@ -103,8 +103,8 @@ def config(
     pem: str | None = None,
     proxy_port: int | None = None,
 ) -> str:
-    """pem: one file with key and chain (a public certificate, box/acme_setup.py), else padlab's pair.
-    proxy_port: Jupyter served again over plain HTTP there, for a cloud's HTTPS proxy (box/http_front.py)."""
+    """pem: one file with key and chain (a public certificate, box/setup/acme_setup.py), else padlab's pair.
+    proxy_port: Jupyter served again over plain HTTP there, for a cloud's HTTPS proxy (box/setup/http_front.py)."""
     home = expand_user("~", layout.user)
     cfg = {
         "ServerApp": {

@@ -79,30 +79,30 @@ class _Reader:
 
 
 def layout(conf: dict):
-    from .service import Layout
+    from ..service import Layout
 
     box = conf["layout"]
     return Layout(box["name"], box["prefix"], box["etc"], box["user"], bool(box["system"]))
 
 
 def jupyter_pid(conf: dict) -> int | None:
-    from .service import read_pid
+    from ..service import read_pid
 
     return read_pid(_Reader(), layout(conf))
 
 
 def stop_jupyter(conf: dict) -> None:
     """Stop (not disable) the service: a reboot or `padlab up` brings Jupyter back."""
-    from .service import stop as stop_service
-    from .system import Host
+    from ..service import stop as stop_service
+    from ..system import Host
 
     stop_service(Host(sudo=False), layout(conf), conf["service_kind"], disable=False)
 
 
 def power_off() -> list:
     """The OS power-off; clouds set up to stop (not terminate) on it end compute billing."""
+    from ..system import has_systemd
     from .activity import SYSTEM_PATH
-    from .system import has_systemd
 
     argv = ["systemctl", "poweroff"] if has_systemd() else ["shutdown", "-h", "now"]
     env = dict(os.environ, PATH=os.environ.get("PATH", "") + ":" + SYSTEM_PATH)
