@@ -51,3 +51,23 @@ def test_uptime_text():
     assert card.uptime_text(59) == "0m"
     assert card.uptime_text(3 * 3600 + 120) == "3h 2m"
     assert card.uptime_text(2 * 86400 + 3600) == "2d 1h"
+
+
+def test_a_clouds_https_proxy_is_the_url_with_no_ca_profile_and_the_direct_port_stays(home):
+    profile = profiles.Profile(name="pod", provider="runpod", port=8888)
+    st = {
+        "host": "198.18.0.9",
+        "public_port": 18888,
+        "proxy_url": "https://abc123-8889.proxy.runpod.net/",
+        "mosh_command": None,
+        "mosh_note": "not on RunPod: pods carry no UDP",
+    }
+    data = card.build(profile, st)
+    assert data["url"] == data["juno_url"] == "https://abc123-8889.proxy.runpod.net/"
+    assert data["ca_profile_hint"] is None and data["public_cert"]
+    assert data["direct_url"] == "https://198.18.0.9:18888/"
+    assert data["mosh"] is None
+    rows = dict(card.rows(data))
+    assert rows["Direct (padlab's CA)"] == "https://198.18.0.9:18888/"
+    assert rows["mosh"] == "not on RunPod: pods carry no UDP"
+    assert "Trust the CA" not in rows

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -41,25 +40,9 @@ LIMIT = 60  # autostop 1m
 ENV = {"LAMBDA_API_KEY": KEY}
 
 
-class TimedBackend(TestbedBackend):
-    """Records how long each boot took, so an `up` can be measured without it."""
-
-    __test__ = False
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.boots: list[float] = []
-
-    def start(self, machine_id: str) -> str:
-        began = time.monotonic()
-        ip = super().start(machine_id)
-        self.boots.append(time.monotonic() - began)
-        return ip
-
-
 @pytest.fixture
-def lambda_cloud(testbed, make_client) -> Iterator[tuple[FakeLambda, TimedBackend]]:
-    backend = TimedBackend(testbed, login_user="ubuntu")  # Lambda's image: ubuntu, passwordless sudo
+def lambda_cloud(testbed, make_client) -> Iterator[tuple[FakeLambda, TestbedBackend]]:
+    backend = TestbedBackend(testbed, login_user="ubuntu")  # Lambda's image: ubuntu, passwordless sudo
     # The API listens on a testbed host address, which this host and the boxes both reach: the
     # box's agent calls it to terminate itself.
     where = make_client().net.host_ip
@@ -120,6 +103,7 @@ def test_lambda_terminate_keeps_the_notebook_on_the_filesystem(lambda_cloud, tes
     assert login_and_run(again) == "42"
     costs = padlab_json(home, "costs", "lam", **ENV)["profiles"]["lam"]
     assert costs["down_hours"] > 0, costs  # the filesystem's time while down is in the ledger
+    assert costs["hours"] > 0 and costs["unpriced_hours"] == 0, costs  # the run, at the API's price
 
     # Autostop: idle past the limit, the box terminates its own instance with its own key.
     login = ("login", "lambda", "--autostop-token", "--key-stdin", "--api-url", fake.url)

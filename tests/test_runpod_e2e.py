@@ -41,25 +41,9 @@ LIMIT = 60  # autostop 1m
 ENV = {"RUNPOD_API_KEY": KEY}
 
 
-class TimedBackend(TestbedBackend):
-    """Records how long each container start took, so an `up` can be measured without it."""
-
-    __test__ = False
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.boots: list[float] = []
-
-    def start(self, machine_id: str) -> str:
-        began = time.monotonic()
-        ip = super().start(machine_id)
-        self.boots.append(time.monotonic() - began)
-        return ip
-
-
 @pytest.fixture
-def runpod(testbed, make_client) -> Iterator[tuple[FakeRunPod, TimedBackend]]:
-    backend = TimedBackend(testbed, login_user="root")
+def runpod(testbed, make_client) -> Iterator[tuple[FakeRunPod, TestbedBackend]]:
+    backend = TestbedBackend(testbed, login_user="root")
     # The API listens on a testbed host address, which the pods reach: autostop's stop calls it.
     # port_offset 0: a testbed container has its own address, so its ports are not remapped.
     where = make_client().net.host_ip
@@ -72,6 +56,11 @@ def _reads(card: dict[str, Any]) -> str | None:
         return read_notebook(card)
     except Exception:  # not up yet: refused, reset, or a login page still loading
         return None
+
+
+def direct(card: dict[str, Any]) -> dict[str, Any]:
+    """The card with Jupyter's own port (padlab's CA) as its URL: the test's way in besides the proxy."""
+    return {**card, "url": card["direct_url"]}
 
 
 def pod_of(fake: FakeRunPod) -> dict[str, Any]:
@@ -92,10 +81,17 @@ def test_runpod_stop_wipes_the_disk_and_the_volume_keeps_the_notebook(runpod, te
     first_up = time.monotonic() - began - backend.boots[-1]
     [first_id] = backend.machine_ids()
     first = backend.machine(first_id)
-    assert host_of(card) == first.ip and card["ssh"] == f"ssh root@{first.ip}"
-    assert card["mosh"] is None  # pods carry no UDP
-    assert login_and_run(card) == "42"
-    write_notebook(card)
+    assert host_of(direct(card)) == first.ip and card["ssh"] == f"ssh root@{first.ip}"
+    assert card["mosh"] is None and "no UDP" in card["mosh_note"]  # pods carry no UDP
+    # The card's URL is RunPod's HTTPS proxy (publicly trusted: no CA profile), which speaks
+    # plain HTTP to the pod's port 8889, exposed as HTTP only; the fake stands in for it.
+    assert card["url"] == card["juno_url"] == f"https://{first_id}-8889.proxy.runpod.net/"
+    assert card["ca_profile_hint"] is None
+    assert "8889" not in pod_of(fake)["portMappings"]  # not on the public IP
+    via_proxy = {"url": fake.proxy(first_id, 8889), "ca_cert": str(fake.ca_file)}
+    assert login_and_run(via_proxy) == "42"  # the password login, then a kernel over websockets
+    assert login_and_run(direct(card)) == "42"
+    write_notebook(direct(card))
     [volume_id] = fake.volume_ids()
     volume = backend.volume_path(volume_id)
     assert (volume / "notebooks" / NOTEBOOK).is_file()  # on the volume, not the container disk
@@ -122,9 +118,11 @@ def test_runpod_stop_wipes_the_disk_and_the_volume_keeps_the_notebook(runpod, te
     assert booted["ok"] and "python-env" not in changed(booted), booted
     assert {"jupyter-user", "jupyter-running"} <= changed(booted), changed(booted)
     assert "python-env" not in changed(again)
-    assert read_notebook(again) == MARKER
+    assert read_notebook(direct(again)) == MARKER
+    assert read_notebook(via_proxy) == MARKER
     costs = padlab_json(home, "costs", "pod", **ENV)["profiles"]["pod"]
-    assert costs["down_hours"] > 0, costs  # the volume's time while down is in the ledger
+    assert costs["down_hours"] > 0 and costs["down_usd"] > 0, costs  # the volume while down, priced
+    assert costs["hours"] > 0 and costs["unpriced_hours"] == 0, costs  # the run, at the API's price
 
     # A resume whose host's GPUs were rented out meanwhile: one line, then --move.
     padlab(home, "down", "pod", **ENV)
@@ -136,7 +134,7 @@ def test_runpod_stop_wipes_the_disk_and_the_volume_keeps_the_notebook(runpod, te
     eventually(lambda: first_id not in backend.machine_ids(), "the old pod's container to be removed")
     [second_id] = backend.machine_ids()
     assert second_id != first_id and pod_of(fake)["gpu"]["count"] == 1
-    assert read_notebook(moved) == MARKER
+    assert read_notebook(direct(moved)) == MARKER
 
     # Autostop: idle past the limit, the pod stops itself with RunPod's stop and its own key.
     padlab(home, "autostop", "pod", "1m", **ENV)
@@ -158,7 +156,7 @@ def test_runpod_stop_wipes_the_disk_and_the_volume_keeps_the_notebook(runpod, te
     started = httpx.post(f"{fake.url}/pods/{second_id}/start", headers={"Authorization": f"Bearer {KEY}"})
     assert started.status_code == 200
     eventually(lambda: backend.state(second_id) == "running", "the pod to start", 120)
-    assert eventually(lambda: _reads(moved), "Jupyter to come back without padlab", 180) == MARKER
+    assert eventually(lambda: _reads(direct(moved)), "Jupyter to come back without padlab", 180) == MARKER
     print(f"\nrunpod up, container start excluded: first {first_up:.1f}s, second {second_up:.1f}s")
     print(
         f"at the resume, the start command's up redid: {sorted(changed(booted))}; padlab's: {sorted(changed(again))}"

@@ -23,21 +23,27 @@ def build(profile: Profile, st: dict[str, Any], live_state: str | None = None) -
     # The port Jupyter is reached on from outside: the profile's, unless the cloud maps it (RunPod).
     port = st.get("public_port") or profile.port
     base = f"https://{_url_host(host)}:{port}" if host else None
-    url = f"{base}/" if base else None
     started = st.get("started_at")
     public = (st.get("tls") or {}).get("kind") == "public"
+    # A cloud's HTTPS proxy (RunPod's), publicly trusted: the address for Safari and Juno, with no
+    # CA profile; Jupyter's own port (padlab's CA) stays as the direct address.
+    proxy = st.get("proxy_url") if host else None
+    if proxy:
+        base, public = proxy.rstrip("/"), True
+    url = f"{base}/" if base else None
     return {
         "name": profile.name,
         "provider": profile.provider,
         "state": live_state or st.get("phase", "unknown"),
         "url": url,
         "juno_url": f"{base}{JUNO_PATH}" if base else None,
+        "direct_url": f"https://{_url_host(host)}:{port}/" if proxy else None,
         "host": host,
         "port": port,
         "local_url": f"https://localhost:{profile.port}/"
         if registry.get(profile.provider).this_machine
         else None,
-        "ca_cert": None if public else str(tls.ca_cert_path()),
+        "ca_cert": str(tls.ca_cert_path()) if proxy or not public else None,
         "ca_profile_hint": None
         if public
         else "padlab ca export --out DIR  (then AirDrop padlab-ca.mobileconfig to the iPad)",
@@ -47,6 +53,7 @@ def build(profile: Profile, st: dict[str, Any], live_state: str | None = None) -
         "password_hint": st.get("password_hint"),
         "ssh": st.get("ssh_command"),
         "mosh": st.get("mosh_command"),
+        "mosh_note": None if st.get("mosh_command") else st.get("mosh_note"),
         "blink": st.get("blink_host"),
         "started_at": started,
         "uptime_s": round(time.time() - started)
@@ -81,6 +88,8 @@ def rows(card: dict[str, Any]) -> list[tuple[str, str]]:
     ]
     if card.get("local_url"):
         out.append(("On this machine", card["local_url"]))
+    if card.get("direct_url"):
+        out.append(("Direct (padlab's CA)", card["direct_url"]))
     out += [
         ("Password", card["password_hint"] or "not set yet"),
         (
@@ -96,6 +105,8 @@ def rows(card: dict[str, Any]) -> list[tuple[str, str]]:
         out.append(("ssh", card["ssh"]))
     if card.get("mosh"):
         out.append(("mosh", card["mosh"]))
+    elif card.get("mosh_note"):
+        out.append(("mosh", card["mosh_note"]))
     if card.get("blink"):
         out.append(("Blink host", card["blink"]))
     if card.get("uptime_s") is not None:

@@ -33,8 +33,15 @@ What the document leaves out, taken from RunPod's pod docs and kept strict:
 * every pod gets ``RUNPOD_POD_ID`` and ``RUNPOD_API_KEY`` in its environment, the latter
   "Pod-scoped" (pods/templates/environment-variables.mdx): here it may read, start and stop
   that pod and nothing else (403 otherwise);
-* TCP ports are mapped to other public ports (``port_offset`` added; 0 keeps them);
-  HTTP ports are only reached through the proxy (https://{podId}-{port}.proxy.runpod.net).
+* TCP ports are mapped to other public ports (``port_offset`` added; 0 keeps them), and
+  only on a host with a public IP: a secure-cloud pod, or a community one created with
+  ``supportPublicIp`` (``machine.supportPublicIp`` says which; without one, ``publicIp``
+  stays empty and ssh goes through ssh.runpod.io, a terminal only: pods/configuration/use-ssh.mdx);
+* HTTP ports are only reached through the proxy (https://{podId}-{port}.proxy.runpod.net),
+  which terminates TLS with a publicly trusted certificate and speaks plain HTTP to the
+  pod's port (pods/configuration/expose-ports.mdx). ``proxy(pod_id, port)`` stands in for
+  it: a TLS listener on 127.0.0.1 (the fakes' CA) that forwards to the pod's port only
+  when the pod exposes it as ``PORT/http`` and runs.
 
 The backend builds a machine per pod whose spec carries ``start_cmd`` (the pod's
 ``dockerStartCmd``, run as PID 1, no systemd) and the network volume at its mount path;
@@ -151,6 +158,7 @@ class _Host:
     gpu_type: str
     data_center: str
     free: int = HOST_GPUS
+    public_ip: bool = True
 
 
 @dataclass
@@ -201,6 +209,7 @@ class FakeRunPod(FakeServer):
         self._volumes: dict[str, _Volume] = {}
         self._lock2 = threading.Lock()
         self._ops = MachineOps(self.errors)
+        self._proxies: list[Any] = []
 
     # -- FakeServer hooks -------------------------------------------------------
 
@@ -224,7 +233,58 @@ class FakeRunPod(FakeServer):
         return ApiError(status, {"error": message or "error", "status": status})
 
     def on_close(self) -> None:
+        for proxy in self._proxies:
+            proxy.shutdown()
+            proxy.server_close()
         self._ops.close()
+
+    def proxy(self, pod_id: str, port: int) -> str:
+        """RunPod's HTTPS proxy for one pod's port: TLS here (the fakes' CA), plain TCP to the pod."""
+        import contextlib
+        import socket
+        import socketserver
+
+        from . import _tls
+
+        fake = self
+
+        class Pipe(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                with fake._lock2:
+                    pod = fake._pods.get(pod_id)
+                    open_ = pod is not None and f"{port}/http" in (pod.body.get("ports") or [])
+                    ip = pod.ip if pod is not None and pod.status == "RUNNING" else None
+                if not open_ or not ip:
+                    return  # the real proxy answers 404/502; a closed connection will do
+                try:
+                    upstream = socket.create_connection((ip, port), timeout=10)
+                except OSError:
+                    return
+                upstream.settimeout(None)
+
+                def pump(src: socket.socket, dst: socket.socket) -> None:
+                    try:
+                        while data := src.recv(65536):
+                            dst.sendall(data)
+                    except OSError:
+                        pass
+                    finally:
+                        for sock in (src, dst):
+                            with contextlib.suppress(OSError):
+                                sock.shutdown(socket.SHUT_RDWR)
+
+                back = threading.Thread(target=pump, args=(upstream, self.request), daemon=True)
+                back.start()
+                pump(self.request, upstream)
+                back.join()
+                upstream.close()
+
+        server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Pipe)
+        server.daemon_threads = True
+        server.socket = _tls.server_context().wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self._proxies.append(server)
+        return f"https://127.0.0.1:{server.server_address[1]}/"
 
     # -- test knobs -------------------------------------------------------------------
 
@@ -286,8 +346,10 @@ class FakeRunPod(FakeServer):
             },
             "costPerHr": round(kind.secure_price * pod.gpus, 3),
             "adjustedCostPerHr": round(kind.secure_price * pod.gpus, 3),
-            "publicIp": pod.ip if live else None,
-            "portMappings": {str(p): p + self.port_offset for p in tcp} if live else {},
+            "publicIp": pod.ip if live and pod.host.public_ip else None,
+            "portMappings": {str(p): p + self.port_offset for p in tcp}
+            if live and pod.host.public_ip
+            else {},
             "ports": pod.body.get("ports") or [],
             "machineId": pod.host.id,
             "dockerStartCmd": pod.body.get("dockerStartCmd") or [],
@@ -305,7 +367,7 @@ class FakeRunPod(FakeServer):
                 "dataCenterId": pod.host.data_center,
                 "gpuAvailable": pod.host.free,
                 "secureCloud": True,
-                "supportPublicIp": True,
+                "supportPublicIp": pod.host.public_ip,
             }
         if request.arg("includeNetworkVolume") == "true" and pod.volume_id in self._volumes:
             out["networkVolume"] = self._render_volume(self._volumes[pod.volume_id])
@@ -362,7 +424,8 @@ class FakeRunPod(FakeServer):
                     "There are no longer any instances available with the requested specifications. "
                     "Please refresh and try again.",
                 )
-            host = _Host(id=secrets.token_hex(6), gpu_type=place[0], data_center=place[1])
+            public = body.get("cloudType", "SECURE") == "SECURE" or bool(body.get("supportPublicIp"))
+            host = _Host(id=secrets.token_hex(6), gpu_type=place[0], data_center=place[1], public_ip=public)
             host.free -= count
             self.hosts[host.id] = host
             pod = _Pod(

@@ -39,6 +39,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -85,6 +86,7 @@ class TestbedBackend:
         self._lock = threading.Lock()
         self.hold_addresses = False
         self._held: list[int] = []  # subnet indexes of destroyed machines, oldest first
+        self.boots: list[float] = []  # seconds each start took: an `up` is measured without them
 
     def machine(self, machine_id: str) -> Machine:
         """The testbed machine behind an API id, for tests that look inside it."""
@@ -132,7 +134,9 @@ class TestbedBackend:
     def start(self, machine_id: str) -> str:
         machine = self.machine(machine_id)
         machine.wait_off()  # the last power-off's supervisor must be done before the next boot
+        began = time.monotonic()
         machine.boot(timeout=self.boot_timeout)
+        self.boots.append(time.monotonic() - began)
         return machine.ip
 
     def stop(self, machine_id: str) -> None:

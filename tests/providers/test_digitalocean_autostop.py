@@ -20,7 +20,7 @@ import pytest
 
 from padlab import workstation
 from padlab.box import request
-from padlab.box.autostop import activity, agent, agent_setup, do_stop, stops
+from padlab.box.autostop import agent_setup, do_stop
 from padlab.box.autostop.activity import Signal
 from padlab.box.report import BoxError, Report
 from padlab.box.service import Layout
@@ -30,13 +30,12 @@ from padlab.providers import credentials, digitalocean
 from padlab.providers.digitalocean import DigitalOceanProvider
 from tests.fakes import FakeDigitalOcean, MemoryBackend
 from tests.helpers import one_line_error, padlab
+from tests.providers.idle_agent import T0, agent_conf, check, key_file, record
 
 TOKEN = "dop_v1_padlab_full_access_0123"
 BOX_TOKEN = "dop_v1_box_scoped_only_4567"
 # What the control panel makes of autostop's scopes: it adds the read scopes they depend on.
 BOX_SCOPES = digitalocean.AUTOSTOP_SCOPES  # exactly what `padlab login --autostop-token` asks for
-T0 = 1_800_000_000.0
-IDLE = Signal("jupyter", "last activity", at=T0)
 
 
 @dataclass
@@ -80,43 +79,14 @@ def provider(home: Path, fake: FakeDigitalOcean, ssh_key: Path, monkeypatch: pyt
 def conf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, provider: DigitalOceanProvider) -> dict:
     """An agent config for the droplet the client just created; probes and Jupyter are the test's."""
     droplet = provider.start_machine(print)
-    monkeypatch.setattr(agent, "TTY_DIR", str(tmp_path / "no-pts"))
-    monkeypatch.setattr(activity, "machine_started", lambda: T0 - 86400)
-    monkeypatch.setattr(agent, "_started", lambda conf: T0 - 3600)
-    monkeypatch.setattr(agent, "jupyter_running", lambda conf: True)
-    monkeypatch.setattr(stops, "jupyter_running", lambda conf: True)
     monkeypatch.setattr(do_stop, "POLL_EVERY", 0.02)
-    calls: list = []
-    monkeypatch.setattr(stops, "stop_jupyter", lambda conf: calls.append("jupyter stopped"))
-    monkeypatch.setattr(stops, "power_off", lambda: calls.append("poweroff") or ["poweroff"])
-    token_file = tmp_path / "digitalocean-token"
-    token_file.write_text(BOX_TOKEN + "\n")
-    token_file.chmod(0o600)
-    (tmp_path / "agent").mkdir()
-    return {
-        "dir": str(tmp_path / "agent"),
-        "idle_s": 600,
-        "max_uptime_s": None,
-        "warn_s": 300,
-        "action": do_stop.ACTION,
-        "keep_file": str(tmp_path / "keep-until"),
-        "digitalocean": {
-            "droplet_id": droplet.id,
-            "api_url": provider.options["api_url"],
-            "snapshot_prefix": provider.resource_name(),
-            "token_file": str(token_file),
-        },
-        "calls": calls,
+    part = {
+        "droplet_id": droplet.id,
+        "api_url": provider.options["api_url"],
+        "snapshot_prefix": provider.resource_name(),
+        "token_file": key_file(tmp_path, "digitalocean-token", BOX_TOKEN),
     }
-
-
-def check(conf: dict, monkeypatch: pytest.MonkeyPatch, now: float, *signals: Signal) -> dict:
-    monkeypatch.setattr(agent, "gather", lambda c, s, n: list(signals or (IDLE,)))
-    return agent.check(conf, now=now)
-
-
-def record(conf: dict) -> dict:
-    return agent.load_json(os.path.join(conf["dir"], "stopped.json"))
+    return agent_conf(tmp_path, monkeypatch, do_stop.ACTION, digitalocean=part)
 
 
 def requests(fake: FakeDigitalOcean, method: str, path: str) -> list:

@@ -18,8 +18,7 @@ import pytest
 
 from padlab import workstation
 from padlab.box import request
-from padlab.box.autostop import activity, agent, agent_setup, lambda_stop, stops
-from padlab.box.autostop.activity import Signal
+from padlab.box.autostop import agent, agent_setup, lambda_stop
 from padlab.box.report import BoxError, Report
 from padlab.box.service import Layout
 from padlab.box.system import Host
@@ -29,11 +28,10 @@ from padlab.providers.lambdacloud import LambdaProvider
 from tests.fakes import MemoryBackend
 from tests.fakes.lambdacloud import FakeLambda
 from tests.helpers import one_line_error, padlab
+from tests.providers.idle_agent import T0, agent_conf, check, key_file, record
 
 KEY = "secret_padlab-main_0a1b2c"
 BOX_KEY = "secret_padlab-box-only_3d4e5f"  # a second key, for the box alone
-T0 = 1_800_000_000.0
-IDLE = Signal("jupyter", "last activity", at=T0)
 
 
 @pytest.fixture
@@ -55,41 +53,12 @@ def provider(home: Path, fake: FakeLambda, ssh_key: Path, monkeypatch: pytest.Mo
 def conf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, provider: LambdaProvider) -> dict:
     """An agent config for the instance the client just launched; probes and Jupyter are the test's."""
     instance = provider.start_machine(print)
-    monkeypatch.setattr(agent, "TTY_DIR", str(tmp_path / "no-pts"))
-    monkeypatch.setattr(activity, "machine_started", lambda: T0 - 86400)
-    monkeypatch.setattr(agent, "_started", lambda conf: T0 - 3600)
-    monkeypatch.setattr(agent, "jupyter_running", lambda conf: True)
-    monkeypatch.setattr(stops, "jupyter_running", lambda conf: True)
-    calls: list = []
-    monkeypatch.setattr(stops, "stop_jupyter", lambda conf: calls.append("jupyter stopped"))
-    monkeypatch.setattr(stops, "power_off", lambda: calls.append("poweroff") or ["poweroff"])
-    key_file = tmp_path / "lambda-key"
-    key_file.write_text(BOX_KEY + "\n")
-    key_file.chmod(0o600)
-    (tmp_path / "agent").mkdir()
-    return {
-        "dir": str(tmp_path / "agent"),
-        "idle_s": 600,
-        "max_uptime_s": None,
-        "warn_s": 300,
-        "action": lambda_stop.ACTION,
-        "keep_file": str(tmp_path / "keep-until"),
-        "lambda": {
-            "instance_id": instance.id,
-            "api_url": provider.options["api_url"],
-            "key_file": str(key_file),
-        },
-        "calls": calls,
+    part = {
+        "instance_id": instance.id,
+        "api_url": provider.options["api_url"],
+        "key_file": key_file(tmp_path, "lambda-key", BOX_KEY),
     }
-
-
-def check(conf: dict, monkeypatch: pytest.MonkeyPatch, now: float) -> dict:
-    monkeypatch.setattr(agent, "gather", lambda c, s, n: [IDLE])
-    return agent.check(conf, now=now)
-
-
-def record(conf: dict) -> dict:
-    return agent.load_json(os.path.join(conf["dir"], "stopped.json"))
+    return agent_conf(tmp_path, monkeypatch, lambda_stop.ACTION, **{"lambda": part})
 
 
 def terminations(fake: FakeLambda) -> list:

@@ -49,7 +49,8 @@ def test_up_makes_the_network_volume_then_a_pod_on_it(provider: RunPodProvider, 
     [volume] = fake.volume_ids()
     assert body["networkVolumeId"] == volume and body["volumeMountPath"] == "/workspace"
     assert body["gpuTypeIds"] == ["NVIDIA RTX A6000", "NVIDIA A40"] and body["gpuCount"] == 1
-    assert body["ports"] == ["22/tcp", "8888/tcp"] and body["dockerStartCmd"] == START_CMD
+    # Jupyter's port over TCP; the proxy's plain-HTTP port is HTTP only, never on the public IP.
+    assert body["ports"] == ["22/tcp", "8888/tcp", "8889/http"] and body["dockerStartCmd"] == START_CMD
     assert body["env"]["PUBLIC_KEY"].startswith("ssh-ed25519 ")
     # TCP ports are mapped to other public ports: ssh and Jupyter go to the mapped ones.
     assert machine.extra["ssh_port"] == 10022 and machine.extra["jupyter_port"] == 18888
@@ -96,6 +97,44 @@ def test_a_resume_without_gpus_is_one_line_and_move_recovers_on_the_same_volume(
     assert state.load("pod")["cloud"]["machine_id"] == second.id
 
 
+def test_a_pod_with_no_public_ip_is_one_line_and_move_makes_one_with_an_ip(
+    provider: RunPodProvider, fake: FakeRunPod
+) -> None:
+    import httpx
+
+    # A pod of this profile's name made in RunPod's console on a community host with no public IP.
+    made = httpx.post(
+        f"{fake.url}/pods",
+        headers={"Authorization": f"Bearer {KEY}"},
+        json={
+            "name": "padlab-pod",
+            "imageName": "runpod/base",
+            "gpuTypeIds": ["NVIDIA A40"],
+            "cloudType": "COMMUNITY",
+            "ports": ["22/tcp"],
+        },  # fmt: skip
+    ).json()
+    with pytest.raises(PadlabError) as caught:
+        provider.start_machine(print)
+    assert "\n" not in caught.value.message
+    assert caught.value.message.startswith(f"pod {made['id']} is on a host with no public IP: ")
+    assert "ssh.runpod.io" in caught.value.message
+    assert "padlab up pod --move" in caught.value.fix
+    provider.move(print)
+    moved = provider.start_machine(print)
+    assert moved.id != made["id"] and moved.host and moved.extra["ssh_port"]
+
+
+def test_the_card_gets_the_proxy_url_and_says_why_there_is_no_mosh(
+    provider: RunPodProvider, fake: FakeRunPod
+) -> None:
+    machine = provider.start_machine(print)
+    out = provider.after_up(machine, {})
+    assert out["proxy_url"] == f"https://{machine.id}-8889.proxy.runpod.net/"
+    assert out["public_port"] == 18888 and out["mosh_command"] is None
+    assert "no UDP" in out["mosh_note"]
+
+
 def test_move_is_refused_where_machines_cannot_move(home: Path) -> None:
     from padlab.providers.ssh import SshProvider
 
@@ -112,6 +151,7 @@ def test_everything_padlab_keeps_is_on_the_volume(provider: RunPodProvider, fake
     assert "mosh" not in req or req["mosh"] is None  # pods carry no UDP
     assert req["boot"] == {"dir": "/workspace/.padlab/root"}  # the start command's `up`, root's
     assert req["uv_cache"] == "/workspace/.padlab/opt/uv-cache"  # uv's cache outlives the wiped disk
+    assert req["proxy_port"] == 8889  # Jupyter over plain HTTP for RunPod's proxy (box/http_front.py)
     outside = RunPodProvider(
         Profile(name="pod", provider="runpod", root_dir="/srv/nb", options=provider.options)
     )

@@ -7,23 +7,20 @@ systemd nor cron runs (a pod), the agent runs as a loop process.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from padlab.box.autostop import activity, agent, agent_setup, runpod_stop, stops
-from padlab.box.autostop.activity import Signal
+from padlab.box.autostop import agent, agent_setup, runpod_stop
 from padlab.profiles import Profile
 from padlab.providers.runpod import RunPodProvider
 from tests.fakes import MemoryBackend
 from tests.fakes.runpod import FakeRunPod
+from tests.providers.idle_agent import T0, agent_conf, check, record
 
 KEY = "rpa_AUTOSTOP0123456789"
-T0 = 1_800_000_000.0
-IDLE = Signal("jupyter", "last activity", at=T0)
 
 
 @pytest.fixture
@@ -47,36 +44,8 @@ def conf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, provider: RunPodProvid
     environ = tmp_path / "environ"
     environ.write_bytes(b"PATH=/usr/bin\0" + b"".join(f"{k}={v}\0".encode() for k, v in env.items()))
     monkeypatch.setattr(runpod_stop, "ENVIRON", str(environ))
-    monkeypatch.setattr(agent, "TTY_DIR", str(tmp_path / "no-pts"))
-    monkeypatch.setattr(activity, "machine_started", lambda: T0 - 86400)
-    monkeypatch.setattr(agent, "_started", lambda conf: T0 - 3600)
-    monkeypatch.setattr(agent, "jupyter_running", lambda conf: True)
-    monkeypatch.setattr(stops, "jupyter_running", lambda conf: True)
-    calls: list = []
-    monkeypatch.setattr(stops, "stop_jupyter", lambda conf: calls.append("jupyter stopped"))
-    monkeypatch.setattr(stops, "power_off", lambda: calls.append("poweroff") or ["poweroff"])
-    (tmp_path / "agent").mkdir()
-    return {
-        "dir": str(tmp_path / "agent"),
-        "idle_s": 600,
-        "max_uptime_s": None,
-        "warn_s": 300,
-        "action": runpod_stop.ACTION,
-        "keep_file": str(tmp_path / "keep-until"),
-        "runpod": {"api_url": fake.url},
-        "pod_id": pod.id,
-        "pod_key": env["RUNPOD_API_KEY"],
-        "calls": calls,
-    }
-
-
-def check(conf: dict, monkeypatch: pytest.MonkeyPatch, now: float) -> dict:
-    monkeypatch.setattr(agent, "gather", lambda c, s, n: [IDLE])
-    return agent.check(conf, now=now)
-
-
-def record(conf: dict) -> dict:
-    return agent.load_json(os.path.join(conf["dir"], "stopped.json"))
+    parts = {"runpod": {"api_url": fake.url}, "pod_id": pod.id, "pod_key": env["RUNPOD_API_KEY"]}
+    return agent_conf(tmp_path, monkeypatch, runpod_stop.ACTION, **parts)
 
 
 def test_idle_pod_stops_itself_with_its_own_key(

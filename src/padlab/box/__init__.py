@@ -14,4 +14,10 @@ durations); each subpackage is one concern: ``setup`` (`up` and its steps), ``au
 """
 
 # Dotted from padlab.box, as the zip's padlab_box/ names them.
-VENV_MODULES = ("setup.keygen", "autostop.agent_ext", "setup.login_guard", "setup.acme_client")
+VENV_MODULES = (
+    "setup.keygen",
+    "autostop.agent_ext",
+    "setup.login_guard",
+    "setup.http_front",
+    "setup.acme_client",
+)

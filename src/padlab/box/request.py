@@ -121,6 +121,8 @@ FIELDS = {
     "password": Field((str, NONE)),
     "packages": Field(list, []),  # extra packages for Jupyter's venv
     "uv_cache": Field((str, NONE)),  # up: uv's cache dir (a container's volume); None: uv's default
+    # up: a plain-HTTP port serving Jupyter for a cloud's HTTPS proxy only (RunPod; box/setup/http_front.py)
+    "proxy_port": Field((int, NONE)),
     "mosh": Field((dict, NONE), None, {"ports": Field(list, list(MOSH_PORTS))}),  # None: no mosh step
     "firewall": Field(  # None: no firewall step
         (dict, NONE), None, {"allow_from": Field((str, NONE)), "enable": Field(bool, False)}

@@ -87,8 +87,9 @@ def login(provider: str, key_stdin: bool, no_verify: bool, api_url: str | None, 
     module = import_module(PROVIDERS[provider].module)
     if autostop_token and not hasattr(module, "store_autostop_token"):
         raise PadlabError(
-            "--autostop-token is for DigitalOcean and Lambda only",
-            f"{provider} autostop powers off; drop the flag",
+            f"--autostop-token is for clouds whose box stops itself with a key of its own, "
+            f"and {PROVIDERS[provider].label}'s does not",
+            "drop the flag",
         )
     value = _read_key(provider, key_stdin)
     if autostop_token:

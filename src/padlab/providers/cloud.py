@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from padlab import registry, state
 from padlab.errors import PadlabError
 from padlab.profiles import Profile
-from padlab.providers import retry
+from padlab.providers import credentials, retry
 from padlab.providers.base import Machine, Progress
+from padlab.providers.http import JsonApi, base_url
 from padlab.providers.remote import RemoteProvider
 
 # Deadlines (seconds) for the slow parts; generous, because GPU machines are slow to place and boot.
@@ -34,10 +37,26 @@ STOP_TIMEOUT = 900.0
 RUNNING, STARTING, STOPPING, OFF, MISSING = "running", "starting", "stopping", "off", "missing"
 
 
+@dataclass(frozen=True)
+class BoxKey:
+    """A key of its own that the box's stop needs (DigitalOcean's token, Lambda's second key).
+
+    `padlab login NAME --autostop-token` stores it (``keep_box_key``); `up` and `autostop`
+    send it in the request's provider part, and the box keeps it root's, 0600.
+    """
+
+    credential: str  # the stored credential's name
+    action: str  # the registry stop that needs it
+    noun: str  # "token", "API key": as the cloud calls it
+    needs: str  # why an explicit limit is refused without it
+    how: str  # the fix: how to get and store one
+
+
 class CloudProvider(RemoteProvider):
     """Base of the cloud providers: subclasses fill in the API calls; RemoteProvider reaches the box."""
 
     name = "cloud"
+    box_key: BoxKey | None = None  # set where the box's stop needs a key of its own
 
     def __init__(self, profile: Profile) -> None:
         super().__init__(profile)
@@ -130,6 +149,30 @@ class CloudProvider(RemoteProvider):
 
     def login_user(self) -> str | None:
         return self.profile.user or self.info.default_user
+
+    # -- a stop the box makes with a key of its own (box_key) ------------------------------
+
+    def autostop_ready(self) -> bool:
+        return self.box_key is None or credentials.read_stored(self.box_key.credential) is not None
+
+    def check_autostop(self, fields: dict[str, Any]) -> None:
+        """An explicit limit needs the box's own key (the default one is simply off without it).
+
+        Checked by the commands that set a limit, not when a profile is read: a key removed
+        later must not make the profile unreadable; `up` then says what is missing.
+        """
+        key = self.box_key
+        wanted = fields["idle_s"] or fields["max_uptime_s"]
+        if key and wanted and fields["action"] == key.action and not self.autostop_ready():
+            raise PadlabError(key.needs, key.how)
+
+    def stored_box_key(self) -> str:
+        """The box's key, for the request's provider part; its absence is one line with the fix."""
+        assert self.box_key is not None
+        stored = credentials.read_stored(self.box_key.credential)
+        if stored is None:
+            raise PadlabError(f"no autostop {self.box_key.noun} for {self.label} is stored", self.box_key.how)
+        return stored.value
 
     # -- the flows workstation drives -----------------------------------------------------
 
@@ -243,6 +286,66 @@ class CloudProvider(RemoteProvider):
             f"{self.label} has no machine {machine_id} (the profile {self.profile.name!r} is attached to it)",
             f"attach another with `padlab init {self.profile.name} --provider {self.name} --machine-id ID --force`",
         )
+
+
+class JsonApiProvider(CloudProvider):
+    """A cloud reached through one JSON HTTPS API with a Bearer key (Paperspace, Lambda, RunPod).
+
+    A subclass names its API (``api_label``, ``default_url``, ``url_env``, ``key_env``) and its
+    ``defaults``; the client is made on first use, so `status` without a call makes none.
+    """
+
+    api_label = ""  # the cloud's name in messages: "Lambda"
+    default_url = ""
+    url_env = ""  # the environment variable that overrides the URL (tests, staging)
+    key_env: tuple[str, ...] = ()  # where `credentials.lookup` looks besides padlab's store
+    defaults: dict[str, Any] = {}  # machine_type, region, ... when the profile gives none
+
+    def __init__(self, profile: Profile) -> None:
+        super().__init__(profile)
+        self._api: JsonApi | None = None
+
+    def secret(self) -> credentials.Secret:
+        return credentials.lookup(self.name, f"{self.api_label} API key", self.key_env)
+
+    def api_url(self) -> str:
+        return base_url(self.options, self.url_env, self.default_url)
+
+    @property
+    def api(self) -> JsonApi:
+        if self._api is None:
+            self._api = JsonApi(self.api_label, self.name, self.api_url(), self.secret())
+        return self._api
+
+    def setting(self, key: str) -> Any:
+        """The profile's option, else the provider's default."""
+        return self.options.get(key) or self.defaults[key]
+
+    def region(self) -> str:
+        return str(self.setting("region"))
+
+
+def keep_box_key(
+    key: BoxKey, value: str, main: Callable[[], credentials.Secret], check: Callable[[str], str] | None
+) -> tuple[str, str]:
+    """`padlab login NAME --autostop-token`: refuse padlab's own key (before any call with it),
+    check the key (``check``: what the check showed; None: --no-verify), store it.
+
+    Returns where it is stored and what the check showed.
+    """
+    value = value.strip()
+    try:
+        own = main()
+    except PadlabError:
+        own = None
+    if own is not None and own.value == value:
+        raise PadlabError(
+            f"that is the {key.noun} padlab uses for up and down (from {own.source}); "
+            f"the box must not hold it: give it a {key.noun} of its own",
+            key.how,
+        )
+    note = check(value) if check is not None else "not checked (--no-verify)"
+    return str(credentials.store(key.credential, value)), note
 
 
 def public_key(profile: Profile, kinds: tuple[str, ...] = ("ed25519", "ecdsa", "rsa")) -> tuple[str, str]:

@@ -50,6 +50,14 @@ AUTOSTOP_HOW = (
     + ", ".join(AUTOSTOP_SCOPES)
     + ", then run `padlab login digitalocean --autostop-token`"
 )
+BOX_KEY = cloud.BoxKey(
+    credential=AUTOSTOP_CREDENTIAL,
+    action=registry.SNAPSHOT_DELETE,
+    noun="token",
+    needs="autostop on digitalocean needs its own token: a powered-off droplet is still billed, "
+    "so the box must snapshot and delete itself",
+    how=AUTOSTOP_HOW,
+)
 
 
 class _NotFound(Exception):
@@ -67,6 +75,7 @@ def secret() -> credentials.Secret:
 
 class DigitalOceanProvider(CloudProvider):
     name = "digitalocean"
+    box_key = BOX_KEY
 
     def __init__(self, profile: Any) -> None:
         super().__init__(profile)
@@ -473,36 +482,17 @@ class DigitalOceanProvider(CloudProvider):
 
     # -- autostop: the box snapshots and deletes itself ------------------------------------------
 
-    def autostop_ready(self) -> bool:
-        return credentials.read_stored(AUTOSTOP_CREDENTIAL) is not None
-
-    def check_autostop(self, fields: dict[str, Any]) -> None:
-        """An explicit limit needs the box's own token (the default one is simply off without it).
-
-        Checked by the commands that set a limit, not when a profile is read: a token
-        removed later must not make the profile unreadable; `up` then says what is missing.
-        """
-        wanted = fields["idle_s"] or fields["max_uptime_s"]
-        if wanted and fields["action"] == registry.SNAPSHOT_DELETE and not self.autostop_ready():
-            raise PadlabError(
-                "autostop on digitalocean needs its own token: a powered-off droplet is still billed, "
-                "so the box must snapshot and delete itself",
-                AUTOSTOP_HOW,
-            )
-
     def autostop_fields(self, action: str, machine: Machine | None) -> dict[str, Any]:
         """The `autostop.digitalocean` part of an `up` or `autostop` request (token included)."""
         if action != registry.SNAPSHOT_DELETE:
             return {}
-        secret = credentials.read_stored(AUTOSTOP_CREDENTIAL)
-        if secret is None:
-            raise PadlabError("no autostop token for DigitalOcean is stored", AUTOSTOP_HOW)
+        token = self.stored_box_key()
         return {
             "digitalocean": {
                 "droplet_id": machine.id if machine is not None else None,
                 "api_url": base_url(self.options, URL_ENV, DEFAULT_URL),
                 "snapshot_prefix": self.resource_name(),
-                "token": secret.value,
+                "token": token,
             }
         }
 
@@ -624,17 +614,8 @@ def store_autostop_token(value: str, api_url: str | None, verify: bool) -> tuple
 
     Returns where it is stored and what the check could and could not verify.
     """
-    try:
-        main = secret()
-    except PadlabError:
-        main = None
-    if main is not None and main.value == value.strip():
-        raise PadlabError(
-            f"that is the token padlab uses for up and down (from {main.source}); the box must not hold it",
-            AUTOSTOP_HOW,
-        )
-    note = _verify_autostop_token(value.strip(), api_url) if verify else "not checked (--no-verify)"
-    return str(credentials.store(AUTOSTOP_CREDENTIAL, value)), note
+    check = (lambda key: _verify_autostop_token(key, api_url)) if verify else None
+    return cloud.keep_box_key(BOX_KEY, value, secret, check)
 
 
 # Scopes a read cannot show: DigitalOcean has no call that lists a token's scopes, and only the

@@ -99,3 +99,12 @@ def _retry_after(value: str | None) -> float | None:
         return float(value) if value else None
     except ValueError:
         return None
+
+
+def verify(label: str, provider: str, url: str, value: str, path: str, params: Any = None) -> None:
+    """One cheap authenticated GET with a key just typed, so `padlab login` stores only one that works."""
+    api = JsonApi(label, provider, url, credentials.Secret(value, "the key you entered"))
+    try:
+        api.request("GET", path, params=params)
+    finally:
+        api.close()

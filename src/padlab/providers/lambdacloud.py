@@ -39,10 +39,10 @@ from typing import Any
 from padlab import acme, registry
 from padlab.box.request import MOSH_PORTS
 from padlab.errors import PadlabError
-from padlab.providers import cloud, credentials, retry
+from padlab.providers import cloud, credentials, http, retry
 from padlab.providers.base import BoxLayout, Machine, Progress
-from padlab.providers.cloud import MISSING, OFF, RUNNING, STARTING, STOPPING, CloudProvider
-from padlab.providers.http import JsonApi, Refused, base_url
+from padlab.providers.cloud import MISSING, OFF, RUNNING, STARTING, STOPPING, JsonApiProvider
+from padlab.providers.http import Refused, base_url
 
 DEFAULT_URL = "https://cloud.lambda.ai/api/v1"
 URL_ENV = "PADLAB_LAMBDA_API_URL"
@@ -66,27 +66,19 @@ AUTOSTOP_HOW = (
     "create a second API key in Lambda's console (API keys), then run "
     "`padlab login lambda --autostop-token` with it"
 )
+BOX_KEY = cloud.BoxKey(
+    credential=AUTOSTOP_CREDENTIAL,
+    action=registry.TERMINATE,
+    noun="key",
+    needs="autostop on lambda terminates the instance from the box, which needs an API key of its own",
+    how=AUTOSTOP_HOW,
+)
 
 
-def secret() -> credentials.Secret:
-    return credentials.lookup("lambda", "Lambda API key", KEY_ENV)
-
-
-class LambdaProvider(CloudProvider):
+class LambdaProvider(JsonApiProvider):
     name = "lambda"
-
-    def __init__(self, profile: Any) -> None:
-        super().__init__(profile)
-        self._api: JsonApi | None = None
-
-    @property
-    def api(self) -> JsonApi:
-        if self._api is None:
-            self._api = JsonApi("Lambda", "lambda", base_url(self.options, URL_ENV, DEFAULT_URL), secret())
-        return self._api
-
-    def region(self) -> str:
-        return str(self.options.get("region") or DEFAULTS["region"])
+    box_key = BOX_KEY
+    api_label, default_url, url_env, key_env, defaults = "Lambda", DEFAULT_URL, URL_ENV, KEY_ENV, DEFAULTS
 
     # -- the filesystem ---------------------------------------------------------------
 
@@ -466,30 +458,16 @@ class LambdaProvider(CloudProvider):
 
     # -- autostop: the box terminates itself -------------------------------------------------
 
-    def autostop_ready(self) -> bool:
-        return credentials.read_stored(AUTOSTOP_CREDENTIAL) is not None
-
-    def check_autostop(self, fields: dict[str, Any]) -> None:
-        """An explicit limit needs the box's own key (the default one is simply off without it)."""
-        wanted = fields["idle_s"] or fields["max_uptime_s"]
-        if wanted and fields["action"] == registry.TERMINATE and not self.autostop_ready():
-            raise PadlabError(
-                "autostop on lambda terminates the instance from the box, which needs an API key of its own",
-                AUTOSTOP_HOW,
-            )
-
     def autostop_fields(self, action: str, machine: Machine | None) -> dict[str, Any]:
         """The `autostop.lambda` part of an `up` or `autostop` request (key included)."""
         if action != registry.TERMINATE:
             return {}
-        key = credentials.read_stored(AUTOSTOP_CREDENTIAL)
-        if key is None:
-            raise PadlabError("no autostop key for Lambda is stored", AUTOSTOP_HOW)
+        key = self.stored_box_key()
         return {
             "lambda": {
                 "instance_id": machine.id if machine is not None else None,
                 "api_url": base_url(self.options, URL_ENV, DEFAULT_URL),
-                "key": key.value,
+                "key": key,
             }
         }
 
@@ -507,16 +485,7 @@ class LambdaProvider(CloudProvider):
 
 def verify_key(value: str, api_url: str | None = None) -> None:
     """A cheap authenticated call, so `padlab login` stores only a key that works."""
-    api = JsonApi(
-        "Lambda",
-        "lambda",
-        base_url({"api_url": api_url}, URL_ENV, DEFAULT_URL),
-        credentials.Secret(value, "the key you entered"),
-    )
-    try:
-        api.request("GET", "/instances")
-    finally:
-        api.close()
+    http.verify("Lambda", "lambda", base_url({"api_url": api_url}, URL_ENV, DEFAULT_URL), value, "/instances")
 
 
 def store_autostop_token(value: str, api_url: str | None, verify: bool) -> tuple[str, str]:
@@ -524,21 +493,14 @@ def store_autostop_token(value: str, api_url: str | None, verify: bool) -> tuple
 
     Returns where it is stored and what the check showed.
     """
-    try:
-        main = secret()
-    except PadlabError:
-        main = None
-    if main is not None and main.value == value.strip():
-        raise PadlabError(
-            f"that is the key padlab uses for up and down (from {main.source}); give the box a key of its own",
-            AUTOSTOP_HOW,
-        )
-    note = "not checked (--no-verify)"
-    if verify:
-        verify_key(value.strip(), api_url)
-        note = "the key works (it listed the instances)"
-    note += (
+
+    def check(key: str) -> str:
+        verify_key(key, api_url)
+        return "the key works (it listed the instances)"
+
+    where, note = cloud.keep_box_key(BOX_KEY, value, lambda: credentials.lookup("lambda", "Lambda API key", KEY_ENV),
+                                     check if verify else None)  # fmt: skip
+    return where, note + (
         "; Lambda's keys are not scoped, so this one can do anything on the account: "
         "use it for nothing else, and revoke it in Lambda's console if a box is lost"
     )
-    return str(credentials.store(AUTOSTOP_CREDENTIAL, value)), note

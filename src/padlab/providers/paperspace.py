@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from padlab.errors import PadlabError
-from padlab.providers import cloud, credentials, prices, retry
+from padlab.providers import cloud, http, prices, retry
 from padlab.providers.base import Machine, Progress
-from padlab.providers.cloud import MISSING, OFF, RUNNING, STARTING, STOPPING, CloudProvider
-from padlab.providers.http import JsonApi, base_url
+from padlab.providers.cloud import MISSING, OFF, RUNNING, STARTING, STOPPING, JsonApiProvider
+from padlab.providers.http import base_url
 
 DEFAULT_URL = "https://api.paperspace.com/v1"
 URL_ENV = "PADLAB_PAPERSPACE_API_URL"
@@ -32,27 +32,9 @@ STATES = {
 }
 
 
-def secret() -> credentials.Secret:
-    return credentials.lookup("paperspace", "Paperspace API key", KEY_ENV)
-
-
-class PaperspaceProvider(CloudProvider):
+class PaperspaceProvider(JsonApiProvider):
     name = "paperspace"
-
-    def __init__(self, profile: Any) -> None:
-        super().__init__(profile)
-        self._api: JsonApi | None = None
-
-    @property
-    def api(self) -> JsonApi:
-        if self._api is None:
-            self._api = JsonApi(
-                "Paperspace", "paperspace", base_url(self.options, URL_ENV, DEFAULT_URL), secret()
-            )
-        return self._api
-
-    def setting(self, key: str) -> Any:
-        return self.options.get(key) or DEFAULTS[key]
+    api_label, default_url, url_env, key_env, defaults = "Paperspace", DEFAULT_URL, URL_ENV, KEY_ENV, DEFAULTS
 
     # -- finding -------------------------------------------------------------------------
 
@@ -182,13 +164,5 @@ def _number(value: Any) -> float | None:
 
 def verify_key(value: str, api_url: str | None = None) -> None:
     """A cheap authenticated call, so `padlab login` stores only a key that works."""
-    api = JsonApi(
-        "Paperspace",
-        "paperspace",
-        base_url({"api_url": api_url}, URL_ENV, DEFAULT_URL),
-        credentials.Secret(value, "the key you entered"),
-    )
-    try:
-        api.request("GET", "/machines", params={"limit": 1})
-    finally:
-        api.close()
+    http.verify("Paperspace", "paperspace", base_url({"api_url": api_url}, URL_ENV, DEFAULT_URL), value,
+                "/machines", params={"limit": 1})  # fmt: skip

@@ -16,9 +16,17 @@ A pod is a container, not a VM, and RunPod's life cycle shapes padlab's model:
 * **Access.** TCP ports are mapped to other public ports (``portMappings``): ssh goes to
   ``publicIp:portMappings["22"]`` and Jupyter (padlab's TLS, its CA) to the port mapped
   to the profile's. RunPod's HTTPS proxy (``https://{podId}-{port}.proxy.runpod.net``,
-  publicly trusted) speaks plain HTTP to the pod, which padlab's Jupyter does not serve
-  yet: the card names the proxy address only as what is not available. Pods carry no UDP
-  (RunPod's docs, pods/configuration/expose-ports.mdx), so there is no mosh.
+  publicly trusted, so Safari and Juno need no CA profile) speaks plain HTTP to the pod's
+  port: Jupyter serves its app a second time, over plain HTTP, on the port after its own
+  (``proxy_port``, box/setup/http_front.py), which the pod exposes as ``/http`` only, never as a
+  TCP port on the public IP; the password login and its checks are the same. The card's
+  URL is the proxy's. Pods carry no UDP (RunPod's docs, pods/configuration/expose-ports.mdx,
+  list HTTP and TCP only), so there is no mosh, and the card says so.
+* **No public IP.** RunPod's other ssh, through ``ssh.runpod.io``, gives an interactive
+  terminal only (no commands, no SCP: pods/configuration/use-ssh.mdx), and padlab runs its
+  box program as an ssh command with its request on stdin. So padlab creates pods with a
+  public IP (``supportPublicIp``, secure cloud), and a pod found running without one is
+  refused in one line (``up --move`` makes one with a public IP on the same volume).
 * **No systemd.** The pod's start command (``dockerStartCmd``, ``START_CMD``) starts sshd
   from the ``PUBLIC_KEY`` variable, as RunPod's own images do, then sleeps as PID 1.
 """
@@ -32,10 +40,10 @@ from typing import Any
 from padlab import registry
 from padlab.box.setup import boot
 from padlab.errors import PadlabError
-from padlab.providers import cloud, credentials, retry
+from padlab.providers import cloud, http, retry
 from padlab.providers.base import BoxLayout, Machine, Progress
-from padlab.providers.cloud import MISSING, OFF, RUNNING, STARTING, CloudProvider
-from padlab.providers.http import JsonApi, base_url
+from padlab.providers.cloud import MISSING, OFF, RUNNING, STARTING, JsonApiProvider
+from padlab.providers.http import base_url
 
 DEFAULT_URL = "https://rest.runpod.io/v1"
 URL_ENV = "PADLAB_RUNPOD_API_URL"
@@ -71,27 +79,20 @@ START_SCRIPT = (
 )
 START_CMD = ["bash", "-c", START_SCRIPT, "padlab-start", boot.COMMAND]
 STATES = {"RUNNING": RUNNING, "EXITED": OFF, "TERMINATED": MISSING}
+PROXY_HOST = "proxy.runpod.net"
+MOSH_NOTE = "not on RunPod: pods carry no UDP (RunPod documents HTTP and TCP ports only); use ssh"
 
 
-def secret() -> credentials.Secret:
-    return credentials.lookup("runpod", "RunPod API key", KEY_ENV)
-
-
-class RunPodProvider(CloudProvider):
+class RunPodProvider(JsonApiProvider):
     name = "runpod"
+    api_label, default_url, url_env, key_env, defaults = "RunPod", DEFAULT_URL, URL_ENV, KEY_ENV, DEFAULTS
 
-    def __init__(self, profile: Any) -> None:
-        super().__init__(profile)
-        self._api: JsonApi | None = None
+    def proxy_port(self) -> int:
+        """The pod's plain-HTTP port for RunPod's HTTPS proxy: the one after Jupyter's own."""
+        return self.profile.port + 1
 
-    @property
-    def api(self) -> JsonApi:
-        if self._api is None:
-            self._api = JsonApi("RunPod", "runpod", base_url(self.options, URL_ENV, DEFAULT_URL), secret())
-        return self._api
-
-    def region(self) -> str:
-        return str(self.options.get("region") or DEFAULTS["region"])
+    def proxy_url(self, pod_id: str) -> str:
+        return f"https://{pod_id}-{self.proxy_port()}.{PROXY_HOST}/"
 
     def gpu_types(self) -> list[str]:
         value = str(self.options.get("machine_type") or DEFAULTS["machine_type"])
@@ -212,6 +213,8 @@ class RunPodProvider(CloudProvider):
                 "ssh_port": ports.get("22"),
                 "jupyter_port": ports.get(str(self.profile.port)),
                 "volume": self.resource_name(),
+                # False: a host without a public IP, so no mapped ssh port (includeMachine's machine)
+                "public_ip": (raw.get("machine") or {}).get("supportPublicIp"),
             },
         )
 
@@ -230,7 +233,8 @@ class RunPodProvider(CloudProvider):
             "networkVolumeId": volume["id"],
             "volumeMountPath": MOUNT,
             "containerDiskInGb": CONTAINER_DISK_GB,
-            "ports": ["22/tcp", f"{self.profile.port}/tcp"],
+            # The proxy's port is HTTP only: RunPod's proxy reaches it, the public IP does not.
+            "ports": ["22/tcp", f"{self.profile.port}/tcp", f"{self.proxy_port()}/http"],
             "supportPublicIp": True,
             "env": {"PUBLIC_KEY": text},
             "dockerStartCmd": START_CMD,
@@ -258,7 +262,16 @@ class RunPodProvider(CloudProvider):
 
     def start_machine(self, progress: Progress) -> Machine:
         """Running with an address, and with the GPUs asked for: a pod resumed without them is
-        stopped again (only the volume stays billed) and refused, with `--move` as the way on."""
+        stopped again (only the volume stays billed) and refused, with `--move` as the way on.
+        A pod on a host with no public IP is refused before anything starts: same way on."""
+        found = self.describe()
+        if found.state != MISSING and found.extra.get("public_ip") is False:
+            raise PadlabError(
+                f"pod {found.id} is on a host with no public IP: its only ssh is RunPod's ssh.runpod.io, "
+                "an interactive terminal that carries no commands or SCP, and padlab runs its box "
+                "program as an ssh command",
+                f"`padlab up {self.profile.name} --move` makes a pod with a public IP on the same volume",
+            )
         machine = super().start_machine(progress)
         have, want = machine.extra.get("gpus"), machine.extra.get("gpus_wanted") or GPU_COUNT
         if have is None or have >= want:
@@ -346,7 +359,9 @@ class RunPodProvider(CloudProvider):
     def after_up(self, machine: Machine, report: dict[str, Any]) -> dict[str, Any]:
         out = super().after_up(machine, report)
         out["public_port"] = machine.extra.get("jupyter_port")
-        out["mosh_command"] = None  # pods carry no UDP (docs/providers.md)
+        out["proxy_url"] = self.proxy_url(str(machine.id))
+        out["mosh_command"] = None
+        out["mosh_note"] = MOSH_NOTE
         return out
 
     def jupyter_alive(self, machine: Machine) -> bool:
@@ -381,7 +396,12 @@ class RunPodProvider(CloudProvider):
             prefix=f"{MOUNT}/.padlab/opt",
             etc=f"{MOUNT}/.padlab/etc",
             root_dir=notebooks,
-            steps={**steps, "boot": {"dir": BOOT_DIR}, "uv_cache": f"{MOUNT}/.padlab/opt/uv-cache"},
+            steps={
+                **steps,
+                "boot": {"dir": BOOT_DIR},
+                "uv_cache": f"{MOUNT}/.padlab/opt/uv-cache",
+                "proxy_port": self.proxy_port(),
+            },
         )
 
     # -- autostop: the API's stop ------------------------------------------------------------------
@@ -404,13 +424,4 @@ class RunPodProvider(CloudProvider):
 
 def verify_key(value: str, api_url: str | None = None) -> None:
     """A cheap authenticated call, so `padlab login` stores only a key that works."""
-    api = JsonApi(
-        "RunPod",
-        "runpod",
-        base_url({"api_url": api_url}, URL_ENV, DEFAULT_URL),
-        credentials.Secret(value, "the key you entered"),
-    )
-    try:
-        api.request("GET", "/pods")
-    finally:
-        api.close()
+    http.verify("RunPod", "runpod", base_url({"api_url": api_url}, URL_ENV, DEFAULT_URL), value, "/pods")

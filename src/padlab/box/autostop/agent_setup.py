@@ -24,6 +24,27 @@ EXTENSION = "padlab_agent_ext"
 HASH_FILE = "padlab-agent.sha256"
 
 
+class BoxKey:
+    """A key padlab sends for a cloud stop (DigitalOcean's token, Lambda's second key): where it
+    comes in (the request's autostop part and field), the file it is kept in, how to get one."""
+
+    def __init__(self, part: str, field: str, file: str, config_field: str, cloud: str, noun: str) -> None:
+        self.part, self.field, self.file, self.config_field = part, field, file, config_field
+        self.cloud, self.noun = cloud, noun
+
+
+# The stops a cloud's API makes, by action: each module's PART of the request's autostop
+# part and settings(raw, req), the agent's config part.
+CLOUD_STOPS = {m.ACTION: m for m in (do_stop, lambda_stop, runpod_stop)}
+# Stop action -> its key. RunPod's stop needs none from padlab: the pod has its own (runpod_stop.py).
+BOX_KEYS = {
+    do_stop.ACTION: BoxKey(
+        do_stop.PART, "token", "digitalocean-token", "token_file", "DigitalOcean", "its own API token"
+    ),
+    lambda_stop.ACTION: BoxKey(lambda_stop.PART, "key", "lambda-key", "key_file", "Lambda", "an API key"),
+}
+
+
 class AgentLayout:
     """Where one workstation's agent keeps its files on the box."""
 
@@ -39,8 +60,8 @@ class AgentLayout:
         self.token = os.path.join(self.dir, "token")
         # The agent's own copy of padlab's CA: the one in TLS_DIR is the Jupyter user's to replace.
         self.ca = os.path.join(self.dir, "ca.crt")
-        self.do_token = os.path.join(self.dir, "digitalocean-token")
-        self.lambda_key = os.path.join(self.dir, "lambda-key")
+        self.do_token = os.path.join(self.dir, BOX_KEYS[do_stop.ACTION].file)
+        self.lambda_key = os.path.join(self.dir, BOX_KEYS[lambda_stop.ACTION].file)
         self.alert_url = os.path.join(self.dir, "alert-url")
         self.program = os.path.join(self.dir, "padlab_box.pyz")
         self.runner = os.path.join(self.dir, "padlab-agent")
@@ -132,21 +153,16 @@ def install(host: Host, layout: Layout, req: dict, program: bytes, kind: str, re
     )
     enabled = bool(conf["idle_s"] or conf["max_uptime_s"])
     changed = False
-    if conf["action"] == do_stop.ACTION:
-        conf["digitalocean"], changed = droplet_settings(host, paths, req, enabled)
-    if not (enabled and conf["action"] == do_stop.ACTION) and host.read(paths.do_token) is not None:
-        host.run(["rm", "-f", paths.do_token], root=paths.system)  # a token nothing uses is not kept
-        changed = True
-    if conf["action"] == lambda_stop.ACTION:
-        conf["lambda"], key_changed = lambda_settings(host, paths, req, enabled)
+    keys = {}
+    for action, box_key in BOX_KEYS.items():
+        keys[action], key_changed = key_settings(
+            host, paths, req, box_key, enabled and conf["action"] == action
+        )
         changed |= key_changed
-    if not (enabled and conf["action"] == lambda_stop.ACTION) and host.read(paths.lambda_key) is not None:
-        host.run(["rm", "-f", paths.lambda_key], root=paths.system)
-        changed = True
-    if conf["action"] == runpod_stop.ACTION:
-        conf["runpod"] = {
-            "api_url": (req["autostop"]["runpod"] or {}).get("api_url") or runpod_stop.DEFAULT_API
-        }
+    cloud = CLOUD_STOPS.get(conf["action"])
+    if cloud is not None:  # which machine, where the API is; the key's file where padlab sent one
+        raw = req["autostop"][cloud.PART] or {}
+        conf[cloud.PART] = {**cloud.settings(raw, req), **keys.get(conf["action"], {})}
     conf["alert"], alert_changed = alert_settings(host, paths, req)
     changed |= alert_changed
     enabled = watching(conf)
@@ -172,51 +188,31 @@ def install(host: Host, layout: Layout, req: dict, program: bytes, kind: str, re
     report.data["autostop"] = facts(host, layout)
 
 
-def droplet_settings(host: Host, paths: AgentLayout, req: dict, enabled: bool) -> tuple:
-    """(config part, changed) for DigitalOcean's snapshot-and-delete stop.
+def key_settings(host: Host, paths: AgentLayout, req: dict, key: BoxKey, used: bool) -> tuple:
+    """({config field: the key's file}, changed): the key padlab sent for a cloud stop.
 
-    The token arrives in the request (stdin, never argv) and is kept in a file of
-    its own, 0600 and root's on system boxes; the config names only the file.
+    The key arrives in the request (stdin, never argv) and is kept in a file of its own,
+    0600 and root's on system boxes; the config names only the file. A key the stop in use
+    does not need is not kept.
     """
-    raw = req["autostop"]["digitalocean"] or {}
-    token = str(raw.get("token") or "").strip()
+    path = os.path.join(paths.dir, key.file)
+    raw = req["autostop"][key.part] or {}
+    value = str(raw.get(key.field) or "").strip()
+    if not used:
+        if host.read(path) is None:
+            return {key.config_field: path}, False
+        host.run(["rm", "-f", path], root=paths.system)
+        return {key.config_field: path}, True
     changed = False
-    if enabled and token:
-        changed = host.write(paths.do_token, token + "\n", mode=0o600, root=paths.system)
-    elif enabled and not host.read(paths.do_token):
+    if value:
+        changed = host.write(path, value + "\n", mode=0o600, root=paths.system)
+    elif not host.read(path):
         raise BoxError(
-            "autostop on DigitalOcean needs its own API token on the box, and none was sent",
-            "run `padlab login digitalocean --autostop-token`, then `padlab up` again",
+            "autostop on %s needs %s on the box, and none was sent" % (key.cloud, key.noun),
+            "run `padlab login %s --autostop-token`, then `padlab up` again" % key.part,
             code="no_autostop_token",
         )
-    part = {
-        "droplet_id": str(raw["droplet_id"]) if raw.get("droplet_id") else None,
-        "api_url": raw.get("api_url") or do_stop.DEFAULT_API,
-        "snapshot_prefix": raw.get("snapshot_prefix") or "padlab-%s" % req["name"],
-        "token_file": paths.do_token,
-    }
-    return part, changed
-
-
-def lambda_settings(host: Host, paths: AgentLayout, req: dict, enabled: bool) -> tuple:
-    """(config part, changed) for Lambda's terminate stop: the key in a file of its own (0600, root's)."""
-    raw = req["autostop"]["lambda"] or {}
-    key = str(raw.get("key") or "").strip()
-    changed = False
-    if enabled and key:
-        changed = host.write(paths.lambda_key, key + "\n", mode=0o600, root=paths.system)
-    elif enabled and not host.read(paths.lambda_key):
-        raise BoxError(
-            "autostop on Lambda needs an API key on the box, and none was sent",
-            "run `padlab login lambda --autostop-token`, then `padlab up` again",
-            code="no_autostop_token",
-        )
-    part = {
-        "instance_id": str(raw["instance_id"]) if raw.get("instance_id") else None,
-        "api_url": raw.get("api_url") or lambda_stop.DEFAULT_API,
-        "key_file": paths.lambda_key,
-    }
-    return part, changed
+    return {key.config_field: path}, changed
 
 
 def alert_settings(host: Host, paths: AgentLayout, req: dict) -> tuple:

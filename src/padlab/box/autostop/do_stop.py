@@ -30,18 +30,31 @@ re-creates the droplet from the newest one, whoever took it.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 
+from .cloud_stop import StopError, call, read_key, sync
+
+__all__ = [
+    "ACTION",
+    "BILLED",
+    "CALLS",
+    "DEFAULT_API",
+    "PART",
+    "StopError",
+    "advance",
+    "pending",
+    "settings",
+    "sync",
+]
+
 ACTION = "do-snapshot-destroy"
+PART = "digitalocean"  # of the request's autostop part, and of the agent's config
 DEFAULT_API = "https://api.digitalocean.com"
 METADATA_ID = "http://169.254.169.254/metadata/v1/id"
 # Seconds one check waits on the snapshot, so that a check stays within the timer's 50 s; the next
 # check carries on. urllib is imported only when a stop runs: every other check stays light.
 POLL_BUDGET = 25.0
 POLL_EVERY = 5.0
-TIMEOUT = 20.0
 BILLED = "the droplet is still billed"
 # Every DigitalOcean operation this module calls, by the spec's operationId (as in
 # padlab/providers/do_api.py, which the client and the tests read; the box cannot import it).
@@ -54,46 +67,21 @@ CALLS = (
 )
 
 
-class StopError(Exception):
-    """A step failed; its text goes to the log and the stop record, so it never holds the token."""
-
-
 class Api:
-    """The few DigitalOcean v2 calls the agent makes, over HTTPS with the box's CA store."""
+    """The few DigitalOcean v2 calls the agent makes (cloud_stop.call: HTTPS with the box's CA store)."""
 
     def __init__(self, base: str, token: str) -> None:
-        import ssl
-
-        self.base = base.rstrip("/")
+        self.base = base
         self._token = token
-        self._ctx = ssl.create_default_context()
 
     def call(self, method: str, path: str, body: dict | None = None) -> tuple:
         """(status, JSON body); raises StopError on anything but 2xx and 404."""
-        import urllib.error
-        import urllib.request
+        return call(self.base, method, path, self._token, body, "DigitalOcean", _explain)
 
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method)
-        req.add_header("Authorization", "Bearer " + self._token)
-        req.add_header("Accept", "application/json")
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=TIMEOUT, context=self._ctx) as resp:
-                return resp.status, _json(resp.read())
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404:
-                return 404, _json(exc.read())
-            message = (_json(exc.read()) or {}).get("message") or exc.reason
-            if exc.code == 429:
-                message = "%s (%s)" % (message, rate_limit(exc.headers))
-            raise StopError(
-                "DigitalOcean answered HTTP %d to %s %s: %s" % (exc.code, method, path, message)
-            ) from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise StopError("cannot reach the DigitalOcean API at %s: %s" % (self.base, reason)) from None
+
+def _explain(status: int, body: dict, headers) -> str:
+    message = str(body.get("message") or "")
+    return "%s (%s)" % (message, rate_limit(headers)) if status == 429 else message
 
 
 def rate_limit(headers) -> str:
@@ -114,25 +102,6 @@ def rate_limit(headers) -> str:
     return "hourly API rate limit used up until %s" % when
 
 
-def _json(raw: bytes) -> dict:
-    try:
-        value = json.loads(raw.decode() or "{}")
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def read_token(path: str) -> str:
-    try:
-        with open(path) as fh:
-            token = fh.read().strip()
-    except OSError as exc:
-        raise StopError("cannot read the autostop token (%s)" % exc.strerror) from None
-    if not token:
-        raise StopError("the autostop token file is empty; run `padlab login digitalocean --autostop-token`")
-    return token
-
-
 def droplet_id(settings: dict) -> str:
     """From the config (`up` writes it); on a droplet without it, from the metadata service."""
     import urllib.error
@@ -149,6 +118,15 @@ def droplet_id(settings: dict) -> str:
         ) from None
 
 
+def settings(raw: dict, req: dict) -> dict:
+    """The agent's config part from the request's ``autostop.digitalocean`` (the token's file aside)."""
+    return {
+        "droplet_id": str(raw["droplet_id"]) if raw.get("droplet_id") else None,
+        "api_url": raw.get("api_url") or DEFAULT_API,
+        "snapshot_prefix": raw.get("snapshot_prefix") or "padlab-%s" % req["name"],
+    }
+
+
 def pending(record: dict) -> bool:
     """Whether the stop record is a snapshot-and-delete still under way."""
     return record.get("action") == ACTION and not record.get("done") and not record.get("cancelled")
@@ -161,7 +139,9 @@ def advance(conf: dict, record: dict, prepare, save, clock=time.time, sleep=time
     save() writes the record, before each request to DigitalOcean and after it.
     """
     settings = conf["digitalocean"]
-    api = Api(settings.get("api_url") or DEFAULT_API, read_token(settings["token_file"]))
+    api = Api(
+        settings.get("api_url") or DEFAULT_API, read_key(settings["token_file"], "token", "digitalocean")
+    )
     droplet = record.get("droplet_id") or droplet_id(settings)
     record["droplet_id"] = droplet
     if not record.get("snapshot_action"):
@@ -231,8 +211,3 @@ def _verify(api: Api, droplet: str, name: str) -> str:
     if status == 404 or not body.get("snapshot"):
         raise StopError("snapshot %s is listed but not available yet" % name)
     return str(found["id"])
-
-
-def sync() -> None:
-    """Flush what Jupyter wrote to disk before the snapshot reads it."""
-    os.sync()

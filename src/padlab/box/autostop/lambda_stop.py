@@ -22,66 +22,38 @@ instance). Who can read it: root, so the login user through sudo (Lambda's
 
 from __future__ import annotations
 
-import json
-import os
+from .cloud_stop import StopError, call, read_key, sync
 
 ACTION = "lambda-terminate"
+PART = "lambda"  # of the request's autostop part, and of the agent's config
 DEFAULT_API = "https://cloud.lambda.ai/api/v1"
-TIMEOUT = 20.0
 BILLED = "the instance is still billed"
+__all__ = ["ACTION", "BILLED", "DEFAULT_API", "PART", "StopError", "settings", "sync", "terminate"]
 
 
-class StopError(Exception):
-    """The terminate failed; its text goes to the log and the stop record, so it never holds the key."""
+def _explain(status: int, body: dict, headers) -> str:
+    error = body.get("error") or {}
+    return ("%s %s" % (error.get("code") or "", error.get("message") or "")).strip()
 
 
-def read_key(path: str) -> str:
-    try:
-        with open(path) as fh:
-            key = fh.read().strip()
-    except OSError as exc:
-        raise StopError("cannot read the autostop key (%s)" % exc.strerror) from None
-    if not key:
-        raise StopError("the autostop key file is empty; run `padlab login lambda --autostop-token`")
-    return key
+def settings(raw: dict, req: dict) -> dict:
+    """The agent's config part from the request's ``autostop.lambda`` (the key's file aside)."""
+    return {
+        "instance_id": str(raw["instance_id"]) if raw.get("instance_id") else None,
+        "api_url": raw.get("api_url") or DEFAULT_API,
+    }
 
 
 def terminate(settings: dict) -> str:
     """Ask Lambda to terminate this instance; returns what it said. Raises StopError."""
-    import ssl
-    import urllib.error
-    import urllib.request
-
     instance = str(settings.get("instance_id") or "")
     if not instance:
         raise StopError("no instance id in the agent's config; run `padlab up` again")
-    base = str(settings.get("api_url") or DEFAULT_API).rstrip("/")
-    body = json.dumps({"instance_ids": [instance]}).encode()
-    req = urllib.request.Request(base + "/instance-operations/terminate", data=body, method="POST")
-    req.add_header("Authorization", "Bearer " + read_key(settings["key_file"]))
-    req.add_header("Accept", "application/json")
-    req.add_header("Content-Type", "application/json")
-    try:
-        ctx = ssl.create_default_context() if base.startswith("https:") else None
-        with urllib.request.urlopen(req, timeout=TIMEOUT, context=ctx) as resp:
-            answer = json.loads(resp.read().decode() or "{}")
-    except urllib.error.HTTPError as exc:
-        try:
-            error = json.loads(exc.read().decode() or "{}").get("error") or {}
-        except ValueError:
-            error = {}
-        raise StopError(
-            "Lambda answered HTTP %d to the terminate: %s %s"
-            % (exc.code, error.get("code") or "", error.get("message") or exc.reason)
-        ) from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise StopError("cannot reach Lambda's API at %s: %s" % (base, getattr(exc, "reason", exc))) from None
+    key = read_key(settings["key_file"], "key", "lambda")
+    base = str(settings.get("api_url") or DEFAULT_API)
+    _, answer = call(base, "POST", "/instance-operations/terminate", key, {"instance_ids": [instance]},
+                     "Lambda", _explain, "the terminate")  # fmt: skip
     done = [i.get("id") for i in (answer.get("data") or {}).get("terminated_instances") or []]
     if instance not in done:
         raise StopError("Lambda did not list instance %s as terminated" % instance)
     return "Lambda accepted the terminate of instance %s (the filesystem stays)" % instance
-
-
-def sync() -> None:
-    """Flush what Jupyter wrote (to the filesystem, over NFS) before the instance goes."""
-    os.sync()

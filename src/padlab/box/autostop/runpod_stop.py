@@ -15,18 +15,14 @@ pod is still billed, and the next check tries again.
 
 from __future__ import annotations
 
-import json
-import os
+from .cloud_stop import StopError, call, sync
 
 ACTION = "runpod-stop"
+PART = "runpod"  # of the request's autostop part, and of the agent's config
 DEFAULT_API = "https://rest.runpod.io/v1"
-TIMEOUT = 20.0
 BILLED = "the pod is still billed"
 ENVIRON = "/proc/1/environ"
-
-
-class StopError(Exception):
-    """The stop failed; its text goes to the log and the stop record, so it never holds the key."""
+__all__ = ["ACTION", "BILLED", "DEFAULT_API", "PART", "StopError", "pod_identity", "settings", "stop", "sync"]
 
 
 def pod_identity(path: str | None = None) -> tuple:
@@ -43,37 +39,18 @@ def pod_identity(path: str | None = None) -> tuple:
     return pod, key
 
 
+def settings(raw: dict, req: dict) -> dict:
+    """The agent's config part from the request's ``autostop.runpod``: where the API is (no key)."""
+    return {"api_url": raw.get("api_url") or DEFAULT_API}
+
+
 def stop(settings: dict, environ: str | None = None) -> str:
     """Ask RunPod to stop this pod; returns what it said. Raises StopError."""
-    import ssl
-    import urllib.error
-    import urllib.request
-
     pod, key = pod_identity(environ)
-    base = str(settings.get("api_url") or DEFAULT_API).rstrip("/")
-    req = urllib.request.Request(base + "/pods/%s/stop" % pod, data=b"", method="POST")
-    req.add_header("Authorization", "Bearer " + key)
-    req.add_header("Accept", "application/json")
-    try:
-        ctx = ssl.create_default_context() if base.startswith("https:") else None
-        with urllib.request.urlopen(req, timeout=TIMEOUT, context=ctx) as resp:
-            answer = json.loads(resp.read().decode() or "{}")
-    except urllib.error.HTTPError as exc:
-        try:
-            body = json.loads(exc.read().decode() or "{}")
-        except ValueError:
-            body = {}
-        raise StopError(
-            "RunPod answered HTTP %d to the stop: %s"
-            % (exc.code, body.get("error") or body.get("message") or exc.reason)
-        ) from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise StopError("cannot reach RunPod's API at %s: %s" % (base, getattr(exc, "reason", exc))) from None
+    base = str(settings.get("api_url") or DEFAULT_API)
+    status, answer = call(base, "POST", "/pods/%s/stop" % pod, key, None, "RunPod", what="the stop")
+    if status == 404:
+        raise StopError("RunPod does not know pod %s (HTTP 404)" % pod)
     if answer.get("desiredStatus") not in (None, "EXITED"):
         raise StopError("RunPod did not stop pod %s (it says %s)" % (pod, answer.get("desiredStatus")))
     return "RunPod accepted the stop of pod %s (the volume at /workspace stays)" % pod
-
-
-def sync() -> None:
-    """Flush what Jupyter wrote to the volume before the container goes."""
-    os.sync()

@@ -113,7 +113,14 @@ def _setup(ctx: Context, kind: str) -> None:
     secret_changed = jupyter.ensure_cookie_secret(host, layout)
     default_kernel = kernels.ensure(host, layout, req["kernels"], report)
     cfg = jupyter.config(
-        layout, int(req["port"]), req["listen"], req["root_dir"], hashed, default_kernel, pem
+        layout,
+        int(req["port"]),
+        req["listen"],
+        req["root_dir"],
+        hashed,
+        default_kernel,
+        pem,
+        req["proxy_port"],
     )
     root_dir = expand_user(req["root_dir"], layout.user)
     host.makedirs(root_dir, mode=0o755, owner=layout.user, root=layout.system)

@@ -15,6 +15,7 @@ from ..service import Layout
 from ..system import Host, expand_user
 
 LOGIN_GUARD = "padlab_login_guard"
+HTTP_FRONT = "padlab_http_front"
 HSTS = "max-age=31536000"
 
 HASH_SNIPPET = "import sys; from jupyter_server.auth import passwd; print(passwd(sys.stdin.read()))"
@@ -56,10 +57,16 @@ def ensure_cookie_secret(host: Host, layout: Layout) -> bool:
 
 
 def install_login_guard(host: Host, layout: Layout) -> bool:
-    """Put the login form with the backoff into Jupyter's venv; returns whether it changed."""
-    source = pkgutil.get_data(__package__, "login_guard.py") or b""
-    module = os.path.join(venv.purelib(layout.venv, layout.user), LOGIN_GUARD + ".py")
-    return host.write(module, source, mode=0o644, owner=layout.user, root=layout.system)
+    """Put the login form with the backoff, and the proxy's HTTP front, into Jupyter's venv;
+    returns whether either changed (the front only listens where the config names a port)."""
+    lib = venv.purelib(layout.venv, layout.user)
+    changed = False
+    for name, source in ((LOGIN_GUARD, "login_guard.py"), (HTTP_FRONT, "http_front.py")):
+        text = pkgutil.get_data(__package__, source) or b""
+        changed |= host.write(
+            os.path.join(lib, name + ".py"), text, mode=0o644, owner=layout.user, root=layout.system
+        )
+    return changed
 
 
 # JupyterLab's own defaults changed for an iPad (settings the user can still change): the news
@@ -94,8 +101,10 @@ def config(
     hashed: str,
     default_kernel: str | None = None,
     pem: str | None = None,
+    proxy_port: int | None = None,
 ) -> str:
-    """pem: one file with key and chain (a public certificate, box/setup/acme_setup.py), else padlab's pair."""
+    """pem: one file with key and chain (a public certificate, box/setup/acme_setup.py), else padlab's pair.
+    proxy_port: Jupyter served again over plain HTTP there, for a cloud's HTTPS proxy (box/setup/http_front.py)."""
     home = expand_user("~", layout.user)
     cfg = {
         "ServerApp": {
@@ -136,6 +145,9 @@ def config(
             "workspaces_dir": os.path.join(home, ".jupyter", "lab", "workspaces"),
         },
     }
+    if proxy_port:
+        cfg["ServerApp"]["jpserver_extensions"] = {HTTP_FRONT: True}
+        cfg["PadlabHttpFront"] = {"port": proxy_port}
     if default_kernel:
         # New notebooks open in the image's own GPU stack (padlab.box.kernels).
         cfg["MappingKernelManager"] = {"default_kernel_name": default_kernel}
