@@ -7,6 +7,8 @@ systemd nor cron runs (a pod), the agent runs as a loop process.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,3 +108,34 @@ def test_where_neither_systemd_nor_cron_runs_the_agent_is_a_loop(
     slept: list[float] = []
     assert agent.loop(str(config), clock=lambda: 0.0, sleep=slept.append) == 0
     assert len(runs) == 3 and slept == [agent.CHECK_S] * 3
+
+
+def test_a_new_program_replaces_the_running_loop(tmp_path: Path) -> None:
+    """zipimport keeps the old zip's index: a loop left running would fail its next import, the stop's."""
+    runner = tmp_path / "padlab-agent"
+    runner.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(600)\n")
+    runner.chmod(0o755)
+    paths = type(
+        "P",
+        (),
+        {"system": False, "runner": str(runner), "config": str(tmp_path / "c.json"),
+         "loop_pid": str(tmp_path / "loop.pid"), "log": str(tmp_path / "agent.log")},
+    )()  # fmt: skip
+    host = agent_setup.Host(sudo=False)
+    pids = []
+    try:
+        assert agent_setup._loop(host, paths, enabled=True)[0]  # type: ignore[arg-type]
+        pids.append(agent_setup._loop_pid(host, paths))  # type: ignore[arg-type]
+        assert agent_setup._loop(host, paths, enabled=True) == (  # type: ignore[arg-type]
+            False,
+            f"a loop process (no systemd or cron here), pid {pids[0]}",
+        )
+        assert agent_setup._loop(host, paths, enabled=True, restart=True)[0]  # type: ignore[arg-type]
+        pids.append(agent_setup._loop_pid(host, paths))  # type: ignore[arg-type]
+        assert pids[1] not in (None, pids[0])
+        old = Path("/proc/%d/cmdline" % pids[0])
+        assert not old.exists() or not old.read_bytes()  # ended (a zombie at most)
+    finally:
+        for pid in pids:
+            if pid:
+                subprocess.run(["kill", str(pid)], check=False)

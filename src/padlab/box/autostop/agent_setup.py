@@ -174,11 +174,11 @@ def install(host: Host, layout: Layout, req: dict, program: bytes, kind: str, re
     )
     if ca_pem:
         changed |= host.write(paths.ca, ca_pem, mode=0o644, root=paths.system)
-    if program:
-        changed |= host.write(paths.program, program, mode=0o644, root=paths.system)
-    changed |= host.write(paths.runner, runner_script(paths), mode=0o755, root=paths.system)
+    new_program = bool(program) and host.write(paths.program, program, mode=0o644, root=paths.system)
+    new_program |= host.write(paths.runner, runner_script(paths), mode=0o755, root=paths.system)
+    changed |= new_program
     changed |= host.write(paths.keep_cmd, keep_script(paths), mode=0o755, root=paths.system)
-    how = schedule(host, paths, conf["scheduler"], enabled, report)
+    how = schedule(host, paths, conf["scheduler"], enabled, report, restart=new_program)
     limits = "idle limit %s" % agent.format_duration(conf["idle_s"])
     if conf["max_uptime_s"]:
         limits += ", max uptime %s" % agent.format_duration(conf["max_uptime_s"])
@@ -269,14 +269,19 @@ def _sudo_ok() -> bool:
     return subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode == 0
 
 
-def schedule(host: Host, paths: AgentLayout, kind: str | None, enabled: bool, report: Report) -> tuple:
-    """(changed, how): run the check every agent.CHECK_S (cron: each minute), or remove it when autostop is off."""
+def schedule(
+    host: Host, paths: AgentLayout, kind: str | None, enabled: bool, report: Report, restart: bool = False
+) -> tuple:
+    """(changed, how): run the check every agent.CHECK_S (cron: each minute), or remove it when autostop is off.
+
+    `restart`: the program changed under a long-lived loop, which must not keep running the old one.
+    """
     if kind == "systemd":
         return _systemd(host, paths, enabled)
     if kind == "cron":
         return _cron(host, paths, enabled)
     if kind == "loop":
-        return _loop(host, paths, enabled)
+        return _loop(host, paths, enabled, restart)
     if enabled:
         report.warn(
             "autostop cannot run here: neither systemd nor cron is running; "
@@ -379,25 +384,33 @@ def _loop_pid(host: Host, paths: AgentLayout) -> int | None:
     return pid if paths.runner.encode() in argv and b"loop" in argv else None
 
 
-def _loop(host: Host, paths: AgentLayout, enabled: bool) -> tuple:
-    """A detached `padlab-agent loop CONFIG`, root's: it re-reads the config before each run."""
+def _loop(host: Host, paths: AgentLayout, enabled: bool, restart: bool = False) -> tuple:
+    """A detached `padlab-agent loop CONFIG`, root's: it re-reads the config before each run.
+
+    A new program replaces the running loop: Python's zipimport keeps the old zip's index, so
+    the old process would fail its next import from the new file (the stop's own, at worst).
+    """
     import signal
     import subprocess
+    import time
 
     pid = _loop_pid(host, paths)
+    if pid is not None and (restart or not enabled):
+        host.run(["kill", "-%d" % signal.SIGTERM, str(pid)], root=paths.system, check=False)
+        deadline = time.monotonic() + 10
+        while _loop_pid(host, paths) == pid and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _loop_pid(host, paths) == pid:
+            raise BoxError("the old autostop loop (pid %d) did not end" % pid, "run `padlab up` again")
     if not enabled:
-        if pid is not None:
-            host.run(["kill", "-%d" % signal.SIGTERM, str(pid)], root=paths.system, check=False)
         return pid is not None, "off"
-    if pid is not None:
+    if pid is not None and not restart:
         return False, "a loop process (no systemd or cron here), pid %d" % pid
     sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
     script = 'echo $$ > "$1" && exec "$2" loop "$3" >> "$4" 2>&1'
     argv = sudo + ["sh", "-c", script, "sh", paths.loop_pid, paths.runner, paths.config, paths.log]
     subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                      start_new_session=True, close_fds=True)  # fmt: skip
-    import time
-
     deadline = time.monotonic() + 10
     while _loop_pid(host, paths) is None and time.monotonic() < deadline:
         time.sleep(0.05)
