@@ -133,7 +133,7 @@ def test_a_new_program_replaces_the_running_loop(tmp_path: Path) -> None:
         assert agent_setup._loop(host, paths, enabled=True, restart=True)[0]  # type: ignore[arg-type]
         pids.append(agent_setup._loop_pid(host, paths))  # type: ignore[arg-type]
         assert pids[1] not in (None, pids[0])
-        old = Path("/proc/%d/cmdline" % pids[0])
+        old = Path(f"/proc/{pids[0]}/cmdline")
         assert not old.exists() or not old.read_bytes()  # ended (a zombie at most)
     finally:
         for pid in pids:
