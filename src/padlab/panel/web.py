@@ -41,6 +41,7 @@ class Panel:
         failures: Failures | None = None,
         names: list[str] | None = None,
         port: int | None = None,
+        tls_line: str | None = None,
     ) -> None:
         self.names = names
         self.port = port or 443
@@ -48,6 +49,8 @@ class Panel:
         self.jobs = Jobs(on_done=self.workstations.forget)
         self.failures = failures or Failures()
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
+        # One line on the sign-in and /ca pages: "public certificate from …: no profile needed".
+        self.templates.env.globals["tls_line"] = tls_line
 
 
 def client(request: Request) -> str:
