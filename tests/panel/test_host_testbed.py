@@ -142,7 +142,9 @@ def test_webkit_trusting_pebble_signs_in(host, tmp_path) -> None:
         driver.get(f"https://{host['machine'].ip}:{PORT}/login")
         driver.find_element(By.ID, "password").send_keys(host["password"])
         driver.find_element(By.XPATH, "//button[normalize-space()='Sign in']").click()
-        WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.XPATH, "//h1[normalize-space()='Workstations']"))
+        WebDriverWait(driver, 30).until(
+            lambda d: d.find_elements(By.XPATH, "//h1[normalize-space()='Workstations']")
+        )
 
 
 def test_the_service_is_hardened_runs_as_its_own_user_and_opens_only_its_port(host) -> None:
@@ -190,3 +192,35 @@ def test_a_reboot_brings_the_panel_back(host) -> None:
     machine = host["machine"]
     machine.reboot()
     assert wait_served(machine.ip, host["root"], 120) == host["digest"]
+
+
+def test_the_install_lines_run_on_the_host_itself_fall_back_to_padlabs_ca_and_say_why(
+    machine, tmp_path
+) -> None:
+    """docs/ipad-only.md's lines in the host's browser console, a wheel of this padlab standing in
+    for the package index: padlab in a venv of root's (what pipx makes), then `--system`, which
+    installs the service's own venv from the lock. 198.18.X.2 is not public: padlab's CA, and why."""
+    import base64
+
+    from padlab.panel import host as panel_host
+
+    name, data = panel_host.wheel()
+    machine.exec(f"base64 -d > /root/{name}", input=base64.b64encode(data).decode())
+    machine.exec("cat > /root/host-lock.txt", input=panel_host.lock_text())
+    pip = "PIP_CERT=/etc/ssl/certs/ca-certificates.crt /root/padlab-cli/bin/pip install -q"
+    machine.exec(
+        "python3 -m venv /root/padlab-cli && "
+        f"{pip} --only-binary :all: --no-binary http-ece --require-hashes -r /root/host-lock.txt && "
+        f"{pip} --no-deps /root/{name}",
+        timeout=600,
+    )
+    out = machine.exec("/root/padlab-cli/bin/padlab panel install --system", timeout=900).stdout
+    assert f"padlab panel: https://{machine.ip}:{PORT}/" in out, out
+    assert f"TLS: padlab's CA: {machine.ip} is not a public address" in out, out
+    assert "padlab CA SHA-256:" in out and "Panel password (shown once, write it down):" in out, out
+    ca = machine.exec("cat /var/lib/padlab-panel/ca/padlab-ca.pem").stdout
+    (tmp_path / "ca.pem").write_text(ca)
+    served(machine.ip, tmp_path / "ca.pem")  # padlab's CA (the panel's own) verifies what it serves
+    assert machine.exec("stat -c %U /opt/padlab-panel/venv/bin/python3").stdout.strip() == "root"
+    again = machine.exec("/root/padlab-cli/bin/padlab panel install --system", timeout=900).stdout
+    assert "Panel password: unchanged" in again and "(unchanged;" in again, again
