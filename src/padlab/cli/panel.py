@@ -275,9 +275,9 @@ def _install_system(
     new_password: bool,
 ) -> None:
     from padlab import card
-    from padlab.panel import host, server
+    from padlab.panel import host
 
-    server.check_stack()
+    # No check_stack(): the service runs from its own venv, which gets the web stack from the lock.
     out = host.install_system(listen, port, list(names), tls or "auto", acme_directory, acme_ca,
                               public_address, firewall == "on", new_password)  # fmt: skip
     click.echo(f"padlab panel: {out['url']}")
