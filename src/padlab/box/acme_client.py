@@ -44,6 +44,13 @@ def main(argv: list) -> int:
     name = argv[0]
     force = "--force" in argv[1:]
     where = Paths(name)
+    # One run at a time: the timer fires at once when `up` enables it on a box up for more than
+    # its OnBootSec, beside `up`'s own run, and both would bind port 80. The second finds the
+    # first's certificate and has nothing to do.
+    import fcntl
+
+    lock = os.open(os.path.join(where.dir, ".lock"), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)
     with open(where.config) as fh:
         conf = json.load(fh)
     state = _load(where.state)

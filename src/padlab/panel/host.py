@@ -315,9 +315,12 @@ def _tls(mode: str, directory: str | None, ca: str | None, address: str, report:
     out = acme_setup.ensure(Host(sudo=False), layout, {"acme": fields, "cert_pem": None},
                             transport.program(), report)  # fmt: skip
     if out.get("kind") == "public":
-        return {"public_cert": out["pem"], "line": acme.summary(out)}
+        return {"public_cert": out["pem"], "line": acme.summary(out), "served": True}
     reason = why or out.get("reason") or "no public certificate"
-    return {"public_cert": None, "line": f"padlab's CA: {reason}"}
+    # Asked but not had (the ACME server down, port 80 blocked): the unit still names the file, so
+    # the panel takes the certificate the timer gets later (server.watch_certificate).
+    later = acme_setup.Paths(ACME_NAME).live if fields else None
+    return {"public_cert": later, "line": f"padlab's CA: {reason}", "served": False}
 
 
 def _wait_ready(port: int, timeout: float = READY_S) -> bool:
@@ -397,13 +400,13 @@ def install_system(
         )
     host = f"[{address}]" if ":" in address else address
     urls = [f"https://{host}:{port}/", *(f"https://{n}:{port}/" for n in names)]
-    ca = None if tls_out["public_cert"] else _ca_fingerprint()
+    ca = None if tls_out["served"] else _ca_fingerprint()
     return {
         "url": urls[0],
         "urls": urls,
         "password": password,
         "tls_line": tls_out["line"],
-        "public_cert": bool(tls_out["public_cert"]),
+        "public_cert": tls_out["served"],
         "ca_sha256": ca,
         "firewall": fw,
         "unit": UNIT_PATH,

@@ -67,6 +67,7 @@ def prepare(listen: str, port: int, names: list[str], public_cert: str | None = 
             "urls": urls(listen, port, names),
             "names": public["ips"],
             "tls_line": f"public certificate from {public['org']}: no profile needed",
+            "watch": public_cert,
         }
     cert, key, sha = certs.ensure(names)
     return {
@@ -77,6 +78,8 @@ def prepare(listen: str, port: int, names: list[str], public_cert: str | None = 
         "urls": urls(listen, port, names),
         "names": certs.names(names),
         "tls_line": f"padlab's CA: {why}" if why else None,
+        # A public certificate that comes later (its timer) replaces padlab's CA's, live.
+        "watch": public_cert or str(cert),
     }
 
 
@@ -159,5 +162,7 @@ def serve(listen: str, port: int, info: dict[str, Any]) -> None:
     )
     config.load()
     if config.ssl is not None:
-        watch_certificate(config.ssl, info["cert"], info["key"])
+        watch = info.get("watch") or info["cert"]
+        key = watch if watch != info["cert"] else info["key"]
+        watch_certificate(config.ssl, watch, key)
     uvicorn.Server(config).run()
