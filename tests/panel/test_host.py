@@ -116,3 +116,21 @@ def test_an_expired_public_certificate_falls_back_to_padlabs_ca_and_says_why(hom
     info = server.prepare("127.0.0.1", 0, [], str(live))
     assert info["tls_line"] == "padlab's CA: the public certificate expired"
     assert info["ca_sha256"] and info["cert"] != str(live)
+
+
+def test_a_public_panels_ca_page_makes_no_ca_and_says_no_profile_is_needed(panel_home) -> None:
+    from starlette.testclient import TestClient
+
+    from padlab import tls
+    from padlab.panel.app import create_app
+    from padlab.panel.web import Panel
+
+    line = "public certificate from Pebble Test: no profile needed"
+    panel = Panel(cache_s=0, tls_line=line, public_tls=True)
+    with TestClient(create_app(panel), base_url="https://testserver") as c:
+        page = c.get("/ca")
+        assert page.status_code == 200 and "padlab's CA is not on this panel" in page.text
+        assert f"This panel: {line}." in page.text
+        assert c.get("/ca/padlab-ca.mobileconfig").status_code == 404
+        assert f"This panel: {line}." in c.get("/login").text
+    assert not tls.ca_key_path().exists()

@@ -141,6 +141,8 @@ def test_chromium_at_ipad_size_trusting_only_pebble_signs_in(host, tmp_path) -> 
         page.get_by_role("heading", name="Workstations").wait_for(timeout=30_000)
         assert "/login" not in page.url
         page.screenshot(path=str(tmp_path / "panel-host.png"), full_page=True)
+        page.get_by_role("link", name="Trust padlab").tap()
+        page.get_by_text("padlab's CA is not on this panel").wait_for(timeout=30_000)
         browser.close()
 
 

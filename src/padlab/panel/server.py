@@ -149,7 +149,14 @@ def serve(listen: str, port: int, info: dict[str, Any]) -> None:
     from padlab.panel.web import Panel
 
     config = uvicorn.Config(
-        create_app(Panel(names=info["names"], port=port, tls_line=info.get("tls_line"))),
+        create_app(
+            Panel(
+                names=info["names"],
+                port=port,
+                tls_line=info.get("tls_line"),
+                public_tls=info["ca_sha256"] is None,
+            )
+        ),
         host=listen,
         port=port,
         ssl_certfile=info["cert"],

@@ -42,8 +42,10 @@ class Panel:
         names: list[str] | None = None,
         port: int | None = None,
         tls_line: str | None = None,
+        public_tls: bool = False,
     ) -> None:
         self.names = names
+        self.public_tls = public_tls  # serves a public certificate: makes no CA of its own for /ca
         self.port = port or 443
         self.workstations = Workstations() if cache_s is None else Workstations(cache_s)
         self.jobs = Jobs(on_done=self.workstations.forget)
