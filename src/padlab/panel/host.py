@@ -466,6 +466,13 @@ def install_on(profile_name: str, args: list[str], acme_ca: str | None) -> int:
         args = [*args, "--acme-ca", f"{INCOMING}/acme-ca.pem"]
     if "--public-address" not in args:
         args = [*args, "--public-address", host]
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:  # reached by name: the panel's certificate (padlab's CA) must carry it
+        if host not in args:
+            args = [*args, "--name", host]
     remote = (
         f"{sudo}sh -c {shlex.quote(UNPACK)} && {sudo}{VENV}/bin/padlab panel install --system "
         + " ".join(shlex.quote(a) for a in args)
