@@ -46,6 +46,9 @@ def _set_password(password_stdin: bool, generate_password: bool, required: bool)
 @name_option
 @click.option("--password-stdin", is_flag=True, help="Set the panel password from the first line of stdin.")
 @click.option("--generate-password", is_flag=True, help="Set an easy-to-type panel password, printed once.")
+@click.option(
+    "--public-cert", hidden=True, help="Key and chain of a public certificate (the system service's)."
+)
 @click.pass_context
 def panel(
     ctx: click.Context,
@@ -54,6 +57,7 @@ def panel(
     names: tuple[str, ...],
     password_stdin: bool,
     generate_password: bool,
+    public_cert: str | None,
 ) -> None:
     """Run the web control panel in the foreground: start, stop and connect from an iPad.
 
@@ -68,6 +72,8 @@ def panel(
       padlab panel --generate-password
       padlab panel --port 8443 --name gpu-home.lan
       padlab panel install        # run it at boot (systemd user unit)
+      sudo padlab panel install --system   # an always-on host: system service, public cert
+      padlab panel install --on panelhost  # the same onto an ssh host, from a computer
       padlab panel token add ipad-shortcuts
     """
     if ctx.invoked_subcommand is not None:
@@ -77,12 +83,15 @@ def panel(
 
     server.check_stack()
     _set_password(password_stdin, generate_password, required=not store.has_password())
-    info = server.prepare(listen, port, list(names))
+    info = server.prepare(listen, port, list(names), public_cert)
     click.echo(f"padlab panel: {info['urls'][0]}")
     for url in info["urls"][1:]:
         click.echo(f"           also {url}")
-    click.echo(f"padlab CA SHA-256: {tls.pretty_fingerprint(info['ca_sha256'])}")
-    click.echo("  (compare it on the iPad's /ca page before you trust the profile)")
+    if info.get("tls_line"):
+        click.echo(f"TLS: {info['tls_line']}")
+    if info["ca_sha256"]:
+        click.echo(f"padlab CA SHA-256: {tls.pretty_fingerprint(info['ca_sha256'])}")
+        click.echo("  (compare it on the iPad's /ca page before you trust the profile)")
     click.echo(card.qr_text(info["urls"][0]))
     click.echo("Ctrl-C stops the panel.", err=True)
     server.serve(listen, port, info)
@@ -174,13 +183,74 @@ def token_revoke(label: str) -> None:
 @listen_option
 @port_option
 @name_option
-def install(listen: str, port: int, names: tuple[str, ...]) -> None:
-    """Run the panel as a service that starts at boot (a systemd user unit, as you).
+@click.option(
+    "--system", is_flag=True, help="As root: a system service on this always-on host (see docs/ipad-only.md)."
+)
+@click.option(
+    "--on", "on", metavar="PROFILE", help="Install it as a system service on PROFILE's host, over ssh."
+)
+@click.option("--tls", type=click.Choice(["auto", "letsencrypt", "padlab-ca"]), default=None,
+              help="Certificate: a public one (Let's Encrypt) where the host has a public address (auto), always, or padlab's CA.")  # fmt: skip
+@click.option("--acme-directory", metavar="URL", help="Another ACME server (default Let's Encrypt).")
+@click.option("--acme-ca", metavar="FILE", help="PEM roots of that ACME server's own HTTPS (a private one).")
+@click.option(
+    "--public-address", metavar="IP", help="The address the iPad uses (default: this host's public one)."
+)
+@click.option("--firewall", type=click.Choice(["auto", "on"]), default="auto", show_default=True,
+              help="auto: open the panel's port in an active firewall; on: turn one on (ssh and the panel only).")  # fmt: skip
+@click.option(
+    "--new-password", is_flag=True, help="Make a new panel password and print it once (signs everyone out)."
+)
+def install(
+    listen: str,
+    port: int,
+    names: tuple[str, ...],
+    system: bool,
+    on: str | None,
+    tls: str | None,
+    acme_directory: str | None,
+    acme_ca: str | None,
+    public_address: str | None,
+    firewall: str,
+    new_password: bool,
+) -> None:
+    """Run the panel as a service that starts at boot.
 
     \b
-    Example:
+    Without options: a systemd user unit, as you, on this machine.
+    --system (as root): a system service on a small always-on host, as the
+    unprivileged user padlab-panel with its home in /var/lib/padlab-panel; a
+    public certificate where the host has a public address; only the panel's
+    port opened. Prints the URL, a QR code and the password (once). Re-running
+    it changes nothing and keeps the password unless --new-password.
+    --on PROFILE: the same onto PROFILE's ssh host, shipping this padlab.
+
+    \b
+    Examples:
       padlab panel install --port 8443
+      sudo padlab panel install --system
+      padlab panel install --on panelhost --tls letsencrypt
     """
+    from padlab import acme
+
+    acme.check(tls, acme_directory, acme_ca)
+    if on:
+        _install_on(
+            on, listen, port, names, tls, acme_directory, acme_ca, public_address, firewall, new_password
+        )
+        return
+    if system:
+        _install_system(
+            listen, port, names, tls, acme_directory, acme_ca, public_address, firewall, new_password
+        )
+        return
+    if tls or acme_directory or acme_ca or public_address or new_password or firewall != "auto":
+        from padlab.errors import PadlabError
+
+        raise PadlabError(
+            "--tls, --acme-*, --public-address, --firewall and --new-password are for a system service",
+            "add --system (as root) or --on PROFILE",
+        )
     from padlab.panel import server, service
 
     server.check_stack()
@@ -191,6 +261,73 @@ def install(listen: str, port: int, names: tuple[str, ...]) -> None:
         else "starts at your login (enable lingering to start at boot)"
     )
     click.echo(f"Installed {out['unit']}: {out['active']}, {boot}.")
+
+
+def _install_system(
+    listen: str,
+    port: int,
+    names: tuple[str, ...],
+    tls: str | None,
+    acme_directory: str | None,
+    acme_ca: str | None,
+    public_address: str | None,
+    firewall: str,
+    new_password: bool,
+) -> None:
+    from padlab import card
+    from padlab.panel import host
+
+    # No check_stack(): the service runs from its own venv, which gets the web stack from the lock.
+    out = host.install_system(listen, port, list(names), tls or "auto", acme_directory, acme_ca,
+                              public_address, firewall == "on", new_password)  # fmt: skip
+    click.echo(f"padlab panel: {out['url']}")
+    for url in out["urls"][1:]:
+        click.echo(f"           also {url}")
+    click.echo(card.qr_text(out["url"]))
+    click.echo(f"TLS: {out['tls_line']}")
+    if out["ca_sha256"]:
+        click.echo(f"padlab CA SHA-256: {out['ca_sha256']}  (compare it on the iPad's /ca page)")
+    click.echo(f"Firewall: {out['firewall']}")
+    if out["password"]:
+        click.echo(f"Panel password (shown once, write it down): {out['password']}")
+    else:
+        click.echo("Panel password: unchanged (--new-password makes a new one).")
+    state = "restarted" if out["restarted"] else "unchanged"
+    click.echo(f"{host.UNIT}: running, starts at boot ({state}; {out['seconds']} s).")
+
+
+def _install_on(
+    profile: str,
+    listen: str,
+    port: int,
+    names: tuple[str, ...],
+    tls: str | None,
+    acme_directory: str | None,
+    acme_ca: str | None,
+    public_address: str | None,
+    firewall: str,
+    new_password: bool,
+) -> None:
+    """The profile's TLS choices are the default; the remote install prints the URL and password."""
+    from padlab import profiles
+    from padlab.panel import host
+
+    prof = profiles.load(profile)
+    tls = tls or prof.tls
+    acme_directory = acme_directory or prof.acme_directory
+    acme_ca = acme_ca or prof.acme_ca
+    args = ["--listen", listen, "--port", str(port), "--firewall", firewall]
+    for name in names:
+        args += ["--name", name]
+    if tls:
+        args += ["--tls", tls]
+    if acme_directory:
+        args += ["--acme-directory", acme_directory]
+    if public_address:
+        args += ["--public-address", public_address]
+    if new_password:
+        args.append("--new-password")
+    host.install_on(profile, args, acme_ca)
 
 
 @panel.command("uninstall", context_settings=CONTEXT)

@@ -142,16 +142,20 @@ async def settings_page(request: Request) -> Response:
     return render(request, "settings.html", w=item, settings=current, saved=saved)
 
 
-def ca_facts() -> dict[str, str]:
+def ca_facts(public: bool = False) -> dict[str, str | None]:
+    """The CA's fingerprint; a panel with a public certificate makes no CA just to show it
+    (the CA key stays off a public panel until a workstation needs it)."""
     from padlab import tls
 
+    if public and not tls.ca_cert_path().exists():
+        return {"fingerprint": None}
     pem = tls.ensure_ca()
     return {"fingerprint": tls.pretty_fingerprint(tls.fingerprint(pem))}
 
 
 async def ca_page(request: Request) -> Response:
     request.state.session = store.session(request.cookies.get(SESSION_COOKIE))
-    return render(request, "ca.html", ca=await run_in_threadpool(ca_facts))
+    return render(request, "ca.html", ca=await run_in_threadpool(ca_facts, panel_of(request).public_tls))
 
 
 def _exported(kind: str) -> bytes:
@@ -173,6 +177,8 @@ async def ca_file(request: Request) -> Response:
     }
     if kind not in media:
         return error_page(request, 404, f"no CA file of kind {kind!r}", "use /ca")
+    if (await run_in_threadpool(ca_facts, panel_of(request).public_tls))["fingerprint"] is None:
+        return error_page(request, 404, "padlab's CA is not on this panel", "this panel needs no profile")
     body = await run_in_threadpool(_exported, kind)
     return Response(
         body,

@@ -41,13 +41,18 @@ class Panel:
         failures: Failures | None = None,
         names: list[str] | None = None,
         port: int | None = None,
+        tls_line: str | None = None,
+        public_tls: bool = False,
     ) -> None:
         self.names = names
+        self.public_tls = public_tls  # serves a public certificate: makes no CA of its own for /ca
         self.port = port or 443
         self.workstations = Workstations() if cache_s is None else Workstations(cache_s)
         self.jobs = Jobs(on_done=self.workstations.forget)
         self.failures = failures or Failures()
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
+        # One line on the sign-in and /ca pages: "public certificate from …: no profile needed".
+        self.templates.env.globals["tls_line"] = tls_line
 
 
 def client(request: Request) -> str:
