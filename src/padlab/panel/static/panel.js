@@ -10,6 +10,15 @@ function follow(card) {
     item.textContent = JSON.parse(event.data);
     stages.appendChild(item);
   });
+  source.addEventListener("progress", (event) => {
+    const p = JSON.parse(event.data) || {};
+    const bar = card.querySelector("progress[data-role=progress]");
+    const text = card.querySelector("[data-role=progress-text]");
+    if (!bar) return;
+    bar.hidden = false;
+    if (p.total) { bar.max = p.total; bar.value = p.bytes || 0; } else { bar.removeAttribute("value"); }
+    if (text) text.textContent = (p.bytes || 0) + (p.total ? " of " + p.total : "") + " bytes" + (p.note ? " (" + p.note + ")" : "");
+  });
   source.addEventListener("done", () => {
     source.close();
     window.location.reload();
