@@ -70,7 +70,7 @@ def test_new_workstation_is_the_cli_init_with_autostop_budget_and_clone(signed, 
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"name": "gpu", "autostop": "soon"}, "autostop"),
+        ({"name": "gpu", "autostop": "soon"}, "as a duration"),
         ({"name": "gpu", "budget": "lots"}, "budget"),
         ({"name": "lab"}, "already exists"),
         ({"name": ""}, "needs a profile name"),

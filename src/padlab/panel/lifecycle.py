@@ -21,7 +21,7 @@ from padlab.panel import actions, audit, store
 from padlab.panel.web import client, error_page, panel_of, render, signed_in
 
 # The new-workstation form's fields that go to onboard.create_profile as they are typed.
-NEW_FIELDS = ("host", "autostop", "max_uptime", "clone_url")
+NEW_FIELDS = ("host", "identity", "autostop", "max_uptime", "clone_url")
 CLOUD_FIELDS = ("machine_type", "region", "api_url")
 
 
