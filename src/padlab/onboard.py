@@ -196,9 +196,13 @@ def catalog(provider: str) -> dict[str, Any]:
     info = registry.PROVIDERS.get(provider)
     if info is None:
         raise PadlabError(f"unknown provider {provider!r}", f"use one of: {', '.join(registry.NAMES)}")
-    defaults = getattr(import_module(info.module), "DEFAULTS", {}) if info.cloud else {}
+    defaults: dict[str, Any] = {}
+    if info.cloud:
+        module = import_module(info.module)
+        defaults = getattr(module, "DEFAULTS", None) or {"machine_type": getattr(module, "DEFAULT_TYPE", None)}
     table = prices.HOURLY.get(provider, {})
-    names = list(dict.fromkeys([*table, *MACHINE_TYPES.get(provider, ())]))
+    first = [defaults["machine_type"]] if defaults.get("machine_type") else []
+    names = list(dict.fromkeys([*first, *table, *MACHINE_TYPES.get(provider, ())]))
     return {
         "provider": provider,
         "label": info.label,
