@@ -208,3 +208,27 @@ def test_a_download_job_streams_its_stages_and_progress(signed, panel_home):
     assert 'event: progress\ndata: {"bytes": 500, "total": 1000, "note": null}' in events
     page = signed.get("/w/lab/job").text
     assert "500 of 1000 bytes" in page and "Done." in page
+
+
+def test_destroy_after_the_typed_name_deletes_the_cloud_machine(signed, panel_home, fake_paperspace, monkeypatch):
+    """The same machines.destroy as `padlab destroy`: the fake's machine is gone, the profile stays."""
+    import httpx
+
+    from padlab import profiles
+
+    monkeypatch.setenv("PAPERSPACE_API_KEY", PAPERSPACE_KEY)
+    made = _post(signed, "/new/paperspace", {"name": "gpu", "api_url": fake_paperspace.url})
+    assert made.status_code == 303
+    auth = {"Authorization": f"Bearer {PAPERSPACE_KEY}"}
+    with httpx.Client(base_url=fake_paperspace.url, headers=auth) as api:
+        body = {"name": "padlab-gpu", "machineType": "A4000", "templateId": "t0nspur5", "diskSize": 50, "region": "ny2"}
+        assert api.post("/machines", json=body).status_code == 200
+        response = _post(signed, "/w/gpu/destroy", {"confirm": "gpu"}, "/w/gpu/destroy")
+        assert response.status_code == 303 and response.headers["location"] == "/w/gpu/job"
+        job = signed.app.state.panel.jobs.get("gpu")
+        while not job.done:
+            job.since(len(job.stages), 5.0)
+        assert job.error is None, job.error
+        assert api.get("/machines").json()["items"] == []
+    assert "gpu" in profiles.names()
+    assert "Done." in signed.get("/w/gpu/job").text
