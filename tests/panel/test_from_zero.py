@@ -1,7 +1,7 @@
 """From zero with only an iPad (issue #21, Tests, steps 2-4): Chromium at iPad size, trusting
 only padlab's CA (what the iPad installs from the panel's /ca page), signs in to a panel with
 no profile, adds the fake Paperspace's key, creates a workstation that a testbed machine backs,
-starts it (choosing the Jupyter password on the way), opens JupyterLab from the panel's link,
+starts it (a generated Jupyter password, shown once), opens JupyterLab from the panel's link,
 runs a cell, and stops it. No padlab command runs during the flow: only taps and typing.
 
 `always_on_panel` is the panel under test. Here it is `padlab panel` on this machine with an
@@ -43,10 +43,14 @@ ACTION_MS = 300_000
 
 @pytest.fixture
 def always_on_panel(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    """The panel on the always-on host, fresh: no profile, no key; its URL, CA file and password."""
+    """The panel on the always-on host, fresh: no profile, no key.
+
+    Keys: url, ca (the CA file the iPad trusts), password, home (for Jupyter's log on a
+    failure), audit (a callable: the audit log's entries).
+    """
     home = tmp_path / "panel-home"
     with panel_server({"home": home}) as server:
-        yield dict(server, password=PASSWORD)
+        yield dict(server, password=PASSWORD, audit=lambda: audit_lines(home))
 
 
 @pytest.fixture
@@ -56,6 +60,12 @@ def paperspace_cloud(testbed) -> Iterator[dict[str, Any]]:
     backend = TestbedBackend(testbed, login_user="paperspace", account_keys=[public])
     with backend, FakePaperspace(api_key=PS_KEY, backend=backend) as fake:
         yield {"fake": fake, "backend": backend, "identity": str(testbed.identity)}
+
+
+def audit_lines(home: Path) -> list[dict[str, Any]]:
+    import json
+
+    return [json.loads(line) for line in (Path(home) / "logs" / "panel-audit.log").read_text().splitlines()]
 
 
 def test_from_zero_an_ipad_makes_starts_uses_and_stops_a_cloud_workstation(
@@ -106,22 +116,28 @@ def test_from_zero_an_ipad_makes_starts_uses_and_stops_a_cloud_workstation(
 
         # 4. start (the first start asks for the Jupyter password), open Jupyter, run a cell, stop
         card.get_by_role("button", name="Start").tap()
-        page.get_by_label("Or type one (12+ characters)").fill(PASSWORD)
-        page.get_by_label("Repeat it").fill(PASSWORD)
-        page.get_by_role("button", name="Use this password and start").tap()
+        page.get_by_role("button", name="Generate a password and start").tap()
+        jupyter_password = page.locator("[data-role=password]").inner_text().strip()
+        assert len(jupyter_password) >= 12
         outcome = page.locator("[data-role=done], [data-role=error]")
         expect(outcome).to_be_visible(timeout=FIRST_START_MS)
         assert page.locator("[data-role=error]").count() == 0, page.locator("[data-role=error]").inner_text()
+        expect(page.locator("[data-role=password]")).to_have_text(jupyter_password)  # still there to copy
         shot(page, tmp_path, "from-zero-started")
         [machine_id] = backend.machine_ids()
+        page.reload()
+        expect(page.locator("[data-role=done]")).to_be_visible()
+        expect(page.locator("[data-role=password]")).to_have_count(0)  # shown once
 
         page.get_by_role("link", name="Back to the workstations").tap()
         expect(card.locator("[data-role=state]")).to_have_text("running", timeout=60_000)
+        starts = [e for e in panel["audit"]() if e["what"] == "start"]
+        assert len(starts) == 1, starts  # one tap, one start: no reload ever sent it again
         with context.expect_page() as opened:
             card.get_by_role("link", name="JupyterLab").tap()
         lab = opened.value
         assert backend.machine(machine_id).ip in lab.url
-        run_code_in_jupyterlab(lab, panel["home"])
+        run_code_in_jupyterlab(lab, panel["home"], jupyter_password)
         notebook_runs_s = time.monotonic() - t0
         lab.close()
 

@@ -27,6 +27,7 @@ class Job:
         self.error: str | None = None
         self.progress: dict[str, Any] | None = None  # a download's bytes, total and note, the latest
         self.result: dict[str, Any] | None = None
+        self._secret: str | None = None  # a generated password, for the one page that shows it
         self._cond = threading.Condition()
 
     def stage(self, text: str) -> None:
@@ -34,6 +35,15 @@ class Job:
             with self._cond:
                 self.stages.append(text)
                 self._cond.notify_all()
+
+    def keep_secret(self, value: str) -> None:
+        self._secret = value
+
+    def reveal_once(self) -> str | None:
+        """The generated password for the first page that asks, then never again."""
+        with self._cond:
+            value, self._secret = self._secret, None
+        return value
 
     def note(self, progress: dict[str, Any]) -> None:
         """The latest progress of a long step (a download's bytes): replaces the one before."""

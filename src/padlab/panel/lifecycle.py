@@ -174,7 +174,8 @@ async def job_page(request: Request) -> Response:
     except PadlabError as exc:
         return error_page(request, actions.http_status(exc), exc.message, exc.fix)
     job = panel.jobs.get(name)
-    return render(request, "job.html", w=item, job=job.as_dict() if job else None, password=None)
+    password = job.reveal_once() if job else None
+    return render(request, "job.html", w=item, job=job.as_dict() if job else None, password=password)
 
 
 def _job_response(request: Request, name: str) -> Response:
@@ -207,10 +208,9 @@ async def password_page(request: Request) -> Response:
         audit.record("start", client(request), ok=False, workstation=name, error=str(exc))
         return render(request, "password.html", status_code=400, w=item, error=exc)
     audit.record("start", client(request), workstation=name, password="generated" if generated else "typed")
-    item = await run_in_threadpool(actions.one, panel, name)
-    return render(
-        request, "job.html", w=item, job=job.as_dict(), password=password if generated else None
-    )
+    if generated:
+        job.keep_secret(password)  # shown by the job page's next GET only: a reload never re-POSTs
+    return _job_response(request, name)
 
 
 # --- kernels ---------------------------------------------------------------------------------------
