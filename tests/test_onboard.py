@@ -11,7 +11,11 @@ from tests.helpers import padlab
 
 def test_create_profile_saves_what_init_saves(home):
     profile, path = onboard.create_profile(
-        "gpu", "paperspace", cloud={"machine_type": "A6000", "region": "ams1"}, autostop="45m", clone_url="https://x.example/c.git"
+        "gpu",
+        "paperspace",
+        cloud={"machine_type": "A6000", "region": "ams1"},
+        autostop="45m",
+        clone_url="https://x.example/c.git",
     )
     assert path.endswith("gpu.toml")
     again = profiles.load("gpu")
@@ -95,3 +99,33 @@ def test_cli_token_rotate_replaces_the_token(home):
     assert store.token_label(old) is None and store.token_label(new) == "shortcuts"
     missing = padlab(home, "panel", "token", "rotate", "nope", check=False)
     assert missing.returncode != 0 and "no token labelled 'nope'" in missing.stderr
+
+
+def test_the_providers_own_lists_where_it_has_them(home, monkeypatch):
+    """DigitalOcean's sizes and Lambda's instance types, read from their (fake) APIs with the stored key."""
+    from tests.fakes import FakeDigitalOcean, MemoryBackend
+    from tests.fakes.lambdacloud import FakeLambda
+
+    with (
+        FakeDigitalOcean(token="dop_v1_list", backend=MemoryBackend(), tls=True) as do,
+        FakeLambda(api_key="lam-list") as lam,
+    ):
+        monkeypatch.setenv("PADLAB_DIGITALOCEAN_API_URL", do.url)
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(do.ca_file))  # pydo speaks HTTPS only
+        monkeypatch.setenv("PADLAB_LAMBDA_API_URL", lam.url)
+        onboard.store_key("digitalocean", ["dop_v1_list"], verify=False)
+        onboard.store_key("lambda", ["lam-list"], verify=False)
+        droplets = onboard.catalog("digitalocean", live=True)
+        lambdas = onboard.catalog("lambda", live=True)
+        onboard.store_key("lambda", ["revoked-key"], verify=False)
+        refused = onboard.catalog("lambda", live=True)
+    names = [m["name"] for m in droplets["machine_types"]]
+    assert names[0] == "gpu-4000adax1-20gb" and "gpu-l40sx1-48gb" in names
+    assert all(n.startswith("gpu-") for n in names)  # GPU sizes only: padlab is for GPU boxes
+    assert droplets["price_source"] == "DigitalOcean API (sizes)" and droplets["live_error"] is None
+    assert "tor1" in droplets["regions"]
+    a10 = next(m for m in lambdas["machine_types"] if m["name"] == "gpu_1x_a10")
+    assert a10["price_per_hour"] == 0.75 and a10["regions"]
+    assert lambdas["price_source"] == "Lambda API (instance-types)"
+    assert refused["live_error"].startswith("Lambda Cloud's own list could not be read")
+    assert refused["price_source"] == onboard.catalog("lambda")["price_source"]  # padlab's list instead

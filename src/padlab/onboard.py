@@ -52,7 +52,11 @@ MACHINE_TYPES: dict[str, tuple[str, ...]] = {
 
 
 def create_profile(
-    name: str | None, provider: str | None, force: bool = False, cloud: dict[str, Any] | None = None, **fields: Any
+    name: str | None,
+    provider: str | None,
+    force: bool = False,
+    cloud: dict[str, Any] | None = None,
+    **fields: Any,
 ) -> tuple[Profile, str]:
     """Check and save a new profile as `padlab init` does; nothing is written when a check fails.
 
@@ -187,8 +191,13 @@ def key_status(provider: str) -> dict[str, Any]:
 # --- the provider's lists ---------------------------------------------------------------------
 
 
-def catalog(provider: str) -> dict[str, Any]:
-    """Machine types (with a price where padlab knows one), regions and defaults for the new-workstation form."""
+def catalog(provider: str, live: bool = False, api_url: str | None = None) -> dict[str, Any]:
+    """Machine types (with a price where padlab knows one), regions and defaults for the new-workstation form.
+
+    live: ask the provider's API for its own list where it has one (DigitalOcean's sizes,
+    Lambda's instance types) and a key is stored; padlab's bundled list otherwise, or when the
+    API cannot be read (the page then says why, in one line).
+    """
     from importlib import import_module
 
     from padlab.providers import prices
@@ -199,11 +208,13 @@ def catalog(provider: str) -> dict[str, Any]:
     defaults: dict[str, Any] = {}
     if info.cloud:
         module = import_module(info.module)
-        defaults = getattr(module, "DEFAULTS", None) or {"machine_type": getattr(module, "DEFAULT_TYPE", None)}
+        defaults = getattr(module, "DEFAULTS", None) or {
+            "machine_type": getattr(module, "DEFAULT_TYPE", None)
+        }
     table = prices.HOURLY.get(provider, {})
     first = [defaults["machine_type"]] if defaults.get("machine_type") else []
     names = list(dict.fromkeys([*first, *table, *MACHINE_TYPES.get(provider, ())]))
-    return {
+    out = {
         "provider": provider,
         "label": info.label,
         "cloud": info.cloud,
@@ -214,7 +225,29 @@ def catalog(provider: str) -> dict[str, Any]:
         "default_region": defaults.get("region"),
         "default_autostop": info.default_idle,
         "price_source": prices.TABLE_NOTE,
+        "live_error": None,
     }
+    reader = getattr(import_module(info.module), "catalog", None) if info.cloud and live else None
+    if reader is not None:
+        try:
+            found = reader(api_url)
+        except PadlabError as exc:
+            out["live_error"] = (
+                f"{info.label}'s own list could not be read ({exc.message}): padlab's list instead"
+            )
+        else:
+            types = found["machine_types"]
+            default = defaults.get("machine_type")
+            types.sort(
+                key=lambda m: (m["name"] != default, m["price_per_hour"] is None, m["price_per_hour"] or 0)
+            )
+            regions = list(dict.fromkeys(r for m in types for r in m.get("regions", [])))
+            out.update(machine_types=types, price_source=found["source"])
+            if regions:
+                out["regions"] = (
+                    regions if out["default_region"] in regions else [*regions, out["default_region"]]
+                )
+    return out
 
 
 # --- destroy ----------------------------------------------------------------------------------

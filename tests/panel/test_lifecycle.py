@@ -111,7 +111,10 @@ def test_provider_key_is_checked_stored_0600_and_never_shown(signed, panel_home,
     assert credentials.read_stored("paperspace") is None
 
     ok = _post(
-        signed, "/keys/provider/paperspace", {"part0": PAPERSPACE_KEY, "api_url": fake_paperspace.url}, "/keys"
+        signed,
+        "/keys/provider/paperspace",
+        {"part0": PAPERSPACE_KEY, "api_url": fake_paperspace.url},
+        "/keys",
     )
     assert ok.status_code == 200 and "It is not shown again" in ok.text
     path = credentials.stored_path("paperspace")
@@ -161,10 +164,15 @@ def test_a_first_start_asks_for_the_password_and_checks_a_typed_one(signed, pane
     page = signed.get("/w/lab/password").text
     assert "Generate a password and start" in page
     differ = _post(
-        signed, "/w/lab/password", {"how": "typed", "password": "a" * 14, "repeat": "b" * 14}, "/w/lab/password"
+        signed,
+        "/w/lab/password",
+        {"how": "typed", "password": "a" * 14, "repeat": "b" * 14},
+        "/w/lab/password",
     )
     assert differ.status_code == 400 and "the two passwords differ" in differ.text
-    short = _post(signed, "/w/lab/password", {"how": "typed", "password": "x", "repeat": "x"}, "/w/lab/password")
+    short = _post(
+        signed, "/w/lab/password", {"how": "typed", "password": "x", "repeat": "x"}, "/w/lab/password"
+    )
     assert short.status_code == 400 and "Fix:" in short.text
     assert signed.app.state.panel.jobs.get("lab") is None
     assert state.load("lab").get("phase") in (None, "new")
@@ -210,7 +218,9 @@ def test_a_download_job_streams_its_stages_and_progress(signed, panel_home):
     assert "500 of 1000 bytes" in page and "Done." in page
 
 
-def test_destroy_after_the_typed_name_deletes_the_cloud_machine(signed, panel_home, fake_paperspace, monkeypatch):
+def test_destroy_after_the_typed_name_deletes_the_cloud_machine(
+    signed, panel_home, fake_paperspace, monkeypatch
+):
     """The same machines.destroy as `padlab destroy`: the fake's machine is gone, the profile stays."""
     import httpx
 
@@ -221,7 +231,13 @@ def test_destroy_after_the_typed_name_deletes_the_cloud_machine(signed, panel_ho
     assert made.status_code == 303
     auth = {"Authorization": f"Bearer {PAPERSPACE_KEY}"}
     with httpx.Client(base_url=fake_paperspace.url, headers=auth) as api:
-        body = {"name": "padlab-gpu", "machineType": "A4000", "templateId": "t0nspur5", "diskSize": 50, "region": "ny2"}
+        body = {
+            "name": "padlab-gpu",
+            "machineType": "A4000",
+            "templateId": "t0nspur5",
+            "diskSize": 50,
+            "region": "ny2",
+        }
         assert api.post("/machines", json=body).status_code == 200
         response = _post(signed, "/w/gpu/destroy", {"confirm": "gpu"}, "/w/gpu/destroy")
         assert response.status_code == 303 and response.headers["location"] == "/w/gpu/job"
@@ -232,3 +248,19 @@ def test_destroy_after_the_typed_name_deletes_the_cloud_machine(signed, panel_ho
         assert api.get("/machines").json()["items"] == []
     assert "gpu" in profiles.names()
     assert "Done." in signed.get("/w/gpu/job").text
+
+
+def test_new_workstation_form_offers_the_providers_own_list_once_its_key_is_stored(
+    signed, panel_home, monkeypatch
+):
+    from padlab import onboard
+    from tests.fakes.lambdacloud import FakeLambda
+
+    with FakeLambda(api_key="lam-panel-key") as lam:
+        monkeypatch.setenv("PADLAB_LAMBDA_API_URL", lam.url)
+        before = signed.get("/new/lambda").text
+        assert "Lambda API (instance-types)" not in before  # no key yet: padlab's list
+        onboard.store_key("lambda", ["lam-panel-key"], verify=False)
+        page = signed.get("/new/lambda").text
+    assert "Prices: Lambda API (instance-types)" in page
+    assert '<option value="gpu_8x_a100_80gb_sxm4" >gpu_8x_a100_80gb_sxm4 · $14.32/h</option>' in page

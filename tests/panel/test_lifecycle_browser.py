@@ -29,7 +29,9 @@ PS_KEY = "ps-browser-key-7c6b5a4d3e2f1"
 def live(tmp_path_factory):
     base = tmp_path_factory.mktemp("panel-lifecycle")
     home = base / "padlab-home"
-    padlab(home, "init", "lab", "--provider", "local", "--port", str(free_port()), "--root-dir", str(base / "nb"))
+    padlab(
+        home, "init", "lab", "--provider", "local", "--port", str(free_port()), "--root-dir", str(base / "nb")
+    )
     with panel_server({"home": home}) as server:
         yield server
 
@@ -63,7 +65,9 @@ def test_every_setup_page_works_by_touch_at_ipad_size(live, fake_paperspace, tmp
     home = browser_home(tmp_path, live["ca"])
     url = live["url"]
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, env=dict(os.environ, HOME=str(home)))
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=FLAGS, env=dict(os.environ, HOME=str(home))
+        )
         page = ipad_context(browser).new_page()
         page.goto(url + "login")
         page.get_by_label("Password").fill(PASSWORD)

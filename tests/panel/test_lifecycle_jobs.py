@@ -31,7 +31,9 @@ def running(tmp_path_factory):
     """A local workstation set up and left running by the CLI, before the flow; the panel in front."""
     base = tmp_path_factory.mktemp("panel-jobs")
     home = base / "padlab-home"
-    padlab(home, "init", "lab", "--provider", "local", "--port", str(free_port()), "--root-dir", str(base / "nb"))
+    padlab(
+        home, "init", "lab", "--provider", "local", "--port", str(free_port()), "--root-dir", str(base / "nb")
+    )
     padlab(home, "up", "--password-stdin", input=PASSWORD + "\n")
     with panel_server({"home": home}) as server:
         yield dict(server, nb=base / "nb")

@@ -21,7 +21,9 @@ PS_KEY = "ps-webkit-key-0f1e2d3c4b5a"
 def live(tmp_path_factory):
     base = tmp_path_factory.mktemp("panel-lifecycle-webkit")
     home = base / "padlab-home"
-    padlab(home, "init", "lab", "--provider", "local", "--port", str(free_port()), "--root-dir", str(base / "nb"))
+    padlab(
+        home, "init", "lab", "--provider", "local", "--port", str(free_port()), "--root-dir", str(base / "nb")
+    )
     with panel_server({"home": home}) as server:
         yield server
 
@@ -48,7 +50,10 @@ def test_webkit_sets_up_a_workstation_and_keys(live, tmp_path, monkeypatch):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    with FakePaperspace(api_key=PS_KEY, backend=MemoryBackend()) as fake, webkit(live["ca"], tmp_path) as driver:
+    with (
+        FakePaperspace(api_key=PS_KEY, backend=MemoryBackend()) as fake,
+        webkit(live["ca"], tmp_path) as driver,
+    ):
         url = live["url"]
         driver.get(url + "login")
         driver.find_element(By.ID, "password").send_keys(PASSWORD)

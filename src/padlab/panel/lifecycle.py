@@ -63,8 +63,9 @@ async def new_provider_page(request: Request) -> Response:
     provider = request.path_params["provider"]
     if provider not in registry.PROVIDERS:
         return error_page(request, 404, f"no provider named {provider!r}", "pick one on /new")
-    cat = onboard.catalog(provider)
-    key = onboard.key_status(provider) if cat["cloud"] else None
+    key = onboard.key_status(provider) if registry.PROVIDERS[provider].cloud else None
+    # The provider's own list where it has one, once its key is stored.
+    cat = await run_in_threadpool(onboard.catalog, provider, bool(key and key["stored"]))
     if request.method == "POST":
         form = request.state.form
         try:
@@ -239,13 +240,17 @@ async def kernels_page(request: Request) -> Response:
             _field(form, "torch_backend"),
         )
         profiles.check_kernel(kname, want)  # bad input is one line here, not a failed job
-        panel.jobs.start(
-            name, "kernel", lambda stage: kernels.create(profile, kname, want, on_stage=stage)
-        )
+        panel.jobs.start(name, "kernel", lambda stage: kernels.create(profile, kname, want, on_stage=stage))
     except PadlabError as exc:
         audit.record("kernel-create", client(request), ok=False, workstation=name, error=str(exc))
         return render(
-            request, "kernels.html", status_code=400, w=item, declared=profile.kernels, error=exc, values=values
+            request,
+            "kernels.html",
+            status_code=400,
+            w=item,
+            declared=profile.kernels,
+            error=exc,
+            values=values,
         )
     audit.record("kernel-create", client(request), workstation=name, kernel=kname)
     return _job_response(request, name)
