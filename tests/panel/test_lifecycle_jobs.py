@@ -14,6 +14,8 @@ import pytest
 from tests.helpers import PASSWORD, free_port, padlab
 from tests.panel.live import panel_server
 from tests.panel.test_browser import ipad_context, shot
+from tests.panel.test_webkit import pytestmark as webkit_needs
+from tests.panel.test_webkit import webkit
 from tests.rangeserver import RangeServer
 from tests.test_browser import CHROMIUM, FLAGS, browser_home
 
@@ -92,3 +94,29 @@ def test_a_kernel_is_built_with_its_stages_on_the_page(running, tmp_path):
         browser.close()
     spec = running["home"] / "boxes" / "lab" / "venv/share/jupyter/kernels/padlab-small/kernel.json"
     assert json.loads(spec.read_text())["argv"][0].endswith("kernels/small/bin/python")
+
+
+@webkit_needs
+def test_webkit_follows_a_download_to_its_end(running, tmp_path):
+    """The job page's live stream (server-sent events, then the ending in place) in WebKit."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    data = os.urandom(3 * MB)
+    with RangeServer() as server, webkit(running["ca"], tmp_path) as driver:
+        server.rate = 1 * MB  # a few seconds: the page is open while the bytes arrive
+        url = server.add("/webkit.bin", data)
+        driver.get(running["url"] + "login")
+        driver.find_element(By.ID, "password").send_keys(PASSWORD)
+        driver.find_element(By.XPATH, "//button[normalize-space()='Sign in']").click()
+        WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.ID, "w-lab"))
+        driver.get(running["url"] + "w/lab/get")
+        driver.find_element(By.ID, "url").send_keys(url)
+        driver.find_element(By.XPATH, "//button[normalize-space()='Download on the box']").click()
+        WebDriverWait(driver, JOB_MS / 1000, poll_frequency=0.5, ignored_exceptions=(Exception,)).until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, "[data-role=done], [data-role=error]")
+        )
+        assert not driver.find_elements(By.CSS_SELECTOR, "[data-role=error]")
+        progress = driver.find_element(By.CSS_SELECTOR, "[data-role=progress-text]").text
+        assert f"of {len(data)} bytes" in progress
+    assert (running["nb"] / "datasets" / "webkit.bin").read_bytes() == data
