@@ -326,11 +326,8 @@ async def destroy_page(request: Request) -> Response:
         return render(request, "destroy.html", w=item, cloud=cloud, error=None)
     try:
         onboard.confirm_destroy(name, str(request.state.form.get("confirm", "")))
-        if not cloud:
-            raise PadlabError(
-                f"{name!r} is not a cloud machine: padlab does not delete it",
-                "stop it instead, or delete the machine yourself",
-            )
+        if not cloud:  # refused at once, with the CLI's words, before anything is recorded
+            await run_in_threadpool(machines.destroy, profile)
         panel.workstations.forget(name)
         panel.jobs.start(name, "destroy", lambda stage: machines.destroy(profile, on_stage=stage))
     except PadlabError as exc:
