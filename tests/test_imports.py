@@ -38,6 +38,7 @@ LAYERS: list[tuple[str, ...]] = [
         "padlab.alerts",
         "padlab.kernels",
         "padlab.files",
+        "padlab.onboard",
     ),
     ("padlab.panel",),  # the web panel: a front end beside the CLI, on top of workstation
     ("padlab.cli", "padlab.__main__"),

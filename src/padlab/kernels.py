@@ -41,6 +41,11 @@ def listing(profile: Profile, cuda: bool = True, on_stage: Stage = _quiet) -> di
 def declaration(
     packages: list[str], requirements: str | None, python: str | None, torch_backend: str | None
 ) -> dict[str, Any]:
+    """What to build, as the profile records it; nothing to install is refused."""
+    if not packages and not (requirements or "").strip():
+        raise PadlabError(
+            "nothing to install", 'give packages (--packages "fastai fastbook") or a requirements file'
+        )
     want: dict[str, Any] = {"packages": packages}
     if requirements:
         want["requirements"] = requirements

@@ -51,13 +51,13 @@ def live(tmp_path_factory):
         yield server
 
 
-def run_code_in_jupyterlab(page, home: Path) -> None:
+def run_code_in_jupyterlab(page, home: Path, password: str = PASSWORD) -> None:
     """Log in to Jupyter with its password, open a notebook and run a cell; wait for its output."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect
 
     page.wait_for_selector("input[type=password]", timeout=60_000)
-    page.fill("input[type=password]", PASSWORD)
+    page.fill("input[type=password]", password)
     page.keyboard.press("Enter")
     page.wait_for_selector("#jp-main-dock-panel", timeout=120_000)
     page.locator(".jp-LauncherCard[data-category='Notebook']").first.click(timeout=120_000)

@@ -80,33 +80,24 @@ def login(provider: str, key_stdin: bool, no_verify: bool, api_url: str | None, 
       echo "$LAMBDA_AUTOSTOP_KEY" | padlab login lambda --autostop-token --key-stdin
       echo "$RUNPOD_API_KEY" | padlab login runpod --key-stdin
     """
-    from importlib import import_module
+    from padlab import onboard
 
-    from padlab.providers import credentials
-
-    module = import_module(PROVIDERS[provider].module)
-    if autostop_token and not hasattr(module, "store_autostop_token"):
-        raise PadlabError(
-            f"--autostop-token is for clouds whose box stops itself with a key of its own, "
-            f"and {PROVIDERS[provider].label}'s does not",
-            "drop the flag",
-        )
-    value = _read_key(provider, key_stdin)
     if autostop_token:
-        where, checked = module.store_autostop_token(value, api_url, verify=not no_verify)
+        onboard.autostop_key_module(provider)  # refused before a key is asked for
+    parts = _read_key(provider, key_stdin)
+    if autostop_token:
+        stored = onboard.store_autostop_key(provider, parts, api_url, verify=not no_verify)
         click.echo(
-            f"Stored the {PROVIDERS[provider].label} autostop key in {where} (mode 0600); "
+            f"Stored the {PROVIDERS[provider].label} autostop key in {stored['path']} (mode 0600); "
             "`padlab up` copies it to each box with autostop on."
         )
-        click.echo(f"Checked: {checked}.")
+        click.echo(f"Checked: {stored['checked']}.")
         return
-    if not no_verify:
-        module.verify_key(value, api_url)
-    path = credentials.store(provider, value)
-    click.echo(f"Stored the {provider} key in {path} (mode 0600).")
+    stored = onboard.store_key(provider, parts, api_url, verify=not no_verify)
+    click.echo(f"Stored the {provider} key in {stored['path']} (mode 0600).")
 
 
-def _read_key(provider: str, from_stdin: bool) -> str:
+def _read_key(provider: str, from_stdin: bool) -> list[str]:
     info = PROVIDERS[provider]
     if from_stdin:
         lines = [sys.stdin.readline().strip() for _ in info.key_parts]
@@ -118,9 +109,7 @@ def _read_key(provider: str, from_stdin: bool) -> str:
         raise PadlabError(
             "no terminal to ask for the key on", f"pipe it in: padlab login {provider} --key-stdin"
         )
-    if not all(lines):
-        raise PadlabError("the key is empty", f"run `padlab login {provider}` again and paste the whole key")
-    return "\n".join(lines)
+    return lines
 
 
 @cli.command(context_settings=CONTEXT)
@@ -148,11 +137,12 @@ def destroy(name: str, yes_really_destroy: bool, as_json: bool) -> None:
                 "destroy needs confirmation and there is no terminal",
                 f"pass --yes-really-destroy: padlab destroy {name} --yes-really-destroy",
             )
+        from padlab import onboard
+
         typed = click.prompt(
             f"This deletes {name!r}'s machine and disk for good. Type the profile name to confirm"
         )
-        if typed.strip() != name:
-            raise PadlabError("the name did not match; nothing was deleted", f"type {name!r} exactly")
+        onboard.confirm_destroy(name, typed)
     with ui.progress(f"padlab destroy {name}") as stage:
         data = machines.destroy(profile, on_stage=stage)
     if as_json:

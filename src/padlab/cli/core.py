@@ -108,43 +108,30 @@ def init(
             host = host or click.prompt("ssh destination (USER@HOST or a ~/.ssh/config alias)")
         port = port or click.prompt("Jupyter port", type=int, default=profiles.DEFAULT_PORT)
         root_dir = root_dir or click.prompt("Notebook folder", default="~/notebooks")
-    if not name:
-        raise PadlabError("init needs a profile name", "padlab init NAME --provider local")
-    if provider is None:
-        raise PadlabError("init needs a provider", f"padlab init {name} --provider local")
-    if profiles.exists(name) and not force:
-        raise PadlabError(
-            f"profile {name!r} already exists", "pass --force to replace it, or pick another name"
-        )
-    profile = profiles.Profile(name=name, provider=provider, clone=clone_url)
-    if profiles.exists(name):
-        # Kernels declared with `padlab kernels create` describe the box, which --force keeps.
-        profile.kernels = profiles.load(name).kernels
-    if port is not None:
-        profile.port = port
-    if root_dir is not None:
-        profile.root_dir = root_dir
-    if listen is not None:
-        profile.listen = listen
-    if host or user or ssh_port or identity or allow_from or firewall:
-        from padlab.providers.remote import configure
+    from padlab import onboard
 
-        configure(profile, host, ssh_port, identity, allow_from, firewall, user)
-    profile.autostop, profile.max_uptime, profile.autostop_action = autostop, max_uptime, autostop_action
-    profile.tls, profile.acme_directory = tls_mode, acme_directory
-    if acme_ca is not None:
-        import os
-
-        profile.acme_ca = os.path.abspath(os.path.expanduser(acme_ca))
-    if any(v is not None for v in cloud.values()):
-        from padlab.providers.cloud import configure as configure_cloud
-
-        configure_cloud(profile, cloud)
-    from padlab import workstation
-
-    profile.validate()
-    workstation.check_autostop(profile)
-    path = profiles.save(profile)
+    _, path = onboard.create_profile(
+        name,
+        provider,
+        force=force,
+        cloud=cloud,
+        port=port,
+        root_dir=root_dir,
+        listen=listen,
+        host=host,
+        user=user,
+        ssh_port=ssh_port,
+        identity=identity,
+        allow_from=allow_from,
+        firewall=firewall,
+        autostop=autostop,
+        max_uptime=max_uptime,
+        autostop_action=autostop_action,
+        clone_url=clone_url,
+        tls_mode=tls_mode,
+        acme_directory=acme_directory,
+        acme_ca=acme_ca,
+    )
     default = profiles.default_name() == name
     click.echo(
         f"Created profile {name!r} ({path}){' — the default' if default else ''}. Next: padlab up {name}"

@@ -8,7 +8,6 @@ import click
 
 from padlab.cli import cli
 from padlab.cli.common import CONTEXT, load_profile
-from padlab.errors import PadlabError
 
 
 class _OptionalName(click.Group):
@@ -116,11 +115,9 @@ def create(
     from padlab import kernels as kmod
     from padlab import ui
 
-    if not packages.split() and not requirements:
-        raise PadlabError("nothing to install", 'pass --packages "fastai fastbook" or --requirements FILE')
-    profile = load_profile(ctx.obj["name"])
     text = Path(requirements).read_text() if requirements else None
     want = kmod.declaration(packages.split(), text, python, torch_backend)
+    profile = load_profile(ctx.obj["name"])
     with ui.progress(f"padlab kernels {profile.name} create {kname}") as stage:
         data = kmod.create(profile, kname, want, on_stage=stage)
     if as_json:

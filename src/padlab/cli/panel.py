@@ -179,6 +179,22 @@ def token_revoke(label: str) -> None:
     click.echo(f"Token {label!r} revoked.")
 
 
+@token.command("rotate", context_settings=CONTEXT)
+@click.argument("label")
+def token_rotate(label: str) -> None:
+    """Replace a token with a new one, printed once; the old one gets 401 at once.
+
+    \b
+    Example:
+      padlab panel token rotate ipad-shortcuts
+    """
+    from padlab.panel import store
+
+    value = store.rotate_token(label)
+    sys.stderr.write(f"New API token {label!r} (shown once; the old one no longer works):\n")
+    click.echo(value)
+
+
 @panel.command("install", context_settings=CONTEXT)
 @listen_option
 @port_option

@@ -23,17 +23,26 @@ def one(panel: Any, name: str) -> dict[str, Any]:
     return view(panel.workstations.status(name), panel.jobs.get(name))
 
 
-def start(panel: Any, name: str) -> Any:
-    from padlab import workstation
+class NeedsPassword(PadlabError):
+    """A first start: the Jupyter password must be chosen first (the panel's page asks for it)."""
+
+
+def start(panel: Any, name: str, password: str | None = None, generated: bool = False) -> Any:
+    """`padlab up`: a first start needs the password, typed (checked here) or generated."""
+    from padlab import passwords, workstation
 
     profile = panel.workstations.profile(name)
-    if workstation.needs_password(profile):
-        raise PadlabError(
+    if password is not None:
+        passwords.check(password)
+    elif workstation.needs_password(profile):
+        raise NeedsPassword(
             f"{name!r} has no Jupyter password yet",
-            f"set one once on the panel's machine: padlab up {name} --generate-password",
+            f"choose one on its first start: /w/{name}/password (or padlab up {name} --generate-password)",
         )
     panel.workstations.forget(name)
-    return panel.jobs.start(name, "start", lambda stage: workstation.up(profile, on_stage=stage))
+    return panel.jobs.start(
+        name, "start", lambda stage: workstation.up(profile, password, generated, on_stage=stage)
+    )
 
 
 def stop(panel: Any, name: str) -> Any:

@@ -21,7 +21,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from padlab.errors import PadlabError
-from padlab.panel import actions, api, audit, money, pages, passkeys, store
+from padlab.panel import actions, api, audit, lifecycle, money, pages, passkeys, store
 from padlab.panel.web import (
     HERE,
     SESSION_COOKIE,
@@ -121,6 +121,8 @@ async def action_form(request: Request) -> Response:
     name, action = request.path_params["name"], request.path_params["action"]
     try:
         await run_in_threadpool(actions.run, panel, name, action)
+    except actions.NeedsPassword:
+        return RedirectResponse(f"/w/{name}/password", status_code=303)
     except PadlabError as exc:
         audit.record(action, client(request), ok=False, workstation=name, error=str(exc))
         return error_page(request, actions.http_status(exc), exc.message, exc.fix)
@@ -134,15 +136,18 @@ async def events(request: Request) -> Response:
     job = panel_of(request).jobs.get(request.path_params["name"])
 
     async def stream() -> Any:
-        seen = 0
+        seen, progress = 0, None
         while job is not None:
             stages, done = await run_in_threadpool(job.since, seen, 10.0)
             for text in stages:
                 yield f"event: stage\ndata: {json.dumps(text)}\n\n"
             seen += len(stages)
-            if done and not stages:
+            if job.progress != progress:
+                progress = job.progress
+                yield f"event: progress\ndata: {json.dumps(progress)}\n\n"
+            elif done and not stages:
                 break
-            if not stages:
+            elif not stages:
                 yield ": still working\n\n"
             await asyncio.sleep(0)
         yield f"event: done\ndata: {json.dumps({'error': job.error if job else None})}\n\n"
@@ -158,6 +163,7 @@ def create_app(panel: Panel | None = None) -> Starlette:
         Route("/", workstations_page),
         Route("/w/{name}/events", events),
         *pages.routes(),
+        *lifecycle.routes(),
         *money.routes(),
         Route("/w/{name}/{action}", action_form, methods=["POST"]),
         *passkeys.routes(LOGIN_CSRF_COOKIE, start_session),

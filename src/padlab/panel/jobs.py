@@ -25,6 +25,9 @@ class Job:
         self.stages: list[str] = []
         self.done = False
         self.error: str | None = None
+        self.progress: dict[str, Any] | None = None  # a download's bytes, total and note, the latest
+        self.result: dict[str, Any] | None = None
+        self._secret: str | None = None  # a generated password, for the one page that shows it
         self._cond = threading.Condition()
 
     def stage(self, text: str) -> None:
@@ -32,6 +35,21 @@ class Job:
             with self._cond:
                 self.stages.append(text)
                 self._cond.notify_all()
+
+    def keep_secret(self, value: str) -> None:
+        self._secret = value
+
+    def reveal_once(self) -> str | None:
+        """The generated password for the first page that asks, then never again."""
+        with self._cond:
+            value, self._secret = self._secret, None
+        return value
+
+    def note(self, progress: dict[str, Any]) -> None:
+        """The latest progress of a long step (a download's bytes): replaces the one before."""
+        with self._cond:
+            self.progress = dict(progress)
+            self._cond.notify_all()
 
     def finish(self, error: str | None) -> None:
         with self._cond:
@@ -52,6 +70,7 @@ class Job:
             "stages": list(self.stages),
             "done": self.done,
             "error": self.error,
+            "progress": self.progress,
         }
 
 
@@ -70,7 +89,8 @@ class Jobs:
         job = self._jobs.get(name)
         return job if job and not job.done else None
 
-    def start(self, name: str, action: str, work: Callable[[Stage], Any]) -> Job:
+    def start(self, name: str, action: str, work: Callable[..., Any], with_job: bool = False) -> Job:
+        """Run work(stage) in a thread (work(stage, job) with with_job, for progress and a result)."""
         from padlab import state
 
         with self._lock:
@@ -86,14 +106,15 @@ class Jobs:
             job = Job(name, action)
             self._jobs[name] = job
         threading.Thread(
-            target=self._run, args=(job, work), name=f"panel-{action}-{name}", daemon=True
+            target=self._run, args=(job, work, with_job), name=f"panel-{action}-{name}", daemon=True
         ).start()
         return job
 
-    def _run(self, job: Job, work: Callable[[Stage], Any]) -> None:
+    def _run(self, job: Job, work: Callable[..., Any], with_job: bool) -> None:
         error = None
         try:
-            work(job.stage)
+            result = work(job.stage, job) if with_job else work(job.stage)
+            job.result = result if isinstance(result, dict) else None
         except PadlabError as exc:
             error = str(exc)
         except Exception as exc:  # shown on the page as one line, like the CLI's last resort

@@ -104,6 +104,19 @@ def revoke_token(label: str) -> None:
         _write("tokens.json", tokens)
 
 
+def rotate_token(label: str) -> str:
+    """A new token for the label, the old one refused at once; the entry's other fields are kept."""
+    with _lock:
+        tokens = _read("tokens.json")
+        if label not in tokens:
+            known = ", ".join(tokens) or "none"
+            raise PadlabError(f"no token labelled {label!r}", f"labels: {known} (padlab panel token list)")
+        token = "padlab_" + secrets.token_urlsafe(32)
+        tokens[label] = dict(tokens[label], sha256=_digest(token), rotated_at=time.time())
+        _write("tokens.json", tokens)
+    return token
+
+
 def token_label(token: str) -> str | None:
     """The label of a valid token, else None; compares every entry in constant time."""
     found = None

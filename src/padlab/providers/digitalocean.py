@@ -697,3 +697,30 @@ def _verify_autostop_token(value: str, api_url: str | None) -> str:
     return (
         f"verified by reading: {', '.join(verified)}; not verified: {missing}; make sure the token has them"
     )
+
+
+def catalog(api_url: str | None = None) -> dict[str, Any]:
+    """DigitalOcean's own list (GET /v2/sizes): its GPU sizes (all sizes if it has none) with their
+    hourly price and the regions each is offered in; for the panel's new-workstation form."""
+    from padlab.profiles import Profile
+
+    provider = DigitalOceanProvider(
+        Profile(name="catalog", provider="digitalocean", options={"api_url": api_url})
+    )
+    sizes = [
+        s
+        for s in provider._list("list sizes", provider.client.sizes.list, "sizes")
+        if s.get("available", True)
+    ]
+    gpus = [s for s in sizes if str(s.get("slug", "")).startswith("gpu-")] or sizes
+    return {
+        "machine_types": [
+            {
+                "name": s["slug"],
+                "price_per_hour": s.get("price_hourly"),
+                "regions": list(s.get("regions") or []),
+            }
+            for s in gpus
+        ],
+        "source": "DigitalOcean API (sizes)",
+    }

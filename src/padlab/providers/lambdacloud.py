@@ -504,3 +504,23 @@ def store_autostop_token(value: str, api_url: str | None, verify: bool) -> tuple
         "; Lambda's keys are not scoped, so this one can do anything on the account: "
         "use it for nothing else, and revoke it in Lambda's console if a box is lost"
     )
+
+
+def catalog(api_url: str | None = None) -> dict[str, Any]:
+    """Lambda's own list (GET /instance-types): each type's hourly price and the regions that have
+    capacity now; for the panel's new-workstation form."""
+    from padlab.profiles import Profile
+
+    provider = LambdaProvider(Profile(name="catalog", provider="lambda", options={"api_url": api_url}))
+    try:
+        _, body = provider.api.request("GET", "/instance-types")
+    finally:
+        provider.api.close()
+    out = []
+    for name, entry in sorted((body.get("data") or {}).items()):
+        cents = (entry.get("instance_type") or {}).get("price_cents_per_hour")
+        regions = [r["name"] for r in entry.get("regions_with_capacity_available") or []]
+        out.append(
+            {"name": name, "price_per_hour": cents / 100 if cents is not None else None, "regions": regions}
+        )
+    return {"machine_types": out, "source": "Lambda API (instance-types)"}

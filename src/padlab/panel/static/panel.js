@@ -10,9 +10,30 @@ function follow(card) {
     item.textContent = JSON.parse(event.data);
     stages.appendChild(item);
   });
-  source.addEventListener("done", () => {
+  source.addEventListener("progress", (event) => {
+    const p = JSON.parse(event.data) || {};
+    const bar = card.querySelector("progress[data-role=progress]");
+    const text = card.querySelector("[data-role=progress-text]");
+    if (!bar) return;
+    bar.hidden = false;
+    if (p.total) { bar.max = p.total; bar.value = p.bytes || 0; } else { bar.removeAttribute("value"); }
+    if (text) text.textContent = (p.bytes || 0) + (p.total ? " of " + p.total : "") + " bytes" + (p.note ? " (" + p.note + ")" : "");
+  });
+  source.addEventListener("done", (event) => {
     source.close();
-    window.location.reload();
+    const working = card.querySelector("[data-role=working]");
+    if (!working || !document.querySelector("[data-role=password]")) {
+      window.location.reload();
+      return;
+    }
+    // The job page: say how it ended in place, so a password shown once stays on screen.
+    const error = (JSON.parse(event.data) || {}).error;
+    const line = document.createElement("p");
+    line.className = error ? "error" : "ok";
+    line.setAttribute("role", error ? "alert" : "status");
+    line.dataset.role = error ? "error" : "done";
+    line.textContent = error || "Done.";
+    working.replaceWith(line);
   });
 }
 
