@@ -39,6 +39,7 @@ LAYERS: list[tuple[str, ...]] = [
         "padlab.kernels",
         "padlab.files",
     ),
+    ("padlab.home",),  # where profiles live: this machine (the actions above) or a panel (its API)
     ("padlab.panel",),  # the web panel: a front end beside the CLI, on top of workstation
     ("padlab.cli", "padlab.__main__"),
 ]

@@ -100,8 +100,8 @@ def test_a_burst_of_made_up_api_tokens_gets_at_most_the_limit_of_checks(app, mon
     from padlab.panel import store
 
     # The token lookup runs on the event loop (a SHA-256, no thread), so it is never held.
-    gate = Gate(store.token_label, hold=False)
-    monkeypatch.setattr(store, "token_label", gate)
+    gate = Gate(store.token_entry, hold=False)
+    monkeypatch.setattr(store, "token_entry", gate)
 
     def send(c: httpx.AsyncClient, i: int) -> Any:
         return c.get("/api/workstations", headers={"Authorization": f"Bearer padlab_made-up-{i:040d}"})
