@@ -96,6 +96,24 @@ def test_a_burst_of_wrong_passwords_gets_at_most_the_limit_of_hash_checks(app, m
     assert sorted(set(codes)) == [401, 429] and codes.count(401) == MAX_FAILURES
 
 
+def test_a_burst_of_wrong_passwords_minting_tokens_gets_at_most_the_limit_of_hash_checks(app, monkeypatch):
+    """`padlab remote login`'s path: the panel password for a token is throttled like the form."""
+    from padlab.panel import store
+
+    gate = Gate(store.check_password)
+    monkeypatch.setattr(store, "check_password", gate)
+
+    def send(c: httpx.AsyncClient, i: int) -> Any:
+        return c.post(
+            "/api/tokens", json={"password": f"wrong-guess-{i}", "scope": "admin", "label": f"cli-{i}"}
+        )
+
+    codes = burst(app, gate, send)
+    assert gate.entered == MAX_FAILURES
+    assert codes.count(401) == MAX_FAILURES and codes.count(429) == N - MAX_FAILURES
+    assert store.list_tokens() == []
+
+
 def test_a_burst_of_made_up_api_tokens_gets_at_most_the_limit_of_checks(app, monkeypatch):
     from padlab.panel import store
 

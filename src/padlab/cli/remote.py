@@ -73,6 +73,12 @@ def login(
     printed (or given with --ca-fingerprint), then pinned. With a token, it is
     checked; without one, the panel password (asked, or --password-stdin) mints
     a token of --scope. The URL and token are kept 0600 on this machine.
+
+    \b
+    Examples:
+      padlab remote login https://panel.example.com:8443
+      padlab remote login https://10.0.0.5:8443 --ca-fingerprint 3A:7F:... --scope admin
+      echo "$TOKEN" | padlab remote login https://panel.example.com:8443 --token-stdin
     """
     from padlab import ui
     from padlab.home import client
@@ -112,7 +118,12 @@ def login(
 
 @remote.command("logout", context_settings=CONTEXT)
 def logout() -> None:
-    """Come back to this machine's home (the panel's token stays valid until revoked there)."""
+    """Come back to this machine's home (the panel's token stays valid until revoked there).
+
+    \b
+    Example:
+      padlab remote logout
+    """
     from padlab.home import config
 
     saved = config.load() if config.path().exists() else None
@@ -128,7 +139,13 @@ def logout() -> None:
 @remote.command("status", context_settings=CONTEXT)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(as_json: bool) -> None:
-    """Which home this CLI uses (reads only the local login; no call to the panel)."""
+    """Which home this CLI uses (reads only the local login; no call to the panel).
+
+    \b
+    Examples:
+      padlab remote status
+      padlab remote status --json
+    """
     from padlab import paths, ui
     from padlab.home import config
 
