@@ -98,8 +98,13 @@ def test_a_burst_of_wrong_passwords_gets_at_most_the_limit_of_hash_checks(app, m
 
 def test_a_burst_of_wrong_passwords_minting_tokens_gets_at_most_the_limit_of_hash_checks(app, monkeypatch):
     """`padlab remote login`'s path: the panel password for a token is throttled like the form."""
+    from starlette.testclient import TestClient
+
     from padlab.panel import store
 
+    with TestClient(app, base_url="https://testserver") as tc:  # another address than the burst's
+        wrong = tc.post("/api/tokens", json={"password": "wrong", "scope": "read", "label": "cli-0"})
+    assert wrong.status_code == 401 and wrong.json()["error"] == "wrong panel password"
     gate = Gate(store.check_password)
     monkeypatch.setattr(store, "check_password", gate)
 
