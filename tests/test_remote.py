@@ -315,4 +315,8 @@ def test_bad_url_token_or_fingerprint_is_one_line_with_a_fix(panel) -> None:
     assert "padlab remote login" in one_line_error(status)
     local_only = there(panel, "init", "x", "--provider", "local", check=False)
     assert "padlab remote logout" in one_line_error(local_only)
+    (panel["client"] / "remote.json").write_text("{not json")
+    damaged = there(panel, "status", "lab", check=False)
+    assert "padlab remote logout" in one_line_error(damaged)
     there(panel, "remote", "logout")
+    assert "home: this machine" in there(panel, "remote", "status").stdout

@@ -126,7 +126,10 @@ def logout() -> None:
     """
     from padlab.home import config
 
-    saved = config.load() if config.path().exists() else None
+    try:
+        saved = config.load()
+    except PadlabError:
+        saved = None  # an unreadable login is removed all the same
     if not config.remove():
         click.echo("Not logged in to a panel: this machine is the home.")
         return
