@@ -74,6 +74,12 @@ def take_out(name: str, destination: str) -> dict[str, Any]:
                     f"{name!r} is already moving to {bundle['destination']}",
                     f"log in there (padlab remote login {bundle['destination']}) and push it again",
                 )
+            if profiles.exists(name) and profiles.load(name).to_toml() != bundle["profile"]:
+                raise PadlabError(
+                    f"a new profile {name!r} was made here while the old one was on its way to "
+                    f"{bundle['destination']}",
+                    f"rename the new one (padlab init OTHER ...; then remove {name}) and push again",
+                )
         else:
             profile = profiles.load(name)
             _check_movable(profile)
