@@ -40,6 +40,7 @@ LAYERS: list[tuple[str, ...]] = [
         "padlab.files",
         "padlab.onboard",
     ),
+    ("padlab.home",),  # where profiles live: this machine (the actions above) or a panel (its API)
     ("padlab.panel",),  # the web panel: a front end beside the CLI, on top of workstation
     ("padlab.cli", "padlab.__main__"),
 ]

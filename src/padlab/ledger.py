@@ -20,7 +20,7 @@ import datetime
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from padlab import paths
 from padlab.errors import PadlabError
@@ -54,7 +54,17 @@ CREATE TABLE IF NOT EXISTS seen_off (
     profile TEXT PRIMARY KEY,
     at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS moved_in (
+    move_id TEXT PRIMARY KEY,
+    profile TEXT NOT NULL,
+    at REAL NOT NULL
+);
 """
+# The columns a row carries from one home to another (`padlab remote push`): all but its id.
+ROW_FIELDS = (
+    "profile", "kind", "machine_id", "start_lo", "start_hi", "end_lo", "end_hi", "last_seen",
+    "usd_per_hour", "price_source", "what", "start_source", "end_source",
+)  # fmt: skip
 
 
 def db_path() -> Any:
@@ -258,6 +268,44 @@ def forget(profile: str) -> None:
     with connect() as conn:
         conn.execute("DELETE FROM intervals WHERE profile = ?", (profile,))
         conn.execute("DELETE FROM seen_off WHERE profile = ?", (profile,))
+
+
+def take(profile: str, keep: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """A profile's rows and its last off-sighting, removed in the transaction that reads them,
+    which commits only after `keep` (the move's bundle) has them: no run lost, none counted twice."""
+    with connect() as conn:
+        rows = [
+            {k: row[k] for k in ROW_FIELDS}
+            for row in conn.execute("SELECT * FROM intervals WHERE profile = ? ORDER BY id", (profile,))
+        ]
+        off = _last_off(conn, profile)
+        conn.execute("DELETE FROM intervals WHERE profile = ?", (profile,))
+        conn.execute("DELETE FROM seen_off WHERE profile = ?", (profile,))
+        taken = {"rows": rows, "seen_off": off}
+        keep(taken)
+    return taken
+
+
+def give(profile: str, taken: dict[str, Any], move_id: str) -> bool:
+    """Add rows that `take` removed in another home, once per move: False when this move's rows
+    are already here (a re-run of an interrupted move), so a run is never counted twice."""
+    with connect() as conn:
+        if conn.execute("SELECT 1 FROM moved_in WHERE move_id = ?", (move_id,)).fetchone():
+            return False
+        conn.execute(
+            "INSERT INTO moved_in (move_id, profile, at) VALUES (?, ?, ?)", (move_id, profile, time.time())
+        )
+        for row in taken.get("rows", []):
+            values = dict(row, profile=profile)
+            conn.execute(
+                f"INSERT INTO intervals ({', '.join(ROW_FIELDS)}) VALUES ({', '.join('?' * len(ROW_FIELDS))})",
+                [values.get(k) for k in ROW_FIELDS],
+            )
+        if taken.get("seen_off") is not None:
+            conn.execute(
+                "INSERT OR REPLACE INTO seen_off (profile, at) VALUES (?, ?)", (profile, taken["seen_off"])
+            )
+    return True
 
 
 # -- adding up ---------------------------------------------------------------------------------

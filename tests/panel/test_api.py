@@ -85,3 +85,23 @@ def test_keep_and_logs_reach_the_box_through_workstation(client, panel_home):
     assert kept.status_code == 200 or "padlab up" in kept.json()["fix"]
     sign_in(client)
     assert client.get("/w/lab/logs").status_code == 200
+
+
+def test_tokens_from_before_scopes_keep_start_and_stop_and_nothing_more(client, panel_home):
+    """A tokens.json entry without a scope (made by an older padlab) is a start-stop token."""
+    import hashlib
+    import json
+
+    token = "padlab_legacy-" + "x" * 30
+    path = panel_home / "panel" / "tokens.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entry = {"sha256": hashlib.sha256(token.encode()).hexdigest(), "created_at": 0}
+    path.write_text(json.dumps({"old-shortcut": entry}))
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/workstations", headers=headers).status_code == 200
+    assert client.get("/api/home/whoami", headers=headers).json() == {
+        "label": "old-shortcut",
+        "scope": "start-stop",
+    }
+    moved_in = client.post("/api/home/profiles", headers=headers, json={})
+    assert moved_in.status_code == 403 and "needs admin" in moved_in.json()["error"]

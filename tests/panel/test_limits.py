@@ -96,12 +96,35 @@ def test_a_burst_of_wrong_passwords_gets_at_most_the_limit_of_hash_checks(app, m
     assert sorted(set(codes)) == [401, 429] and codes.count(401) == MAX_FAILURES
 
 
+def test_a_burst_of_wrong_passwords_minting_tokens_gets_at_most_the_limit_of_hash_checks(app, monkeypatch):
+    """`padlab remote login`'s path: the panel password for a token is throttled like the form."""
+    from starlette.testclient import TestClient
+
+    from padlab.panel import store
+
+    with TestClient(app, base_url="https://testserver") as tc:  # another address than the burst's
+        wrong = tc.post("/api/tokens", json={"password": "wrong", "scope": "read", "label": "cli-0"})
+    assert wrong.status_code == 401 and wrong.json()["error"] == "wrong panel password"
+    gate = Gate(store.check_password)
+    monkeypatch.setattr(store, "check_password", gate)
+
+    def send(c: httpx.AsyncClient, i: int) -> Any:
+        return c.post(
+            "/api/tokens", json={"password": f"wrong-guess-{i}", "scope": "admin", "label": f"cli-{i}"}
+        )
+
+    codes = burst(app, gate, send)
+    assert gate.entered == MAX_FAILURES
+    assert codes.count(401) == MAX_FAILURES and codes.count(429) == N - MAX_FAILURES
+    assert store.list_tokens() == []
+
+
 def test_a_burst_of_made_up_api_tokens_gets_at_most_the_limit_of_checks(app, monkeypatch):
     from padlab.panel import store
 
     # The token lookup runs on the event loop (a SHA-256, no thread), so it is never held.
-    gate = Gate(store.token_label, hold=False)
-    monkeypatch.setattr(store, "token_label", gate)
+    gate = Gate(store.token_entry, hold=False)
+    monkeypatch.setattr(store, "token_entry", gate)
 
     def send(c: httpx.AsyncClient, i: int) -> Any:
         return c.get("/api/workstations", headers={"Authorization": f"Bearer padlab_made-up-{i:040d}"})

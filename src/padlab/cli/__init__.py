@@ -18,7 +18,8 @@ from padlab.errors import PadlabError
 
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="padlab")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Turn a GPU machine into a notebook workstation for an iPad or any thin client.
 
     \b
@@ -32,10 +33,20 @@ def cli() -> None:
       padlab ca export --out ~/Desktop     # AirDrop padlab-ca.mobileconfig to the iPad
 
     PADLAB_HOME, when set, holds everything padlab writes on this machine.
+    `padlab remote login URL` makes a padlab panel the home instead.
     """
+    if ctx.invoked_subcommand not in HOME_AWARE and not {"-h", "--help"} & set(ctx.protected_args + ctx.args):
+        from padlab import home
+
+        home.current().only_here(str(ctx.invoked_subcommand))
 
 
-from padlab.cli import autostop, core, files, kernels, money, panel, shell  # noqa: E402,F401  (registers the commands)
+# Commands that run against whichever home `padlab remote` chose (padlab.home); the others run
+# only on this machine's home, and refuse in one line while the CLI uses a panel.
+HOME_AWARE = {None, "status", "up", "down", "costs", "get", "list", "remote", "panel", "ca"}
+
+
+from padlab.cli import autostop, core, files, kernels, money, panel, remote, shell  # noqa: E402,F401  (registers the commands)
 
 
 def main() -> None:

@@ -187,28 +187,29 @@ def up(
       padlab up gpu --over-budget       # once, past a spent `padlab budget`
       padlab up pod --move              # RunPod: a new pod with GPUs on the same volume
     """
-    from padlab import profiles, ui, workstation
+    from padlab import home, ui
 
-    if name is None and not profiles.names():
-        profiles.save(profiles.Profile(name="lab", provider="local"))
-        click.echo(
-            "Created profile 'lab' for this machine (change it with: padlab init lab --force ...)", err=True
-        )
-    profile = load_profile(name)
+    where = home.current()
     if skip_setup:
         from padlab.cli.cloud import start_machine_only
 
-        start_machine_only(profile, as_json, over_budget)
+        where.only_here("up --skip-setup")
+        start_machine_only(load_profile(name), as_json, over_budget)
         return
+    ready = where.prepare_up(name)
+    if ready["created"]:
+        click.echo(
+            "Created profile 'lab' for this machine (change it with: padlab init lab --force ...)", err=True
+        )
     password = None
     generated = False
-    if password_stdin or generate_password or workstation.needs_password(profile):
+    if password_stdin or generate_password or ready["needs_password"]:
         password, generated = read_password(password_stdin, generate_password)
-    with ui.progress(f"padlab up {profile.name}") as stage:
-        data = workstation.up(
-            profile, password, generated, on_stage=stage, over_budget=over_budget, move=move, check=check
+    with ui.progress(f"padlab up {ready['name']}") as stage:
+        data = where.up(
+            ready["name"], password, generated, stage, over_budget=over_budget, move=move, check=check
         )
-    budget_notice(profile.name, data["budget"])
+    budget_notice(ready["name"], data["budget"])
     if generated and not data["password_kept"]:
         data["generated_password"] = password
         if not as_json:
@@ -244,10 +245,12 @@ def status(name: str | None, as_json: bool, all_profiles: bool) -> None:
       padlab status --all
       padlab status lab --json
     """
-    from padlab import card, profiles, ui, workstation
+    from padlab import card, home, ui
 
+    where = home.current()
     if all_profiles:
-        results = [workstation.status(profiles.load(n)) for n in profiles.names()]
+        results = where.status_all()
+        _home_line(where, as_json)
         for line in dict.fromkeys(w for r in results for w in r.get("ledger_warnings", [])):
             ui.warn(line)
         if as_json:
@@ -271,7 +274,8 @@ def status(name: str | None, as_json: bool, all_profiles: bool) -> None:
             )
         ui.console().print(table)
         return
-    data = workstation.status(load_profile(name))
+    data = where.status(name)
+    _home_line(where, as_json)
     for warning in data.get("ledger_warnings", []):
         ui.warn(warning)
     if as_json:
@@ -295,6 +299,12 @@ def status(name: str | None, as_json: bool, all_profiles: bool) -> None:
         click.echo(f"  autostop: {data['autostop']['summary']}")
 
 
+def _home_line(where: Any, as_json: bool) -> None:
+    """A remote home says so in one line (on stderr: stdout is the same as at home)."""
+    if not as_json and where.line():
+        sys.stderr.write(where.line() + "\n")
+
+
 @cli.command(context_settings=CONTEXT)
 @click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the resulting state as JSON.")
@@ -305,22 +315,19 @@ def down(name: str | None, as_json: bool) -> None:
     Example:
       padlab down lab
     """
-    from padlab import profiles, state, ui, workstation
+    from padlab import home, ui
 
-    # A damaged profile or state file must not keep a running Jupyter up: use what is readable.
-    profile, damaged = profiles.salvage(name)
-    for problem in (damaged, state.recover(profile.name)):
-        if problem:
-            click.echo(f"padlab: warning: {problem}", err=True)
-    with ui.progress(f"padlab down {profile.name}") as stage:
-        data = workstation.down(profile, on_stage=stage)
+    where = home.current()
+    # A damaged profile or state file must not keep a running Jupyter up: the home uses what is readable.
+    with ui.progress(f"padlab down {name or ''}".rstrip()) as stage:
+        data = where.down(name, stage, ui.warn)
     for line in data.get("warnings", []) + data.get("ledger_warnings", []):
         ui.warn(line)
     if as_json:
         ui.print_json(data)
     else:
         click.echo(
-            f"{profile.name}: stopped. Everything on disk is kept; `padlab up {profile.name}` brings it back."
+            f"{data['name']}: stopped. Everything on disk is kept; `padlab up {data['name']}` brings it back."
         )
 
 
@@ -465,13 +472,10 @@ def list_profiles(as_json: bool) -> None:
     Example:
       padlab list
     """
-    from padlab import profiles, ui
+    from padlab import home, ui
 
-    known = profiles.names()
-    try:
-        default = profiles.default_name() if known else None
-    except PadlabError:
-        default = None
+    listed = home.current().profiles()
+    known, default = listed["profiles"], listed["default"]
     if as_json:
         ui.print_json({"profiles": known, "default": default})
         return

@@ -65,25 +65,26 @@ def get_cmd(
       padlab get box https://example.com/weights.bin --to models --sha256 9f86d0...
       padlab get box --list
     """
-    from padlab import files
+    from padlab import files, home
     from padlab.errors import PadlabError
 
     if url is None and name and "://" in name:
         name, url = None, name
-    profile = load_profile(name)
+    where = home.current()
+    shown = where.name_of(name)
     if list_jobs:
-        _show_list(files.downloads(profile), as_json)
+        _show_list(where.downloads(name), as_json)
         return
     if not url:
-        raise PadlabError("no URL given", f"padlab get {profile.name} URL (or --list)")
+        raise PadlabError("no URL given", f"padlab get {shown or 'NAME'} URL (or --list)")
     spec = files.check_get(url, to, sha256, unpack)
     show = _Progress(spec["name"], as_json)
     try:
         with show:
-            report = files.get(profile, spec, show.event)
+            report = where.get(name, spec, show.event)
     except KeyboardInterrupt:
         sys.stderr.write(
-            f"padlab: the download goes on on the box; `padlab get {profile.name} {url}` shows it again\n"
+            f"padlab: the download goes on on the box; `padlab get {shown + ' ' if shown else ''}{url}` shows it again\n"
         )
         sys.exit(130)
     result = {

@@ -32,14 +32,9 @@ def costs_cmd(name: str | None, month: str | None, as_json: bool, reconcile: boo
       padlab costs --json | jq .total_usd
       padlab costs do --reconcile
     """
-    from padlab import money, profiles, ui
+    from padlab import home, ui
 
-    names = [profiles.load(name).name] if name else profiles.names()
-    notes = money.refresh(names)
-    data = money.costs(name, month)
-    data["unread"] = notes
-    if reconcile:
-        data["reconcile"] = money.reconcile(names, data)
+    data = home.current().costs(name, month, reconcile)
     if as_json:
         ui.print_json(data)
         return

@@ -125,16 +125,24 @@ def token() -> None:
 
 @token.command("add", context_settings=CONTEXT)
 @click.argument("label")
-def token_add(label: str) -> None:
+@click.option(
+    "--scope",
+    type=click.Choice(["read", "start-stop", "admin"]),
+    default="start-stop",
+    show_default=True,
+    help="read: status and costs; start-stop: also start, stop, keep, get; admin: also move profiles in.",
+)
+def token_add(label: str, scope: str) -> None:
     """Make a token and print it once; only its hash is kept.
 
     \b
-    Example:
+    Examples:
       padlab panel token add ipad-shortcuts
+      padlab panel token add dashboard --scope read
     """
     from padlab.panel import store
 
-    value = store.add_token(label)
+    value = store.add_token(label, scope)
     sys.stderr.write(f"API token {label!r} (shown once; put it in the Shortcut's Authorization header):\n")
     click.echo(value)
 
@@ -161,7 +169,7 @@ def token_list(as_json: bool) -> None:
         click.echo("no API tokens: padlab panel token add LABEL")
     for t in tokens:
         made = datetime.datetime.fromtimestamp(t["created_at"]).strftime("%Y-%m-%d %H:%M")
-        click.echo(f"{t['label']}  (made {made})")
+        click.echo(f"{t['label']}  scope {t['scope']}  (made {made})")
 
 
 @token.command("revoke", context_settings=CONTEXT)

@@ -26,43 +26,66 @@ def _refuse() -> Response:
     )
 
 
-def bearer(handler: Callable) -> Callable:
-    """A token from `padlab panel token add`, else 401; bad tokens count toward the 429 limit."""
+def _out_of_scope(have: str, need: str) -> Response:
+    return JSONResponse(
+        {
+            "error": f"this API token's scope is {have}; this needs {need}",
+            "fix": f"use a token of scope {need} (padlab panel token add LABEL --scope {need}, "
+            f"or padlab remote login URL --scope {need})",
+        },
+        status_code=403,
+    )
 
-    async def wrapped(request: Request) -> Response:
-        panel, who = panel_of(request), client(request)
-        retry = panel.failures.retry_after(who)
-        if retry:
-            return too_many(request, retry, api=True)
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        token = token.strip()
-        label = None
-        if token:
-            retry = panel.failures.reserve(who)  # before the check: checks in flight count
+
+def bearer(scope: str) -> Callable[[Callable], Callable]:
+    """A token from `padlab panel token add` whose scope covers `scope`, else 401 or 403.
+
+    Bad tokens count toward the 429 limit, each check reserved before it runs (limits.py).
+    """
+    store.check_scope(scope)
+
+    def decorate(handler: Callable) -> Callable:
+        async def wrapped(request: Request) -> Response:
+            panel, who = panel_of(request), client(request)
+            retry = panel.failures.retry_after(who)
             if retry:
                 return too_many(request, retry, api=True)
+            kind, _, token = request.headers.get("authorization", "").partition(" ")
+            token = token.strip()
+            entry = None
+            if token:
+                retry = panel.failures.reserve(who)  # before the check: checks in flight count
+                if retry:
+                    return too_many(request, retry, api=True)
+                try:
+                    entry = store.token_entry(token) if kind.lower() == "bearer" else None
+                finally:
+                    panel.failures.settle(who, entry is not None)
+            if entry is None:
+                audit.record("api-refused", who, ok=False, path=request.url.path)
+                return _refuse()
+            if not store.allows(entry["scope"], scope):
+                audit.record("api-out-of-scope", who, ok=False, path=request.url.path, token=entry["label"])
+                return _out_of_scope(entry["scope"], scope)
+            request.state.token_label = entry["label"]
             try:
-                label = store.token_label(token) if scheme.lower() == "bearer" else None
-            finally:
-                panel.failures.settle(who, label is not None)
-        if label is None:
-            audit.record("api-refused", who, ok=False, path=request.url.path)
-            return _refuse()
-        request.state.token_label = label
-        try:
-            return await handler(request)
-        except PadlabError as exc:
-            return JSONResponse({"error": exc.message, "fix": exc.fix}, status_code=actions.http_status(exc))
+                return await handler(request)
+            except PadlabError as exc:
+                return JSONResponse(
+                    {"error": exc.message, "fix": exc.fix}, status_code=actions.http_status(exc)
+                )
 
-    return wrapped
+        return wrapped
+
+    return decorate
 
 
-@bearer
+@bearer("read")
 async def list_all(request: Request) -> Response:
     return JSONResponse({"workstations": await run_in_threadpool(actions.views, panel_of(request))})
 
 
-@bearer
+@bearer("read")
 async def show(request: Request) -> Response:
     return JSONResponse(await run_in_threadpool(actions.one, panel_of(request), request.path_params["name"]))
 
@@ -78,7 +101,7 @@ async def _duration(request: Request) -> str:
     return body.get("duration") or actions.KEEP_DURATION
 
 
-@bearer
+@bearer("start-stop")
 async def act(request: Request) -> Response:
     panel = panel_of(request)
     name, action = request.path_params["name"], request.path_params["action"]

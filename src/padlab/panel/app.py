@@ -21,7 +21,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from padlab.errors import PadlabError
-from padlab.panel import actions, api, audit, lifecycle, money, pages, passkeys, store
+from padlab.panel import actions, api, audit, home_api, lifecycle, money, pages, passkeys, store
 from padlab.panel.web import (
     HERE,
     SESSION_COOKIE,
@@ -168,6 +168,7 @@ def create_app(panel: Panel | None = None) -> Starlette:
         Route("/w/{name}/{action}", action_form, methods=["POST"]),
         *passkeys.routes(LOGIN_CSRF_COOKIE, start_session),
         *api.routes(),
+        *home_api.routes(),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])

@@ -75,7 +75,7 @@ async def costs_page(request: Request) -> Response:
     )
 
 
-@api.bearer
+@api.bearer("read")
 async def costs_api(request: Request) -> Response:
     """The same JSON as `padlab costs --json`; a bad month is the caller's error (400)."""
     try:

@@ -73,11 +73,39 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def add_token(label: str) -> str:
+SCOPES = ("read", "start-stop", "admin")  # each includes the ones before it
+SCOPE_HELP = {
+    "read": "status, costs, downloads and the profile list",
+    "start-stop": "read, and start, stop, keep, get",
+    "admin": "start-stop, and moving profiles in (their cloud keys with them)",
+}
+# Tokens made before scopes existed did list, start, stop and keep: they keep exactly that.
+LEGACY_SCOPE = "start-stop"
+
+
+def check_scope(scope: str) -> str:
+    if scope not in SCOPES:
+        raise PadlabError(f"unknown token scope {scope!r}", f"use one of: {', '.join(SCOPES)}")
+    return scope
+
+
+def allows(have: str, need: str) -> bool:
+    """Whether a token of scope `have` may do what needs `need` (admin > start-stop > read)."""
+    return have in SCOPES and SCOPES.index(have) >= SCOPES.index(need)
+
+
+def check_label(label: str) -> str:
     if not label or len(label) > 40 or not label.replace("-", "").replace("_", "").isalnum():
         raise PadlabError(
             f"invalid token label {label!r}", "use letters, digits, - and _ (e.g. ipad-shortcuts)"
         )
+    return label
+
+
+def add_token(label: str, scope: str = LEGACY_SCOPE) -> str:
+    """A new token of that scope, returned once; only its hash is kept."""
+    check_label(label)
+    check_scope(scope)
     with _lock:
         tokens = _read("tokens.json")
         if label in tokens:
@@ -85,13 +113,16 @@ def add_token(label: str) -> str:
                 f"a token labelled {label!r} exists", f"revoke it first: padlab panel token revoke {label}"
             )
         token = "padlab_" + secrets.token_urlsafe(32)
-        tokens[label] = {"sha256": _digest(token), "created_at": time.time()}
+        tokens[label] = {"sha256": _digest(token), "created_at": time.time(), "scope": scope}
         _write("tokens.json", tokens)
     return token
 
 
 def list_tokens() -> list[dict[str, Any]]:
-    return [{"label": k, "created_at": v["created_at"]} for k, v in sorted(_read("tokens.json").items())]
+    return [
+        {"label": k, "created_at": v["created_at"], "scope": v.get("scope", LEGACY_SCOPE)}
+        for k, v in sorted(_read("tokens.json").items())
+    ]
 
 
 def revoke_token(label: str) -> None:
@@ -117,14 +148,20 @@ def rotate_token(label: str) -> str:
     return token
 
 
-def token_label(token: str) -> str | None:
-    """The label of a valid token, else None; compares every entry in constant time."""
+def token_entry(token: str) -> dict[str, str] | None:
+    """{"label", "scope"} of a valid token, else None; compares every entry in constant time."""
     found = None
     digest = _digest(token)
     for label, entry in _read("tokens.json").items():
         if hmac.compare_digest(digest, entry["sha256"]):
-            found = label
+            found = {"label": label, "scope": entry.get("scope", LEGACY_SCOPE)}
     return found
+
+
+def token_label(token: str) -> str | None:
+    """The label of a valid token, else None."""
+    entry = token_entry(token)
+    return entry["label"] if entry else None
 
 
 # --- sessions: a random id in the cookie, its hash here, with an expiry and a CSRF token ------

@@ -1,0 +1,317 @@
+"""The home API: what `padlab` does against a remote home (home/client.py), under /api/home.
+
+Each route calls the same `LocalHome` method the CLI calls on its own machine, so a command
+gives the same result through the panel. Long actions answer as JSON lines while they run
+(application/x-ndjson: {"stage"}, {"event"}, {"warning"}, then {"result"} or {"error", "fix"});
+start and stop run as the panel's jobs, so its pages show them too. Scopes: read for what
+only looks, start-stop for what starts, stops or downloads, admin for moving a profile in.
+`POST /api/tokens` mints a token with the panel password, throttled like the sign-in form.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import threading
+from collections.abc import AsyncIterator
+from typing import Any, Callable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from padlab.errors import PadlabError
+from padlab.home.local import LocalHome
+from padlab.panel import audit, store
+from padlab.panel.api import bearer
+from padlab.panel.web import client, panel_of, too_many
+
+HOME = LocalHome()
+KEEPALIVE_S = 10.0
+
+
+class BadRequest(PadlabError):
+    """A body the API cannot read (HTTP 400)."""
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object", "send Content-Type: application/json")
+    return body
+
+
+def _name(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise BadRequest("name must be a string", "send the profile's name")
+    return value
+
+
+def _error(exc: PadlabError) -> Response:
+    code = 400 if isinstance(exc, BadRequest) else 409
+    from padlab.panel.views import UnknownWorkstation
+
+    if "no profile named" in exc.message or isinstance(exc, UnknownWorkstation):
+        code = 404
+    return JSONResponse({"error": exc.message, "fix": exc.fix}, status_code=code)
+
+
+def _answer(work: Callable[[], Any]) -> Callable[[], Any]:
+    async def run() -> Response:
+        try:
+            return JSONResponse(await run_in_threadpool(work))
+        except PadlabError as exc:
+            return _error(exc)
+
+    return run
+
+
+def _lines(start: Callable[[Callable[[dict], None]], threading.Thread]) -> StreamingResponse:
+    """Stream what a worker emits as JSON lines; a blank line every KEEPALIVE_S while it is quiet."""
+    out: queue.Queue[dict | None] = queue.Queue()
+    start(out.put)
+
+    async def body() -> AsyncIterator[bytes]:
+        while True:
+            try:
+                message = await run_in_threadpool(out.get, True, KEEPALIVE_S)
+            except queue.Empty:
+                yield b"\n"
+                continue
+            if message is None:
+                return
+            yield (json.dumps(message, default=str) + "\n").encode()
+            await asyncio.sleep(0)
+
+    return StreamingResponse(body(), media_type="application/x-ndjson", headers={"Cache-Control": "no-store"})
+
+
+def _worker(
+    work: Callable[[Callable[[dict], None]], Any],
+) -> Callable[[Callable[[dict], None]], threading.Thread]:
+    """A thread that runs work(emit) and emits its result or its error, then the end."""
+
+    def start(emit: Callable[[dict], None]) -> threading.Thread:
+        def run() -> None:
+            try:
+                emit({"result": work(emit)})
+            except PadlabError as exc:
+                emit({"error": exc.message, "fix": exc.fix})
+            except Exception as exc:  # one line, as the CLI's last resort
+                emit({"error": f"internal error on the panel: {type(exc).__name__}: {exc}", "fix": ""})
+            finally:
+                emit(None)  # type: ignore[arg-type]
+
+        thread = threading.Thread(target=run, name="panel-home-api", daemon=True)
+        thread.start()
+        return thread
+
+    return start
+
+
+def _as_job(request: Request, name: str, action: str, work: Callable[[Callable[[str], None]], Any]) -> Any:
+    """Run work as the panel's job for `name` (pages show it; one at a time), streaming its stages."""
+    panel = panel_of(request)
+
+    def run(emit: Callable[[dict], None]) -> Any:
+        done = threading.Event()
+        result: dict[str, Any] = {}
+
+        def job(stage: Callable[[str], None]) -> None:
+            def both(text: str) -> None:
+                stage(text)
+                if text:
+                    emit({"stage": text})
+
+            try:
+                result["value"] = work(both)
+            except Exception as exc:  # the job records it too; the stream says it as one line
+                result["error"] = exc
+                raise
+            finally:
+                done.set()
+
+        panel.workstations.forget(name)
+        panel.jobs.start(name, action, job)
+        done.wait()
+        if "error" in result:
+            raise result["error"]
+        return result.get("value")
+
+    return run
+
+
+@bearer("read")
+async def whoami(request: Request) -> Response:
+    entry = {"label": request.state.token_label}
+    entry["scope"] = next(t["scope"] for t in store.list_tokens() if t["label"] == entry["label"])
+    return JSONResponse(entry)
+
+
+@bearer("read")
+async def profiles(request: Request) -> Response:
+    return await _answer(HOME.profiles)()
+
+
+@bearer("read")
+async def status(request: Request) -> Response:
+    if request.query_params.get("all"):
+        return await _answer(HOME.status_all)()
+    name = request.query_params.get("name")
+    return await _answer(lambda: HOME.status(name))()
+
+
+@bearer("read")
+async def prepare_up(request: Request) -> Response:
+    name = request.query_params.get("name")
+    return await _answer(lambda: HOME.prepare_up(name, create=False))()
+
+
+@bearer("read")
+async def costs(request: Request) -> Response:
+    q = request.query_params
+    return await _answer(lambda: HOME.costs(q.get("name"), q.get("month"), bool(q.get("reconcile"))))()
+
+
+@bearer("read")
+async def downloads(request: Request) -> Response:
+    name = request.query_params.get("name")
+    return await _answer(lambda: HOME.downloads(name))()
+
+
+def _resolved(name: str | None) -> str:
+    from padlab import profiles
+
+    return profiles.load(name).name
+
+
+@bearer("start-stop")
+async def up(request: Request) -> Response:
+    try:
+        body = await _body(request)
+        name = await run_in_threadpool(_resolved, _name(body.get("name")))
+        password = body.get("password")
+        if password is not None and not isinstance(password, str):
+            raise BadRequest("password must be a string", "send the Jupyter password as text")
+    except PadlabError as exc:
+        return _error(exc)
+    flags = {k: bool(body.get(k)) for k in ("over_budget", "move", "check")}
+    audit.record("up", client(request), workstation=name, token=request.state.token_label)
+
+    def work(stage: Callable[[str], None]) -> Any:
+        return HOME.up(name, password, bool(body.get("generated")), stage, **flags)
+
+    return _lines(_worker(_as_job(request, name, "start", work)))
+
+
+@bearer("start-stop")
+async def down(request: Request) -> Response:
+    try:
+        body = await _body(request)
+        name = await run_in_threadpool(_resolved, _name(body.get("name")))
+    except PadlabError as exc:
+        return _error(exc)
+    audit.record("down", client(request), workstation=name, token=request.state.token_label)
+    warnings: list[str] = []
+
+    def work(stage: Callable[[str], None]) -> Any:
+        return HOME.down(name, stage, warnings.append)
+
+    job = _as_job(request, name, "stop", work)
+
+    def run(emit: Callable[[dict], None]) -> Any:
+        try:
+            return job(emit)
+        finally:
+            for line in warnings:
+                emit({"warning": line})
+
+    return _lines(_worker(run))
+
+
+@bearer("start-stop")
+async def get(request: Request) -> Response:
+    try:
+        body = await _body(request)
+        name = _name(body.get("profile"))
+        spec = {k: body.get(k) for k in ("url", "to", "sha256", "unpack")}
+        if not isinstance(spec["url"], str) or not isinstance(spec["to"], str):
+            raise BadRequest("url and to must be strings", "send the download's URL and folder")
+    except PadlabError as exc:
+        return _error(exc)
+    audit.record("get", client(request), workstation=name, token=request.state.token_label)
+    return _lines(_worker(lambda emit: HOME.get(name, spec, lambda event: emit({"event": event}))))
+
+
+@bearer("admin")
+async def take_in(request: Request) -> Response:
+    from padlab.home import moves
+
+    try:
+        body = await _body(request)
+        result = await run_in_threadpool(moves.take_in, body)
+    except PadlabError as exc:
+        audit.record(
+            "profile-in", client(request), ok=False, error=exc.message, token=request.state.token_label
+        )
+        return _error(exc)
+    audit.record("profile-in", client(request), workstation=result["name"], token=request.state.token_label)
+    return JSONResponse(result)
+
+
+async def mint(request: Request) -> Response:
+    """A token for `padlab remote login` in exchange for the panel password (not a passkey: the CLI
+    has none); the password check is reserved before it runs, as the sign-in form's."""
+    panel, who = panel_of(request), client(request)
+    retry = panel.failures.retry_after(who)
+    if retry:
+        return too_many(request, retry, api=True)
+    try:
+        body = await _body(request)
+        scope = store.check_scope(str(body.get("scope") or store.LEGACY_SCOPE))
+        label = store.check_label(str(body.get("label") or ""))
+    except PadlabError as exc:
+        return JSONResponse({"error": exc.message, "fix": exc.fix}, status_code=400)
+    retry = panel.failures.reserve(who)
+    if retry:
+        return too_many(request, retry, api=True)
+    ok = False
+    try:
+        ok = await run_in_threadpool(store.check_password, str(body.get("password") or ""))
+    finally:
+        panel.failures.settle(who, ok)
+    if not ok:
+        audit.record("token-mint", who, ok=False)
+        return JSONResponse(
+            {"error": "wrong panel password", "fix": "type the password `padlab panel` set (or use --token)"},
+            status_code=401,
+        )
+    try:
+        token = await run_in_threadpool(store.add_token, label, scope)
+    except PadlabError as exc:
+        return JSONResponse({"error": exc.message, "fix": exc.fix}, status_code=409)
+    audit.record("token-mint", who, label=label, scope=scope)
+    return JSONResponse({"token": token, "label": label, "scope": scope})
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/api/tokens", mint, methods=["POST"]),
+        Route("/api/home/whoami", whoami),
+        Route("/api/home/profiles", profiles),
+        Route("/api/home/profiles", take_in, methods=["POST"]),
+        Route("/api/home/status", status),
+        Route("/api/home/prepare-up", prepare_up),
+        Route("/api/home/costs", costs),
+        Route("/api/home/downloads", downloads),
+        Route("/api/home/up", up, methods=["POST"]),
+        Route("/api/home/down", down, methods=["POST"]),
+        Route("/api/home/get", get, methods=["POST"]),
+    ]

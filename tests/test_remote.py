@@ -1,0 +1,322 @@
+"""The CLI against a remote home: a real panel over TLS on loopback, the CLI in another PADLAB_HOME.
+
+The panel runs in this process (uvicorn in a thread, its PADLAB_HOME the test's) so the test
+can count the API calls a command makes; the CLI runs as users run it, as a subprocess with
+a home of its own that holds only the login. The same commands on the panel's machine are
+the reference: a remote home must give the same results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fakes import FakePaperspace, MemoryBackend
+from tests.helpers import PASSWORD, free_port, one_line_error, padlab, padlab_env
+from tests.rangeserver import RangeServer
+from tests.testbed.network import host_addresses_fixed
+
+KEY = "ps-remote-secret-5e4d3c2b1a"
+DATA = os.urandom(300_000)
+
+
+class Counting:
+    """ASGI middleware: the API calls the panel received, by method and path."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.calls: list[str] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.calls.append(f"{scope['method']} {scope['path']}")
+        await self.app(scope, receive, send)
+
+
+@pytest.fixture(scope="module")
+def panel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A panel whose home has a local workstation 'lab' (never started), served over TLS."""
+    import uvicorn
+
+    base = tmp_path_factory.mktemp("remote")
+    server_home, client_home = base / "panel-home", base / "cli-home"
+    user = base / "user"
+    (user / ".ssh").mkdir(parents=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(user / ".ssh" / "id_ed25519")], check=True
+    )
+    env = {"HOME": str(user), "PAPERSPACE_API_KEY": "", "XDG_CONFIG_HOME": str(user / ".config")}
+    port = free_port()
+    padlab(
+        server_home, "init", "lab", "--provider", "local", "--port", str(port), "--root-dir", str(base / "nb")
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PADLAB_HOME", str(server_home))
+        for name, value in env.items():
+            mp.setenv(name, value)
+        from padlab import tls
+        from padlab.panel import certs, store
+        from padlab.panel.app import create_app
+        from padlab.panel.web import Panel
+
+        store.set_password(PASSWORD)
+        cert, key, _ = certs.ensure(["127.0.0.1"])
+        app = Counting(create_app(Panel(cache_s=0)))
+        panel_port = free_port()
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=panel_port,
+            ssl_certfile=str(cert),
+            ssl_keyfile=str(key),
+            log_level="warning",
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 60
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "the panel did not start"
+            time.sleep(0.05)
+        ranges = RangeServer().__enter__()
+        data_url = ranges.add("/data.bin", DATA)
+        fake = FakePaperspace(api_key=KEY, backend=MemoryBackend(boot_seconds=0.05, stop_seconds=0.05))
+        fake.__enter__()
+        try:
+            yield {
+                "server": server_home,
+                "client": client_home,
+                "url": f"https://127.0.0.1:{panel_port}",
+                "fingerprint": tls.pretty_fingerprint(tls.fingerprint(tls.ensure_ca())),
+                "app": app,
+                "env": env,
+                "data_url": data_url,
+                "fake": fake,
+            }
+        finally:
+            padlab(server_home, "down", "lab", check=False)
+            fake.__exit__(None, None, None)
+            ranges.__exit__(None, None, None)
+            server.should_exit = True
+            thread.join(timeout=30)
+
+
+def here(panel: dict[str, Any], *args: str, **kw: Any) -> subprocess.CompletedProcess:
+    """A command on the panel's machine, in its own home: the reference."""
+    return padlab(panel["server"], *args, **panel["env"], **kw)
+
+
+def there(panel: dict[str, Any], *args: str, **kw: Any) -> subprocess.CompletedProcess:
+    """The same command from the CLI logged in to the panel."""
+    return padlab(panel["client"], *args, **panel["env"], **kw)
+
+
+def login(
+    panel: dict[str, Any], *extra: str, input: str = PASSWORD + "\n", **kw: Any
+) -> subprocess.CompletedProcess:
+    args = ("remote", "login", panel["url"], "--ca-fingerprint", panel["fingerprint"], *extra)
+    if "--token-stdin" not in extra:
+        args += ("--password-stdin",)
+    return there(panel, *args, input=input, **kw)
+
+
+def steady(data: dict[str, Any]) -> dict[str, Any]:
+    """A status or card without what changes from one second to the next."""
+    return {
+        k: v for k, v in data.items() if k not in ("uptime_s", "started_at", "steps", "seconds", "updated_at")
+    }
+
+
+def test_status_up_get_down_costs_give_the_same_results_as_on_the_panels_machine(
+    panel, record_property
+) -> None:
+    out = login(panel, "--scope", "admin")
+    assert "Logged in to" in out.stdout and "padlab's CA, pinned" in out.stdout
+    saved = panel["client"] / "remote.json"
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600 and json.loads(saved.read_text())["token"].startswith(
+        "padlab_"
+    )
+    assert "home: the panel at" in there(panel, "remote", "status").stdout
+
+    assert json.loads(there(panel, "status", "lab", "--json").stdout) == json.loads(
+        here(panel, "status", "lab", "--json").stdout
+    )
+
+    # up through the panel: its stages stream to this terminal as they happen, then the card
+    remote_up = there(panel, "up", "lab", "--password-stdin", "--json", input=PASSWORD + "\n")
+    stages = [line for line in remote_up.stderr.splitlines() if line.startswith("[")]
+    assert len(stages) >= 3, remote_up.stderr
+    card = json.loads(remote_up.stdout)
+    assert card["state"] == "running" and card["url"].startswith("https://")
+    with host_addresses_fixed():  # the certificate names every address of this host
+        here(panel, "up", "lab")  # a testbed network made meanwhile is in the certificate now
+        again = json.loads(
+            here(panel, "up", "lab", "--json").stdout
+        )  # the same workstation, healthy: a no-op
+        assert steady(again) == steady(json.loads(there(panel, "up", "lab", "--json").stdout))
+    assert steady(card)["url"] == again["url"]
+
+    app = panel["app"]
+    app.calls.clear()
+    text_there = there(panel, "status", "lab")
+    calls = list(app.calls)
+    assert calls == ["GET /api/home/status"], calls
+    record_property("figure", f"remote `padlab status`: {len(calls)} API call ({calls[0]})")
+    assert text_there.stderr.startswith("home: the panel at ")
+    running_here = steady(json.loads(here(panel, "status", "lab", "--json").stdout))
+    assert steady(json.loads(there(panel, "status", "lab", "--json").stdout)) == running_here
+
+    url = panel["data_url"]
+    got = [json.loads(line) for line in there(panel, "get", "lab", url, "--json").stdout.splitlines()]
+    assert any(e.get("event") == "progress" for e in got[:-1]) and got[-1]["ok"]
+    assert Path(got[-1]["dest"]).read_bytes() == DATA
+    got_here = json.loads(here(panel, "get", "lab", url, "--json").stdout.splitlines()[-1])
+    got_there = json.loads(there(panel, "get", "lab", url, "--json").stdout.splitlines()[-1])
+    assert got_here == got_there and not got_there["changed"]
+    assert (
+        there(panel, "get", "lab", "--list", "--json").stdout
+        == here(panel, "get", "lab", "--list", "--json").stdout
+    )
+
+    down = json.loads(there(panel, "down", "lab", "--json").stdout)
+    assert down["state"] == "stopped"
+    assert there(panel, "down", "lab", "--json").stdout == here(panel, "down", "lab", "--json").stdout
+    assert there(panel, "status", "lab").stdout == here(panel, "status", "lab").stdout
+    assert json.loads(there(panel, "costs", "--json").stdout) == json.loads(
+        here(panel, "costs", "--json").stdout
+    )
+    assert there(panel, "list", "--json").stdout == here(panel, "list", "--json").stdout
+
+
+def ledger_rows(home: Path, name: str) -> list[dict[str, Any]]:
+    code = f"import json; from padlab import ledger; print(json.dumps(ledger.rows({name!r})))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=padlab_env(home), capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout)
+
+
+def test_a_moved_profile_takes_its_key_and_ledger_and_is_gone_from_the_old_home(panel) -> None:
+    fake = panel["fake"]
+    there(panel, "remote", "logout")
+    there(panel, "login", "paperspace", "--key-stdin", "--api-url", fake.url, input=KEY + "\n")
+    there(panel, "init", "gpu", "--provider", "paperspace", "--api-url", fake.url)
+    there(panel, "up", "gpu", "--skip-setup", "--json")
+    there(panel, "down", "gpu")
+    before = json.loads(there(panel, "costs", "gpu", "--json").stdout)["profiles"]["gpu"]
+    rows = ledger_rows(panel["client"], "gpu")
+    assert {r["kind"] for r in rows} == {"compute", "down"}  # the run, then the disk billed while down
+
+    login(panel, "--scope", "start-stop")
+    refused = there(panel, "remote", "push", "gpu", check=False)
+    assert "needs admin" in one_line_error(refused) and "stays on this machine" in refused.stderr
+    assert (panel["client"] / "profiles" / "gpu.toml").exists()  # given back, whole
+    assert ledger_rows(panel["client"], "gpu") == rows
+
+    login(panel, "--scope", "admin")
+    there(panel, "remote", "push", "gpu")
+    assert not (panel["client"] / "profiles" / "gpu.toml").exists()
+    assert not (panel["client"] / "credentials" / "paperspace").exists()
+    assert not (panel["client"] / "state" / "gpu.json").exists()
+    assert ledger_rows(panel["client"], "gpu") == []
+    assert not list((panel["client"] / "moves").iterdir())
+
+    def no_id(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in r.items() if k != "id"} for r in found]
+
+    assert no_id(ledger_rows(panel["server"], "gpu")) == no_id(rows)
+    moved = json.loads(there(panel, "costs", "gpu", "--json").stdout)["profiles"]["gpu"]
+    # counted once, with the same figures (the disk billed while down grows by the second)
+    assert moved["hours"] == before["hours"] and moved["usd"] == pytest.approx(before["usd"], abs=0.01)
+    status = json.loads(
+        there(panel, "status", "gpu", "--json").stdout
+    )  # the panel reads the fake with the moved key
+    assert status["machine"]["state"] == "off" and status["state"] == "stopped"
+    again = there(panel, "remote", "push", "gpu", check=False)
+    assert "no profile named 'gpu'" in one_line_error(again)
+
+    there(panel, "remote", "logout")
+    listed = json.loads(there(panel, "list", "--json").stdout)
+    assert "gpu" not in listed["profiles"]
+
+
+def test_an_interrupted_move_is_finished_by_running_it_again_and_counted_once(panel) -> None:
+    fake = panel["fake"]
+    there(panel, "remote", "logout")
+    there(panel, "login", "paperspace", "--key-stdin", "--api-url", fake.url, input=KEY + "\n")
+    there(panel, "init", "gpu2", "--provider", "paperspace", "--api-url", fake.url)
+    there(panel, "up", "gpu2", "--skip-setup", "--json")
+    there(panel, "down", "gpu2")
+    rows = ledger_rows(panel["client"], "gpu2")
+    login(panel, "--scope", "admin")
+    # The move got as far as the panel, and the answer never came back (the CLI was killed).
+    code = (
+        "from padlab.home import client, config, moves; "
+        "saved = config.load(); client.RemoteHome(saved).take_in(moves.take_out('gpu2', saved['url']))"
+    )
+    subprocess.run([sys.executable, "-c", code], env=padlab_env(panel["client"]), check=True)
+    assert (panel["client"] / "moves" / "gpu2.json").exists()
+    assert not (panel["client"] / "profiles" / "gpu2.toml").exists()  # never live in both homes
+    there(panel, "remote", "push", "gpu2")
+    assert not (panel["client"] / "moves" / "gpu2.json").exists()
+    assert len(ledger_rows(panel["server"], "gpu2")) == len(rows)
+
+
+def test_scopes_are_enforced(panel) -> None:
+    from padlab.panel import store
+
+    reader = store.add_token("reader", "read")
+    out = login(panel, "--token-stdin", input=reader + "\n")
+    assert "scope read" in out.stdout
+    assert json.loads(there(panel, "status", "lab", "--json").stdout)["name"] == "lab"
+    refused = there(panel, "up", "lab", "--password-stdin", input=PASSWORD + "\n", check=False)
+    assert "scope is read; this needs start-stop" in one_line_error(refused)
+    assert "lab" in json.loads(there(panel, "list", "--json").stdout)["profiles"]
+    verify = ssl.create_default_context(cafile=str(panel["server"] / "ca" / "padlab-ca.pem"))
+    headers = {"Authorization": f"Bearer {reader}"}
+    started = httpx.post(f"{panel['url']}/api/workstations/lab/start", headers=headers, verify=verify)
+    assert started.status_code == 403
+    pushed = httpx.post(f"{panel['url']}/api/home/profiles", headers=headers, json={}, verify=verify)
+    assert pushed.status_code == 403
+
+
+def test_bad_url_token_or_fingerprint_is_one_line_with_a_fix(panel) -> None:
+    there(panel, "remote", "logout")
+    plain = there(panel, "remote", "login", "http://127.0.0.1:1", "--token", "x", check=False)
+    assert "not a panel URL" in one_line_error(plain) and "https://" in plain.stderr
+    nobody = there(panel, "remote", "login", f"https://127.0.0.1:{free_port()}", "--token", "x", check=False)
+    assert "cannot reach the padlab panel" in one_line_error(nobody)
+    unpinned = there(panel, "remote", "login", panel["url"], "--token", "x", check=False)
+    assert panel["fingerprint"] in one_line_error(unpinned) and "--ca-fingerprint" in unpinned.stderr
+    wrong = login(panel, "--token-stdin", input="padlab_made-up\n", check=False)
+    assert "refused this CLI's token" in one_line_error(wrong)
+    assert not (panel["client"] / "remote.json").exists()
+    bad_password = login(panel, input="not the password at all\n", check=False)
+    assert "wrong panel password" in one_line_error(bad_password)
+
+    from padlab.panel import store
+
+    token = store.add_token("revoked-later", "read")
+    login(panel, "--token-stdin", input=token + "\n")
+    store.revoke_token("revoked-later")
+    status = there(panel, "status", "lab", check=False)
+    assert "padlab remote login" in one_line_error(status)
+    local_only = there(panel, "init", "x", "--provider", "local", check=False)
+    assert "padlab remote logout" in one_line_error(local_only)
+    (panel["client"] / "remote.json").write_text("{not json")
+    damaged = there(panel, "status", "lab", check=False)
+    assert "padlab remote logout" in one_line_error(damaged)
+    there(panel, "remote", "logout")
+    assert "home: this machine" in there(panel, "remote", "status").stdout
