@@ -22,38 +22,87 @@ EventHandler = Callable[[dict], None]
 # Turns a run that produced no report (exit code, stderr lines) into a clear error, or None.
 Explain = Callable[[int, list], "PadlabError | None"]
 
+# Runs on the box. Root's compiled copy of this very program (box/bootstrap.compiled_program, named
+# by its hash) is imported when root owns it and every folder above it: compiling the sources
+# would take half of a no-op `up`. Else the zip goes to a temporary file and compiles there.
+# (binascii, not base64: base64 imports re.)
 LOADER = (
-    "import sys,os,base64,json,tempfile\n"
-    "z=base64.b64decode(sys.stdin.buffer.readline())\n"
+    "import sys,os,stat,binascii,json,hashlib\n"
+    "z=binascii.a2b_base64(sys.stdin.buffer.readline())\n"
     "r=json.loads(sys.stdin.buffer.read())\n"
-    "f,p=tempfile.mkstemp(suffix='.pyz')\n"
-    "os.write(f,z);os.close(f)\n"
-    "sys.path.insert(0,p)\n"
+    "d='/var/lib/padlab/program'\n"  # box/system.PROGRAM_DIR
+    "c='%s/%s-%s.pyz'%(d,hashlib.sha256(z).hexdigest(),sys.implementation.cache_tag)\n"
+    "def o(q):\n"
+    " s=os.stat(q)\n"
+    " return s.st_uid==0 and not s.st_mode&0o022\n"
+    "try:\n"
+    " p=None if stat.S_ISREG(os.lstat(c).st_mode) and all(map(o,(c,d,os.path.dirname(d),'/var/lib','/var'))) else 1\n"
+    "except OSError:\n"
+    " p=1\n"
+    "if p:\n"
+    " import tempfile\n"
+    " f,p=tempfile.mkstemp(suffix='.pyz')\n"
+    " os.write(f,z);os.close(f)\n"
+    " c=p\n"
+    "sys.path.insert(0,c)\n"
     "try:\n"
     " from padlab_box.__main__ import run\n"
-    " c=run(r,z)\n"
+    " x=run(r,z)\n"
     "finally:\n"
-    " os.unlink(p)\n"
-    "sys.exit(c)\n"
+    " p and os.unlink(p)\n"
+    "sys.exit(x)\n"
 )
 
 
 @lru_cache(maxsize=1)
 def program() -> bytes:
-    """padlab.box as a reproducible zip: same bytes for the same code, so re-runs see no change."""
+    """padlab.box as a reproducible zip: same bytes for the same code, so re-runs see no change.
+
+    Kept in padlab's data folder under a name made of the files' names, sizes and times:
+    compressing it takes a no-op `up` 9 ms, reading it back 0.1 ms."""
+    from importlib import resources
+    from pathlib import Path
+
+    entries = sorted(
+        (e for e in resources.files("padlab.box").iterdir() if e.name.endswith((".py", ".txt"))),
+        key=lambda e: e.name,
+    )
+    if not all(isinstance(e, Path) for e in entries):
+        return _zip(entries)
+    import hashlib
+
+    from padlab import paths
+
+    stats = [(e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in entries]
+    key = hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:32]
+    cache = paths.data_dir() / "cache"
+    kept = cache / f"box-program-{key}.zip"
+    try:
+        return kept.read_bytes()
+    except OSError:
+        pass
+    data = _zip(entries)
+    with contextlib.suppress(OSError):  # a cache: a read-only home only makes padlab slower
+        from padlab import fileio
+
+        paths.ensure_private_dir(cache)
+        for old in cache.glob("box-program-*.zip"):
+            old.unlink()
+        fileio.write_atomic(kept, data)
+    return data
+
+
+def _zip(entries: list) -> bytes:
     import io
     import zipfile
-    from importlib import resources
 
     buf = io.BytesIO()
-    root = resources.files("padlab.box")
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for entry in sorted(root.iterdir(), key=lambda e: e.name):
-            if entry.name.endswith((".py", ".txt")):  # the code and its Jupyter lock
-                info = zipfile.ZipInfo(f"padlab_box/{entry.name}", date_time=(2020, 1, 1, 0, 0, 0))
-                info.external_attr = 0o644 << 16
-                info.compress_type = zipfile.ZIP_DEFLATED
-                zf.writestr(info, entry.read_bytes())
+        for entry in entries:  # the code and its locks
+            info = zipfile.ZipInfo(f"padlab_box/{entry.name}", date_time=(2020, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, entry.read_bytes())
     return buf.getvalue()
 
 

@@ -31,7 +31,7 @@ class Action:
 
 # A new action: its function (taking the Context, filling ctx.report) and one entry here.
 ACTIONS = {
-    "up": Action("bootstrap:up"),
+    "up": Action("bootstrap:up", sudo=False),  # checks sudo itself, after its no-op answer (bootstrap.up)
     "down": Action("bootstrap:down"),
     "status": Action("bootstrap:status", locked=False, sudo=False),
     "passwd": Action("bootstrap:passwd"),
