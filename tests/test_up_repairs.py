@@ -214,3 +214,18 @@ def test_without_passwordless_sudo_a_plain_up_says_so_and_never_nothing_to_do(bo
             f"echo '{machine.user} ALL=(ALL:ALL) NOPASSWD: ALL' > /etc/sudoers.d/padlab-testbed && visudo -cq"
         )
     assert names(padlab_json(home, "up", "box")) == ["unchanged"]
+
+
+def test_a_new_key_is_signed_within_the_one_box_call(box) -> None:
+    """The box asks for its certificate's signature in the same call (report.ask), not in a second
+    call that would start the box program and check the venv again."""
+    machine, home = box["machine"], box["home"]
+    machine.exec("rm -f /etc/padlab/tls/server.key /etc/padlab/tls/server.crt /etc/padlab/tls/checked.json")
+    proc = padlab(home, "up", "box", "--json")
+    stages = [line.split("] ", 1)[1] for line in proc.stderr.splitlines() if line.startswith("[")]
+    assert stages.count("checking the TLS certificate") == 1, stages
+    assert stages.count("signing the box's certificate with padlab's CA") == 1, stages
+    card = json.loads(proc.stdout)
+    assert [s["changed"] for s in card["steps"] if s["name"] == "tls"] == [True], card["steps"]
+    assert card["cert_sha256"] != box["card"]["cert_sha256"]
+    assert login_works(card)

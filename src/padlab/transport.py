@@ -18,7 +18,9 @@ from typing import Any, Callable, Protocol
 
 from padlab.errors import PadlabError
 
-EventHandler = Callable[[dict], None]
+# Called with each event the box streams; for a question (event "ask", box/report.Report.ask) what it
+# returns is the answer, sent back on the box's stdin.
+EventHandler = Callable[[dict], "dict | None"]
 # Turns a run that produced no report (exit code, stderr lines) into a clear error, or None.
 Explain = Callable[[int, list], "PadlabError | None"]
 
@@ -29,7 +31,10 @@ Explain = Callable[[int, list], "PadlabError | None"]
 LOADER = (
     "import sys,os,stat,binascii,json,hashlib\n"
     "z=binascii.a2b_base64(sys.stdin.buffer.readline())\n"
-    "r=json.loads(sys.stdin.buffer.read())\n"
+    "r=json.loads(sys.stdin.buffer.readline())\n"
+    # The client's answers (box/report.Report.ask) come on the pipe, now sys.stdin; the commands the
+    # program runs read /dev/null, never the pipe, so none waits on it or takes an answer.
+    "f=os.dup(0);n=os.open(os.devnull,os.O_RDONLY);os.dup2(n,0);os.close(n);sys.stdin=os.fdopen(f)\n"
     "d='/var/lib/padlab/program'\n"  # box/system.PROGRAM_DIR
     "c='%s/%s-%s.pyz'%(d,hashlib.sha256(z).hexdigest(),sys.implementation.cache_tag)\n"
     "def o(q):\n"
@@ -118,8 +123,9 @@ def run_program(
     explain: Explain | None = None,
     env: dict[str, str] | None = None,
 ) -> dict:
-    """Feed program + request to argv; stream stage events; return the box's report or raise."""
-    payload = base64.b64encode(program()) + b"\n" + json.dumps(request).encode()
+    """Feed program + request to argv; stream stage events and answer the box's questions; return
+    the box's report or raise. stdin stays open until the box exits: answers go there."""
+    payload = base64.b64encode(program()) + b"\n" + json.dumps(request).encode() + b"\n"
     # Its own session and process group: an interrupt ends the program and its children (venv,
     # pip, apt) together, and only through padlab, which then records the interruption.
     proc = subprocess.Popen(
@@ -131,6 +137,7 @@ def run_program(
         start_new_session=True,
     )
     other: list[str] = []
+    failed: list[BaseException] = []  # raised by on_event in the pump: raised again after the box ends
 
     def pump() -> None:
         assert proc.stderr is not None
@@ -142,26 +149,40 @@ def run_program(
                 except ValueError:
                     other.append(line)
                     continue
-                if on_event:
-                    on_event(event)
+                answer = None
+                try:
+                    answer = on_event(event) if on_event and not failed else None
+                except BaseException as exc:  # noqa: BLE001 (the box still gets an answer: {})
+                    failed.append(exc)
+                if event.get("event") == "ask":
+                    answer_box(json.dumps(answer or {}).encode() + b"\n")
             elif line:
                 other.append(line)
+
+    def answer_box(line: bytes) -> None:
+        assert proc.stdin is not None
+        with contextlib.suppress(OSError, ValueError):  # the box went (closed pipe): its report says why
+            proc.stdin.write(line)
+            proc.stdin.flush()
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
     assert proc.stdin is not None and proc.stdout is not None
     try:
         # Not communicate(): it would also read stderr, racing the event pump.
-        # The box reads all of stdin before it writes, so this cannot deadlock.
-        with contextlib.suppress(BrokenPipeError):
-            proc.stdin.write(payload)
-            proc.stdin.close()
+        # The box reads its two lines before it writes, so this cannot deadlock.
+        answer_box(payload)
         out = proc.stdout.read()
         proc.wait()
     except KeyboardInterrupt:
         end_group(proc)
         raise
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            proc.stdin.close()
     reader.join(timeout=5)
+    if failed:
+        raise failed[0]
     return parse_report(out, proc.returncode, other, where, explain)
 
 

@@ -15,6 +15,8 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
+from typing import Any, Callable
 
 from . import account, acme_setup, fingerprint, jupyter, ports, service, tls, venv
 from .context import Context
@@ -52,9 +54,6 @@ def up(ctx: Context) -> None:
 
 def _setup(ctx: Context, kind: str) -> None:
     """Every step of `up`, in order; each changes only what differs from what it wants."""
-    # Imported here: a no-op `up` (above) never compiles them.
-    from . import agent_setup, boot, clone, files, firewall, health, kernels, mosh
-
     req, report, host, layout = ctx.req, ctx.report, ctx.host, ctx.layout
     account.ensure(host, layout.user, report)
     account.adopt(host, layout, req["root_dir"], report)
@@ -66,11 +65,64 @@ def _setup(ctx: Context, kind: str) -> None:
         host.makedirs(d, mode=0o755 if layout.system else 0o700, owner=layout.user, root=layout.system)
     host.makedirs(layout.etc, mode=0o700, owner=layout.user, root=layout.system)
     host.makedirs(layout.jupyter_dir, mode=0o700, owner=layout.user, root=layout.system)
-    changed = host.write(layout.lib, ctx.program, owner=layout.user, root=layout.system)
-    if layout.system and ctx.program:
-        changed |= compiled_program(host, ctx.program)
-    report.step("box-program", changed)
+    report.step("box-program", host.write(layout.lib, ctx.program, owner=layout.user, root=layout.system))
 
+    # What needs nothing from Jupyter's venv runs in a thread while the venv installs (mostly a wait
+    # on the network); joined before Jupyter starts, and before any return or raise.
+    side = Alongside(report, lambda aside: _alongside(ctx, kind, aside))
+    try:
+        _main_steps(ctx, kind, side)
+    finally:
+        side.thread.join()
+
+
+def _alongside(ctx: Context, kind: str, report: Report) -> bool:
+    """The compiled program, the unit, mosh, rsync and the firewall; returns whether the unit changed."""
+    from . import files, firewall, mosh
+
+    req, host, layout = ctx.req, ctx.host, ctx.layout
+    if layout.system and ctx.program:
+        report.step("compiled-program", compiled_program(host, ctx.program))
+    unit_changed = service.install(host, layout, kind, report)
+    if req["mosh"] is not None:
+        mosh.ensure(host, req["mosh"], report)
+    if req["rsync"] is not None:
+        files.ensure_rsync(host, report)
+    if req["firewall"] is not None:
+        firewall.ensure(host, req, ctx.program, report)
+    return unit_changed
+
+
+class Alongside:
+    """Steps run in a thread beside the main ones, with a report of their own (Report.aside)."""
+
+    def __init__(self, report: Report, work: Callable[[Report], Any]) -> None:
+        self.main, self.report = report, report.aside()
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(work,))
+        self.thread.start()
+
+    def _run(self, work: Callable[[Report], Any]) -> None:
+        try:
+            self.result = work(self.report)
+        except BaseException as exc:  # noqa: BLE001 (raised in the main thread, by wait())
+            self.error = exc
+
+    def wait(self) -> Any:
+        """Join, add its steps to the main report, raise what it raised, else return what it returned."""
+        self.thread.join()
+        self.main.merge(self.report)
+        self.report = Report()  # merged once
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def _main_steps(ctx: Context, kind: str, side: Alongside) -> None:
+    from . import agent_setup, boot, clone, health, kernels
+
+    req, report, host, layout = ctx.req, ctx.report, ctx.host, ctx.layout
     env_changed = venv.ensure(
         host, layout.venv, report, layout.user, layout.system, req["packages"], req["uv_cache"]
     )
@@ -90,9 +142,14 @@ def _setup(ctx: Context, kind: str) -> None:
     else:
         sans = tls.wanted_names(req["extra_sans"])
         result = tls.check(host, layout, req["ca_pem"], sans, req["cert_pem"])
-        if result["status"] == "need":
+        if result["status"] == "need" and req["answers"]:  # the client signs it now, in this same call
+            signed = report.ask("sign", csr=result["csr"], sans=sans).get("cert_pem")
+            if isinstance(signed, str) and signed:
+                result = tls.check(host, layout, req["ca_pem"], sans, signed)
+        if result["status"] == "need":  # a second call carries on with the signed certificate
             report.step("tls", True, "new key" if result["key_new"] else result["reason"])
             report.data.update(needs_cert={"csr": result["csr"], "sans": sans, "reason": result["reason"]})
+            side.wait()
             return
         cert_changed = result["origin"] == "new" and host.write(
             layout.cert, result["pem"], mode=0o644, owner=layout.user, root=layout.system
@@ -123,7 +180,7 @@ def _setup(ctx: Context, kind: str) -> None:
     launcher_changed = host.write(
         layout.launcher, service.launcher_script(layout), mode=0o755, owner=layout.user, root=layout.system
     )
-    unit_changed = service.install(host, layout, kind, report)
+    unit_changed = side.wait()
     agent_changed = agent_setup.prepare_jupyter(host, layout, report)
 
     running = service.read_pid(host, layout) is not None
@@ -148,13 +205,10 @@ def _setup(ctx: Context, kind: str) -> None:
     report.step(
         "jupyter-running", acted, "restarted" if acted and running else ("started" if acted else "running")
     )
-    # Optional steps, asked for by remote providers only; while Jupyter starts (~2 s), not after.
-    if req["mosh"] is not None:
-        mosh.ensure(host, req["mosh"], report)
-    if req["rsync"] is not None:
-        files.ensure_rsync(host, report)
-    if req["firewall"] is not None:
-        firewall.ensure(host, req, ctx.program, report)
+    # While Jupyter starts (~2 s), not after.
+    agent_setup.install(host, layout, req, ctx.program, kind, report)
+    if req["boot"] is not None:
+        boot.save(host, req, ctx.program, report)
     report.stage("waiting for Jupyter to answer over HTTPS")
     waited = health.wait_ready(
         port,
@@ -164,9 +218,6 @@ def _setup(ctx: Context, kind: str) -> None:
         pin=cert_sha256(host, layout) if pem else None,
     )
     report.step("jupyter-answers", False, "its HTTPS login page answered in %.2f s" % waited)
-    agent_setup.install(host, layout, req, ctx.program, kind, report)
-    if req["boot"] is not None:
-        boot.save(host, req, ctx.program, report)
     report.data.update(workstation_facts(host, layout, kind))
     report.data["tls"] = public  # with the reason when padlab's CA serves
 
