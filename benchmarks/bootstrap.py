@@ -124,9 +124,9 @@ def main() -> None:
         details["bare box"] = steps_line(up_s, card)
         # The certificate's round trip shows between "signing" and the second "checking the TLS" line.
         details["bare box: stages as padlab printed them"] = [f"    {line}" for line in STAGES]
-        ssh_true = [timed(home, "ssh", "bench", "--", "true")[0] for _ in range(args.runs)]
-        noop, last = [], {}
-        for _ in range(args.runs):
+        ssh_true, noop, last = [], [], {}
+        for _ in range(args.runs):  # alternated: a load that comes and goes weighs on both alike
+            ssh_true.append(timed(home, "ssh", "bench", "--", "true")[0])
             took, last = timed(home, "up", "--json")
             noop.append(took)
             assert not last["changed"], [s for s in last["steps"] if s["changed"]]
