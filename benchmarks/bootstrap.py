@@ -4,8 +4,11 @@ Targets (issue 20): bare box <= 6 s excluding apt; a no-op `up` <= 0.4 s and <= 
 `padlab ssh NAME -- true` measured in the same run. mosh, rsync and nftables are installed
 with apt before the clock starts and timed on their own, so the bare figure is padlab's own work (Python
 env, Jupyter, TLS, service...). Each figure is printed with the steps the box ran and
-the seconds each took (the report's per-step "s"); "client + ssh" is the rest: padlab's
-own start, the ssh round trip, and what padlab does before and after the box call.
+the seconds each took (the report's per-step "s"; steps marked "alongside" ran in a thread
+beside the others and are not added to the total); "client + ssh" is the rest: padlab's
+own start, the ssh round trip, and what padlab does before and after the box call. The no-op
+`up` is also split into padlab's own steps (benchmarks/up_steps.py: its imports, the six steps
+of workstation.up, the box call and the box's own work), the median of each over the runs.
 
 Run as root from the repository root:
 python benchmarks/bootstrap.py [--image bookworm] [--runs 5] [--reboot]
@@ -34,8 +37,16 @@ PASSWORD = "violet-harbor-lantern-quartz"
 STAGES: list[str] = []  # the last command's stage lines ("[   1.2s] installing Jupyter..."), padlab's clock
 
 
-def padlab(home: str, *args: str, stdin: str | None = None) -> dict:
+def padlab_env(home: str) -> dict[str, str]:
+    """padlab as installed: its modules' bytecode cached (PYTHONDONTWRITEBYTECODE would compile them
+    on every run, ~30 ms, which no installed padlab does)."""
     env = dict(os.environ, PADLAB_HOME=home)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def padlab(home: str, *args: str, stdin: str | None = None) -> dict:
+    env = padlab_env(home)
     proc = subprocess.run(
         [sys.executable, "-m", "padlab", *args], input=stdin, capture_output=True, text=True, env=env
     )
@@ -59,11 +70,29 @@ def login_works(card: dict) -> bool:
 def steps_line(total: float, card: dict) -> list[str]:
     """The box's steps with their seconds (the slow ones first), and what the client and ssh took."""
     steps = [s for s in card.get("steps", []) if "s" in s]
-    box = sum(s["s"] for s in steps)
-    lines = [f"    {s['name']:<40} {s['s']:8.3f}{'  changed' if s['changed'] else ''}" for s in steps]
+    box = sum(s["s"] for s in steps if not s.get("alongside"))
+    lines = [
+        f"    {s['name']:<40} {s['s']:8.3f}{'  changed' if s['changed'] else ''}"
+        f"{'  (alongside: not in the total)' if s.get('alongside') else ''}"
+        for s in steps
+    ]
     lines.append(f"    {'(box program, all steps)':<40} {box:8.3f}")
     lines.append(f"    {'(client + ssh: the rest)':<40} {total - box:8.3f}")
     return lines
+
+
+def own_steps(home: str, runs: int) -> list[str]:
+    """benchmarks/up_steps.py's split of a no-op `up`, the median of each step over `runs`."""
+    env = padlab_env(home)
+    script = str(Path(__file__).with_name("up_steps.py"))
+    took: dict[str, list[float]] = {}
+    for _ in range(runs):
+        proc = subprocess.run([sys.executable, script, "bench"], capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            return [f"    (benchmarks/up_steps.py failed: {proc.stderr.strip()[-200:]})"]
+        for name, value in json.loads(proc.stdout.splitlines()[-1])["took"].items():
+            took.setdefault(name, []).append(value)
+    return [f"    {name:<48} {statistics.median(values):8.3f}" for name, values in took.items()]
 
 
 def main() -> None:
@@ -95,9 +124,9 @@ def main() -> None:
         details["bare box"] = steps_line(up_s, card)
         # The certificate's round trip shows between "signing" and the second "checking the TLS" line.
         details["bare box: stages as padlab printed them"] = [f"    {line}" for line in STAGES]
-        ssh_true = [timed(home, "ssh", "bench", "--", "true")[0] for _ in range(args.runs)]
-        noop, last = [], {}
-        for _ in range(args.runs):
+        ssh_true, noop, last = [], [], {}
+        for _ in range(args.runs):  # alternated: a load that comes and goes weighs on both alike
+            ssh_true.append(timed(home, "ssh", "bench", "--", "true")[0])
             took, last = timed(home, "up", "--json")
             noop.append(took)
             assert not last["changed"], [s for s in last["steps"] if s["changed"]]
@@ -108,6 +137,7 @@ def main() -> None:
         rows.append(("no-op up, slowest", max(noop), ""))
         rows.append(("no-op up / ssh -- true", noop_med / ssh_med, "<= 2 (ratio)"))
         details["no-op up (last run)"] = steps_line(noop[-1], last)
+        details[f"no-op up, padlab's own steps (median of {args.runs})"] = own_steps(home, args.runs)
         try:
             took, checked = timed(home, "up", "--check", "--json")
             rows.append(("up --check (every check runs)", took, ""))
@@ -117,7 +147,7 @@ def main() -> None:
         if args.walk:
             walk = subprocess.run(
                 [sys.executable, str(Path(__file__).with_name("up_walk.py")), "bench"],
-                env=dict(os.environ, PADLAB_HOME=home),
+                env=padlab_env(home),
                 capture_output=True,
                 text=True,
             )

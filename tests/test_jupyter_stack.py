@@ -102,6 +102,18 @@ def test_acme_lock_pins_an_acme_with_ip_identifiers_and_profiles() -> None:
     assert {"josepy", "cryptography", "requests", "packaging"} <= set(versions)
 
 
+def test_uv_is_installed_from_the_lock_pin_and_its_hashes() -> None:
+    """uv, which installs the rest, comes from the lock too: box/venv.py's pip install of it gets
+    exactly the lock's `uv==` requirement with its hashes, nothing newer."""
+    from padlab.box import venv
+
+    pinned = venv.uv_pins(venv.lock_text())
+    assert pinned.splitlines()[0] == f"uv=={exact_pins(LOCK)['uv']} \\"
+    hashes = [line.strip(" \\") for line in pinned.splitlines()[1:] if "--hash" in line]
+    assert len(hashes) > 3 and all(re.fullmatch(r"--hash=sha256:[0-9a-f]{64}", h) for h in hashes)
+    assert not any(line[:1].isalnum() for line in pinned.splitlines()[1:]), "one package only"
+
+
 @pytest.mark.parametrize(("lock", "source"), LOCKS, ids=["jupyter", "acme"])
 def test_lock_ships_in_the_box_program(lock: Path, source: Path) -> None:
     import io

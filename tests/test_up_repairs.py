@@ -142,3 +142,90 @@ def test_plain_up_puts_back_a_firewall_rule_that_went(box) -> None:
     assert {s["name"]: s["changed"] for s in card["steps"]}["firewall"] is True, card["steps"]
     assert sorted(_rules(machine)) == sorted(before)
     assert login_works(card)
+
+
+PROGRAM_DIR = "/var/lib/padlab/program"
+PLANTED = """
+import json, os, sys
+def run(req, program):
+    open("/tmp/planted-ran", "w").close()
+    sys.stdout.write(json.dumps({"ok": False, "error": "the planted program ran", "fix": "", "code": "planted"}) + "\\n")
+    return 1
+"""
+
+
+def _plant(machine, path: str, owner: str, mode: str) -> None:
+    """A program zip at `path` whose __main__ only leaves /tmp/planted-ran and fails."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("padlab_box/__init__.py", "")
+        zf.writestr("padlab_box/__main__.py", PLANTED)
+    machine.exec(["sh", "-c", f"base64 -d > {path} && chown {owner} {path} && chmod {mode} {path}"],
+                 input=__import__("base64").b64encode(buf.getvalue()).decode())  # fmt: skip
+
+
+def test_the_box_runs_roots_compiled_program_and_never_one_another_user_could_write(box) -> None:
+    """A no-op `up` runs root's compiled copy of the program (no compiling on each call); the loader
+    takes that copy only while root owns it and no one else may write it."""
+    machine, home = box["machine"], box["home"]
+    padlab_json(home, "up", "box")
+    listing = machine.exec(["stat", "-c", "%U %a %n", PROGRAM_DIR, *_programs(machine)]).stdout.split("\n")
+    assert listing[0] == f"root 755 {PROGRAM_DIR}", listing
+    [compiled] = _programs(machine)
+    assert listing[1] == f"root 644 {compiled}", listing
+    machine.exec(["cp", "-p", compiled, "/root/compiled.pyz"])
+    try:
+        for owner, mode in (("padlab", "644"), ("root", "666")):  # the login (and Jupyter) user's; writable
+            _plant(machine, compiled, owner, mode)
+            padlab_json(home, "up", "box")  # compiled from the zip it was sent, and the copy made again
+            assert machine.exec(["test", "-e", "/tmp/planted-ran"], check=False).returncode == 1, (
+                owner,
+                mode,
+            )
+            assert machine.exec(["stat", "-c", "%U %a", compiled]).stdout.split() == ["root", "644"]
+        _plant(machine, compiled, "root", "644")  # root's own: the loader runs it
+        proc = padlab(home, "up", "box", check=False)
+        assert proc.returncode != 0 and "the planted program ran" in proc.stderr, proc.stderr
+    finally:
+        machine.exec(["sh", "-c", f"rm -f /tmp/planted-ran && cp -p /root/compiled.pyz {compiled}"])
+    padlab_json(home, "up", "box")  # the copy was replaced: every step runs once
+    assert names(padlab_json(home, "up", "box")) == ["unchanged"]
+
+
+def _programs(machine) -> list[str]:
+    out = machine.exec(["find", PROGRAM_DIR, "-name", "*.pyz"]).stdout.split()
+    return sorted(out)
+
+
+def test_without_passwordless_sudo_a_plain_up_says_so_and_never_nothing_to_do(box) -> None:
+    """The no-op answer skips the sudo check: its root shell stands in for it, and fails too."""
+    machine, home = box["machine"], box["home"]
+    padlab_json(home, "up", "box")
+    machine.require_sudo_password()
+    try:
+        proc = padlab(home, "up", "box", check=False)
+        assert proc.returncode != 0, proc.stdout
+        assert "sudo" in proc.stderr and "NOPASSWD" in proc.stderr, proc.stderr
+    finally:
+        machine.exec(
+            f"echo '{machine.user} ALL=(ALL:ALL) NOPASSWD: ALL' > /etc/sudoers.d/padlab-testbed && visudo -cq"
+        )
+    assert names(padlab_json(home, "up", "box")) == ["unchanged"]
+
+
+def test_a_new_key_is_signed_within_the_one_box_call(box) -> None:
+    """The box asks for its certificate's signature in the same call (report.ask), not in a second
+    call that would start the box program and check the venv again."""
+    machine, home = box["machine"], box["home"]
+    machine.exec("rm -f /etc/padlab/tls/server.key /etc/padlab/tls/server.crt /etc/padlab/tls/checked.json")
+    proc = padlab(home, "up", "box", "--json")
+    stages = [line.split("] ", 1)[1] for line in proc.stderr.splitlines() if line.startswith("[")]
+    assert stages.count("checking the TLS certificate") == 1, stages
+    assert stages.count("signing the box's certificate with padlab's CA") == 1, stages
+    card = json.loads(proc.stdout)
+    assert [s["changed"] for s in card["steps"] if s["name"] == "tls"] == [True], card["steps"]
+    assert card["cert_sha256"] != box["card"]["cert_sha256"]
+    assert login_works(card)

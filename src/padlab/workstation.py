@@ -170,12 +170,17 @@ def set_up_box(
     full run (``check`` runs every step anyway); a second pass when its certificate needs signing."""
     req = request_for(profile, provider, "up", machine, budget)
     req["check"] = check
+    req["answers"] = True  # the box asks for its certificate's signature within this call
     if password is not None:
         req["password"] = password
     transport = provider.transport(machine)
 
-    def on_event(event: dict) -> None:
+    def on_event(event: dict) -> dict | None:
+        if event.get("ask") == "sign":  # the box's new key: padlab's CA signs its CSR
+            on_stage("signing the box's certificate with padlab's CA")
+            return {"cert_pem": tls.sign_csr(event["csr"], event["sans"])}
         on_stage(event.get("stage", ""))
+        return None
 
     on_stage("setting up the box")
     report = transport.call(req, on_event)

@@ -31,7 +31,7 @@ class Action:
 
 # A new action: its function (taking the Context, filling ctx.report) and one entry here.
 ACTIONS = {
-    "up": Action("setup.bootstrap:up"),
+    "up": Action("setup.bootstrap:up", sudo=False),  # checks sudo itself, after its no-op answer (bootstrap.up)
     "down": Action("setup.bootstrap:down"),
     "status": Action("setup.bootstrap:status", locked=False, sudo=False),
     "passwd": Action("setup.bootstrap:passwd"),

@@ -44,6 +44,28 @@ class Report:
     def warn(self, message: str) -> None:
         self.warnings.append(message)
 
+    def ask(self, question: str, **fields: Any) -> dict:
+        """Ask the client, which reads this on stderr and answers one JSON line on stdin (only where the
+        request says it answers: `answers`); {} when it gave no answer (closed, or a line not JSON)."""
+        sys.stderr.write(json.dumps(dict(event="ask", ask=question, **fields)) + "\n")
+        sys.stderr.flush()
+        try:
+            answer = json.loads(sys.stdin.buffer.readline() or b"{}")
+        except (OSError, ValueError):
+            return {}
+        return answer if isinstance(answer, dict) else {}
+
+    def aside(self) -> Report:
+        """A report for steps run alongside the main ones (in a thread); merge() adds them after."""
+        return Report()
+
+    def merge(self, other: Report) -> None:
+        """Steps run alongside, each with its own time, marked so that no one adds it to the total."""
+        for step in other.steps:
+            self.steps.append(dict(step, alongside=True))
+        self.warnings.extend(other.warnings)
+        self.data.update(other.data)
+
     @property
     def changed(self) -> bool:
         return any(s["changed"] for s in self.steps)

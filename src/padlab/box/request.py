@@ -131,6 +131,9 @@ FIELDS = {
     "clone": Field((str, NONE)),  # up: a git URL cloned into root_dir when missing
     "acme": Field((dict, NONE), None, ACME),  # up: a public certificate for the box's IP; None: padlab's CA
     "check": Field(bool, False),  # up: run every step, even when the fingerprint says nothing changed
+    # up: the client answers the box's questions on stdin (report.ask: it signs the certificate's
+    # CSR in the same call); without it, `up` stops at the TLS step and the client calls again.
+    "answers": Field(bool, False),
     # -- kernels, kernel-create ---------------------------------------------------------------
     "cuda": Field(bool, True),  # kernels: ask torch about CUDA in each environment
     "kernel": Field((dict, NONE), None, {"name": Field(str, REQUIRED), "want": Field(dict, REQUIRED)}),

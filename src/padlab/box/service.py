@@ -160,15 +160,19 @@ def process_started(pid: int) -> float:
     return time.time() - uptime + ticks / os.sysconf("SC_CLK_TCK")
 
 
-def status(host: Host, layout: Layout, kind: str) -> dict:
+def status(host: Host, layout: Layout, kind: str, enabled: bool | None = None) -> dict:
+    """Running, since when, and enabled at boot (``enabled``: as the caller already asked systemd)."""
     pid = read_pid(host, layout)
     out = {"kind": kind, "running": pid is not None, "pid": pid, "started_at": None, "enabled": None}
     if pid is not None:
         with contextlib.suppress(OSError, ValueError, IndexError):
             out["started_at"] = process_started(pid)
-    if kind == "systemd":
-        enabled = host.run(["systemctl", "is-enabled", layout.unit], check=False).stdout.strip()
-        out["enabled"] = enabled == "enabled"
+    if kind == "systemd" and enabled is not None:
+        out["enabled"] = enabled
+    elif kind == "systemd":
+        out["enabled"] = (
+            host.run(["systemctl", "is-enabled", layout.unit], check=False).stdout.strip() == "enabled"
+        )
     elif kind == "cron":
         out["enabled"] = _cron_line(layout) in _crontab(host, layout)
     return out

@@ -16,6 +16,8 @@ from .report import BoxError
 # Root's own files on a system box: what root-run units load lives here, never under the
 # workstation's prefix or etc, which the Jupyter user owns.
 ROOT_DIR = "/var/lib/padlab"
+# The box program compiled by this box's python3, root's (transport.LOADER runs it instead of compiling the zip).
+PROGRAM_DIR = os.path.join(ROOT_DIR, "program")
 
 
 def read_plain(path: str, limit: int = -1, follow: bool = False) -> bytes:
@@ -321,12 +323,17 @@ def cron_running() -> bool:
     return False
 
 
-def addresses() -> list[str]:
-    """Non-loopback IP addresses of this box, IPv4 first, for certificate SANs and the card."""
+IP_ADDR = ["ip", "-o", "addr", "show", "scope", "global"]
+
+
+def addresses(ip_out: str | None = None) -> list[str]:
+    """Non-loopback IP addresses of this box, IPv4 first, for certificate SANs and the card
+    (``ip_out``: what IP_ADDR printed, where the caller ran it alongside other commands)."""
     found: list[str] = []
-    if shutil.which("ip"):
-        proc = subprocess.run(["ip", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True)
-        for line in proc.stdout.splitlines():
+    if ip_out is None and shutil.which("ip"):
+        ip_out = subprocess.run(IP_ADDR, capture_output=True, text=True).stdout
+    if ip_out is not None:
+        for line in ip_out.splitlines():
             parts = line.split()
             for i, word in enumerate(parts):
                 if word in ("inet", "inet6") and i + 1 < len(parts):

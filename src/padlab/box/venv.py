@@ -249,8 +249,9 @@ def _uninstall(uv: str | None, env: list[str], venv: str, removed: list) -> list
 
 
 def uv_in_venv(venv: str, as_owner: list[str]) -> str | None:
-    """uv from pip into the venv: ~3 s, then Jupyter in ~1 s instead of ~13 s with pip (testbed, bookworm).
+    """uv from pip into the venv: ~2 s, then Jupyter in ~1 s instead of ~13 s with pip (testbed, bookworm).
 
+    The version and hashes come from padlab's lock (uv_pins), as every other package in the venv.
     A venv made without pip (see _create) runs pip straight from its wheel, as ensurepip would
     have installed it; a platform with no uv wheel gets pip installed for Jupyter instead.
     """
@@ -258,11 +259,39 @@ def uv_in_venv(venv: str, as_owner: list[str]) -> str | None:
     if not os.access(uv, os.X_OK):
         wheel = None if os.path.exists(os.path.join(venv, "bin", "pip")) else pip_wheel()
         run_pip = [python_in(venv), os.path.join(wheel, "pip")] if wheel else [python_in(venv), "-m", "pip"]
-        pip = run_pip + ["install", "--quiet", "--disable-pip-version-check", "uv"]
-        if subprocess.run(as_owner + pip, capture_output=True).returncode != 0:
+        pip = run_pip + [
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--only-binary",
+            ":all:",
+        ]
+        pinned = subprocess.run(
+            as_owner + pip + ["--require-hashes", "-r", "/dev/stdin"],
+            input=uv_pins(lock_text()).encode(),
+            capture_output=True,
+        )
+        if pinned.returncode != 0:
             _ensure_pip(venv, as_owner)
             return None  # no uv wheel for this platform: pip installs Jupyter instead
     return uv
+
+
+def uv_pins(lock: str) -> str:
+    """uv's requirement in the lock, with its hashes (the lines from `uv==` to the next package)."""
+    out: list = []
+    for line in lock.splitlines():
+        if line[:1].isalnum():
+            if out:
+                break
+            if line.startswith("uv=="):
+                out.append(line)
+        elif out:
+            out.append(line)
+    if not out:
+        raise BoxError("padlab's lock %s names no uv" % LOCK, "reinstall padlab")
+    return "\n".join(out) + "\n"
 
 
 def pip_wheel() -> str | None:

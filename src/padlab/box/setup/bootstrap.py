@@ -12,14 +12,18 @@ import hashlib
 import json
 import os
 import socket
+import stat
 import subprocess
+import sys
+import threading
+from typing import Any, Callable
 
 from .. import account, service, venv
 from ..context import Context
 from ..net import ports
 from ..report import BoxError, Report
 from ..service import Layout
-from ..system import Host, expand_user, primary_address
+from ..system import PROGRAM_DIR, ROOT_DIR, Host, expand_user, primary_address
 from . import acme_setup, fingerprint, jupyter, tls
 
 CHECK_SNIPPET = (
@@ -33,6 +37,7 @@ def up(ctx: Context) -> None:
     kind = service.choose(host, layout)
     quick = kind == "systemd" and layout.system  # remote boxes: the fingerprint covers what systemd runs
     if quick and not req["check"] and req["password"] is None and req["cert_pem"] is None:
+        # Its root shell is the sudo check here: where sudo fails, the record reads empty and every step runs.
         kept = fingerprint.unchanged(host, layout, req, ctx.program)
         if kept is not None:
             report.step(
@@ -40,9 +45,10 @@ def up(ctx: Context) -> None:
             )
             for warning in kept.get("warnings") or []:
                 report.warn(warning)
-            report.data.update(workstation_facts(host, layout, kind))
+            report.data.update(workstation_facts(host, layout, kind, enabled=kept.get("enabled")))
             report.data["tls"] = kept.get("tls")  # which certificate serves, as the full run found
             return
+    host.check_sudo()
     _setup(ctx, kind)
     if quick and "needs_cert" not in report.data:  # a first pass stops at TLS: not a finished run
         fingerprint.remember(host, layout, req, ctx.program, report.warnings, report.data.get("tls"))
@@ -50,13 +56,6 @@ def up(ctx: Context) -> None:
 
 def _setup(ctx: Context, kind: str) -> None:
     """Every step of `up`, in order; each changes only what differs from what it wants."""
-    # Imported here: a no-op `up` (above) never compiles them.
-    from ..autostop import agent_setup
-    from ..files import files
-    from ..kernels import kernels
-    from ..net import firewall, mosh
-    from . import boot, clone, health
-
     req, report, host, layout = ctx.req, ctx.report, ctx.host, ctx.layout
     account.ensure(host, layout.user, report)
     account.adopt(host, layout, req["root_dir"], report)
@@ -70,6 +69,65 @@ def _setup(ctx: Context, kind: str) -> None:
     host.makedirs(layout.jupyter_dir, mode=0o700, owner=layout.user, root=layout.system)
     report.step("box-program", host.write(layout.lib, ctx.program, owner=layout.user, root=layout.system))
 
+    # What needs nothing from Jupyter's venv runs in a thread while the venv installs (mostly a wait
+    # on the network); joined before Jupyter starts, and before any return or raise.
+    side = Alongside(report, lambda aside: _alongside(ctx, kind, aside))
+    try:
+        _main_steps(ctx, kind, side)
+    finally:
+        side.thread.join()
+
+
+def _alongside(ctx: Context, kind: str, report: Report) -> bool:
+    """The compiled program, the unit, mosh, rsync and the firewall; returns whether the unit changed."""
+    from ..files import files
+    from ..net import firewall, mosh
+
+    req, host, layout = ctx.req, ctx.host, ctx.layout
+    if layout.system and ctx.program:
+        report.step("compiled-program", compiled_program(host, ctx.program))
+    unit_changed = service.install(host, layout, kind, report)
+    if req["mosh"] is not None:
+        mosh.ensure(host, req["mosh"], report)
+    if req["rsync"] is not None:
+        files.ensure_rsync(host, report)
+    if req["firewall"] is not None:
+        firewall.ensure(host, req, ctx.program, report)
+    return unit_changed
+
+
+class Alongside:
+    """Steps run in a thread beside the main ones, with a report of their own (Report.aside)."""
+
+    def __init__(self, report: Report, work: Callable[[Report], Any]) -> None:
+        self.main, self.report = report, report.aside()
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(work,))
+        self.thread.start()
+
+    def _run(self, work: Callable[[Report], Any]) -> None:
+        try:
+            self.result = work(self.report)
+        except BaseException as exc:  # noqa: BLE001 (raised in the main thread, by wait())
+            self.error = exc
+
+    def wait(self) -> Any:
+        """Join, add its steps to the main report, raise what it raised, else return what it returned."""
+        self.thread.join()
+        self.main.merge(self.report)
+        self.report = Report()  # merged once
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def _main_steps(ctx: Context, kind: str, side: Alongside) -> None:
+    from ..autostop import agent_setup
+    from ..kernels import kernels
+    from . import boot, clone, health
+
+    req, report, host, layout = ctx.req, ctx.report, ctx.host, ctx.layout
     env_changed = venv.ensure(
         host, layout.venv, report, layout.user, layout.system, req["packages"], req["uv_cache"]
     )
@@ -93,9 +151,14 @@ def _setup(ctx: Context, kind: str) -> None:
         sans = req["cert_sans"] if req["cert_pem"] and req["cert_sans"] else None
         sans = sans or tls.wanted_names(req["extra_sans"])
         result = tls.check(host, layout, req["ca_pem"], sans, req["cert_pem"])
-        if result["status"] == "need":
+        if result["status"] == "need" and req["answers"]:  # the client signs it now, in this same call
+            signed = report.ask("sign", csr=result["csr"], sans=sans).get("cert_pem")
+            if isinstance(signed, str) and signed:
+                result = tls.check(host, layout, req["ca_pem"], sans, signed)
+        if result["status"] == "need":  # a second call carries on with the signed certificate
             report.step("tls", True, "new key" if result["key_new"] else result["reason"])
             report.data.update(needs_cert={"csr": result["csr"], "sans": sans, "reason": result["reason"]})
+            side.wait()
             return
         cert_changed = result["origin"] == "new" and host.write(
             layout.cert, result["pem"], mode=0o644, owner=layout.user, root=layout.system
@@ -133,7 +196,7 @@ def _setup(ctx: Context, kind: str) -> None:
     launcher_changed = host.write(
         layout.launcher, service.launcher_script(layout), mode=0o755, owner=layout.user, root=layout.system
     )
-    unit_changed = service.install(host, layout, kind, report)
+    unit_changed = side.wait()
     agent_changed = agent_setup.prepare_jupyter(host, layout, report)
 
     running = service.read_pid(host, layout) is not None
@@ -158,13 +221,10 @@ def _setup(ctx: Context, kind: str) -> None:
     report.step(
         "jupyter-running", acted, "restarted" if acted and running else ("started" if acted else "running")
     )
-    # Optional steps, asked for by remote providers only; while Jupyter starts (~2 s), not after.
-    if req["mosh"] is not None:
-        mosh.ensure(host, req["mosh"], report)
-    if req["rsync"] is not None:
-        files.ensure_rsync(host, report)
-    if req["firewall"] is not None:
-        firewall.ensure(host, req, ctx.program, report)
+    # While Jupyter starts (~2 s), not after.
+    agent_setup.install(host, layout, req, ctx.program, kind, report)
+    if req["boot"] is not None:
+        boot.save(host, req, ctx.program, report)
     report.stage("waiting for Jupyter to answer over HTTPS")
     waited = health.wait_ready(
         port,
@@ -174,11 +234,59 @@ def _setup(ctx: Context, kind: str) -> None:
         pin=cert_sha256(host, layout) if pem else None,
     )
     report.step("jupyter-answers", False, "its HTTPS login page answered in %.2f s" % waited)
-    agent_setup.install(host, layout, req, ctx.program, kind, report)
-    if req["boot"] is not None:
-        boot.save(host, req, ctx.program, report)
     report.data.update(workstation_facts(host, layout, kind))
     report.data["tls"] = public  # with the reason when padlab's CA serves
+
+
+def compiled_program(host: Host, program: bytes) -> bool:
+    """Root's copy of the program with each module's bytecode, for this box's python3 (PROGRAM_DIR/
+    SHA256-TAG.pyz): transport.LOADER imports it instead of compiling the zip's sources on each call
+    (half the time of a no-op `up`). Named by the program's hash; the loader uses it only when root
+    owns it and every folder above it, so no one else can plant code there. Returns whether it wrote it."""
+    tag = sys.implementation.cache_tag
+    if not tag:
+        return False
+    path = os.path.join(PROGRAM_DIR, "%s-%s.pyz" % (hashlib.sha256(program).hexdigest(), tag))
+    try:
+        st = os.lstat(path)
+        if stat.S_ISREG(st.st_mode) and st.st_uid == 0 and not st.st_mode & 0o022:
+            host.touched.append(path)  # the fingerprint notices it gone: the next `up` makes it again
+            return False
+    except OSError:
+        pass
+    host.makedirs(ROOT_DIR, mode=0o755, root=True)
+    host.makedirs(PROGRAM_DIR, mode=0o755, root=True)
+    host.write(path, with_bytecode(program, path), mode=0o644, root=True)
+    # Other versions' copies, a week on: a second client of another padlab version keeps its own meanwhile.
+    keep = ["!", "-name", os.path.basename(path)]
+    host.run(
+        ["find", PROGRAM_DIR, "-maxdepth", "1", "-name", "*.pyz", *keep, "-mtime", "+7", "-delete"],
+        root=True,
+        check=False,
+    )
+    return True
+
+
+def with_bytecode(program: bytes, where: str) -> bytes:
+    """The program's zip plus, beside each module, its bytecode as an unchecked hash-based .pyc
+    (PEP 552): zipimport loads it as it is, without reading the source (kept for tracebacks)."""
+    import importlib.util
+    import io
+    import marshal
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(program)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            dst.writestr(info, data)
+            if info.filename.endswith(".py"):
+                code = compile(data, os.path.join(where, info.filename), "exec", dont_inherit=True)
+                header = importlib.util.MAGIC_NUMBER + b"\x01\x00\x00\x00" + importlib.util.source_hash(data)
+                pyc = zipfile.ZipInfo(info.filename + "c", date_time=info.date_time)
+                pyc.external_attr = info.external_attr
+                dst.writestr(pyc, header + marshal.dumps(code))
+    return out.getvalue()
 
 
 def _password_hash(host: Host, layout: Layout, password: str | None, report: Report) -> str:
@@ -224,10 +332,11 @@ def cert_sha256(host: Host, layout: Layout) -> str | None:
     return hashlib.sha256(base64.b64decode(body)).hexdigest()
 
 
-def workstation_facts(host: Host, layout: Layout, kind: str) -> dict:
-    """What every report carries about the workstation (the agent's view is agent_setup.facts)."""
+def workstation_facts(host: Host, layout: Layout, kind: str, enabled: bool | None = None) -> dict:
+    """What every report carries about the workstation (the agent's view is agent_setup.facts);
+    ``enabled``: whether the unit starts at boot, where the caller has just asked systemd."""
     return {
-        "service": service.status(host, layout, kind),
+        "service": service.status(host, layout, kind, enabled),
         "cert_sha256": cert_sha256(host, layout),
         "hostname": socket.gethostname(),
         "primary_address": primary_address(),

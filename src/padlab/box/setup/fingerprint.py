@@ -27,11 +27,11 @@ import subprocess
 import time
 
 from ..service import Layout, read_pid
-from ..system import ROOT_DIR, Host, sha256
+from ..system import IP_ADDR, ROOT_DIR, Host, sha256
 from . import acme_setup, tls
 
 # What changes between two identical `up`s, or is compared apart: the money times move with the clock.
-VOLATILE = ("password", "cert_pem", "check")
+VOLATILE = ("password", "cert_pem", "check", "answers")
 MONEY_TIMES = ("deadline_at", "budget_warn_at")
 MONEY_SLACK_S = 120.0  # a deadline recomputed a little later is the same deadline
 
@@ -73,28 +73,47 @@ def _stat(path: str) -> list:
 
 
 def _listening(req: dict) -> bool:
+    """Whether Jupyter's port takes a connection. A plain socket, not create_connection: its name lookup
+    alone (the idna codec) costs a no-op `up` 3 ms, and the address is one already."""
     host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(req["listen"], req["listen"])
     try:
-        with socket.create_connection((host, int(req["port"])), timeout=1.0):
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(1.0)
+            sock.connect((host, int(req["port"])))
             return True
     except OSError:
         return False
 
 
-def _gather(host: Host, layout: Layout, req: dict) -> tuple:
-    """(the saved record, a hash of the units' states and the firewall's live rules), from two commands
-    run side by side: systemctl, and one root shell that reads the record (root's alone: it hashes a
-    request that may carry tokens) and lists the rules (stateless: no counters)."""
+def _start(host: Host, layout: Layout, req: dict) -> list:
+    """Two commands, started side by side while the rest is computed: systemctl (the units' states),
+    and one root shell that reads the record (root's alone: it hashes a request that may carry
+    tokens) and lists the firewall's rules (stateless: no counters). Without working sudo the
+    shell fails, the record reads empty and `up` runs every step (which says why sudo failed)."""
     show = ["systemctl", "show", "-p", "Id,ActiveState,UnitFileState,FragmentPath"] + units(layout)
     script = "cat %s 2>/dev/null; printf '\\0'" % shlex.quote(record_path(layout))
     if req["firewall"] is not None and (shutil.which("nft") or os.path.exists("/usr/sbin/nft")):
         script += "; nft -s -j list ruleset"
     root = (["sudo", "-n", "--"] if host.sudo else []) + ["sh", "-c", script]
-    procs = [subprocess.Popen(a, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) for a in (show, root)]
-    (units_out, _), (root_out, _) = (p.communicate() for p in procs)
+    argvs = [show, root] + ([IP_ADDR] if shutil.which("ip") else [])  # the box's addresses, for _parts
+    return [subprocess.Popen(a, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) for a in argvs]
+
+
+def _finish(procs: list) -> tuple:
+    """(the saved record, a hash of the units' states and the firewall's live rules, systemctl's words)."""
+    (units_out, _), (root_out, _) = (p.communicate() for p in procs[:2])
     record, _, rules = root_out.partition(b"\0")
     codes = b"%d %d" % (procs[0].returncode, procs[1].returncode)
-    return record, sha256(units_out + b"\0" + rules + b"\0" + codes)
+    return record, sha256(units_out + b"\0" + rules + b"\0" + codes), units_out
+
+
+def enabled(units_out: bytes, unit: str) -> bool | None:
+    """Whether systemctl show's block for `unit` says it starts at boot (service.status's `enabled`)."""
+    for block in units_out.decode(errors="replace").split("\n\n"):
+        props = dict(line.partition("=")[::2] for line in block.splitlines())
+        if props.get("Id") == unit:
+            return props.get("UnitFileState") == "enabled"
+    return None
 
 
 def _discovery_dirs(layout: Layout) -> list:
@@ -165,21 +184,18 @@ def _clone_there(layout: Layout, req: dict) -> bool | None:
         return False
 
 
-def compute(host: Host, layout: Layout, req: dict, program: bytes, paths: list, root: str) -> dict:
-    """The fingerprint of what `up` would check now (``root``: _gather's hash), and the money times apart."""
-    req_hash, times = _request_part(req)
+def _parts(host: Host, layout: Layout, req: dict, program: bytes, procs: list) -> dict:
+    """What the fingerprint covers besides the files and _finish's hash: computed while those run."""
     pid = read_pid(host, layout)
-    sans = tls.wanted_names(req["extra_sans"])
+    ip_out = procs[2].communicate()[0].decode(errors="replace") if procs[2:] else None
+    sans = tls.wanted_names(req["extra_sans"], ip_out)
     client = (os.environ.get("SSH_CONNECTION") or "").split()
-    parts = {
-        "request": req_hash,
+    return {
         "program": sha256(program),
         "client": [client[0], client[3]] if len(client) == 4 else None,  # allow_from auto, ssh's port
-        "files": [_stat(p) for p in paths],
         # Alive and listening, not which PID: a reboot or systemd's restart needs no full run.
         "jupyter": [pid is not None, pid is not None and _listening(req)],
         "tls": tls.current_ok(host, layout, req["ca_pem"], sans) is not None,
-        "root": root,
         "discovery": _discovery_dirs(layout),
         "tools": [shutil.which(t) for t in ("mosh-server", "rsync", "python3")],
         "clone": _clone_there(layout, req),
@@ -187,19 +203,28 @@ def compute(host: Host, layout: Layout, req: dict, program: bytes, paths: list, 
         "acme_venv": _packages(acme_setup.Paths(layout.name).venv),
         "kernelspecs": _kernelspecs(layout),
     }
-    return {"fp": sha256(json.dumps(parts, sort_keys=True, default=str)), "times": times, "paths": paths}
+
+
+def compute(req: dict, parts: dict, paths: list, root: str) -> dict:
+    """The fingerprint of what `up` would check now (``root``: _finish's hash), and the money times apart."""
+    req_hash, times = _request_part(req)
+    whole = dict(parts, request=req_hash, files=[_stat(p) for p in paths], root=root)
+    return {"fp": sha256(json.dumps(whole, sort_keys=True, default=str)), "times": times, "paths": paths}
 
 
 def unchanged(host: Host, layout: Layout, req: dict, program: bytes) -> dict | None:
-    """The last full run's record when nothing it checked changed since, else None."""
-    raw, root = _gather(host, layout, req)
+    """The last full run's record when nothing it checked changed since, else None. The returned
+    record also says whether Jupyter's unit is enabled (``enabled``), as systemctl showed it."""
+    procs = _start(host, layout, req)
+    parts = _parts(host, layout, req, program, procs)
+    raw, root, units_out = _finish(procs)
     try:
         kept = json.loads(raw or b"{}")
     except ValueError:
         return None
     if not isinstance(kept, dict) or not kept.get("fp") or not isinstance(kept.get("paths"), list):
         return None
-    now = compute(host, layout, req, program, [str(p) for p in kept["paths"]], root)
+    now = compute(req, parts, [str(p) for p in kept["paths"]], root)
     if now["fp"] != kept["fp"]:
         return None
     for key, value in now["times"].items():
@@ -208,6 +233,7 @@ def unchanged(host: Host, layout: Layout, req: dict, program: bytes) -> dict | N
             return None
         if value is not None and abs(float(value) - float(old)) > MONEY_SLACK_S:
             return None
+    kept["enabled"] = enabled(units_out, layout.unit)
     return kept
 
 
@@ -217,6 +243,8 @@ def remember(
     """After a full run: save its fingerprint, over every path the run wrote or made, with what a
     no-op `up` must still report (its warnings, which certificate serves)."""
     paths = sorted(set(host.touched) - {record_path(layout)})
-    record = compute(host, layout, req, program, paths, _gather(host, layout, req)[1])
+    procs = _start(host, layout, req)
+    parts = _parts(host, layout, req, program, procs)
+    record = compute(req, parts, paths, _finish(procs)[1])
     record.update(warnings=list(warnings), tls=tls_facts, at=time.time())
     host.write(record_path(layout), json.dumps(record, sort_keys=True) + "\n", mode=0o600, root=layout.system)

@@ -13,9 +13,10 @@ from ..service import Layout
 from ..system import Host, addresses, sha256
 
 
-def wanted_names(extra: list) -> list:
-    """Every address a user may type: box IPs, the client's name for it, hostname, loopback."""
-    names = list(extra) + addresses() + [socket.gethostname(), "localhost", "127.0.0.1", "::1"]
+def wanted_names(extra: list, ip_out: str | None = None) -> list:
+    """Every address a user may type: box IPs, the client's name for it, hostname, loopback
+    (``ip_out``: system.addresses's)."""
+    names = list(extra) + addresses(ip_out) + [socket.gethostname(), "localhost", "127.0.0.1", "::1"]
     return list(dict.fromkeys(n for n in names if n))
 
 
