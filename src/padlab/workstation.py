@@ -167,7 +167,7 @@ def set_up_box(
     on_stage: Progress,
 ) -> dict[str, Any]:
     """4. One request to the box program, which answers at once when nothing changed since its last
-    full run (``check`` runs every step anyway); a second pass when its certificate needs signing."""
+    full run (``check`` runs every step anyway); padlab's CA signs a new key's CSR when it asks."""
     req = request_for(profile, provider, "up", machine, budget)
     req["check"] = check
     req["answers"] = True  # the box asks for its certificate's signature within this call
@@ -184,23 +184,11 @@ def set_up_box(
 
     on_stage("setting up the box")
     report = transport.call(req, on_event)
-    acme_seconds = report.get("acme_seconds")  # the first pass's: the second only reads
-    if "needs_cert" in report:
-        on_stage("signing the box's certificate with padlab's CA")
-        need = report["needs_cert"]
-        req["cert_pem"] = tls.sign_csr(need["csr"], need["sans"])
-        req["cert_sans"] = need["sans"]
-        first = report["steps"]
-        report = transport.call(req, on_event)
-        if "needs_cert" in report:  # never a card for a certificate Jupyter does not serve
-            why = report["needs_cert"]["reason"]
-            raise PadlabError(
-                f"the box refused the certificate padlab's CA signed for it: {why}",
-                "run `padlab up` again",
-            )
-        # The first pass stopped at the TLS step; the second carries on from there.
-        report["steps"] = _before_tls(first) + report["steps"][len(_before_tls(report["steps"])) :]
-    report["acme_seconds"] = acme_seconds
+    if "needs_cert" in report:  # never a card for a certificate Jupyter does not serve
+        raise PadlabError(
+            f"the box's certificate was not signed: {report['needs_cert']['reason']}",
+            "run `padlab up` again",
+        )
     report["deadline_at"] = req["autostop"].get("deadline_at")
     report["deadline_why"] = req["autostop"].get("deadline_why")
     return report
@@ -247,13 +235,8 @@ def up_card(
         "over_budget": budget.over_budget,
     }
     out["password_kept"] = bool(report.get("password_kept"))
-    out["acme_seconds"] = report["acme_seconds"]  # what this `up` spent getting a public certificate
+    out["acme_seconds"] = report.get("acme_seconds")  # what this `up` spent getting a public certificate
     return out
-
-
-def _before_tls(steps: list[dict]) -> list[dict]:
-    names = [s["name"] for s in steps]
-    return steps[: names.index("tls")] if "tls" in names else steps
 
 
 def needs_password(profile: Profile) -> bool:

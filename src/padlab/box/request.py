@@ -116,8 +116,6 @@ FIELDS = {
     "alerts": Field((dict, NONE), None, ALERTS),  # the agent's own alerts (up, autostop)
     # -- up and passwd ----------------------------------------------------------------------
     "ca_pem": Field((str, NONE)),
-    "cert_pem": Field((str, NONE)),  # the second pass of `up`: the certificate padlab's CA signed
-    "cert_sans": Field((list, NONE)),  # ... and the names it was signed for: the first pass's read
     "password": Field((str, NONE)),
     "packages": Field(list, []),  # extra packages for Jupyter's venv
     "uv_cache": Field((str, NONE)),  # up: uv's cache dir (a container's volume); None: uv's default

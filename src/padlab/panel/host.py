@@ -312,7 +312,7 @@ def _tls(mode: str, directory: str | None, ca: str | None, address: str, report:
     layout = Layout(ACME_NAME, PREFIX, PREFIX, PANEL_USER, True)
     from padlab.box.system import Host
 
-    out = acme_setup.ensure(Host(sudo=False), layout, {"acme": fields, "cert_pem": None},
+    out = acme_setup.ensure(Host(sudo=False), layout, {"acme": fields},
                             transport.program(), report)  # fmt: skip
     if out.get("kind") == "public":
         return {"public_cert": out["pem"], "line": acme.summary(out), "served": True}

@@ -86,7 +86,7 @@ WantedBy=timers.target
 
 def ensure(host: Host, layout: Layout, req: dict, program: bytes, report: Report) -> dict:
     """{"kind": "public", "pem", ...} when Jupyter can serve a public certificate, else
-    {"kind": "padlab-ca", "reason"}. The second pass of `up` (cert_pem set) only reads."""
+    {"kind": "padlab-ca", "reason"}."""
     spec = req["acme"]
     where = Paths(layout.name)
     if spec is None:
@@ -98,22 +98,20 @@ def ensure(host: Host, layout: Layout, req: dict, program: bytes, report: Report
         return _fallback("padlab has no root on this box, and the ACME challenge needs port 80")
     if not has_systemd():
         return _fallback("the box has no systemd to renew a 160-hour certificate")
-    if req["cert_pem"] is None:
-        t0 = time.monotonic()
-        problem = _install(host, where, layout, req, program, report)
-        if problem:
-            return _fallback(problem)
-        before = host.read(where.cert)
-        report.stage("getting a certificate for %s from %s" % (spec["ip"], spec["directory"]))
-        proc = host.run(
-            [where.python, "-I", where.runner, layout.name], root=True, check=False, timeout=RUN_TIMEOUT_S
-        )
-        if proc.returncode not in (0, 1):
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-            return _fallback("the ACME client failed: %s" % tail[0][:300])
-        report.data["acme_seconds"] = round(time.monotonic() - t0, 1)
-        return dict(facts(host, layout.name, spec["ip"]), new=host.read(where.cert) != before)
-    return facts(host, layout.name, spec["ip"])
+    t0 = time.monotonic()
+    problem = _install(host, where, layout, req, program, report)
+    if problem:
+        return _fallback(problem)
+    before = host.read(where.cert)
+    report.stage("getting a certificate for %s from %s" % (spec["ip"], spec["directory"]))
+    proc = host.run(
+        [where.python, "-I", where.runner, layout.name], root=True, check=False, timeout=RUN_TIMEOUT_S
+    )
+    if proc.returncode not in (0, 1):
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        return _fallback("the ACME client failed: %s" % tail[0][:300])
+    report.data["acme_seconds"] = round(time.monotonic() - t0, 1)
+    return dict(facts(host, layout.name, spec["ip"]), new=host.read(where.cert) != before)
 
 
 def facts(host: Host, name: str, ip: str | None = None) -> dict:

@@ -32,7 +32,7 @@ COMMAND = (
     "sys.exit(run(json.load(open(d+'/%s')),open(p,'rb').read()))" % (PROGRAM, REQUEST)
 )
 # Left out of the saved request: secrets a later run does not need, and the one-time parts.
-DROPPED = ("password", "cert_pem")
+DROPPED = ("password", "answers", "check")
 
 
 def save(host: Host, req: dict, program: bytes, report: Report) -> None:

@@ -36,7 +36,7 @@ def up(ctx: Context) -> None:
     req, report, host, layout = ctx.req, ctx.report, ctx.host, ctx.layout
     kind = service.choose(host, layout)
     quick = kind == "systemd" and layout.system  # remote boxes: the fingerprint covers what systemd runs
-    if quick and not req["check"] and req["password"] is None and req["cert_pem"] is None:
+    if quick and not req["check"] and req["password"] is None:
         # Its root shell is the sudo check here: where sudo fails, the record reads empty and every step runs.
         kept = fingerprint.unchanged(host, layout, req, ctx.program)
         if kept is not None:
@@ -50,7 +50,7 @@ def up(ctx: Context) -> None:
             return
     host.check_sudo()
     _setup(ctx, kind)
-    if quick and "needs_cert" not in report.data:  # a first pass stops at TLS: not a finished run
+    if quick and "needs_cert" not in report.data:  # stopped at TLS: not a finished run
         fingerprint.remember(host, layout, req, ctx.program, report.warnings, report.data.get("tls"))
 
 
@@ -145,17 +145,15 @@ def _main_steps(ctx: Context, kind: str, side: Alongside) -> None:
             "public certificate for %s from %s" % (", ".join(public["ips"]), public["issuer"]),
         )
     else:
-        # The second pass checks the certificate against the names the first pass asked padlab's
-        # CA to sign: the box's addresses read again could differ (a network came or went in
-        # between) and refuse the certificate just signed; the next `up` sees any new address.
-        sans = req["cert_sans"] if req["cert_pem"] and req["cert_sans"] else None
-        sans = sans or tls.wanted_names(req["extra_sans"])
-        result = tls.check(host, layout, req["ca_pem"], sans, req["cert_pem"])
+        # The names are read once: the signed certificate is checked against the names it was
+        # signed for (the box's addresses read again could differ; the next `up` sees a new one).
+        sans = tls.wanted_names(req["extra_sans"])
+        result = tls.check(host, layout, req["ca_pem"], sans, None)
         if result["status"] == "need" and req["answers"]:  # the client signs it now, in this same call
             signed = report.ask("sign", csr=result["csr"], sans=sans).get("cert_pem")
             if isinstance(signed, str) and signed:
                 result = tls.check(host, layout, req["ca_pem"], sans, signed)
-        if result["status"] == "need":  # a second call carries on with the signed certificate
+        if result["status"] == "need":  # no client to sign it (a container's boot): `up` does
             report.step("tls", True, "new key" if result["key_new"] else result["reason"])
             report.data.update(needs_cert={"csr": result["csr"], "sans": sans, "reason": result["reason"]})
             side.wait()

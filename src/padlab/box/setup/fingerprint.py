@@ -31,7 +31,7 @@ from ..system import IP_ADDR, ROOT_DIR, Host, sha256
 from . import acme_setup, tls
 
 # What changes between two identical `up`s, or is compared apart: the money times move with the clock.
-VOLATILE = ("password", "cert_pem", "check", "answers")
+VOLATILE = ("password", "check", "answers")
 MONEY_TIMES = ("deadline_at", "budget_warn_at")
 MONEY_SLACK_S = 120.0  # a deadline recomputed a little later is the same deadline
 
