@@ -75,6 +75,14 @@ def test_a_file_the_run_wrote_changed_behind_its_back(box) -> None:
     assert unchanged(box) is None
 
 
+def test_what_differed_is_named(box) -> None:
+    """`up` reports which parts differed, so a full run nobody expected says why."""
+    Path(box["layout"].cert).write_text("CERT")
+    why: list = []
+    assert fingerprint.unchanged(box["host"], box["layout"], dict(box["req"], port=2), PROGRAM, why) is None
+    assert why == ["file " + box["layout"].cert, "request"]
+
+
 def test_another_request_or_program_runs_every_step(box) -> None:
     assert unchanged(box, dict(box["req"], port=2)) is None
     assert unchanged(box, program=b"another version") is None

@@ -42,9 +42,17 @@ def browser_home(tmp_path: Path, ca_file: str | None) -> Path:
     return home
 
 
-def launch(playwright, home: Path):
+STEADY = str(Path(__file__).with_name("chromium_steady.py"))
+
+
+def launch(playwright, home: Path, args: list[str] | None = None):
+    """Chromium (Debian's, else Playwright's) with HOME's trust store, deaf to the host's address changes:
+    the testbed adds and removes host veth addresses while other tests load pages (tests/chromium_steady.py)."""
+    real = CHROMIUM or playwright.chromium.executable_path
     return playwright.chromium.launch(
-        executable_path=CHROMIUM, args=FLAGS, env=dict(os.environ, HOME=str(home))
+        executable_path=STEADY,
+        args=FLAGS if args is None else args,
+        env=dict(os.environ, HOME=str(home), PADLAB_TEST_CHROMIUM=real),
     )
 
 

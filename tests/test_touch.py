@@ -20,7 +20,7 @@ import pytest
 
 from tests.helpers import PASSWORD
 from tests.panel.live import IPAD
-from tests.test_browser import CHROMIUM, FLAGS, browser_home
+from tests.test_browser import CHROMIUM, browser_home, launch
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM and not os.environ.get("CI"),
@@ -53,9 +53,7 @@ def lab(workstation, tmp_path_factory) -> Iterator[dict[str, Any]]:
         (root / f"{name}.ipynb").write_text(notebook(CODE))
     home = browser_home(tmp_path_factory.mktemp("touch"), workstation["card"]["ca_cert"])
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=FLAGS, env=dict(os.environ, HOME=str(home))
-        )
+        browser = launch(p, home)
         yield {"url": f"https://127.0.0.1:{workstation['port']}", "root": root, "browser": browser}
         browser.close()
 

@@ -54,7 +54,8 @@ def login_works(card: dict) -> bool:
 
 def test_a_second_up_answers_from_the_fingerprint_and_check_runs_every_step(box) -> None:
     again = padlab_json(box["home"], "up", "box")
-    assert names(again) == ["unchanged"] and again["changed"] is False
+    assert names(again) == ["unchanged"], again.get("fingerprint_changed")  # the parts that differed
+    assert again["changed"] is False
     assert again["cert_sha256"] == box["card"]["cert_sha256"]
     checked = padlab_json(box["home"], "up", "box", "--check")
     assert checked["changed"] is False, [s for s in checked["steps"] if s["changed"]]
@@ -67,6 +68,7 @@ def test_plain_up_starts_a_jupyter_that_died(box) -> None:
     machine.exec(["systemctl", "stop", UNIT])  # dead, and systemd will not bring it back
     assert machine.exec(["systemctl", "is-active", UNIT], check=False).stdout.strip() != "active"
     card = padlab_json(box["home"], "up", "box")
+    assert "jupyter" in card["fingerprint_changed"], card.get("fingerprint_changed")  # says why it ran
     running = {s["name"]: s for s in card["steps"]}["jupyter-running"]
     assert running["changed"] is True, card["steps"]
     assert machine.exec(["systemctl", "is-active", UNIT]).stdout.strip() == "active"

@@ -228,6 +228,8 @@ def up_card(
     out = card.build(profile, st)
     out["changed"] = any(s["changed"] for s in report["steps"])
     out["steps"] = report["steps"]
+    if report.get("fingerprint_changed"):  # why the box ran every step: the parts that differed
+        out["fingerprint_changed"] = report["fingerprint_changed"]
     out["budget"] = {
         "warnings": budget.warnings,
         "deadline_at": report["deadline_at"],

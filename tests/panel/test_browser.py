@@ -15,7 +15,7 @@ import pytest
 
 from tests.helpers import PASSWORD
 from tests.panel.live import IPAD, jupyter_log, panel_server, stopped_workstation
-from tests.test_browser import CHROMIUM, FLAGS, browser_home
+from tests.test_browser import CHROMIUM, browser_home, launch
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM and not os.environ.get("CI"),
@@ -89,9 +89,7 @@ def test_ipad_signs_in_starts_runs_code_and_stops(live, tmp_path):
 
     home = browser_home(tmp_path, live["ca"])
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=FLAGS, env=dict(os.environ, HOME=str(home))
-        )
+        browser = launch(p, home)
         context = ipad_context(browser)
         page = context.new_page()
         page.goto(live["url"] + "login")

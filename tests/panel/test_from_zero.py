@@ -24,7 +24,7 @@ from tests.fakes.testbed_backend import TestbedBackend
 from tests.helpers import PASSWORD
 from tests.panel.live import panel_server
 from tests.panel.test_browser import ipad_context, run_code_in_jupyterlab, shot
-from tests.test_browser import CHROMIUM, FLAGS, browser_home
+from tests.test_browser import CHROMIUM, browser_home, launch
 
 pytestmark = [
     pytest.mark.testbed,
@@ -79,9 +79,7 @@ def test_from_zero_an_ipad_makes_starts_uses_and_stops_a_cloud_workstation(
     browser_profile = browser_home(tmp_path, panel["ca"])
     t0 = time.monotonic()
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=FLAGS, env=dict(os.environ, HOME=str(browser_profile))
-        )
+        browser = launch(p, browser_profile)
         context = ipad_context(browser)
         page = context.new_page()
 

@@ -15,7 +15,7 @@ from tests.fakes import FakePaperspace, MemoryBackend
 from tests.helpers import PASSWORD, free_port, padlab
 from tests.panel.live import panel_server
 from tests.panel.test_browser import ipad_context, shot
-from tests.test_browser import CHROMIUM, FLAGS, browser_home
+from tests.test_browser import CHROMIUM, browser_home, launch
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM and not os.environ.get("CI"),
@@ -65,9 +65,7 @@ def test_every_setup_page_works_by_touch_at_ipad_size(live, fake_paperspace, tmp
     home = browser_home(tmp_path, live["ca"])
     url = live["url"]
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=FLAGS, env=dict(os.environ, HOME=str(home))
-        )
+        browser = launch(p, home)
         page = ipad_context(browser).new_page()
         page.goto(url + "login")
         page.get_by_label("Password").fill(PASSWORD)

@@ -17,7 +17,7 @@ from tests.panel.test_browser import ipad_context, shot
 from tests.panel.test_webkit import pytestmark as webkit_needs
 from tests.panel.test_webkit import webkit
 from tests.rangeserver import RangeServer
-from tests.test_browser import CHROMIUM, FLAGS, browser_home
+from tests.test_browser import CHROMIUM, browser_home, launch
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM and not os.environ.get("CI"),
@@ -43,7 +43,7 @@ def running(tmp_path_factory):
 
 def _signed_in_page(p, running, tmp_path):
     home = browser_home(tmp_path, running["ca"])
-    browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, env=dict(os.environ, HOME=str(home)))
+    browser = launch(p, home)
     page = ipad_context(browser).new_page()
     page.goto(running["url"] + "login")
     page.get_by_label("Password").fill(PASSWORD)

@@ -9,7 +9,7 @@ import pytest
 
 from tests.helpers import PASSWORD, free_port, padlab
 from tests.panel.live import IPAD, panel_server
-from tests.test_browser import CHROMIUM, FLAGS, browser_home
+from tests.test_browser import CHROMIUM, FLAGS, browser_home, launch
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM and not os.environ.get("CI"),
@@ -36,9 +36,7 @@ def test_register_a_passkey_then_sign_in_with_it(live, tmp_path):
     url = f"https://{NAME}:{live['port']}/"
     flags = [*FLAGS, f"--host-resolver-rules=MAP {NAME} 127.0.0.1"]
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=flags, env=dict(os.environ, HOME=str(home))
-        )
+        browser = launch(p, home, flags)
         context = browser.new_context(
             viewport={"width": IPAD["width"], "height": IPAD["height"]},
             has_touch=True,

@@ -38,7 +38,8 @@ def up(ctx: Context) -> None:
     quick = kind == "systemd" and layout.system  # remote boxes: the fingerprint covers what systemd runs
     if quick and not req["check"] and req["password"] is None:
         # Its root shell is the sudo check here: where sudo fails, the record reads empty and every step runs.
-        kept = fingerprint.unchanged(host, layout, req, ctx.program)
+        why: list = []
+        kept = fingerprint.unchanged(host, layout, req, ctx.program, why)
         if kept is not None:
             report.step(
                 "unchanged", False, "nothing to do: as the last full run left it (`up --check` runs all)"
@@ -48,6 +49,7 @@ def up(ctx: Context) -> None:
             report.data.update(workstation_facts(host, layout, kind, enabled=kept.get("enabled")))
             report.data["tls"] = kept.get("tls")  # which certificate serves, as the full run found
             return
+        report.data["fingerprint_changed"] = why  # which parts differed from the last full run's: why all run
     host.check_sudo()
     _setup(ctx, kind)
     if quick and "needs_cert" not in report.data:  # stopped at TLS: not a finished run

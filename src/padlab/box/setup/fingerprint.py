@@ -208,30 +208,57 @@ def _parts(host: Host, layout: Layout, req: dict, program: bytes, procs: list) -
 def compute(req: dict, parts: dict, paths: list, root: str) -> dict:
     """The fingerprint of what `up` would check now (``root``: _finish's hash), and the money times apart."""
     req_hash, times = _request_part(req)
-    whole = dict(parts, request=req_hash, files=[_stat(p) for p in paths], root=root)
-    return {"fp": sha256(json.dumps(whole, sort_keys=True, default=str)), "times": times, "paths": paths}
+    files = [_stat(p) for p in paths]
+    whole = dict(parts, request=req_hash, files=files, root=root)
+    # Each part's own hash (a file's by its path), so a full run can say which part differed.
+    each = {k: _short(v) for k, v in whole.items() if k != "files"}
+    each.update(("file " + p, _short(st)) for p, st in zip(paths, files))
+    return {
+        "fp": sha256(json.dumps(whole, sort_keys=True, default=str)),
+        "times": times,
+        "paths": paths,
+        "parts": each,
+    }
 
 
-def unchanged(host: Host, layout: Layout, req: dict, program: bytes) -> dict | None:
+def _short(value: object) -> str:
+    return sha256(json.dumps(value, sort_keys=True, default=str))[:16]
+
+
+def differing(kept: dict, now: dict) -> list:
+    """The names of the parts that differ between a saved record and now: why every step runs."""
+    old = kept.get("parts") if isinstance(kept.get("parts"), dict) else {}
+    new = now["parts"]
+    if not old:
+        return ["record"]  # one from before parts were kept
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k)) or ["record"]
+
+
+def unchanged(host: Host, layout: Layout, req: dict, program: bytes, why: list | None = None) -> dict | None:
     """The last full run's record when nothing it checked changed since, else None. The returned
-    record also says whether Jupyter's unit is enabled (``enabled``), as systemctl showed it."""
+    record also says whether Jupyter's unit is enabled (``enabled``), as systemctl showed it.
+    ``why``, when given, gets the names of the parts that differed (`up` reports them)."""
+    why = [] if why is None else why
     procs = _start(host, layout, req)
     parts = _parts(host, layout, req, program, procs)
     raw, root, units_out = _finish(procs)
     try:
         kept = json.loads(raw or b"{}")
     except ValueError:
-        return None
+        kept = None
     if not isinstance(kept, dict) or not kept.get("fp") or not isinstance(kept.get("paths"), list):
+        why.append("record")  # none, unreadable (no sudo) or not one
         return None
     now = compute(req, parts, [str(p) for p in kept["paths"]], root)
     if now["fp"] != kept["fp"]:
+        why += differing(kept, now)
         return None
     for key, value in now["times"].items():
         old = (kept.get("times") or {}).get(key)
-        if (value is None) != (old is None):
-            return None
-        if value is not None and abs(float(value) - float(old)) > MONEY_SLACK_S:
+        if (value is None) != (old is None) or (
+            value is not None and abs(float(value) - float(old)) > MONEY_SLACK_S
+        ):
+            why.append(key)
             return None
     kept["enabled"] = enabled(units_out, layout.unit)
     return kept
