@@ -97,6 +97,8 @@ def test_runpod_stop_wipes_the_disk_and_the_volume_keeps_the_notebook(runpod, te
     assert (volume / "notebooks" / NOTEBOOK).is_file()  # on the volume, not the container disk
     assert (volume / ".padlab" / "opt" / "venv" / "bin" / "jupyter").exists()
     assert any((volume / ".padlab" / "opt" / "uv-cache").iterdir())  # uv's cache too
+    # uv from the lock, installed as the Jupyter user (not root), not pip's fallback
+    assert [s["detail"] for s in card["steps"] if s["name"] == "python-env"][0].endswith("with uv")
 
     padlab(home, "down", "pod", **ENV)
     status = padlab_json(home, "status", "pod", **ENV)

@@ -15,6 +15,7 @@ import pkgutil
 import shutil
 import subprocess
 import sys
+import tempfile
 from typing import NamedTuple
 
 from .report import BoxError, Report
@@ -267,11 +268,15 @@ def uv_in_venv(venv: str, as_owner: list[str]) -> str | None:
             "--only-binary",
             ":all:",
         ]
-        pinned = subprocess.run(
-            as_owner + pip + ["--require-hashes", "-r", "/dev/stdin"],
-            input=uv_pins(lock_text()).encode(),
-            capture_output=True,
-        )
+        # A file root owns that the owner can read: /dev/stdin is root's pipe, which another
+        # user cannot open again by its path (pip would fail there, and fall back to itself).
+        with tempfile.TemporaryDirectory(prefix="padlab-uv-") as folder:
+            os.chmod(folder, 0o755)
+            pins = os.path.join(folder, "uv.txt")
+            with open(pins, "w") as fh:
+                fh.write(uv_pins(lock_text()))
+            os.chmod(pins, 0o644)
+            pinned = subprocess.run(as_owner + pip + ["--require-hashes", "-r", pins], capture_output=True)
         if pinned.returncode != 0:
             _ensure_pip(venv, as_owner)
             return None  # no uv wheel for this platform: pip installs Jupyter instead
