@@ -122,6 +122,9 @@ def test_from_zero_an_ipad_makes_starts_uses_and_stops_a_cloud_workstation(
         browser = launch(p, browser_profile)
         context = ipad_context(browser)
         page = context.new_page()
+        said: list[str] = []  # the browser's console and failed requests, for a failure's message
+        page.on("console", lambda m: said.append(f"console {m.type}: {m.text}"))
+        page.on("requestfailed", lambda r: said.append(f"failed {r.url}: {r.failure}"))
 
         # 2. sign in
         page.goto(url)
@@ -160,7 +163,10 @@ def test_from_zero_an_ipad_makes_starts_uses_and_stops_a_cloud_workstation(
         jupyter_password = page.locator("[data-role=password]").inner_text().strip()
         assert len(jupyter_password) >= 12
         outcome = page.locator("[data-role=done], [data-role=error]")
-        expect(outcome).to_be_visible(timeout=FIRST_START_MS)
+        try:
+            expect(outcome).to_be_visible(timeout=FIRST_START_MS)
+        except AssertionError:
+            raise AssertionError("\n".join(said)) from None
         assert page.locator("[data-role=error]").count() == 0, page.locator("[data-role=error]").inner_text()
         expect(page.locator("[data-role=password]")).to_have_text(jupyter_password)  # still there to copy
         shot(page, tmp_path, "from-zero-started")
@@ -173,13 +179,13 @@ def test_from_zero_an_ipad_makes_starts_uses_and_stops_a_cloud_workstation(
         # the iPad downloads the profile and trusts it in Settings, then comes back.
         page.get_by_role("navigation").get_by_role("link", name="Trust padlab").tap()
         expect(page.get_by_role("link", name="Install the profile")).to_be_visible()
-        answer = context.request.get(url + "ca/padlab-ca.pem")
-        assert answer.ok, answer.status
+        pem = page.evaluate("fetch('/ca/padlab-ca.pem').then(r => r.text())")  # the browser's TLS
+        assert pem.startswith("-----BEGIN CERTIFICATE-----"), pem
         ca = tmp_path / "padlab-ca.pem"
-        ca.write_bytes(answer.body())
+        ca.write_text(pem)
         signed_in = context.storage_state()
         browser.close()
-        trust(browser_profile, ca, "padlab")
+        trust(browser_profile, ca, "padlab CA")
         browser = launch(p, browser_profile)
         context = ipad_context(browser, storage_state=signed_in)
         page = context.new_page()
