@@ -56,7 +56,7 @@ def checked_api_url(panel: Any, provider: str, value: str | None) -> str | None:
     if not value:
         return None
     url = value.rstrip("/")
-    if url == official_api_url(provider) or url in (panel.allow_api_urls or ()):
+    if url == official_api_url(provider) or url in (getattr(panel, "allow_api_urls", None) or ()):
         return url
     label = registry.PROVIDERS[provider].label
     raise PadlabError(
