@@ -202,8 +202,9 @@ class FakePaperspace(FakeServer):
         *,
         strict: bool = True,
         tls: bool = False,
+        host: str = "127.0.0.1",
     ) -> None:
-        super().__init__(tls=tls)
+        super().__init__(tls=tls, host=host)
         self.api_key = api_key
         self.backend: MachineBackend = backend if backend is not None else MemoryBackend()
         self.strict = strict

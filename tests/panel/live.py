@@ -60,13 +60,19 @@ def wait_listening(home: Path, port: int, proc: subprocess.Popen, timeout: float
 
 
 @contextlib.contextmanager
-def panel_server(ws: dict[str, Any], *names: str) -> Iterator[dict[str, Any]]:
-    """`padlab panel` in the foreground, as a user runs it; stopped (and its workstation) at the end."""
+def panel_server(
+    ws: dict[str, Any], *names: str, allow_api_urls: tuple[str, ...] = ()
+) -> Iterator[dict[str, Any]]:
+    """`padlab panel` in the foreground, as a user runs it; stopped (and its workstation) at the end.
+
+    allow_api_urls: a fake cloud's URL, which the panel otherwise refuses to send a key to."""
     home = ws["home"]
     port = free_port()
     argv = [sys.executable, "-m", "padlab", "panel", "--listen", "127.0.0.1", "--port", str(port)]
     for name in names:
         argv += ["--name", name]
+    for url in allow_api_urls:
+        argv += ["--allow-api-url", url]
     proc = subprocess.Popen(
         [*argv, "--password-stdin"],
         stdin=subprocess.PIPE,

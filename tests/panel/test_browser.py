@@ -33,7 +33,7 @@ def shot(page, tmp_path: Path, name: str) -> None:
         page.screenshot(path=str(Path(target) / f"panel-{name}.png"), full_page=True)
 
 
-def ipad_context(browser):
+def ipad_context(browser, **extra):
     return browser.new_context(
         viewport={"width": IPAD["width"], "height": IPAD["height"]},
         device_scale_factor=1,
@@ -41,6 +41,7 @@ def ipad_context(browser):
         has_touch=True,
         user_agent=IPAD["user_agent"],
         color_scheme="dark",
+        **extra,
     )
 
 

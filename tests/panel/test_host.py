@@ -32,6 +32,20 @@ def test_the_system_unit_runs_as_its_own_user_hardened_and_restarts_on_failure()
     assert "--name panel.example.org" in low
 
 
+def test_api_urls_the_admin_allows_are_in_the_root_owned_unit_and_checked(home) -> None:
+    """--allow-api-url reaches `padlab panel` only through the unit's command line (root's file)."""
+    from padlab.panel import host
+
+    text = host.unit_text("0.0.0.0", 8443, [], None, ["https://staging.example.org/v1"])
+    assert "--allow-api-url https://staging.example.org/v1" in text
+    line = one_line_error(
+        padlab(home, "panel", "install", "--system", "--allow-api-url", "ftp://x", check=False)
+    )
+    assert "--allow-api-url 'ftp://x' is not a URL" in line
+    line = one_line_error(padlab(home, "panel", "install", "--allow-api-url", "https://x", check=False))
+    assert "--system" in line
+
+
 def test_the_wheel_of_the_running_padlab_is_reproducible_and_complete() -> None:
     from padlab.panel import host
 

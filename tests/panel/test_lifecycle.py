@@ -26,8 +26,10 @@ def _post(client, path: str, data: dict, page: str = "/"):
 
 
 @pytest.fixture
-def fake_paperspace():
+def fake_paperspace(client):
+    """The fake, its URL allowed as the panel host's admin allows one (`--allow-api-url`)."""
     with FakePaperspace(api_key=PAPERSPACE_KEY, backend=MemoryBackend(boot_seconds=0.05)) as fake:
+        client.app.state.panel.allow_api_urls.append(fake.url)
         yield fake
 
 
@@ -264,3 +266,55 @@ def test_new_workstation_form_offers_the_providers_own_list_once_its_key_is_stor
         page = signed.get("/new/lambda").text
     assert "Prices: Lambda API (instance-types)" in page
     assert '<option value="gpu_8x_a100_80gb_sxm4" >gpu_8x_a100_80gb_sxm4 · $14.32/h</option>' in page
+
+
+def test_a_session_cannot_point_the_stored_key_at_another_api(signed, panel_home):
+    """The stored key goes only to the provider's own API or one the host's admin allowed:
+    a session that types another URL (its own server) is refused, and nothing is saved."""
+    from padlab import profiles
+    from padlab.providers import credentials
+
+    credentials.store("paperspace", PAPERSPACE_KEY)
+    with FakePaperspace(api_key="thief", backend=MemoryBackend()) as thief:
+        new = _post(signed, "/new/paperspace", {"name": "gpu", "api_url": thief.url})
+        assert new.status_code == 400, new.text
+        assert "only to Paperspace&#39;s own API" in new.text and "--allow-api-url" in new.text
+        assert "gpu" not in profiles.names()
+        check = _post(signed, "/keys/provider/paperspace", {"part0": "typed", "api_url": thief.url}, "/keys")
+        assert check.status_code == 400 and "--allow-api-url" in check.text
+        assert thief.requests == []
+        assert credentials.read_stored("paperspace").value == PAPERSPACE_KEY  # unchanged
+        official = _post(
+            signed, "/new/paperspace", {"name": "ps1", "api_url": "https://api.paperspace.com/v1/"}
+        )
+        assert official.status_code == 303
+        signed.app.state.panel.allow_api_urls = [thief.url]  # as `--allow-api-url` at install
+        allowed = _post(signed, "/new/paperspace", {"name": "ps2", "api_url": thief.url + "/"})
+        assert allowed.status_code == 303
+        assert profiles.load("ps2").options["api_url"] == thief.url
+
+
+def test_the_panel_makes_its_own_ssh_key_once_and_new_workstations_use_it(signed, panel_home):
+    """An iPad has no ssh key to give: the panel's own (ed25519, 0600, in its home), shown on
+    the Keys page to add in the provider's console, and the identity of what it creates."""
+    from padlab import paths, profiles
+    from padlab.providers import cloud
+
+    page = signed.get("/keys").text
+    key = paths.data_dir() / "panel" / "ssh" / "id_ed25519"
+    public = key.with_name("id_ed25519.pub").read_text().strip()
+    assert public.startswith("ssh-ed25519 ") and public in page
+    assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+    assert key.read_text().startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+    signed.get("/keys")
+    assert key.with_name("id_ed25519.pub").read_text().strip() == public  # made once
+
+    assert _post(signed, "/new/paperspace", {"name": "gpu"}).status_code == 303
+    profile = profiles.load("gpu")
+    assert profile.identity == str(key)
+    assert cloud.public_key(profile)[0] == public  # what DigitalOcean, Lambda, RunPod and AWS are given
+    other = panel_home / "my-key"
+    other.write_text(key.read_text())
+    typed = _post(signed, "/new/paperspace", {"name": "mine", "identity": str(other)})
+    assert typed.status_code == 303, typed.text
+    assert profiles.load("mine").identity == str(other)  # a typed key still wins

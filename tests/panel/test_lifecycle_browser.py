@@ -26,13 +26,13 @@ PS_KEY = "ps-browser-key-7c6b5a4d3e2f1"
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory):
+def live(tmp_path_factory, fake_paperspace):
     base = tmp_path_factory.mktemp("panel-lifecycle")
     home = base / "padlab-home"
     padlab(
         home, "init", "lab", "--provider", "local", "--port", str(free_port()), "--root-dir", str(base / "nb")
     )
-    with panel_server({"home": home}) as server:
+    with panel_server({"home": home}, allow_api_urls=(fake_paperspace.url,)) as server:
         yield server
 
 

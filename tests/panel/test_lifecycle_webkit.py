@@ -18,13 +18,19 @@ PS_KEY = "ps-webkit-key-0f1e2d3c4b5a"
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory):
+def fake():
+    with FakePaperspace(api_key=PS_KEY, backend=MemoryBackend()) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory, fake):
     base = tmp_path_factory.mktemp("panel-lifecycle-webkit")
     home = base / "padlab-home"
     padlab(
         home, "init", "lab", "--provider", "local", "--port", str(free_port()), "--root-dir", str(base / "nb")
     )
-    with panel_server({"home": home}) as server:
+    with panel_server({"home": home}, allow_api_urls=(fake.url,)) as server:
         yield server
 
 
@@ -46,14 +52,11 @@ def _button(driver, label: str):
     return driver.find_element(By.XPATH, f"//button[normalize-space()='{label}']")
 
 
-def test_webkit_sets_up_a_workstation_and_keys(live, tmp_path, monkeypatch):
+def test_webkit_sets_up_a_workstation_and_keys(live, fake, tmp_path, monkeypatch):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    with (
-        FakePaperspace(api_key=PS_KEY, backend=MemoryBackend()) as fake,
-        webkit(live["ca"], tmp_path) as driver,
-    ):
+    with webkit(live["ca"], tmp_path) as driver:
         url = live["url"]
         driver.get(url + "login")
         driver.find_element(By.ID, "password").send_keys(PASSWORD)

@@ -26,6 +26,14 @@ name_option = click.option(
     help="A DNS name the iPad uses for this machine (added to the certificate; passkeys need one).",
 )
 
+allow_api_url_option = click.option(
+    "--allow-api-url",
+    "allow_api_urls",
+    multiple=True,
+    metavar="URL",
+    help="An API URL besides each provider's own that the panel may send a stored key to (a staging API).",
+)
+
 
 def _set_password(password_stdin: bool, generate_password: bool, required: bool) -> None:
     """The first run sets the panel password; later runs keep it unless asked."""
@@ -49,6 +57,7 @@ def _set_password(password_stdin: bool, generate_password: bool, required: bool)
 @click.option(
     "--public-cert", hidden=True, help="Key and chain of a public certificate (the system service's)."
 )
+@allow_api_url_option
 @click.pass_context
 def panel(
     ctx: click.Context,
@@ -58,6 +67,7 @@ def panel(
     password_stdin: bool,
     generate_password: bool,
     public_cert: str | None,
+    allow_api_urls: tuple[str, ...],
 ) -> None:
     """Run the web control panel in the foreground: start, stop and connect from an iPad.
 
@@ -84,6 +94,7 @@ def panel(
     server.check_stack()
     _set_password(password_stdin, generate_password, required=not store.has_password())
     info = server.prepare(listen, port, list(names), public_cert)
+    info["allow_api_urls"] = _checked_urls(allow_api_urls)
     click.echo(f"padlab panel: {info['urls'][0]}")
     for url in info["urls"][1:]:
         click.echo(f"           also {url}")
@@ -225,6 +236,7 @@ def token_rotate(label: str) -> None:
 @click.option(
     "--new-password", is_flag=True, help="Make a new panel password and print it once (signs everyone out)."
 )
+@allow_api_url_option
 def install(
     listen: str,
     port: int,
@@ -237,6 +249,7 @@ def install(
     public_address: str | None,
     firewall: str,
     new_password: bool,
+    allow_api_urls: tuple[str, ...],
 ) -> None:
     """Run the panel as a service that starts at boot.
 
@@ -258,21 +271,33 @@ def install(
     from padlab import acme
 
     acme.check(tls, acme_directory, acme_ca)
+    urls = _checked_urls(allow_api_urls)
     if on:
         _install_on(
-            on, listen, port, names, tls, acme_directory, acme_ca, public_address, firewall, new_password
+            on,
+            listen,
+            port,
+            names,
+            tls,
+            acme_directory,
+            acme_ca,
+            public_address,
+            firewall,
+            new_password,
+            urls,
         )
         return
     if system:
         _install_system(
-            listen, port, names, tls, acme_directory, acme_ca, public_address, firewall, new_password
+            listen, port, names, tls, acme_directory, acme_ca, public_address, firewall, new_password, urls
         )
         return
-    if tls or acme_directory or acme_ca or public_address or new_password or firewall != "auto":
+    if tls or acme_directory or acme_ca or public_address or new_password or firewall != "auto" or urls:
         from padlab.errors import PadlabError
 
         raise PadlabError(
-            "--tls, --acme-*, --public-address, --firewall and --new-password are for a system service",
+            "--tls, --acme-*, --public-address, --firewall, --new-password and --allow-api-url "
+            "are for a system service",
             "add --system (as root) or --on PROFILE",
         )
     from padlab.panel import server, service
@@ -287,6 +312,15 @@ def install(
     click.echo(f"Installed {out['unit']}: {out['active']}, {boot}.")
 
 
+def _checked_urls(urls: tuple[str, ...]) -> list[str]:
+    from padlab.errors import PadlabError
+
+    for url in urls:
+        if not url.startswith(("https://", "http://")):
+            raise PadlabError(f"--allow-api-url {url!r} is not a URL", "give e.g. https://api.example.com/v1")
+    return [u.rstrip("/") for u in urls]
+
+
 def _install_system(
     listen: str,
     port: int,
@@ -297,13 +331,14 @@ def _install_system(
     public_address: str | None,
     firewall: str,
     new_password: bool,
+    allow_api_urls: list[str],
 ) -> None:
     from padlab import card
     from padlab.panel import host
 
     # No check_stack(): the service runs from its own venv, which gets the web stack from the lock.
     out = host.install_system(listen, port, list(names), tls or "auto", acme_directory, acme_ca,
-                              public_address, firewall == "on", new_password)  # fmt: skip
+                              public_address, firewall == "on", new_password, allow_api_urls)  # fmt: skip
     click.echo(f"padlab panel: {out['url']}")
     for url in out["urls"][1:]:
         click.echo(f"           also {url}")
@@ -331,6 +366,7 @@ def _install_on(
     public_address: str | None,
     firewall: str,
     new_password: bool,
+    allow_api_urls: list[str],
 ) -> None:
     """The profile's TLS choices are the default; the remote install prints the URL and password."""
     from padlab import profiles
@@ -351,6 +387,8 @@ def _install_on(
         args += ["--public-address", public_address]
     if new_password:
         args.append("--new-password")
+    for url in allow_api_urls:
+        args += ["--allow-api-url", url]
     host.install_on(profile, args, acme_ca)
 
 

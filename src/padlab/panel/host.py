@@ -216,10 +216,16 @@ def has_password() -> bool:
     return os.path.lexists(os.path.join(HOME, "panel", "password.json"))
 
 
-def unit_text(listen: str, port: int, names: list[str], public_cert: str | None) -> str:
+def unit_text(
+    listen: str, port: int, names: list[str], public_cert: str | None, allow_api_urls: list[str] | None = None
+) -> str:
+    """The unit, root's: the API URLs a session may send a stored key to are set here, out of the
+    panel's reach (the service user cannot write the unit)."""
     argv = [f"{VENV}/bin/python", "-I", "-m", "padlab", "panel", "--listen", listen, "--port", str(port)]
     for name in names:
         argv += ["--name", name]
+    for url in allow_api_urls or ():
+        argv += ["--allow-api-url", url]
     if public_cert:
         argv += ["--public-cert", public_cert]
     caps = "CAP_NET_BIND_SERVICE" if port < 1024 else ""
@@ -356,6 +362,7 @@ def install_system(
     public_address: str | None,
     firewall_on: bool,
     new_password: bool,
+    allow_api_urls: list[str] | None = None,
 ) -> dict[str, Any]:
     """Everything, as root, idempotent: venv, user, password (only the first time or when asked),
     firewall, certificate, unit; then waits until the panel answers."""
@@ -378,7 +385,7 @@ def install_system(
     address = choose_address(public_address)
     fw = _firewall(port, firewall_on, report)
     tls_out = _tls(tls, acme_directory, acme_ca, address, report)
-    text = unit_text(listen, port, names, tls_out["public_cert"])
+    text = unit_text(listen, port, names, tls_out["public_cert"], allow_api_urls)
     try:
         old = Path(UNIT_PATH).read_text()
     except OSError:

@@ -41,14 +41,47 @@ async def new_page(request: Request) -> Response:
     return render(request, "new.html", providers=choices)
 
 
-def _create(form: Any, provider: str) -> dict[str, Any]:
-    """Check everything (the budget too) before the profile is saved: nothing half-done."""
+def official_api_url(provider: str) -> str | None:
+    """The provider's public API (None: its SDK's own endpoint, AWS's)."""
+    from importlib import import_module
+
+    url = getattr(import_module(registry.PROVIDERS[provider].module), "DEFAULT_URL", None)
+    return str(url).rstrip("/") if url else None
+
+
+def checked_api_url(panel: Any, provider: str, value: str | None) -> str | None:
+    """A typed API URL, only where it is the provider's official one or one the panel host's admin
+    allowed (`padlab panel install --allow-api-url`): a session must not be able to make padlab
+    send the stored key to a server of its choosing."""
+    if not value:
+        return None
+    url = value.rstrip("/")
+    if url == official_api_url(provider) or url in (getattr(panel, "allow_api_urls", None) or ()):
+        return url
+    label = registry.PROVIDERS[provider].label
+    raise PadlabError(
+        f"the panel sends the {label} key only to {label}'s own API, not to {url}",
+        "leave the API URL empty; the panel host's admin can allow another one with "
+        "`padlab panel install --allow-api-url URL`",
+    )
+
+
+def _create(form: Any, provider: str, panel: Any = None) -> dict[str, Any]:
+    """Check everything (the budget too) before the profile is saved: nothing half-done.
+
+    No ssh key given: the panel's own (sshkey.py), made the first time it is needed."""
     from padlab import money, onboard
 
     budget = _field(form, "budget")
     amount = money.parse_amount(budget) if budget else None
     fields = {key: _field(form, key) for key in NEW_FIELDS}
     cloud = {key: _field(form, key) for key in CLOUD_FIELDS} if registry.PROVIDERS[provider].cloud else None
+    if cloud is not None:
+        cloud["api_url"] = checked_api_url(panel, provider, cloud.get("api_url"))
+    if not fields["identity"] and (cloud is not None or registry.PROVIDERS[provider].needs_host):
+        from padlab.panel import sshkey
+
+        fields["identity"], _ = sshkey.ensure()
     name = _field(form, "name")
     profile, _ = onboard.create_profile(name, provider, cloud=cloud, **fields)
     if amount is not None:
@@ -69,7 +102,7 @@ async def new_provider_page(request: Request) -> Response:
     if request.method == "POST":
         form = request.state.form
         try:
-            made = await run_in_threadpool(_create, form, provider)
+            made = await run_in_threadpool(_create, form, provider, panel_of(request))
         except PadlabError as exc:
             audit.record("new", client(request), ok=False, provider=provider, error=str(exc))
             values = {k: str(v) for k, v in form.items() if k != "csrf"}
@@ -92,10 +125,13 @@ async def new_provider_page(request: Request) -> Response:
 
 def _keys_context() -> dict[str, Any]:
     from padlab import onboard
+    from padlab.panel import sshkey
 
+    _, public = sshkey.ensure()
     return {
         "providers": [onboard.key_status(name) for name in registry.CLOUDS],
         "tokens": store.list_tokens(),
+        "ssh_public_key": public,
     }
 
 
@@ -124,7 +160,8 @@ async def provider_key(request: Request) -> Response:
         return error_page(request, 404, f"{provider!r} takes no API key", "pick a provider on /keys")
     parts = [str(form.get(f"part{i}", "")) for i in range(len(info.key_parts))]
     try:
-        await run_in_threadpool(onboard.store_key, provider, parts, _field(form, "api_url"))
+        api_url = checked_api_url(panel_of(request), provider, _field(form, "api_url"))
+        await run_in_threadpool(onboard.store_key, provider, parts, api_url)
     except PadlabError as exc:
         audit.record("provider-key", client(request), ok=False, provider=provider, error=str(exc))
         return await _keys(request, 400, error=exc, error_for=provider)

@@ -155,6 +155,7 @@ def serve(listen: str, port: int, info: dict[str, Any]) -> None:
                 port=port,
                 tls_line=info.get("tls_line"),
                 public_tls=info["ca_sha256"] is None,
+                allow_api_urls=info.get("allow_api_urls"),
             )
         ),
         host=listen,

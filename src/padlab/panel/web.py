@@ -43,8 +43,12 @@ class Panel:
         port: int | None = None,
         tls_line: str | None = None,
         public_tls: bool = False,
+        allow_api_urls: list[str] | None = None,
     ) -> None:
         self.names = names
+        # API URLs besides each provider's own that a session may send a stored key to: set by
+        # whoever starts the panel (the root-owned unit's --allow-api-url), never from the panel.
+        self.allow_api_urls = [u.rstrip("/") for u in allow_api_urls or ()]
         self.public_tls = public_tls  # serves a public certificate: makes no CA of its own for /ca
         self.port = port or 443
         self.workstations = Workstations() if cache_s is None else Workstations(cache_s)
