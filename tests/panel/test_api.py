@@ -105,3 +105,20 @@ def test_tokens_from_before_scopes_keep_start_and_stop_and_nothing_more(client, 
     }
     moved_in = client.post("/api/home/profiles", headers=headers, json={})
     assert moved_in.status_code == 403 and "needs admin" in moved_in.json()["error"]
+
+
+def test_a_moved_in_profile_cannot_point_the_stored_key_at_another_api(client, panel_home):
+    """The forms' rule holds for `padlab remote push` too: the key goes only to the provider's API."""
+    from padlab import profiles
+
+    token = padlab(panel_home, "panel", "token", "add", "mover", "--scope", "admin").stdout.strip()
+    bundle = {
+        "format": 1,
+        "name": "elsewhere",
+        "move_id": "m1",
+        "profile": {"provider": "paperspace", "options": {"api_url": "https://keys.example.net/api/v1"}},
+    }
+    moved = client.post("/api/home/profiles", headers={"Authorization": f"Bearer {token}"}, json=bundle)
+    assert moved.status_code == 409, moved.text  # refused, as the panel answers any PadlabError here
+    assert "only to Paperspace's own API" in moved.json()["error"]
+    assert not profiles.exists("elsewhere")

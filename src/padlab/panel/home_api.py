@@ -256,6 +256,7 @@ async def take_in(request: Request) -> Response:
 
     try:
         body = await _body(request)
+        _moved_api_url(request, body)
         result = await run_in_threadpool(moves.take_in, body)
     except PadlabError as exc:
         audit.record(
@@ -264,6 +265,20 @@ async def take_in(request: Request) -> Response:
         return _error(exc)
     audit.record("profile-in", client(request), workstation=result["name"], token=request.state.token_label)
     return JSONResponse(result)
+
+
+def _moved_api_url(request: Request, bundle: Any) -> None:
+    """A moved-in profile's API URL passes the panel's forms' rule: the stored key goes only to the
+    provider's own API or one the host's admin allowed (lifecycle.checked_api_url)."""
+    from padlab import registry
+    from padlab.panel.lifecycle import checked_api_url
+
+    profile = bundle.get("profile") if isinstance(bundle, dict) else None
+    options = profile.get("options") if isinstance(profile, dict) else None
+    provider = profile.get("provider") if isinstance(profile, dict) else None
+    if isinstance(options, dict) and provider in registry.PROVIDERS:
+        url = options.get("api_url")
+        checked_api_url(panel_of(request), provider, url if isinstance(url, str) else None)
 
 
 async def mint(request: Request) -> Response:
