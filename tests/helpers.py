@@ -30,14 +30,19 @@ def padlab_env(home: Path, **extra: str) -> dict[str, str]:
 def padlab(
     home: Path, *args: str, input: str | None = None, check: bool = True, **env: str
 ) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "-m", "padlab", *args],
-        input=input,
-        capture_output=True,
-        text=True,
-        env=padlab_env(home, **env),
-        timeout=600,
-    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "padlab", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=padlab_env(home, **env),
+            timeout=600,
+        )
+    except subprocess.TimeoutExpired as exc:  # what it was doing when it ran out: its stages
+        tail = (exc.stderr or b"")[-4000:]
+        tail = tail.decode(errors="replace") if isinstance(tail, bytes) else tail
+        raise AssertionError(f"padlab {' '.join(args)} ran past 600 s; its stderr ended:\n{tail}") from None
     if check and proc.returncode != 0:
         raise AssertionError(
             f"padlab {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"

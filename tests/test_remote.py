@@ -73,7 +73,8 @@ def panel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
         store.set_password(PASSWORD)
         cert, key, _ = certs.ensure(["127.0.0.1"])
-        app = Counting(create_app(Panel(cache_s=0)))
+        web = Panel(cache_s=0)
+        app = Counting(create_app(web))
         panel_port = free_port()
         config = uvicorn.Config(
             app,
@@ -94,6 +95,7 @@ def panel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         data_url = ranges.add("/data.bin", DATA)
         fake = FakePaperspace(api_key=KEY, backend=MemoryBackend(boot_seconds=0.05, stop_seconds=0.05))
         fake.__enter__()
+        web.allow_api_urls = [fake.url.rstrip("/")]  # as `panel install --allow-api-url` would
         try:
             yield {
                 "server": server_home,

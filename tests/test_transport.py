@@ -140,3 +140,31 @@ def test_local_box_lock_lives_under_padlab_home(home, tmp_path, monkeypatch):
     transport.LocalTransport().call(dict(request, agent=True, lines=5))
     assert (box / "run" / "t.lock").is_file()
     assert not (tmp_path / "user-home" / ".cache" / "padlab").exists()
+
+
+# A stand-in box program: a command it ran left a line without its newline on stderr, then it asks.
+BOX_ASKING_AFTER_A_PARTIAL_LINE = """
+import json, sys
+sys.stdin.buffer.readline(); sys.stdin.buffer.readline()
+sys.stderr.write("a command's progress, no newline ")
+sys.stderr.write(json.dumps({"event": "ask", "ask": "sign", "csr": "x"}) + "\\n")
+sys.stderr.flush()
+answer = json.loads(sys.stdin.buffer.readline())
+print(json.dumps({"ok": True, "answer": answer}))
+"""
+
+
+def test_a_question_after_a_partial_line_is_still_answered():
+    """Otherwise the box waits for its answer, and `up` with it (until the box's own limit)."""
+    import sys
+
+    asked = []
+
+    def on_event(event):
+        asked.append(event)
+        return {"cert_pem": "signed"}
+
+    report = transport.run_program(
+        [sys.executable, "-c", BOX_ASKING_AFTER_A_PARTIAL_LINE], {}, on_event, "test"
+    )
+    assert report["answer"] == {"cert_pem": "signed"} and asked[0]["ask"] == "sign"

@@ -152,9 +152,14 @@ def run_program(
         assert proc.stderr is not None
         for raw in proc.stderr:
             line = raw.decode(errors="replace").rstrip()
-            if line.startswith('{"event"'):
+            # An event can follow what a command the box ran left without a newline on the same
+            # stream: an ask missed there would leave the box waiting for its answer.
+            at = line.find('{"event"')
+            if at >= 0:
+                if line[:at].strip():
+                    other.append(line[:at])
                 try:
-                    event = json.loads(line)
+                    event = json.loads(line[at:])
                 except ValueError:
                     other.append(line)
                     continue

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import select
 import sys
 import time
 from typing import Any
+
+ASK_TIMEOUT_S = 120  # the client answers at once (padlab's CA signs a CSR in milliseconds)
 
 
 class BoxError(Exception):
@@ -50,6 +53,10 @@ class Report:
         sys.stderr.write(json.dumps(dict(event="ask", ask=question, **fields)) + "\n")
         sys.stderr.flush()
         try:
+            # Bounded: a client that never answers costs this `up` a one-line failure, not forever.
+            ready, _, _ = select.select([sys.stdin], [], [], ASK_TIMEOUT_S)
+            if not ready:
+                return {}
             answer = json.loads(sys.stdin.buffer.readline() or b"{}")
         except (OSError, ValueError):
             return {}
