@@ -18,7 +18,7 @@ from starlette.routing import Route
 from padlab import registry
 from padlab.errors import PadlabError
 from padlab.panel import actions, audit, store
-from padlab.panel.web import client, error_page, panel_of, render, signed_in
+from padlab.panel.web import Workstation, client, error_page, panel_of, render, signed_in, workstation_page
 
 # The new-workstation form's fields that go to onboard.create_profile as they are typed.
 NEW_FIELDS = ("host", "identity", "autostop", "max_uptime", "clone_url")
@@ -204,16 +204,11 @@ async def token_change(request: Request) -> Response:
 # --- a running action's page --------------------------------------------------------------------
 
 
-@signed_in
-async def job_page(request: Request) -> Response:
-    panel, name = panel_of(request), request.path_params["name"]
-    try:
-        item = await run_in_threadpool(actions.one, panel, name)
-    except PadlabError as exc:
-        return error_page(request, actions.http_status(exc), exc.message, exc.fix)
-    job = panel.jobs.get(name)
+@workstation_page
+async def job_page(request: Request, w: Workstation) -> Response:
+    job = w.panel.jobs.get(w.name)
     password = job.reveal_once() if job else None
-    return render(request, "job.html", w=item, job=job.as_dict() if job else None, password=password)
+    return render(request, "job.html", w=w.item, job=job.as_dict() if job else None, password=password)
 
 
 def _job_response(request: Request, name: str) -> Response:
@@ -223,16 +218,12 @@ def _job_response(request: Request, name: str) -> Response:
 # --- the first start's Jupyter password ----------------------------------------------------------
 
 
-@signed_in
-async def password_page(request: Request) -> Response:
+@workstation_page
+async def password_page(request: Request, w: Workstation) -> Response:
     """Generated (shown once, here) or typed twice; then the start runs as `padlab up` with it."""
     from padlab import passwords
 
-    panel, name = panel_of(request), request.path_params["name"]
-    try:
-        item = await run_in_threadpool(actions.one, panel, name)
-    except PadlabError as exc:
-        return error_page(request, actions.http_status(exc), exc.message, exc.fix)
+    panel, name, item = w.panel, w.name, w.item
     if request.method == "GET":
         return render(request, "password.html", w=item, error=None)
     form = request.state.form
@@ -254,16 +245,11 @@ async def password_page(request: Request) -> Response:
 # --- kernels ---------------------------------------------------------------------------------------
 
 
-@signed_in
-async def kernels_page(request: Request) -> Response:
+@workstation_page
+async def kernels_page(request: Request, w: Workstation) -> Response:
     from padlab import kernels, profiles
 
-    panel, name = panel_of(request), request.path_params["name"]
-    try:
-        item = await run_in_threadpool(actions.one, panel, name)
-        profile = panel.workstations.profile(name)
-    except PadlabError as exc:
-        return error_page(request, actions.http_status(exc), exc.message, exc.fix)
+    panel, name, item, profile = w.panel, w.name, w.item, w.profile
     if request.method == "GET":
         return render(request, "kernels.html", w=item, declared=profile.kernels, error=None, values={})
     form = request.state.form
@@ -312,17 +298,12 @@ def _follow_download(profile: Any, spec: dict[str, Any], stage: Any, job: Any) -
     return report
 
 
-@signed_in
-async def get_page(request: Request) -> Response:
+@workstation_page
+async def get_page(request: Request, w: Workstation) -> Response:
     """`padlab get`: the box downloads (resuming after a drop); sending the same URL again re-attaches."""
     from padlab import files
 
-    panel, name = panel_of(request), request.path_params["name"]
-    try:
-        item = await run_in_threadpool(actions.one, panel, name)
-        profile = panel.workstations.profile(name)
-    except PadlabError as exc:
-        return error_page(request, actions.http_status(exc), exc.message, exc.fix)
+    panel, name, item, profile = w.panel, w.name, w.item, w.profile
     if request.method == "GET":
         return render(request, "get.html", w=item, error=None, values={"to": "datasets"})
     form = request.state.form
@@ -347,17 +328,12 @@ async def get_page(request: Request) -> Response:
 # --- destroy ----------------------------------------------------------------------------------------
 
 
-@signed_in
-async def destroy_page(request: Request) -> Response:
+@workstation_page
+async def destroy_page(request: Request, w: Workstation) -> Response:
     """`padlab destroy`: only after the name is typed, as the CLI asks for it."""
     from padlab import machines, onboard
 
-    panel, name = panel_of(request), request.path_params["name"]
-    try:
-        item = await run_in_threadpool(actions.one, panel, name)
-        profile = panel.workstations.profile(name)
-    except PadlabError as exc:
-        return error_page(request, actions.http_status(exc), exc.message, exc.fix)
+    panel, name, item, profile = w.panel, w.name, w.item, w.profile
     cloud = registry.PROVIDERS[profile.provider].cloud
     if request.method == "GET":
         return render(request, "destroy.html", w=item, cloud=cloud, error=None)

@@ -15,7 +15,17 @@ from starlette.routing import Route
 
 from padlab.errors import PadlabError
 from padlab.panel import actions, audit, store
-from padlab.panel.web import HERE, SESSION_COOKIE, client, error_page, panel_of, render, signed_in
+from padlab.panel.web import (
+    HERE,
+    SESSION_COOKIE,
+    Workstation,
+    client,
+    error_page,
+    panel_of,
+    render,
+    signed_in,
+    workstation_page,
+)
 
 LOG_LINES = 200
 
@@ -62,21 +72,15 @@ def _ssh_link(command: str | None) -> str | None:
     return f"ssh://{target}" + (f":{port}" if port else "")
 
 
-@signed_in
-async def card_page(request: Request) -> Response:
-    panel, name = panel_of(request), request.path_params["name"]
-    try:
-        item = await run_in_threadpool(actions.one, panel, name)
-    except PadlabError as exc:
-        return error_page(request, actions.http_status(exc), exc.message, exc.fix)
-    data = panel.workstations.status(name)
-    return render(request, "card.html", w=item, card=_card_extras(item, data))
+@workstation_page
+async def card_page(request: Request, w: Workstation) -> Response:
+    data = w.panel.workstations.status(w.name)
+    return render(request, "card.html", w=w.item, card=_card_extras(w.item, data))
 
 
-def _logs(panel: Any, name: str) -> dict[str, str]:
+def _logs(profile: Any) -> dict[str, str]:
     from padlab import workstation
 
-    profile = panel.workstations.profile(name)
     out = {}
     for key, agent in (("jupyter", False), ("agent", True)):
         try:
@@ -86,15 +90,10 @@ def _logs(panel: Any, name: str) -> dict[str, str]:
     return out
 
 
-@signed_in
-async def logs_page(request: Request) -> Response:
-    panel, name = panel_of(request), request.path_params["name"]
-    try:
-        item = await run_in_threadpool(actions.one, panel, name)
-        logs = await run_in_threadpool(_logs, panel, name)
-    except PadlabError as exc:
-        return error_page(request, actions.http_status(exc), exc.message, exc.fix)
-    return render(request, "logs.html", w=item, logs=logs, lines=LOG_LINES)
+@workstation_page
+async def logs_page(request: Request, w: Workstation) -> Response:
+    logs = await run_in_threadpool(_logs, w.profile)
+    return render(request, "logs.html", w=w.item, logs=logs, lines=LOG_LINES)
 
 
 def _settings(panel: Any, name: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ CSRF token on every form POST.
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -137,6 +138,38 @@ def signed_in(handler: Callable) -> Callable:
                 )
             request.state.form = form
         return await handler(request)
+
+    return wrapped
+
+
+@dataclass
+class Workstation:
+    """A page's workstation: its name, its view (as the list shows it) and its profile."""
+
+    panel: Panel
+    name: str
+    item: dict[str, Any]
+    profile: Any
+
+
+def workstation_page(handler: Callable) -> Callable:
+    """A signed-in page about one workstation (`/w/{name}/...`): the handler gets it looked up, or the
+    visitor gets the error page (404 for a name that does not exist) without the handler running."""
+    from starlette.concurrency import run_in_threadpool
+
+    from padlab.errors import PadlabError
+    from padlab.panel import actions
+
+    def look_up(panel: Panel, name: str) -> Workstation:
+        return Workstation(panel, name, actions.one(panel, name), panel.workstations.profile(name))
+
+    @signed_in
+    async def wrapped(request: Request) -> Response:
+        try:
+            found = await run_in_threadpool(look_up, panel_of(request), request.path_params["name"])
+        except PadlabError as exc:
+            return error_page(request, actions.http_status(exc), exc.message, exc.fix)
+        return await handler(request, found)
 
     return wrapped
 
