@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import PASSWORD
-from tests.panel.live import IPAD
+from tests.panel.live import ipad_context
 from tests.test_browser import CHROMIUM, browser_home, launch
 
 pytestmark = pytest.mark.skipif(
@@ -61,13 +61,7 @@ def lab(workstation, tmp_path_factory) -> Iterator[dict[str, Any]]:
 @pytest.fixture
 def page(lab, request, tmp_path):
     """An iPad: its viewport, touch screen and user agent."""
-    context = lab["browser"].new_context(
-        viewport={"width": IPAD["width"], "height": IPAD["height"]},
-        device_scale_factor=1,
-        is_mobile=True,
-        has_touch=True,
-        user_agent=IPAD["user_agent"],
-    )
+    context = ipad_context(lab["browser"])
     page = context.new_page()
     page.set_default_timeout(WAIT_MS)
     yield page

@@ -21,6 +21,20 @@ IPAD = {
 }
 
 
+def ipad_context(browser, **extra: Any):
+    """A Playwright context that is an iPad: its viewport, touch screen and user agent, dark (the
+    panel's screenshots show its dark theme; Jupyter's pages ignore it)."""
+    options = {
+        "viewport": {"width": IPAD["width"], "height": IPAD["height"]},
+        "device_scale_factor": 1,
+        "is_mobile": True,
+        "has_touch": True,
+        "user_agent": IPAD["user_agent"],
+        "color_scheme": "dark",
+    }
+    return browser.new_context(**{**options, **extra})
+
+
 def stopped_workstation(base: Path) -> dict[str, Any]:
     """A local workstation set up once by the CLI (its Jupyter password set), then stopped."""
     home = base / "padlab-home"

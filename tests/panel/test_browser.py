@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import PASSWORD
-from tests.panel.live import IPAD, jupyter_log, panel_server, stopped_workstation
+from tests.panel.live import ipad_context, jupyter_log, panel_server, stopped_workstation
 from tests.test_browser import CHROMIUM, browser_home, launch
 
 pytestmark = pytest.mark.skipif(
@@ -31,18 +31,6 @@ def shot(page, tmp_path: Path, name: str) -> None:
     target = os.environ.get("PADLAB_SCREENSHOTS")
     if target:
         page.screenshot(path=str(Path(target) / f"panel-{name}.png"), full_page=True)
-
-
-def ipad_context(browser, **extra):
-    return browser.new_context(
-        viewport={"width": IPAD["width"], "height": IPAD["height"]},
-        device_scale_factor=1,
-        is_mobile=True,
-        has_touch=True,
-        user_agent=IPAD["user_agent"],
-        color_scheme="dark",
-        **extra,
-    )
 
 
 @pytest.fixture(scope="module")

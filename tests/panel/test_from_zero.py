@@ -31,7 +31,8 @@ import pytest
 from tests.fakes import FakePaperspace
 from tests.fakes.testbed_backend import TestbedBackend
 from tests.helpers import padlab
-from tests.panel.test_browser import ipad_context, run_code_in_jupyterlab, shot
+from tests.panel.live import ipad_context
+from tests.panel.test_browser import run_code_in_jupyterlab, shot
 from tests.test_acme_testbed import Pebble
 from tests.test_browser import CHROMIUM, browser_home, launch
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import padlab
-from tests.panel.live import IPAD
+from tests.panel.live import ipad_context
 from tests.test_acme_testbed import Pebble
 from tests.test_browser import CHROMIUM, browser_home, launch
 
@@ -126,12 +126,7 @@ def test_chromium_at_ipad_size_trusting_only_pebble_signs_in(host, tmp_path) -> 
     url = f"https://{host['machine'].ip}:{PORT}/"
     with sync_playwright() as p:
         browser = launch(p, browser_home(tmp_path, str(host["root"])))
-        context = browser.new_context(
-            viewport={"width": IPAD["width"], "height": IPAD["height"]},
-            is_mobile=True,
-            has_touch=True,
-            user_agent=IPAD["user_agent"],
-        )
+        context = ipad_context(browser)
         page = context.new_page()
         page.goto(url)
         assert "/login" in page.url

@@ -13,8 +13,8 @@ import pytest
 
 from tests.fakes import FakePaperspace, MemoryBackend
 from tests.helpers import PASSWORD, free_port, padlab
-from tests.panel.live import panel_server
-from tests.panel.test_browser import ipad_context, shot
+from tests.panel.live import ipad_context, panel_server
+from tests.panel.test_browser import shot
 from tests.test_browser import CHROMIUM, browser_home, launch
 
 pytestmark = pytest.mark.skipif(

@@ -12,8 +12,8 @@ import os
 import pytest
 
 from tests.helpers import PASSWORD, free_port, padlab
-from tests.panel.live import panel_server
-from tests.panel.test_browser import ipad_context, shot
+from tests.panel.live import ipad_context, panel_server
+from tests.panel.test_browser import shot
 from tests.panel.test_webkit import pytestmark as webkit_needs
 from tests.panel.test_webkit import webkit
 from tests.rangeserver import RangeServer

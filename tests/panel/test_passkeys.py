@@ -8,7 +8,7 @@ import os
 import pytest
 
 from tests.helpers import PASSWORD, free_port, padlab
-from tests.panel.live import IPAD, panel_server
+from tests.panel.live import ipad_context, panel_server
 from tests.test_browser import CHROMIUM, FLAGS, browser_home, launch
 
 pytestmark = pytest.mark.skipif(
@@ -37,12 +37,7 @@ def test_register_a_passkey_then_sign_in_with_it(live, tmp_path):
     flags = [*FLAGS, f"--host-resolver-rules=MAP {NAME} 127.0.0.1"]
     with sync_playwright() as p:
         browser = launch(p, home, flags)
-        context = browser.new_context(
-            viewport={"width": IPAD["width"], "height": IPAD["height"]},
-            has_touch=True,
-            is_mobile=True,
-            user_agent=IPAD["user_agent"],
-        )
+        context = ipad_context(browser)
         page = context.new_page()
         cdp = context.new_cdp_session(page)
         cdp.send("WebAuthn.enable")
