@@ -58,6 +58,11 @@ def _set_password(password_stdin: bool, generate_password: bool, required: bool)
     "--public-cert", hidden=True, help="Key and chain of a public certificate (the system service's)."
 )
 @allow_api_url_option
+@click.option(
+    "--allow-padlab-ca",
+    is_flag=True,
+    help="With a public certificate: a workstation whose box gets none may make padlab's CA here.",
+)
 @click.pass_context
 def panel(
     ctx: click.Context,
@@ -68,6 +73,7 @@ def panel(
     generate_password: bool,
     public_cert: str | None,
     allow_api_urls: tuple[str, ...],
+    allow_padlab_ca: bool,
 ) -> None:
     """Run the web control panel in the foreground: start, stop and connect from an iPad.
 
@@ -95,6 +101,7 @@ def panel(
     _set_password(password_stdin, generate_password, required=not store.has_password())
     info = server.prepare(listen, port, list(names), public_cert)
     info["allow_api_urls"] = _checked_urls(allow_api_urls)
+    info["allow_padlab_ca"] = allow_padlab_ca
     click.echo(f"padlab panel: {info['urls'][0]}")
     for url in info["urls"][1:]:
         click.echo(f"           also {url}")
