@@ -8,7 +8,8 @@ of its link (tests/test_acme_testbed.py), and two panel homes, in file order:
 1. pebble down, so ACME fails: without permission `up` fails with one line and makes no CA;
    with --allow-padlab-ca it falls back to padlab's CA, made then;
 2. pebble up, a fresh home: the box (which had padlab's CA's certificate) gets a pebble
-   certificate, no CA key is made on the panel, and a second `up` changes nothing.
+   certificate, no CA key is made on the panel, a second `up` changes nothing, `status` sees
+   it running and `passwd` works, all without padlab's CA.
 """
 
 from __future__ import annotations
@@ -101,4 +102,6 @@ def test_a_public_panel_gets_the_box_a_pebble_certificate_without_a_ca(box, monk
     from padlab import profiles
 
     assert workstation.status(profiles.load("box"))["state"] == "running"  # verified without padlab's CA
+    # A new Jupyter password: the box waits for Jupyter by the public certificate's pin, not a CA.
+    workstation.passwd(profiles.load("box"), PASSWORD + "-2", generated=False)
     assert not tls.ca_key_path().exists()
