@@ -123,6 +123,9 @@ def up(
     """
     provider = providers.get(profile)
     budget = check_budget(profile, provider, over_budget)
+    if (profile.tls or "auto") == "padlab-ca" or provider.info.this_machine:
+        # padlab's CA for sure: a public panel that may not make it refuses before a machine starts.
+        tls.ca_for_box(acme.box_fields(profile, None, provider.info.this_machine)[1])
     with state.action(profile.name, "starting", "up"):
         machine = start_machine(profile, provider, budget, move, on_stage)
         report = set_up_box(profile, provider, machine, budget, password, check, on_stage)

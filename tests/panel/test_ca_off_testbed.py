@@ -81,6 +81,9 @@ def test_acme_failing_on_a_public_panel_makes_no_ca_unless_allowed(box, monkeypa
     assert card["tls_line"] == "padlab's CA: cannot reach the ACME server: Connection refused", card
     assert tls.ca_key_path().exists()
     served(box["machine"].ip, tls.ca_cert_path())  # padlab's CA, made now, verifies what Jupyter serves
+    # The CA now exists, so it is used (also unallowed); the request carries it: a no-op `up`.
+    again = panel_up(home, monkeypatch, allowed=False)
+    assert [s["name"] for s in again["steps"]] == ["unchanged"], again["steps"]
 
 
 def test_a_public_panel_gets_the_box_a_pebble_certificate_without_a_ca(box, monkeypatch) -> None:

@@ -82,6 +82,24 @@ def test_a_public_panel_makes_padlabs_ca_for_a_box_only_when_allowed(home, tmp_p
         tls.keep_ca_off(False)
 
 
+def test_a_public_panel_refuses_a_padlab_ca_workstation_before_anything_starts(home) -> None:
+    """A box that will not ask for a public certificate (this machine, `--tls padlab-ca`) needs
+    padlab's CA at once: refused before the machine starts, nothing recorded, no CA made."""
+    from padlab import profiles, state, tls, workstation
+    from padlab.errors import PadlabError
+    from padlab.panel import server
+
+    padlab(home, "init", "lab", "--provider", "local", "--port", "18998", "--root-dir", str(home / "nb"))
+    try:
+        server.keep_ca_off({"ca_sha256": None})
+        with pytest.raises(PadlabError) as refused:
+            workstation.up(profiles.load("lab"), "correct-horse-battery-staple")
+        assert "(Jupyter on this machine keeps padlab's CA)" in refused.value.message
+    finally:
+        tls.keep_ca_off(False)
+    assert not tls.ca_key_path().exists() and state.load("lab").get("phase") is None
+
+
 def test_the_wheel_of_the_running_padlab_is_reproducible_and_complete() -> None:
     from padlab.panel import host
 
