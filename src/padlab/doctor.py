@@ -45,7 +45,7 @@ def _trusted_by(host: str, port: int, extra_ca: str | None) -> tuple[str, str]:
     roots (--acme-ca), else the system's (a public certificate); raises as the handshake does."""
     import ssl as ssl_mod
 
-    candidates = [(str(tls.ca_cert_path()), "padlab's CA")]
+    candidates = [(str(tls.ca_cert_path()), "padlab's CA")] if tls.ca_cert_path().exists() else []
     if extra_ca:
         candidates.append((extra_ca, "the ACME server's roots (--acme-ca)"))
     system = ssl_mod.get_default_verify_paths().cafile

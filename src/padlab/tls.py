@@ -29,8 +29,44 @@ def ca_key_path() -> Path:
     return ca_dir() / "padlab-ca.key"
 
 
+# Whether a box may make this machine create padlab's CA: yes for the CLI (the CA is made when a
+# box first needs it); a panel serving a public certificate says no unless its admin allowed it
+# (`padlab panel --allow-padlab-ca`), so its CA key stays off a public panel (docs/panel.md).
+_may_create = {"yes": True}
+
+
+def keep_ca_off(off: bool) -> None:
+    """Set by the panel at start: a public panel creates no CA for a box (ca_for_box refuses)."""
+    _may_create["yes"] = not off
+
+
+def existing_ca() -> str | None:
+    """The CA certificate PEM when the CA exists; never creates it."""
+    cert_path, key_path = ca_cert_path(), ca_key_path()
+    if cert_path.exists() and key_path.exists():
+        return cert_path.read_text()
+    return None
+
+
+def ca_for_box(why: str | None) -> str:
+    """The CA certificate PEM for a box that gets no public certificate (``why``: the reason),
+    creating the CA only where this machine may (keep_ca_off); else a one-line refusal."""
+    pem = existing_ca()
+    if pem is not None:
+        return pem
+    if not _may_create["yes"]:
+        raise PadlabError(
+            f"the box got no public certificate ({why or 'no reason given'}), and this public "
+            "panel keeps padlab's CA key off unless allowed",
+            "make the box's address reachable from the internet on port 80 (ACME's http-01 "
+            "challenge), or allow padlab's CA for workstations: run the panel with --allow-padlab-ca",
+        )
+    return ensure_ca()
+
+
 def ensure_ca() -> str:
-    """The CA certificate PEM, creating the CA on first use."""
+    """The CA certificate PEM, creating the CA on first use (only where the user asked for it,
+    or a box needs it: ca_for_box)."""
     cert_path, key_path = ca_cert_path(), ca_key_path()
     if cert_path.exists() and key_path.exists():
         return cert_path.read_text()
@@ -145,7 +181,8 @@ def handshake(host: str, port: int, timeout: float, extra_ca: str | None = None)
     import ssl
 
     ctx = ssl.create_default_context()
-    ctx.load_verify_locations(cafile=str(ca_cert_path()))
+    if ca_cert_path().exists():  # none on a client whose boxes all have public certificates
+        ctx.load_verify_locations(cafile=str(ca_cert_path()))
     if extra_ca:
         ctx.load_verify_locations(cafile=extra_ca)
     with socket.create_connection((host, port), timeout=timeout) as sock:

@@ -23,7 +23,9 @@ def _quiet(_: str) -> None:
     pass
 
 
-# Only these actions check TLS on the box; the others must not create a CA as a side effect.
+# Only these actions check TLS on the box; the others must not create a CA as a side effect. They
+# carry the CA when it exists; `up` makes it only for a box that gets no public certificate: at
+# once when it will not ask for one, else when the box asks (set_up_box), after ACME failed.
 NEEDS_CA = ("up", "passwd")
 
 
@@ -49,7 +51,7 @@ def request_for(
         "root_dir": layout.root_dir or profile.root_dir,
     }
     if action in NEEDS_CA:
-        req["ca_pem"] = tls.ensure_ca()
+        req["ca_pem"] = tls.existing_ca()
     if machine and machine.host:
         req["extra_sans"] = [machine.host]
     req.update(layout.steps)
@@ -62,9 +64,11 @@ def request_for(
         req["autostop"].update(budget.box_fields(machine.price_per_hour if machine else None))
         req["alerts"] = alerts.box_fields(profile.name)
     if action == "up":
-        req["acme"], _ = acme.box_fields(
+        req["acme"], why = acme.box_fields(
             profile, machine.host if machine else None, provider.info.this_machine
         )
+        if req["acme"] is None and req["ca_pem"] is None:  # padlab's CA for sure: made (or refused) now
+            req["ca_pem"] = tls.ca_for_box(why)
         req["kernels"] = {"declared": profile.kernels}
         if profile.clone:
             req["clone"] = profile.clone
@@ -119,6 +123,9 @@ def up(
     """
     provider = providers.get(profile)
     budget = check_budget(profile, provider, over_budget)
+    if (profile.tls or "auto") == "padlab-ca" or provider.info.this_machine:
+        # padlab's CA for sure: a public panel that may not make it refuses before a machine starts.
+        tls.ca_for_box(acme.box_fields(profile, None, provider.info.this_machine)[1])
     with state.action(profile.name, "starting", "up"):
         machine = start_machine(profile, provider, budget, move, on_stage)
         report = set_up_box(profile, provider, machine, budget, password, check, on_stage)
@@ -176,6 +183,9 @@ def set_up_box(
     transport = provider.transport(machine)
 
     def on_event(event: dict) -> dict | None:
+        if event.get("ask") == "ca":  # ACME gave no certificate: padlab's CA, where it may be made
+            on_stage(f"no public certificate ({event.get('reason')}): padlab's CA")
+            return {"ca_pem": tls.ca_for_box(event.get("reason"))}
         if event.get("ask") == "sign":  # the box's new key: padlab's CA signs its CSR
             on_stage("signing the box's certificate with padlab's CA")
             return {"cert_pem": tls.sign_csr(event["csr"], event["sans"])}

@@ -11,7 +11,8 @@ host during the flow: only taps and typing.
 
 The fake Paperspace listens on the host's end of the panel host's link (198.18.X.1), over
 plain HTTP inside the testbed network; the install allows its URL (`--allow-api-url`), the
-only way a session may send the stored key anywhere but Paperspace's own API.
+only way a session may send the stored key anywhere but Paperspace's own API; it also allows
+padlab's CA (`--allow-padlab-ca`), which a public panel otherwise keeps off.
 The time from "the host is up" to "a notebook runs" is printed (`-s`) and recorded.
 """
 
@@ -76,7 +77,10 @@ def always_on_panel(testbed, tmp_path) -> Iterator[dict[str, Any]]:
             padlab(home, "init", "panelhost", "--provider", "ssh", "--host", f"{machine.user}@{machine.ip}",
                    "--identity", str(machine.identity), "--tls", "letsencrypt",
                    "--acme-directory", pebble.directory, "--acme-ca", str(bundle))  # fmt: skip
-            out = padlab(home, "panel", "install", "--on", "panelhost", "--allow-api-url", fake.url).stdout
+            # The workstation's box (198.18.X.2, not a public address) gets no public certificate:
+            # the admin allows padlab's CA on this public panel at install (docs/panel.md).
+            out = padlab(home, "panel", "install", "--on", "panelhost", "--allow-api-url", fake.url,
+                         "--allow-padlab-ca").stdout  # fmt: skip
             found = re.search(r"Panel password \(shown once, write it down\): (\S.*)$", out, re.M)
             assert found and "TLS: public certificate from Pebble" in out, out
 

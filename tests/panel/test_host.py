@@ -13,6 +13,8 @@ import io
 import ipaddress
 import zipfile
 
+import pytest
+
 from tests.helpers import one_line_error, padlab
 
 
@@ -44,6 +46,58 @@ def test_api_urls_the_admin_allows_are_in_the_root_owned_unit_and_checked(home) 
     assert "--allow-api-url 'ftp://x' is not a URL" in line
     line = one_line_error(padlab(home, "panel", "install", "--allow-api-url", "https://x", check=False))
     assert "--system" in line
+
+
+def test_allowing_padlabs_ca_is_in_the_root_owned_unit_and_for_a_system_service_only(home) -> None:
+    """--allow-padlab-ca (docs/panel.md's threat model) reaches `padlab panel` only through the unit."""
+    from padlab.panel import host
+
+    assert "--allow-padlab-ca" not in host.unit_text("0.0.0.0", 8443, [], None)
+    assert "--allow-padlab-ca" in host.unit_text("0.0.0.0", 8443, [], None, None, allow_padlab_ca=True)
+    line = one_line_error(padlab(home, "panel", "install", "--allow-padlab-ca", check=False))
+    assert "--allow-padlab-ca are for a system service" in line and "--system" in line
+
+
+def test_a_public_panel_makes_padlabs_ca_for_a_box_only_when_allowed(home, tmp_path) -> None:
+    """What `padlab panel` sets as it starts (server.keep_ca_off): tls.ca_for_box, which a box
+    without a public certificate asks for, refuses in one line and makes nothing unless allowed."""
+    from padlab import tls
+    from padlab.errors import PadlabError
+    from padlab.panel import server
+
+    live = tmp_path / "live.pem"
+    _cert(live, days=30)
+    info = server.prepare("127.0.0.1", 0, [], str(live))
+    try:
+        server.keep_ca_off(info)
+        with pytest.raises(PadlabError) as refused:
+            tls.ca_for_box("the ACME server refused")
+        assert "(the ACME server refused)" in refused.value.message
+        assert "port 80" in refused.value.fix and "--allow-padlab-ca" in refused.value.fix
+        assert not tls.ca_key_path().exists()
+        server.keep_ca_off(dict(info, allow_padlab_ca=True))
+        assert tls.ca_for_box("the ACME server refused") == tls.ca_cert_path().read_text()
+        assert tls.ca_key_path().exists()
+    finally:
+        tls.keep_ca_off(False)
+
+
+def test_a_public_panel_refuses_a_padlab_ca_workstation_before_anything_starts(home) -> None:
+    """A box that will not ask for a public certificate (this machine, `--tls padlab-ca`) needs
+    padlab's CA at once: refused before the machine starts, nothing recorded, no CA made."""
+    from padlab import profiles, state, tls, workstation
+    from padlab.errors import PadlabError
+    from padlab.panel import server
+
+    padlab(home, "init", "lab", "--provider", "local", "--port", "18998", "--root-dir", str(home / "nb"))
+    try:
+        server.keep_ca_off({"ca_sha256": None})
+        with pytest.raises(PadlabError) as refused:
+            workstation.up(profiles.load("lab"), "correct-horse-battery-staple")
+        assert "(Jupyter on this machine keeps padlab's CA)" in refused.value.message
+    finally:
+        tls.keep_ca_off(False)
+    assert not tls.ca_key_path().exists() and state.load("lab").get("phase") is None
 
 
 def test_the_wheel_of_the_running_padlab_is_reproducible_and_complete() -> None:

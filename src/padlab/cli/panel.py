@@ -34,6 +34,12 @@ allow_api_url_option = click.option(
     help="An API URL besides each provider's own that the panel may send a stored key to (a staging API).",
 )
 
+allow_padlab_ca_option = click.option(
+    "--allow-padlab-ca",
+    is_flag=True,
+    help="With a public certificate: a workstation whose box gets none may make padlab's CA here.",
+)
+
 
 def _set_password(password_stdin: bool, generate_password: bool, required: bool) -> None:
     """The first run sets the panel password; later runs keep it unless asked."""
@@ -58,6 +64,7 @@ def _set_password(password_stdin: bool, generate_password: bool, required: bool)
     "--public-cert", hidden=True, help="Key and chain of a public certificate (the system service's)."
 )
 @allow_api_url_option
+@allow_padlab_ca_option
 @click.pass_context
 def panel(
     ctx: click.Context,
@@ -68,6 +75,7 @@ def panel(
     generate_password: bool,
     public_cert: str | None,
     allow_api_urls: tuple[str, ...],
+    allow_padlab_ca: bool,
 ) -> None:
     """Run the web control panel in the foreground: start, stop and connect from an iPad.
 
@@ -95,6 +103,7 @@ def panel(
     _set_password(password_stdin, generate_password, required=not store.has_password())
     info = server.prepare(listen, port, list(names), public_cert)
     info["allow_api_urls"] = _checked_urls(allow_api_urls)
+    info["allow_padlab_ca"] = allow_padlab_ca
     click.echo(f"padlab panel: {info['urls'][0]}")
     for url in info["urls"][1:]:
         click.echo(f"           also {url}")
@@ -237,6 +246,7 @@ def token_rotate(label: str) -> None:
     "--new-password", is_flag=True, help="Make a new panel password and print it once (signs everyone out)."
 )
 @allow_api_url_option
+@allow_padlab_ca_option
 def install(
     listen: str,
     port: int,
@@ -250,6 +260,7 @@ def install(
     firewall: str,
     new_password: bool,
     allow_api_urls: tuple[str, ...],
+    allow_padlab_ca: bool,
 ) -> None:
     """Run the panel as a service that starts at boot.
 
@@ -285,19 +296,22 @@ def install(
             firewall,
             new_password,
             urls,
+            allow_padlab_ca,
         )
         return
     if system:
         _install_system(
-            listen, port, names, tls, acme_directory, acme_ca, public_address, firewall, new_password, urls
-        )
+            listen, port, names, tls, acme_directory, acme_ca, public_address, firewall, new_password, urls,
+            allow_padlab_ca,
+        )  # fmt: skip
         return
-    if tls or acme_directory or acme_ca or public_address or new_password or firewall != "auto" or urls:
+    system_only = tls or acme_directory or acme_ca or public_address or new_password or urls
+    if system_only or firewall != "auto" or allow_padlab_ca:
         from padlab.errors import PadlabError
 
         raise PadlabError(
-            "--tls, --acme-*, --public-address, --firewall, --new-password and --allow-api-url "
-            "are for a system service",
+            "--tls, --acme-*, --public-address, --firewall, --new-password, --allow-api-url and "
+            "--allow-padlab-ca are for a system service",
             "add --system (as root) or --on PROFILE",
         )
     from padlab.panel import server, service
@@ -332,13 +346,15 @@ def _install_system(
     firewall: str,
     new_password: bool,
     allow_api_urls: list[str],
+    allow_padlab_ca: bool = False,
 ) -> None:
     from padlab import card
     from padlab.panel import host
 
     # No check_stack(): the service runs from its own venv, which gets the web stack from the lock.
     out = host.install_system(listen, port, list(names), tls or "auto", acme_directory, acme_ca,
-                              public_address, firewall == "on", new_password, allow_api_urls)  # fmt: skip
+                              public_address, firewall == "on", new_password, allow_api_urls,
+                              allow_padlab_ca)  # fmt: skip
     click.echo(f"padlab panel: {out['url']}")
     for url in out["urls"][1:]:
         click.echo(f"           also {url}")
@@ -367,6 +383,7 @@ def _install_on(
     firewall: str,
     new_password: bool,
     allow_api_urls: list[str],
+    allow_padlab_ca: bool = False,
 ) -> None:
     """The profile's TLS choices are the default; the remote install prints the URL and password."""
     from padlab import profiles
@@ -389,6 +406,8 @@ def _install_on(
         args.append("--new-password")
     for url in allow_api_urls:
         args += ["--allow-api-url", url]
+    if allow_padlab_ca:
+        args.append("--allow-padlab-ca")
     host.install_on(profile, args, acme_ca)
 
 

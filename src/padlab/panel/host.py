@@ -217,7 +217,12 @@ def has_password() -> bool:
 
 
 def unit_text(
-    listen: str, port: int, names: list[str], public_cert: str | None, allow_api_urls: list[str] | None = None
+    listen: str,
+    port: int,
+    names: list[str],
+    public_cert: str | None,
+    allow_api_urls: list[str] | None = None,
+    allow_padlab_ca: bool = False,
 ) -> str:
     """The unit, root's: the API URLs a session may send a stored key to are set here, out of the
     panel's reach (the service user cannot write the unit)."""
@@ -228,6 +233,8 @@ def unit_text(
         argv += ["--allow-api-url", url]
     if public_cert:
         argv += ["--public-cert", public_cert]
+    if allow_padlab_ca:  # a box without a public certificate may make padlab's CA here (docs/panel.md)
+        argv.append("--allow-padlab-ca")
     caps = "CAP_NET_BIND_SERVICE" if port < 1024 else ""
     return f"""[Unit]
 Description=padlab web control panel (system service)
@@ -363,6 +370,7 @@ def install_system(
     firewall_on: bool,
     new_password: bool,
     allow_api_urls: list[str] | None = None,
+    allow_padlab_ca: bool = False,
 ) -> dict[str, Any]:
     """Everything, as root, idempotent: venv, user, password (only the first time or when asked),
     firewall, certificate, unit; then waits until the panel answers."""
@@ -385,7 +393,7 @@ def install_system(
     address = choose_address(public_address)
     fw = _firewall(port, firewall_on, report)
     tls_out = _tls(tls, acme_directory, acme_ca, address, report)
-    text = unit_text(listen, port, names, tls_out["public_cert"], allow_api_urls)
+    text = unit_text(listen, port, names, tls_out["public_cert"], allow_api_urls, allow_padlab_ca)
     try:
         old = Path(UNIT_PATH).read_text()
     except OSError:

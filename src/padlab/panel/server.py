@@ -142,12 +142,21 @@ def watch_certificate(ctx: Any, cert: str, key: str, every_s: float = 30.0) -> N
     threading.Thread(target=loop, name="padlab-cert-reload", daemon=True).start()
 
 
+def keep_ca_off(info: dict[str, Any]) -> None:
+    """A panel serving a public certificate makes no padlab CA for a box that gets none (its key
+    would sit on a public panel), unless its admin allowed it (--allow-padlab-ca): docs/panel.md."""
+    from padlab import tls
+
+    tls.keep_ca_off(info["ca_sha256"] is None and not info.get("allow_padlab_ca"))
+
+
 def serve(listen: str, port: int, info: dict[str, Any]) -> None:
     import uvicorn
 
     from padlab.panel.app import create_app
     from padlab.panel.web import Panel
 
+    keep_ca_off(info)
     config = uvicorn.Config(
         create_app(
             Panel(

@@ -80,9 +80,13 @@ class RemoteProvider(ProviderBase):
     def jupyter_alive(self, machine: Machine) -> bool:
         """A TLS handshake that padlab's CA (or a public root) verifies: a bare TCP connect can be a
         middlebox or another program."""
-        from padlab import tls
+        from padlab import state, tls
 
-        if not machine.host or not tls.ca_cert_path().exists():
+        if not machine.host:
+            return False
+        # No CA here (a panel that keeps it off): only a box recorded with a public certificate can answer.
+        recorded = state.load(self.profile.name).get("tls") or {}
+        if not tls.ca_cert_path().exists() and recorded.get("kind") != "public":
             return False
         try:
             tls.handshake(machine.host, self.profile.port, timeout=2.0, extra_ca=self.profile.acme_ca)

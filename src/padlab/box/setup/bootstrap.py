@@ -150,6 +150,7 @@ def _main_steps(ctx: Context, kind: str, side: Alongside) -> None:
         # The names are read once: the signed certificate is checked against the names it was
         # signed for (the box's addresses read again could differ; the next `up` sees a new one).
         sans = tls.wanted_names(req["extra_sans"])
+        req["ca_pem"] = padlab_ca(req, report, public["reason"])
         result = tls.check(host, layout, req["ca_pem"], sans, None)
         if result["status"] == "need" and req["answers"]:  # the client signs it now, in this same call
             signed = report.ask("sign", csr=result["csr"], sans=sans).get("cert_pem")
@@ -236,6 +237,22 @@ def _main_steps(ctx: Context, kind: str, side: Alongside) -> None:
     report.step("jupyter-answers", False, "its HTTPS login page answered in %.2f s" % waited)
     report.data.update(workstation_facts(host, layout, kind))
     report.data["tls"] = public  # with the reason when padlab's CA serves
+
+
+def padlab_ca(req: dict, report: Report, reason: str | None) -> str:
+    """padlab's CA for a box without a public certificate: the request's, else asked of the client,
+    which makes it only then, and not on a public panel that was not allowed to (tls.ca_for_box).
+    Kept in the request as if sent: the fingerprint, the agent's copy and a container's boot use it."""
+    ca_pem = req["ca_pem"]
+    if not ca_pem and req["answers"]:
+        ca_pem = report.ask("ca", reason=reason).get("ca_pem")
+    if not isinstance(ca_pem, str) or not ca_pem:
+        raise BoxError(
+            "the box got no public certificate (%s) and no padlab CA to sign one" % reason,
+            "run `padlab up` again",
+            code="needs_ca",
+        )
+    return ca_pem
 
 
 def compiled_program(host: Host, program: bytes) -> bool:
@@ -385,6 +402,14 @@ def passwd(ctx: Context) -> None:
     if service.read_pid(host, layout) is not None:
         service.start(host, layout, kind, restart=True)
         alive = lambda: service.read_pid(host, layout) is not None  # noqa: E731
-        health.wait_ready(int(cfg["ServerApp"]["port"]), req["ca_pem"], layout.log, alive=alive)
+        public = acme_setup.served_cert(host, layout) != layout.cert  # pinned, as `up` checks it
+        ca_pem = req["ca_pem"] or _text(host.read(os.path.join(layout.tls_dir, "ca.crt")))
+        port = int(cfg["ServerApp"]["port"])
+        pin = cert_sha256(host, layout) if public else None
+        health.wait_ready(port, None if pin else ca_pem, layout.log, alive=alive, pin=pin)
         report.step("jupyter-running", True, "restarted with the new password")
     report.data.update(workstation_facts(host, layout, kind))
+
+
+def _text(raw: bytes | None) -> str | None:
+    return raw.decode() if raw else None

@@ -60,9 +60,11 @@ def check(host: Host, layout: Layout, ca_pem: str, sans: list, new_cert_pem: str
     return result
 
 
-def current_ok(host: Host, layout: Layout, ca_pem: str, sans: list) -> bytes | None:
+def current_ok(host: Host, layout: Layout, ca_pem: str | None, sans: list) -> bytes | None:
     """The current certificate when keygen already passed it, nothing it read changed and it is not yet
     due for renewal (a cheap read: no Python with cryptography); else None."""
+    if not ca_pem:  # no padlab CA sent (a box with a public certificate): nothing of its to keep
+        return None
     cert = host.read(layout.cert)
     kept = _load(host.read(os.path.join(layout.tls_dir, "checked.json")))
     if (
