@@ -195,8 +195,9 @@ def key_status(provider: str) -> dict[str, Any]:
 def catalog(provider: str, live: bool = False, api_url: str | None = None) -> dict[str, Any]:
     """Machine types (with a price where padlab knows one), regions and defaults for the new-workstation form.
 
-    live: ask the provider's API for its own list where it has one (DigitalOcean's sizes,
-    Lambda's instance types) and a key is stored; padlab's bundled list otherwise, or when the
+    live: ask the provider's API for its own list (each cloud module's ``catalog``: DigitalOcean's
+    sizes, Lambda's instance types, Paperspace's template and availability, EC2's GPU instance
+    types and offerings, RunPod's GPU catalog) where a key is stored; padlab's bundled list otherwise, or when the
     API cannot be read (the page then says why, in one line).
     """
     from importlib import import_module
@@ -245,9 +246,8 @@ def catalog(provider: str, live: bool = False, api_url: str | None = None) -> di
             regions = list(dict.fromkeys(r for m in types for r in m.get("regions", [])))
             out.update(machine_types=types, price_source=found["source"])
             if regions:
-                out["regions"] = (
-                    regions if out["default_region"] in regions else [*regions, out["default_region"]]
-                )
+                default_region = out["default_region"]
+                out["regions"] = regions if default_region in (None, *regions) else [*regions, default_region]
     return out
 
 
