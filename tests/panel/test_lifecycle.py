@@ -315,6 +315,71 @@ def test_the_panel_makes_its_own_ssh_key_once_and_new_workstations_use_it(signed
     assert cloud.public_key(profile)[0] == public  # what DigitalOcean, Lambda, RunPod and AWS are given
     other = panel_home / "my-key"
     other.write_text(key.read_text())
+    other.with_name("my-key.pub").write_text(public + "\n")
     typed = _post(signed, "/new/paperspace", {"name": "mine", "identity": str(other)})
     assert typed.status_code == 303, typed.text
     assert profiles.load("mine").identity == str(other)  # a typed key still wins
+
+
+def _key_pair(folder, name: str = "id_ed25519") -> tuple[object, str]:
+    """An unencrypted ed25519 pair in ``folder`` (private 0600, .pub beside it): (path, public line)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        )
+    )
+    path.chmod(0o600)
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    path.with_name(name + ".pub").write_text(public.decode() + " me@ipad\n")
+    return path, public.decode()
+
+
+def test_the_ssh_key_field_takes_only_a_key_pair_from_ssh_or_padlabs_home(
+    signed, panel_home, tmp_path, monkeypatch
+):
+    """A typed path is read on the panel host and its .pub may go to a cloud: /etc/shadow, a key
+    outside ~/.ssh and padlab's home (or a link out of them), a file that is no key, or a key whose
+    .pub is another's are refused in one line, and nothing is saved."""
+    from padlab import profiles
+
+    user_home = tmp_path / "panel-user"
+    monkeypatch.setenv("HOME", str(user_home))
+    ssh = user_home / ".ssh"
+    good, _ = _key_pair(ssh)
+    outside, _ = _key_pair(tmp_path / "elsewhere")
+    (ssh / "linked").symlink_to(outside)
+    (ssh / "linked.pub").write_text(outside.with_name("id_ed25519.pub").read_text())
+    (ssh / "notes").write_text("not a key\n")
+    (ssh / "notes.pub").write_text("ssh-ed25519 AAAA x\n")
+    other, _ = _key_pair(ssh, "other")
+    mismatched = ssh / "mismatched"
+    mismatched.write_bytes(other.read_bytes())
+    _, stranger = _key_pair(tmp_path / "stranger")
+    (ssh / "mismatched.pub").write_text(stranger + "\n")
+    lonely = ssh / "lonely"
+    lonely.write_bytes(good.read_bytes())
+    refused = {
+        "/etc/shadow": "only from",
+        str(outside): "only from",
+        str(ssh / "linked"): "only from",
+        "id_ed25519": "full path",
+        str(ssh / "nothing-here"): "no ssh key file",
+        str(ssh / "notes"): "not a private ssh key",
+        str(mismatched): "is not the public half",
+        str(lonely): "no such file: its public half",
+    }
+    for typed, message in refused.items():
+        response = _post(signed, "/new/paperspace", {"name": "gpu", "identity": typed})
+        assert response.status_code == 400, typed
+        assert message in response.text and "Fix:" in response.text, (typed, response.text)
+        assert "Traceback" not in response.text and "root:" not in response.text
+        assert "gpu" not in profiles.names()
+    made = _post(signed, "/new/paperspace", {"name": "gpu", "identity": "~/.ssh/id_ed25519"})
+    assert made.status_code == 303, made.text
+    assert profiles.load("gpu").identity == str(good)
