@@ -14,6 +14,8 @@ from padlab import profiles, registry
 from padlab.errors import PadlabError
 from padlab.profiles import Profile
 
+# Beside a stored key, the API URL it was checked against (credentials/PROVIDER-api-url).
+KEY_URL_SUFFIX = "-api-url"
 # Fields of `padlab init` (its flag names, underscored) besides NAME, --provider and the cloud flags.
 INIT_FIELDS = (
     "port",
@@ -144,7 +146,22 @@ def store_key(
     from padlab.providers import credentials
 
     path = credentials.store(provider, value)
+    # The API the key was checked against, so the key's lists are read there too (key_api_url).
+    url_file = credentials.stored_path(provider + KEY_URL_SUFFIX)
+    if api_url:
+        credentials.store(provider + KEY_URL_SUFFIX, api_url.rstrip("/"))
+    else:
+        url_file.unlink(missing_ok=True)
     return {"provider": provider, "path": str(path)}
+
+
+def key_api_url(provider: str) -> str | None:
+    """The API URL `padlab login` (or the panel's Keys page) checked the stored key against, if not
+    the provider's own."""
+    from padlab.providers import credentials
+
+    found = credentials.read_stored(provider + KEY_URL_SUFFIX)
+    return found.value if found else None
 
 
 def store_autostop_key(

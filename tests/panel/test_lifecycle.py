@@ -268,14 +268,18 @@ def test_new_workstation_form_offers_the_providers_own_list_once_its_key_is_stor
     assert '<option value="gpu_8x_a100_80gb_sxm4" >gpu_8x_a100_80gb_sxm4 · $14.32/h</option>' in page
 
 
-def test_a_session_cannot_point_the_stored_key_at_another_api(signed, panel_home):
+def test_a_session_cannot_point_the_stored_key_at_another_api(signed, panel_home, monkeypatch):
     """The stored key goes only to the provider's own API or one the host's admin allowed:
     a session that types another URL (its own server) is refused, and nothing is saved."""
     from padlab import profiles
     from padlab.providers import credentials
 
     credentials.store("paperspace", PAPERSPACE_KEY)
-    with FakePaperspace(api_key="thief", backend=MemoryBackend()) as thief:
+    with (
+        FakePaperspace(api_key=PAPERSPACE_KEY, backend=MemoryBackend()) as own,
+        FakePaperspace(api_key="thief", backend=MemoryBackend()) as thief,
+    ):
+        monkeypatch.setenv("PADLAB_PAPERSPACE_API_URL", own.url)  # the form's lists: never a real cloud
         new = _post(signed, "/new/paperspace", {"name": "gpu", "api_url": thief.url})
         assert new.status_code == 400, new.text
         assert "only to Paperspace&#39;s own API" in new.text and "--allow-api-url" in new.text
@@ -383,3 +387,20 @@ def test_the_ssh_key_field_takes_only_a_key_pair_from_ssh_or_padlabs_home(
     made = _post(signed, "/new/paperspace", {"name": "gpu", "identity": "~/.ssh/id_ed25519"})
     assert made.status_code == 303, made.text
     assert profiles.load("gpu").identity == str(good)
+
+
+def test_the_form_reads_the_providers_own_list_where_the_key_was_checked(signed, panel_home, fake_paperspace):
+    """A key checked against an allowed API URL on the Keys page: the new-workstation form lists
+    that API's machine types (Paperspace's template, not padlab's table)."""
+    stored = _post(
+        signed,
+        "/keys/provider/paperspace",
+        {"part0": PAPERSPACE_KEY, "api_url": fake_paperspace.url},
+        "/keys",
+    )
+    assert stored.status_code == 200, stored.text
+    page = signed.get("/new/paperspace").text
+    assert '<option value="C5" >C5</option>' in page and 'value="P4000"' not in page
+    assert "machine types and regions from Paperspace&#39;s API" in page
+    assert 'data-role="catalog-note"' not in page
+    assert any(r.path == "/v1/os-templates" for r in fake_paperspace.requests)

@@ -101,8 +101,16 @@ async def new_provider_page(request: Request) -> Response:
     if provider not in registry.PROVIDERS:
         return error_page(request, 404, f"no provider named {provider!r}", "pick one on /new")
     key = onboard.key_status(provider) if registry.PROVIDERS[provider].cloud else None
-    # The provider's own list where it has one, once its key is stored.
-    cat = await run_in_threadpool(onboard.catalog, provider, bool(key and key["stored"]))
+    # The provider's own list where it has one, once its key is stored, from the API the key was
+    # checked against while that API is still one the panel may send the key to.
+    live = bool(key and key["stored"])
+    try:
+        key_url = checked_api_url(
+            panel_of(request), provider, onboard.key_api_url(provider) if live else None
+        )
+    except PadlabError:
+        key_url = None
+    cat = await run_in_threadpool(onboard.catalog, provider, live, key_url)
     if request.method == "POST":
         form = request.state.form
         try:
