@@ -14,6 +14,8 @@ from padlab import profiles, registry
 from padlab.errors import PadlabError
 from padlab.profiles import Profile
 
+# Beside a stored key, the API URL it was checked against (credentials/PROVIDER-api-url).
+KEY_URL_SUFFIX = "-api-url"
 # Fields of `padlab init` (its flag names, underscored) besides NAME, --provider and the cloud flags.
 INIT_FIELDS = (
     "port",
@@ -144,7 +146,22 @@ def store_key(
     from padlab.providers import credentials
 
     path = credentials.store(provider, value)
+    # The API the key was checked against, so the key's lists are read there too (key_api_url).
+    url_file = credentials.stored_path(provider + KEY_URL_SUFFIX)
+    if api_url:
+        credentials.store(provider + KEY_URL_SUFFIX, api_url.rstrip("/"))
+    else:
+        url_file.unlink(missing_ok=True)
     return {"provider": provider, "path": str(path)}
+
+
+def key_api_url(provider: str) -> str | None:
+    """The API URL `padlab login` (or the panel's Keys page) checked the stored key against, if not
+    the provider's own."""
+    from padlab.providers import credentials
+
+    found = credentials.read_stored(provider + KEY_URL_SUFFIX)
+    return found.value if found else None
 
 
 def store_autostop_key(
@@ -195,8 +212,9 @@ def key_status(provider: str) -> dict[str, Any]:
 def catalog(provider: str, live: bool = False, api_url: str | None = None) -> dict[str, Any]:
     """Machine types (with a price where padlab knows one), regions and defaults for the new-workstation form.
 
-    live: ask the provider's API for its own list where it has one (DigitalOcean's sizes,
-    Lambda's instance types) and a key is stored; padlab's bundled list otherwise, or when the
+    live: ask the provider's API for its own list (each cloud module's ``catalog``: DigitalOcean's
+    sizes, Lambda's instance types, Paperspace's template and availability, EC2's GPU instance
+    types and offerings, RunPod's GPU catalog) where a key is stored; padlab's bundled list otherwise, or when the
     API cannot be read (the page then says why, in one line).
     """
     from importlib import import_module
@@ -245,9 +263,8 @@ def catalog(provider: str, live: bool = False, api_url: str | None = None) -> di
             regions = list(dict.fromkeys(r for m in types for r in m.get("regions", [])))
             out.update(machine_types=types, price_source=found["source"])
             if regions:
-                out["regions"] = (
-                    regions if out["default_region"] in regions else [*regions, out["default_region"]]
-                )
+                default_region = out["default_region"]
+                out["regions"] = regions if default_region in (None, *regions) else [*regions, default_region]
     return out
 
 

@@ -16,6 +16,15 @@ states, create body and list query below are pinned to them by
   /machines/{id}``, ``PATCH /machines/{id}/start|stop|restart`` ->
   ``{"event": {...}, "data": machine}`` (PUT: ``{"data": machine}``).
 * ``GET /machines/{id}`` -> the machine object itself.
+* ``GET /os-templates`` -> ``{"hasMore", "nextPage"?, "items": [template]}`` (query ``after``,
+  ``limit``, ``orderBy`` (name), ``order``, ``name``): each template's ``availableMachineTypes``
+  (``machineTypeLabel``, ``isAvailable``) is the list of machine types it runs on. The reference
+  lists no security for it: it answers without a key (a wrong key is still 401, see below).
+* ``GET /machine-availability?machineType=&region=`` (both required) -> ``{"available": bool}``.
+  The two listing calls are pinned by ``paperspace_spec`` (docs.digitalocean.com's Paperspace API
+  reference); ``availability`` (machine type -> regions) starts as the GPU table of Paperspace's
+  availability page (docs.digitalocean.com/products/paperspace/machines/details/availability: A6000
+  in NY2 and CA1, A100-80G and H100 in NY2 only), and tests may change it.
 * Auth: ``Authorization: Bearer <key>`` only.  The legacy ``X-Api-Key`` header
   of the retired api.paperspace.io API is not a credential here (401).
 * Errors: ``{"message", "code", "details"?}`` (spec's ``components.responses.error``).
@@ -35,6 +44,9 @@ Choices where the reference is silent (kept strict on purpose):
   documented body rule ``additionalProperties: false`` is always enforced.
 * ``nextPage`` is omitted on the last page: the schema does not mark it
   nullable or required, although its prose says "null".
+* A key sent to ``/os-templates`` must still be the right one (401 otherwise).
+* Unknown machineType or region in ``/machine-availability``: 400 (not ``available: false``).
+* A create whose template lists the machine type with ``isAvailable: false``: 400.
 * Start when not ``off``, stop when ``off`` or mid-transition, restart when not
   ``ready``: 400 BAD_REQUEST.  Unknown machineType/templateId/region: 400.
 * ``startOnCreate`` defaults to true and ``publicIpType`` to ``dynamic``; a
@@ -60,8 +72,8 @@ from .backend import MachineBackend, MachineSpec, MemoryBackend
 from .schema import Field, Issue, validate
 
 REGIONS = ("ny2", "ca1", "ams1")
-TEMPLATES: Mapping[str, str] = {"t0nspur5": "Ubuntu 22.04"}
-"""templateId -> OS label; t0nspur5 is the public Ubuntu 22.04 template."""
+TEMPLATES: Mapping[str, str] = {"t0nspur5": "Ubuntu 22.04", "tmlbox22": "Ubuntu 22.04"}
+"""templateId -> OS label; t0nspur5 is the public Ubuntu 22.04 template (tmlbox22: a second, illustrative)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,25 @@ MACHINE_TYPES: Mapping[str, MachineType] = {
     "A6000": MachineType(8, 45, 1.89, "A6000", 48, 1),
     "A100-80G": MachineType(12, 90, 3.18, "A100", 80, 1),
     "H100": MachineType(20, 250, 5.95, "H100", 80, 1),
+}
+
+# templateId -> (name, defaultSizeGb, the machine types it lists with isAvailable) for GET /os-templates.
+OS_TEMPLATES: Mapping[str, tuple[str, int, Mapping[str, bool]]] = {
+    "t0nspur5": (
+        "Ubuntu 22.04 Server",
+        50,
+        {"C5": True, "P4000": False, "A4000": True, "A6000": True, "A100-80G": True, "H100": True},
+    ),
+    "tmlbox22": ("ML-in-a-Box Ubuntu 22.04", 100, {"A4000": True, "A6000": True, "H100": True}),
+}
+# Machine type -> the regions where it can be created now (GET /machine-availability).
+AVAILABILITY: Mapping[str, tuple[str, ...]] = {
+    "C5": REGIONS,
+    "P4000": REGIONS,
+    "A4000": REGIONS,
+    "A6000": ("ny2", "ca1"),
+    "A100-80G": ("ny2",),
+    "H100": ("ny2",),
 }
 
 API_STATES = {"off": "off", "booting": "starting", "running": "ready", "stopping": "stopping"}
@@ -151,6 +182,14 @@ LIST_QUERY = {
     "agentType": Field((str,)),
     "machineType": Field((str,)),
 }
+OS_TEMPLATES_QUERY = {
+    "after": Field((str,)),
+    "limit": LIST_QUERY["limit"],
+    "orderBy": Field((str,), enum=("name",)),
+    "order": Field((str,), enum=("asc", "desc")),
+    "name": Field((str,)),
+}
+AVAILABILITY_QUERY = {"machineType": Field((str,), required=True), "region": Field((str,), required=True)}
 # Settings echoed back verbatim in the machine object, with their defaults.
 SETTINGS = {
     "networkId": None,
@@ -212,11 +251,16 @@ class FakePaperspace(FakeServer):
         self._seq = itertools.count(1)
         self._state_lock = threading.Lock()
         self._ops = MachineOps(self.errors)
+        self.availability: dict[str, set[str]] = {name: set(where) for name, where in AVAILABILITY.items()}
+        """Machine type -> regions with capacity now; tests take some away."""
 
     # -- FakeServer hooks -------------------------------------------------------
 
     def authenticate(self, request: Request) -> None:
-        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+        header = request.headers.get("authorization")
+        if header is None and (request.method, request.path) == ("GET", "/os-templates"):
+            return  # the reference lists no security for osTemplates-list
+        if header != f"Bearer {self.api_key}":
             raise self.error(401)
 
     def error(self, status: int, message: str | None = None, details: Any = None) -> ApiError:
@@ -316,6 +360,13 @@ class FakePaperspace(FakeServer):
             raise self.error(400, f"Invalid template: {body['templateId']}")
         if "region" in body and body["region"] not in REGIONS:
             raise self.error(400, f"Invalid region: {body['region']}")
+        if "templateId" in body and "machineType" in body:
+            listed = OS_TEMPLATES[body["templateId"]][2]
+            if not listed.get(body["machineType"], False):
+                raise self.error(
+                    400,
+                    f"Template {body['templateId']} is not available on machine type {body['machineType']}",
+                )
 
     def _boot(self, machine: _Machine) -> None:
         machine.public_ip = self.backend.start(machine.id)
@@ -361,6 +412,58 @@ class FakePaperspace(FakeServer):
         if body["hasMore"]:
             body["nextPage"] = base64.urlsafe_b64encode(page[-1]["id"].encode()).decode()
         return Response(200, body)
+
+    @route("GET", "/os-templates")
+    def list_os_templates(self, request: Request) -> Response:
+        query = self._query(request, OS_TEMPLATES_QUERY)
+        limit = query.get("limit", 20)
+        rendered = [
+            {
+                "id": template_id,
+                "name": name,
+                "agentType": "LinuxHeadless",
+                "operatingSystemLabel": TEMPLATES[template_id],
+                "defaultSizeGb": size,
+                "availableMachineTypes": [
+                    {"machineTypeLabel": label, "isAvailable": ok} for label, ok in listed.items()
+                ],
+                "dtCreated": "2023-01-10T00:00:00.000Z",
+            }
+            for template_id, (name, size, listed) in OS_TEMPLATES.items()
+        ]
+        if "name" in query:
+            rendered = [t for t in rendered if t["name"] == query["name"]]
+        rendered.sort(key=lambda t: t["name"], reverse=query.get("order", "desc") == "desc")
+        start = 0
+        if "after" in query:
+            ids = [t["id"] for t in rendered]
+            cursor = self._decode_cursor(query["after"])
+            if cursor not in ids:
+                raise self.error(400, "Invalid cursor")
+            start = ids.index(cursor) + 1
+        page = rendered[start : start + limit]
+        body: dict[str, Any] = {"hasMore": start + limit < len(rendered), "items": page}
+        if body["hasMore"]:
+            body["nextPage"] = base64.urlsafe_b64encode(page[-1]["id"].encode()).decode()
+        return Response(200, body)
+
+    @route("GET", "/machine-availability")
+    def machine_availability(self, request: Request) -> Response:
+        query = self._query(request, AVAILABILITY_QUERY)
+        self._check_catalog({"machineType": query["machineType"], "region": query["region"]})
+        return Response(
+            200, {"available": query["region"] in self.availability.get(query["machineType"], ())}
+        )
+
+    def _query(self, request: Request, fields: Mapping[str, Field]) -> dict[str, Any]:
+        """The query as the documented types (strict: an unknown parameter is a 400 as well)."""
+        query: dict[str, Any] = {key: values[-1] for key, values in request.query.items()}
+        if "limit" in fields and str(query.get("limit", "")).isdigit():
+            query["limit"] = int(query["limit"])
+        issues = validate(query, fields, allow_unknown=not self.strict)
+        if issues:
+            raise self._invalid(issues)
+        return query
 
     def _decode_cursor(self, cursor: str) -> str | None:
         try:

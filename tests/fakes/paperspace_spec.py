@@ -10,6 +10,14 @@ against the JSON document itself as vendored in github.com/PierreBeucher/cloudyp
 e0663f13cce9a1379a461617dc6b5560bd087aa6, which adds what the TypeScript drops: limit's
 bounds (1..120), ``required`` and ``additionalProperties: false`` on the create body.
 Both agree on every value below. Security: ``BearerAuth`` (http, bearer) on every operation.
+
+The two listing operations behind the panel's machine types (``LISTS``) come from Paperspace's
+reference as published at https://docs.digitalocean.com/reference/paperspace/api-reference/
+("Paperspace OpenAPI (1)", validated 14 Feb 2024, last edited 17 Apr 2025): ``osTemplates-list``
+(also in api/openapi.ts above, same fields) lists no security, the only operation there without
+BearerAuth; ``machineAvailability-list`` (tag "Machine Types", BearerAuth) is newer than
+api/openapi.ts. ``machines-update`` says a machine type "must correspond to a machine type label as
+indicated in List OS templates", so a template's ``availableMachineTypes`` is Paperspace's own list.
 """
 
 from __future__ import annotations
@@ -23,7 +31,11 @@ OPERATIONS = {
     ("PATCH", "/machines/{id}/start"): "machines-start",
     ("PATCH", "/machines/{id}/stop"): "machines-stop",
     ("PATCH", "/machines/{id}/restart"): "machines-restart",
+    ("GET", "/os-templates"): "osTemplates-list",
+    ("GET", "/machine-availability"): "machineAvailability-list",
 }
+PUBLIC = {("GET", "/os-templates")}
+"""Operations the reference lists without ``BearerAuth``."""
 MACHINE_STATES = (
     "off",
     "starting",
@@ -49,3 +61,13 @@ LIST_LIMIT = (1, 120)
 LIST_REQUIRED = ("hasMore", "items")
 """The list's envelope; ``nextPage`` (optional) is the cursor for ``?after=``, "null when there is no
 next page" in its description although the schema neither requires it nor allows null."""
+OS_TEMPLATES_QUERY = ("after", "limit", "orderBy", "order", "name")
+OS_TEMPLATES_ORDER_BY = ("name",)
+OS_TEMPLATE_FIELDS = (
+    "id", "name", "agentType", "operatingSystemLabel", "defaultSizeGb", "availableMachineTypes", "dtCreated",
+)  # fmt: skip
+"""An OS template's fields, all required (``defaultSizeGb`` nullable); ``availableMachineTypes`` items
+are ``{"machineTypeLabel": string, "isAvailable": boolean}``, both required."""
+AVAILABILITY_QUERY_REQUIRED = ("machineType", "region")
+AVAILABILITY_FIELDS = ("available",)
+"""``GET /machine-availability``: both query parameters required; the answer is ``{"available": boolean}``."""

@@ -20,6 +20,21 @@ version 0.1.0, server ``https://rest.runpod.io/v1``):
   dataCenterId, all required), ``GET /networkvolumes``, ``GET``/``DELETE
   /networkvolumes/{networkVolumeId}``.
 
+The GPU catalog, for the panel's new-workstation form, is RunPod's REST API **v2**:
+``GET /v2/catalog/gpus`` (operation ``listGpuTypes``) of ``api-reference-v2/openapi.json`` in the
+same repository (commit 098c7fb0c6c374b1d053f896757a2282bf18e796, "Runpod REST API" 2.0.0, server
+``https://api.runpod.io``, ``bearerAuth``), served here beside v1 on the same listener:
+
+* query ``include`` (AVAILABILITY, at most one), ``product`` (POD|CLUSTER|SERVERLESS, required
+  with include=AVAILABILITY), ``count`` (>= 1), ``cloud`` (SECURE|COMMUNITY), ``countryCodes``,
+  ``cudaVersions``, ``minCudaVersion``; an unknown parameter is a 400 (a strict choice);
+* ``{"gpus": [GpuType]}``: id, name, pool, manufacturer, memory, secure, community, price
+  {secure, community} per GPU-hour, maxCount {secure, community}; with include=AVAILABILITY also
+  ``availability`` and ``dataCenters`` [{id, name, availability}], the latter omitted when the GPU
+  is unavailable everywhere (``capacity`` below decides);
+* errors are ``{"title", "status", "detail"}`` (its ``ErrorResponse``, served as JSON here);
+  401 without the account's key, 403 with a pod's own key.
+
 What the document leaves out, taken from RunPod's pod docs and kept strict:
 
 * a stop wipes the container disk; the volume (``volumeMountPath``, default
@@ -69,14 +84,24 @@ DATA_CENTERS = ("EU-RO-1", "CA-MTL-1", "EU-SE-1", "US-IL-1", "US-TX-3", "US-KS-2
 class GpuType:
     display: str
     secure_price: float  # USD per GPU-hour; illustrative, not a price list
+    memory_gb: int = 24
 
 
 GPU_TYPES: Mapping[str, GpuType] = {
-    "NVIDIA GeForce RTX 4090": GpuType("RTX 4090", 0.69),
-    "NVIDIA RTX A5000": GpuType("RTX A5000", 0.27),
-    "NVIDIA RTX A6000": GpuType("RTX A6000", 0.49),
-    "NVIDIA A40": GpuType("A40", 0.40),
-    "NVIDIA A100 80GB PCIe": GpuType("A100 PCIe", 1.64),
+    "NVIDIA GeForce RTX 4090": GpuType("RTX 4090", 0.69, 24),
+    "NVIDIA RTX A5000": GpuType("RTX A5000", 0.27, 24),
+    "NVIDIA RTX A6000": GpuType("RTX A6000", 0.49, 48),
+    "NVIDIA A40": GpuType("A40", 0.40, 48),
+    "NVIDIA A100 80GB PCIe": GpuType("A100 PCIe", 1.64, 80),
+}
+# GET /v2/catalog/gpus: its query parameters (listGpuTypes) and their enums.
+CATALOG_QUERY = {
+    "include", "product", "count", "cloud", "countryCodes", "cudaVersions", "minCudaVersion",
+}  # fmt: skip
+CATALOG_ENUMS = {
+    "include": ("AVAILABILITY",),
+    "product": ("POD", "CLUSTER", "SERVERLESS"),
+    "cloud": ("SECURE", "COMMUNITY"),
 }
 HOST_GPUS = 8  # GPUs on each host machine
 CONTAINER_STATES = ("RUNNING", "EXITED", "TERMINATED")
@@ -231,6 +256,79 @@ class FakeRunPod(FakeServer):
 
     def error(self, status: int, message: str | None = None) -> ApiError:
         return ApiError(status, {"error": message or "error", "status": status})
+
+    def problem(self, status: int, title: str, detail: str) -> ApiError:
+        """v2's error: ``application/problem+json`` ``{"title", "status", "detail"}``."""
+        return ApiError(status, {"title": title, "status": status, "detail": detail})
+
+    def _dispatch(self, record: Any) -> Response:
+        """v1 under ``/v1`` (FakeServer's routing); the v2 catalog beside it."""
+        path = record.path.rstrip("/")
+        if not path.startswith("/v2/"):
+            return super()._dispatch(record)
+        request = Request(record.method, path, record.query, record.headers, record.body)
+        self._inject_fault(request)
+        if path != "/v2/catalog/gpus":
+            raise self.problem(404, "Not Found", f"no route {path}")
+        header = request.headers.get("authorization", "")
+        if header != f"Bearer {self.api_key}":
+            with self._lock2:
+                pod_key = any(header == f"Bearer {p.key}" for p in self._pods.values())
+            if pod_key:
+                raise self.problem(403, "Forbidden", "this key is scoped to one pod")
+            raise self.problem(
+                401, "Unauthorized", "missing bearer token" if not header else "invalid api key"
+            )
+        if request.method != "GET":
+            raise self.problem(405, "Method Not Allowed", f"{request.method} {path}")
+        return self.catalog_gpus(request)
+
+    def catalog_gpus(self, request: Request) -> Response:
+        errors = [f"unknown query parameter {name!r}" for name in sorted(set(request.query) - CATALOG_QUERY)]
+        # form style, explode false: one value, comma-separated
+        given = {
+            name: (request.arg(name) or "").split(",") for name in CATALOG_ENUMS if name in request.query
+        }
+        for name, values in given.items():
+            errors += [
+                f"{name}: {v!r} is not one of {list(CATALOG_ENUMS[name])}"
+                for v in values
+                if v not in CATALOG_ENUMS[name]
+            ]
+        if len(given.get("include", [])) > 1:
+            errors.append("include: at most 1 item")
+        count = request.arg("count")
+        if count is not None and (not count.isdigit() or int(count) < 1):
+            errors.append("count: must be an integer >= 1")
+        with_availability = "AVAILABILITY" in given.get("include", [])
+        if with_availability and "product" not in given:
+            errors.append("product is required when include=AVAILABILITY")
+        if errors:
+            return Response(
+                400, {"title": "Bad Request", "status": 400, "detail": "invalid query", "errors": errors}
+            )
+        gpus = []
+        with self._lock2:
+            capacity = {name: sorted(where) for name, where in self.capacity.items()}
+        for gpu_id, kind in GPU_TYPES.items():
+            entry: dict[str, Any] = {
+                "id": gpu_id,
+                "name": kind.display,
+                "pool": None,
+                "manufacturer": "NVIDIA",
+                "memory": kind.memory_gb,
+                "secure": True,
+                "community": True,
+                "price": {"secure": kind.secure_price, "community": round(kind.secure_price * 0.7, 2)},
+                "maxCount": {"secure": HOST_GPUS, "community": 4},
+            }
+            if with_availability:
+                where = capacity.get(gpu_id, [])
+                entry["availability"] = "HIGH" if where else "NONE"
+                if where:
+                    entry["dataCenters"] = [{"id": dc, "name": dc, "availability": "HIGH"} for dc in where]
+            gpus.append(entry)
+        return Response(200, {"gpus": gpus})
 
     def on_close(self) -> None:
         for proxy in self._proxies:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.fakes import FakePaperspace, MemoryBackend
+from tests.fakes import paperspace_spec as spec
 from tests.fakes.backend import TEST_NET
 from tests.fakes.conftest import PAPERSPACE_KEY
 from tests.fakes.polling import wait_for
@@ -331,3 +332,47 @@ def test_https_serving_with_the_fake_ca(backend: MemoryBackend) -> None:
         with httpx.Client(verify=ssl.create_default_context(cafile=fake.ca_file)) as client:
             response = client.get(f"{fake.url}/machines", headers={"Authorization": "Bearer k"})
     assert response.status_code == 200
+
+
+# -- the machine types' lists (os-templates, machine-availability) -------------------------------
+
+
+def test_os_templates_answer_without_a_key_but_refuse_a_wrong_one(paperspace: FakePaperspace) -> None:
+    public = httpx.get(f"{paperspace.url}/os-templates")
+    assert public.status_code == 200
+    body = public.json()
+    assert set(body) >= {"hasMore", "items"} and body["items"]
+    for template in body["items"]:
+        assert set(template) == set(spec.OS_TEMPLATE_FIELDS)
+        for entry in template["availableMachineTypes"]:
+            assert set(entry) == {"machineTypeLabel", "isAvailable"}
+    wrong = httpx.get(f"{paperspace.url}/os-templates", headers={"Authorization": "Bearer wrong"})
+    assert wrong.status_code == 401
+
+
+def test_os_templates_page_with_the_documented_query(ps: httpx.Client) -> None:
+    first = ps.get("/os-templates", params={"limit": 1, "orderBy": "name", "order": "asc"}).json()
+    assert first["hasMore"] is True and len(first["items"]) == 1
+    rest = ps.get("/os-templates", params={"limit": 1, "order": "asc", "after": first["nextPage"]}).json()
+    assert rest["items"][0]["id"] != first["items"][0]["id"]
+    assert issues(ps.get("/os-templates", params={"region": "ny2"}))[0]["code"] == "unrecognized_keys"
+    assert issues(ps.get("/os-templates", params={"orderBy": "dtCreated"}))[0]["code"] == "invalid_enum_value"
+
+
+def test_machine_availability_needs_a_key_both_parameters_and_known_values(
+    paperspace: FakePaperspace, ps: httpx.Client
+) -> None:
+    query = {"machineType": "A6000", "region": "ny2"}
+    assert ps.get("/machine-availability", params=query).json() == {"available": True}
+    assert ps.get("/machine-availability", params={**query, "region": "ams1"}).json() == {"available": False}
+    assert httpx.get(f"{paperspace.url}/machine-availability", params=query).status_code == 401
+    missing = issues(ps.get("/machine-availability", params={"machineType": "A6000"}))
+    assert [(i["path"], i["message"]) for i in missing] == [(["region"], "Required")]
+    assert ps.get("/machine-availability", params={**query, "machineType": "Z9"}).status_code == 400
+    paperspace.availability["A6000"].discard("ny2")
+    assert ps.get("/machine-availability", params=query).json() == {"available": False}
+
+
+def test_create_refuses_a_machine_type_its_template_lists_as_unavailable(ps: httpx.Client) -> None:
+    response = ps.post("/machines", json=machine_body(machineType="P4000"))
+    assert response.status_code == 400 and "not available on machine type P4000" in response.json()["message"]

@@ -9,8 +9,10 @@ from padlab.providers import paperspace
 from tests.fakes import paperspace_spec as spec
 from tests.fakes.paperspace import (
     API_STATES,
+    AVAILABILITY_QUERY,
     CREATE_FIELDS,
     LIST_QUERY,
+    OS_TEMPLATES_QUERY,
     PENDING_STATES,
     FakePaperspace,
 )
@@ -39,13 +41,19 @@ def test_the_fakes_list_query_and_limits_are_the_documented_ones() -> None:
     assert check(low) is None and check(high) is None and check(low - 1) and check(high + 1)
 
 
-def test_the_fakes_machine_routes_are_documented_operations() -> None:
+def test_the_fakes_routes_are_documented_operations() -> None:
     routes = {(method, pattern.pattern) for method, pattern, _ in FakePaperspace._routes}
     documented = {
         (method, re.sub(r"\{\w+\}", "(?P<machine_id>[^/]+)", path)) for method, path in spec.OPERATIONS
     }
-    machine_routes = {route for route in routes if route[1].startswith("/machines")}
-    assert machine_routes == documented
+    assert routes == documented
+
+
+def test_the_fakes_list_queries_are_the_documented_ones() -> None:
+    assert set(OS_TEMPLATES_QUERY) == set(spec.OS_TEMPLATES_QUERY)
+    assert OS_TEMPLATES_QUERY["orderBy"].enum == spec.OS_TEMPLATES_ORDER_BY
+    required = {name for name, field in AVAILABILITY_QUERY.items() if field.required}
+    assert set(AVAILABILITY_QUERY) == required == set(spec.AVAILABILITY_QUERY_REQUIRED)
 
 
 def test_every_call_padlab_makes_is_a_documented_operation() -> None:

@@ -101,3 +101,43 @@ def test_no_capacity_is_refused(fake: FakeRunPod) -> None:
     fake.capacity["NVIDIA A40"] = {"US-TX-3"}  # not in the volume's data center
     answer = httpx.post(f"{fake.url}/pods", json=pod_body(vol), headers=AUTH)
     assert answer.status_code == 400 and "no longer any instances available" in answer.json()["error"]
+
+
+# -- the v2 GPU catalog (api-reference-v2/openapi.json: listGpuTypes) ----------------------------
+
+CATALOG = "/v2/catalog/gpus"
+GPU_FIELDS = {"id", "name", "pool", "manufacturer", "memory", "secure", "community", "price", "maxCount"}
+
+
+def origin(fake: FakeRunPod) -> str:
+    return fake.url.removesuffix("/v1")
+
+
+def test_the_catalog_lists_gpu_types_with_availability_only_when_asked(fake: FakeRunPod) -> None:
+    plain = httpx.get(origin(fake) + CATALOG, headers=AUTH)
+    assert plain.status_code == 200
+    gpus = plain.json()["gpus"]
+    assert gpus and all(set(g) == GPU_FIELDS for g in gpus)
+    assert all(set(g["price"]) >= {"secure", "community"} for g in gpus)
+    fake.capacity["NVIDIA A40"] = set()
+    query = {"include": "AVAILABILITY", "product": "POD", "cloud": "SECURE", "count": 1}
+    rich = {g["id"]: g for g in httpx.get(origin(fake) + CATALOG, params=query, headers=AUTH).json()["gpus"]}
+    assert rich["NVIDIA A40"]["availability"] == "NONE" and "dataCenters" not in rich["NVIDIA A40"]
+    assert {dc["id"] for dc in rich["NVIDIA RTX A6000"]["dataCenters"]} == set(
+        fake.capacity["NVIDIA RTX A6000"]
+    )
+
+
+def test_the_catalog_refuses_bad_queries_and_keys_in_v2s_error_shape(fake: FakeRunPod) -> None:
+    url = origin(fake) + CATALOG
+    for params in ({"include": "AVAILABILITY"}, {"cloud": "ALL"}, {"count": 0}, {"gpuTypeId": "NVIDIA A40"}):
+        bad = httpx.get(url, params=params, headers=AUTH)
+        assert bad.status_code == 400 and set(bad.json()) == {"title", "status", "detail", "errors"}, params
+    missing = httpx.get(url)
+    assert missing.status_code == 401 and missing.json() == {
+        "title": "Unauthorized",
+        "status": 401,
+        "detail": "missing bearer token",
+    }
+    assert httpx.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert httpx.get(origin(fake) + "/v2/pods", headers=AUTH).status_code == 404

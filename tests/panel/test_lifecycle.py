@@ -268,14 +268,18 @@ def test_new_workstation_form_offers_the_providers_own_list_once_its_key_is_stor
     assert '<option value="gpu_8x_a100_80gb_sxm4" >gpu_8x_a100_80gb_sxm4 · $14.32/h</option>' in page
 
 
-def test_a_session_cannot_point_the_stored_key_at_another_api(signed, panel_home):
+def test_a_session_cannot_point_the_stored_key_at_another_api(signed, panel_home, monkeypatch):
     """The stored key goes only to the provider's own API or one the host's admin allowed:
     a session that types another URL (its own server) is refused, and nothing is saved."""
     from padlab import profiles
     from padlab.providers import credentials
 
     credentials.store("paperspace", PAPERSPACE_KEY)
-    with FakePaperspace(api_key="thief", backend=MemoryBackend()) as thief:
+    with (
+        FakePaperspace(api_key=PAPERSPACE_KEY, backend=MemoryBackend()) as own,
+        FakePaperspace(api_key="thief", backend=MemoryBackend()) as thief,
+    ):
+        monkeypatch.setenv("PADLAB_PAPERSPACE_API_URL", own.url)  # the form's lists: never a real cloud
         new = _post(signed, "/new/paperspace", {"name": "gpu", "api_url": thief.url})
         assert new.status_code == 400, new.text
         assert "only to Paperspace&#39;s own API" in new.text and "--allow-api-url" in new.text
@@ -315,6 +319,88 @@ def test_the_panel_makes_its_own_ssh_key_once_and_new_workstations_use_it(signed
     assert cloud.public_key(profile)[0] == public  # what DigitalOcean, Lambda, RunPod and AWS are given
     other = panel_home / "my-key"
     other.write_text(key.read_text())
+    other.with_name("my-key.pub").write_text(public + "\n")
     typed = _post(signed, "/new/paperspace", {"name": "mine", "identity": str(other)})
     assert typed.status_code == 303, typed.text
     assert profiles.load("mine").identity == str(other)  # a typed key still wins
+
+
+def _key_pair(folder, name: str = "id_ed25519") -> tuple[object, str]:
+    """An unencrypted ed25519 pair in ``folder`` (private 0600, .pub beside it): (path, public line)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        )
+    )
+    path.chmod(0o600)
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    path.with_name(name + ".pub").write_text(public.decode() + " me@ipad\n")
+    return path, public.decode()
+
+
+def test_the_ssh_key_field_takes_only_a_key_pair_from_ssh_or_padlabs_home(
+    signed, panel_home, tmp_path, monkeypatch
+):
+    """A typed path is read on the panel host and its .pub may go to a cloud: /etc/shadow, a key
+    outside ~/.ssh and padlab's home (or a link out of them), a file that is no key, or a key whose
+    .pub is another's are refused in one line, and nothing is saved."""
+    from padlab import profiles
+
+    user_home = tmp_path / "panel-user"
+    monkeypatch.setenv("HOME", str(user_home))
+    ssh = user_home / ".ssh"
+    good, _ = _key_pair(ssh)
+    outside, _ = _key_pair(tmp_path / "elsewhere")
+    (ssh / "linked").symlink_to(outside)
+    (ssh / "linked.pub").write_text(outside.with_name("id_ed25519.pub").read_text())
+    (ssh / "notes").write_text("not a key\n")
+    (ssh / "notes.pub").write_text("ssh-ed25519 AAAA x\n")
+    other, _ = _key_pair(ssh, "other")
+    mismatched = ssh / "mismatched"
+    mismatched.write_bytes(other.read_bytes())
+    _, stranger = _key_pair(tmp_path / "stranger")
+    (ssh / "mismatched.pub").write_text(stranger + "\n")
+    lonely = ssh / "lonely"
+    lonely.write_bytes(good.read_bytes())
+    refused = {
+        "/etc/shadow": "only from",
+        str(outside): "only from",
+        str(ssh / "linked"): "only from",
+        "id_ed25519": "full path",
+        str(ssh / "nothing-here"): "no ssh key file",
+        str(ssh / "notes"): "not a private ssh key",
+        str(mismatched): "is not the public half",
+        str(lonely): "no such file: its public half",
+    }
+    for typed, message in refused.items():
+        response = _post(signed, "/new/paperspace", {"name": "gpu", "identity": typed})
+        assert response.status_code == 400, typed
+        assert message in response.text and "Fix:" in response.text, (typed, response.text)
+        assert "Traceback" not in response.text and "root:" not in response.text
+        assert "gpu" not in profiles.names()
+    made = _post(signed, "/new/paperspace", {"name": "gpu", "identity": "~/.ssh/id_ed25519"})
+    assert made.status_code == 303, made.text
+    assert profiles.load("gpu").identity == str(good)
+
+
+def test_the_form_reads_the_providers_own_list_where_the_key_was_checked(signed, panel_home, fake_paperspace):
+    """A key checked against an allowed API URL on the Keys page: the new-workstation form lists
+    that API's machine types (Paperspace's template, not padlab's table)."""
+    stored = _post(
+        signed,
+        "/keys/provider/paperspace",
+        {"part0": PAPERSPACE_KEY, "api_url": fake_paperspace.url},
+        "/keys",
+    )
+    assert stored.status_code == 200, stored.text
+    page = signed.get("/new/paperspace").text
+    assert '<option value="C5" >C5</option>' in page and 'value="P4000"' not in page
+    assert "machine types and regions from Paperspace&#39;s API" in page
+    assert 'data-role="catalog-note"' not in page
+    assert any(r.path == "/v1/os-templates" for r in fake_paperspace.requests)

@@ -32,7 +32,8 @@ def moto_url() -> Iterator[str]:
 
 @pytest.fixture
 def aws(moto_url: str, home: Path, ssh_key: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    httpx.post(f"{moto_url}/moto-api/reset")
+    # Resetting every region's backend (the catalog test loads them all) can take seconds on a loaded machine.
+    httpx.post(f"{moto_url}/moto-api/reset", timeout=120)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAPADLABTEST000001")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "padlab-test-secret-do-not-log")
@@ -292,3 +293,50 @@ def test_the_documented_iam_policy_allows_exactly_the_ec2_calls_padlab_makes() -
         actions = statement["Action"]
         allowed |= {actions} if isinstance(actions, str) else set(actions)
     assert allowed == {f"ec2:{name}" for name in called} | {"ec2:CreateTags"}
+
+
+# -- the panel's list: EC2's own ---------------------------------------------------------------------
+
+
+def test_the_catalog_is_ec2s_own_gpu_types_and_the_regions_offering_each(aws: str) -> None:
+    """DescribeInstanceTypes (x86_64, NVIDIA GPUs) and, per region of the account, the offerings:
+    not padlab's table of seven types."""
+    from padlab import onboard
+    from padlab.providers.aws import CATALOG_SOURCE
+
+    cat = onboard.catalog("aws", live=True)
+    assert cat["live_error"] is None and cat["price_source"] == CATALOG_SOURCE
+    types = {m["name"]: m for m in cat["machine_types"]}
+    assert cat["machine_types"][0]["name"] == "g4dn.xlarge"  # the default first
+    assert {"g4dn.12xlarge", "p5.48xlarge", "g6.xlarge"} <= set(types)  # beyond the table
+    assert not any(name.startswith(("g4ad.", "g5g.", "c5.", "inf")) for name in types)  # AMD, ARM, no GPU
+    assert (
+        types["g4dn.xlarge"]["price_per_hour"] == 0.526 and types["g4dn.12xlarge"]["price_per_hour"] is None
+    )
+    regions = [r["RegionName"] for r in ec2(aws).describe_regions()["Regions"]]
+    assert "us-east-1" in cat["regions"] and set(cat["regions"]) <= set(regions)  # those offering any
+    for name in ("g6.xlarge", "p5.48xlarge"):
+        offered = [
+            region
+            for region in sorted(regions)
+            if boto3.client("ec2", region_name=region, endpoint_url=aws).describe_instance_type_offerings(
+                LocationType="region", Filters=[{"Name": "instance-type", "Values": [name]}]
+            )["InstanceTypeOfferings"]
+        ]
+        assert types[name]["regions"] == offered and 0 < len(offered) < len(regions), name
+
+
+def test_the_catalog_falls_back_to_padlabs_table_in_one_line_when_ec2_refuses(
+    aws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto import settings
+
+    from padlab import onboard
+
+    monkeypatch.setattr(settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
+    cat = onboard.catalog("aws", live=True)
+    assert cat["live_error"].startswith("AWS EC2's own list could not be read (")
+    assert "padlab-test-secret-do-not-log" not in cat["live_error"]
+    assert [m["name"] for m in cat["machine_types"]][:2] == ["g4dn.xlarge", "g4dn.2xlarge"]
+    assert cat["price_source"] == "bundled table, approximate 2025 list price"
+    assert cat["regions"][0] == "us-east-1"  # padlab's list

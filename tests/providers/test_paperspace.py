@@ -195,3 +195,44 @@ def test_down_powers_off_a_machine_whose_jupyter_cannot_be_stopped_first(
     [warning] = out["warnings"]
     assert warning.startswith("Jupyter was not stopped cleanly first (") and "powered off anyway" in warning
     assert "stopping the machine" in stages
+
+
+# -- the panel's list: Paperspace's own ------------------------------------------------------------
+
+
+def test_the_catalog_is_paperspaces_own_list_once_a_key_is_there(
+    provider: PaperspaceProvider, fake: FakePaperspace
+) -> None:
+    """The machine types padlab's template lists as available (not padlab's table), each with the
+    regions Paperspace has capacity in now."""
+    from padlab import onboard
+    from padlab.providers.paperspace import CATALOG_SOURCE
+
+    fake.availability["H100"] = set()
+    cat = onboard.catalog("paperspace", live=True, api_url=fake.url)
+    assert cat["live_error"] is None and cat["price_source"] == CATALOG_SOURCE
+    types = {m["name"]: m for m in cat["machine_types"]}
+    assert set(types) == {"C5", "A4000", "A6000", "A100-80G", "H100"}  # P4000: not on t0nspur5
+    assert cat["machine_types"][0]["name"] == "A4000"  # the default first
+    assert types["A6000"]["regions"] == ["ny2", "ca1"] and types["A100-80G"]["regions"] == ["ny2"]
+    assert types["H100"]["regions"] == [] and types["C5"]["regions"] == ["ny2", "ca1", "ams1"]
+    assert types["A4000"]["price_per_hour"] == 0.76 and types["C5"]["price_per_hour"] is None
+    assert cat["regions"] == ["ny2", "ca1", "ams1"]
+    asked = {r.path for r in fake.requests}
+    assert asked == {"/v1/os-templates", "/v1/machine-availability"}
+
+
+def test_the_catalog_falls_back_to_padlabs_list_in_one_line_when_paperspace_fails(
+    home: Path, fake: FakePaperspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from padlab import onboard
+
+    monkeypatch.setenv("PAPERSPACE_API_KEY", "not-the-key")
+    cat = onboard.catalog("paperspace", live=True, api_url=fake.url)
+    assert cat["live_error"].startswith("Paperspace's own list could not be read (")
+    assert "padlab's list instead" in cat["live_error"] and "not-the-key" not in cat["live_error"]
+    assert "bundled table" in cat["price_source"] and "Paperspace's API" not in cat["price_source"]
+    assert {"name": "P4000", "price_per_hour": 0.51} in cat["machine_types"]  # the table's
+    monkeypatch.setenv("PAPERSPACE_API_KEY", KEY)
+    fake.fail_next(503, count=50, path="/machine-availability")
+    assert "could not be read" in onboard.catalog("paperspace", live=True, api_url=fake.url)["live_error"]

@@ -180,3 +180,54 @@ def test_login_checks_the_key(home: Path, fake: FakeRunPod) -> None:
     assert "rejected" in one_line_error(refused)
     padlab(home, *args, input=KEY + "\n")
     assert (home / "credentials" / "runpod").read_text().strip() == KEY
+
+
+# -- the panel's list: RunPod's own ----------------------------------------------------------------
+
+
+def test_the_catalog_is_runpods_own_gpu_list_with_its_data_centers(
+    provider: RunPodProvider, fake: FakeRunPod
+) -> None:
+    from padlab import onboard
+    from tests.fakes.runpod import GPU_TYPES
+
+    fake.capacity["NVIDIA A40"] = set()
+    fake.capacity["NVIDIA RTX A6000"] = {"EU-SE-1", "US-IL-1"}
+    cat = onboard.catalog("runpod", live=True, api_url=fake.url)
+    assert cat["live_error"] is None and cat["price_source"] == "RunPod API (catalog/gpus, secure cloud)"
+    types = {m["name"]: m for m in cat["machine_types"]}
+    assert set(types) == set(GPU_TYPES)  # not padlab's list (which has no RTX 4090 price, nor these)
+    assert types["NVIDIA RTX A6000"] == {
+        "name": "NVIDIA RTX A6000",
+        "price_per_hour": 0.49,
+        "regions": ["EU-SE-1", "US-IL-1"],
+    }
+    assert types["NVIDIA A40"]["regions"] == []
+    assert cat["machine_types"][0]["name"] == "NVIDIA GeForce RTX 4090"  # the default first
+    assert "EU-RO-1" in cat["regions"] and "US-KS-2" in cat["regions"]
+    [asked] = [r for r in fake.requests if r.path == "/v2/catalog/gpus"]
+    assert asked.query == {
+        "include": ["AVAILABILITY"],
+        "product": ["POD"],
+        "cloud": ["SECURE"],
+        "count": ["1"],
+    }
+
+
+def test_the_catalog_falls_back_to_padlabs_list_in_one_line_when_runpod_fails(
+    home: Path, fake: FakeRunPod, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from padlab import onboard
+
+    monkeypatch.setenv("RUNPOD_API_KEY", "rpa_not_the_key")
+    cat = onboard.catalog("runpod", live=True, api_url=fake.url)
+    assert cat["live_error"].startswith("RunPod's own list could not be read (")
+    assert "rpa_not_the_key" not in cat["live_error"] and "bundled table" in cat["price_source"]
+    assert [m["name"] for m in cat["machine_types"]][:2] == ["NVIDIA GeForce RTX 4090", "NVIDIA A40"]
+
+
+def test_the_catalog_is_asked_of_runpods_own_api_host_for_runpods_own_v1() -> None:
+    from padlab.providers.runpod import CATALOG_URL, DEFAULT_URL, catalog_url
+
+    assert catalog_url(DEFAULT_URL) == CATALOG_URL == "https://api.runpod.io"
+    assert catalog_url("http://127.0.0.1:8123/v1") == "http://127.0.0.1:8123"

@@ -69,7 +69,8 @@ def checked_api_url(panel: Any, provider: str, value: str | None) -> str | None:
 def _create(form: Any, provider: str, panel: Any = None) -> dict[str, Any]:
     """Check everything (the budget too) before the profile is saved: nothing half-done.
 
-    No ssh key given: the panel's own (sshkey.py), made the first time it is needed."""
+    No ssh key given: the panel's own (sshkey.py), made the first time it is needed; one typed must
+    be a key pair in the panel user's ~/.ssh or padlab home (sshkey.checked_identity)."""
     from padlab import money, onboard
 
     budget = _field(form, "budget")
@@ -78,9 +79,12 @@ def _create(form: Any, provider: str, panel: Any = None) -> dict[str, Any]:
     cloud = {key: _field(form, key) for key in CLOUD_FIELDS} if registry.PROVIDERS[provider].cloud else None
     if cloud is not None:
         cloud["api_url"] = checked_api_url(panel, provider, cloud.get("api_url"))
-    if not fields["identity"] and (cloud is not None or registry.PROVIDERS[provider].needs_host):
-        from padlab.panel import sshkey
+    from padlab.panel import sshkey
 
+    if fields["identity"]:
+        # A path typed here is read on the panel host: only a real key pair from the allowed places.
+        fields["identity"] = sshkey.checked_identity(fields["identity"])
+    elif cloud is not None or registry.PROVIDERS[provider].needs_host:
         fields["identity"], _ = sshkey.ensure()
     name = _field(form, "name")
     profile, _ = onboard.create_profile(name, provider, cloud=cloud, **fields)
@@ -97,8 +101,16 @@ async def new_provider_page(request: Request) -> Response:
     if provider not in registry.PROVIDERS:
         return error_page(request, 404, f"no provider named {provider!r}", "pick one on /new")
     key = onboard.key_status(provider) if registry.PROVIDERS[provider].cloud else None
-    # The provider's own list where it has one, once its key is stored.
-    cat = await run_in_threadpool(onboard.catalog, provider, bool(key and key["stored"]))
+    # The provider's own list where it has one, once its key is stored, from the API the key was
+    # checked against while that API is still one the panel may send the key to.
+    live = bool(key and key["stored"])
+    try:
+        key_url = checked_api_url(
+            panel_of(request), provider, onboard.key_api_url(provider) if live else None
+        )
+    except PadlabError:
+        key_url = None
+    cat = await run_in_threadpool(onboard.catalog, provider, live, key_url)
     if request.method == "POST":
         form = request.state.form
         try:

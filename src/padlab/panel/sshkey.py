@@ -50,3 +50,75 @@ def ensure() -> tuple[str, str]:
             write_atomic(key, secret.decode(), mode=0o600)
         os.chmod(key, 0o600)
         return str(key), pub.read_text().strip()
+
+
+# The most a private key file may hold (an RSA-16384 key is under 13 KB).
+MAX_KEY_BYTES = 64 * 1024
+
+
+def places() -> list[Path]:
+    """Where a typed key may be: the panel user's ~/.ssh and padlab's home (the panel's own key's)."""
+    return [Path.home() / ".ssh", paths.data_dir()]
+
+
+def checked_identity(value: str) -> str:
+    """A key typed in the new-workstation form, as the file ssh will read: a private key, unencrypted
+    (the panel cannot type a passphrase), with its matching ``.pub`` beside it, in ``places()``.
+
+    Any other path on the panel host is refused before it is opened, whether it exists or not: a
+    session must not make padlab read, or offer a cloud as a key, a file such as /etc/shadow.
+    """
+    from padlab.errors import PadlabError
+
+    where = " or ".join(str(p) for p in places())
+    fix = (
+        "leave the field empty for the panel's own key (its public half is on the Keys page), "
+        f"or put the private key and its .pub in {places()[0]}"
+    )
+    typed = Path(value.strip()).expanduser()
+    if not typed.is_absolute():
+        raise PadlabError(f"the ssh key must be a full path in {where}, not {value.strip()!r}", fix)
+    real = typed.resolve()
+    pub = real.with_name(real.name + ".pub")
+    inside = [p.resolve() for p in places()]
+    if not any(root in real.parents for root in inside) or not any(
+        root in pub.resolve().parents for root in inside
+    ):
+        raise PadlabError(f"the panel takes an ssh key only from {where}, not {typed}", fix)
+    if not real.is_file():
+        raise PadlabError(f"no ssh key file at {typed}", fix)
+    try:
+        with open(real, "rb") as handle:
+            secret = handle.read(MAX_KEY_BYTES + 1)
+        public_line = pub.read_text().split()
+    except FileNotFoundError as exc:
+        missing = "its public half " + str(pub) if exc.filename == str(pub) else str(typed)
+        raise PadlabError(f"no such file: {missing}", fix) from None
+    except (OSError, UnicodeDecodeError):
+        raise PadlabError(f"the panel cannot read the ssh key {typed} or its .pub", fix) from None
+    derived = _public_of(secret) if len(secret) <= MAX_KEY_BYTES else None
+    if derived is None:
+        raise PadlabError(f"{typed} is not a private ssh key the panel can use (or it has a passphrase)", fix)
+    if public_line[:2] != derived.split()[:2]:
+        raise PadlabError(f"{pub} is not the public half of {typed}", fix)
+    return str(real)
+
+
+def _public_of(secret: bytes) -> str | None:
+    """The OpenSSH public line of an unencrypted private key (OpenSSH or PEM), else None."""
+    from cryptography.hazmat.primitives import serialization
+
+    loaders = (
+        lambda: serialization.load_ssh_private_key(secret, password=None),
+        lambda: serialization.load_pem_private_key(secret, password=None),
+    )
+    for load in loaders:
+        try:
+            key = load()
+            public = key.public_key().public_bytes(  # type: ignore[union-attr]
+                serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+            )
+        except (ValueError, TypeError, AttributeError):
+            continue
+        return public.decode()
+    return None

@@ -48,6 +48,15 @@ BAD_CREDENTIALS = {
     "RequestExpired",
     "InvalidAccessKeyId",
 }
+# The panel's list: EC2's accelerated-computing families with GPUs are named G and P; of those, padlab
+# offers the x86_64 ones with NVIDIA GPUs (the default AMI is NVIDIA's driver on x86_64 Ubuntu).
+GPU_TYPE_PATTERNS = ("g*", "p*")
+CATALOG_SOURCE = (
+    f"{prices.TABLE_NOTE}; instance types and regions from the EC2 API "
+    "(DescribeInstanceTypes, DescribeInstanceTypeOfferings)"
+)
+# DescribeInstanceTypes works in every region; us-east-1 is one no account can turn off.
+CATALOG_HOME = "us-east-1"
 CHAIN_PLACES = (
     "$AWS_ACCESS_KEY_ID/$AWS_SECRET_ACCESS_KEY",
     "$AWS_PROFILE",
@@ -63,6 +72,8 @@ class AwsProvider(CloudProvider):
     def __init__(self, profile: Any) -> None:
         super().__init__(profile)
         self._ec2: Any = None
+        self._session: Any = None
+        self._config: Any = None
         self._source = "the boto3 credential chain"
 
     # -- client ------------------------------------------------------------------------
@@ -100,7 +111,19 @@ class AwsProvider(CloudProvider):
                 f"padlab init {self.profile.name} --provider aws --region us-east-1 --force, or set AWS_REGION",
             )
         config = Config(retries={"mode": "standard", "max_attempts": retry.RETRY_ATTEMPTS + 2})
+        self._session, self._config = session, config
         return session.client("ec2", endpoint_url=self.options.get("api_url"), config=config)
+
+    def in_region(self, region: str) -> AwsProvider:
+        """The same credentials in another region, on this provider's boto3 session (its credentials
+        and loaded EC2 model): a new session per region costs seconds. Made here, used anywhere."""
+        self.ec2  # noqa: B018 - makes the session
+        other = AwsProvider(self.profile)
+        other._source = self._source
+        other._ec2 = self._session.client(
+            "ec2", region_name=region, endpoint_url=self.options.get("api_url"), config=self._config
+        )
+        return other
 
     def call(self, operation: str, **kwargs: Any) -> Any:
         """One EC2 call; boto3 retries throttling and 5xx, padlab turns the rest into one line."""
@@ -475,6 +498,81 @@ def _my_address() -> str:
 
 def _action(operation: str) -> str:
     return "".join(part.title() for part in operation.split("_"))
+
+
+def _pages(fetch: Callable[[dict[str, Any]], Any], key: str) -> list[dict[str, Any]]:
+    """Every page of a Describe call: ``fetch`` makes it (through ``call``, so a refusal is one
+    line) with the next page's NextToken, if any."""
+    found: list[dict[str, Any]] = []
+    more: dict[str, Any] = {}
+    while True:
+        page = fetch(more)
+        found += page.get(key) or []
+        if not page.get("NextToken"):
+            return found
+        more = {"NextToken": page["NextToken"]}
+
+
+def catalog(api_url: str | None = None) -> dict[str, Any]:
+    """EC2's own list, for the panel's new-workstation form: the x86_64 instance types with NVIDIA GPUs
+    (DescribeInstanceTypes) and, for each, the account's regions that offer it (DescribeRegions, then
+    DescribeInstanceTypeOfferings in each). Prices are padlab's table: EC2 states none."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from padlab.profiles import Profile
+
+    def provider(region: str) -> AwsProvider:
+        return AwsProvider(
+            Profile(name="catalog", provider="aws", options={"region": region, "api_url": api_url})
+        )
+
+    home = provider(CATALOG_HOME)
+    wanted = [
+        {"Name": "instance-type", "Values": list(GPU_TYPE_PATTERNS)},
+        {"Name": "processor-info.supported-architecture", "Values": ["x86_64"]},
+    ]
+    kinds = _pages(
+        lambda more: home.call("describe_instance_types", Filters=wanted, MaxResults=100, **more),
+        "InstanceTypes",
+    )
+    names = sorted(
+        k["InstanceType"]
+        for k in kinds
+        if any(g.get("Manufacturer") == "NVIDIA" for g in (k.get("GpuInfo") or {}).get("Gpus") or [])
+    )
+    regions = sorted(r["RegionName"] for r in home.call("describe_regions").get("Regions") or [])
+
+    clients = {region: home.in_region(region) for region in regions} if names else {}
+
+    def offered(region: str) -> set[str]:
+        there = clients[region]
+        found = _pages(
+            lambda more: there.call(
+                "describe_instance_type_offerings",
+                LocationType="region",
+                Filters=[{"Name": "instance-type", "Values": names}],
+                MaxResults=1000,
+                **more,
+            ),
+            "InstanceTypeOfferings",
+        )
+        return {o["InstanceType"] for o in found}
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        where = dict(zip(regions, pool.map(offered, regions))) if names else {}
+    table = prices.HOURLY.get("aws", {})
+    return {
+        "machine_types": [
+            {
+                "name": name,
+                "price_per_hour": table.get(name),
+                "regions": [r for r in regions if name in where[r]],
+            }
+            for name in names
+            if any(name in where[r] for r in regions)
+        ],
+        "source": CATALOG_SOURCE,
+    }
 
 
 def verify_key(value: str, api_url: str | None = None) -> None:

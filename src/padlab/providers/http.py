@@ -76,7 +76,7 @@ class JsonApi:
 
 def _message(body: Any) -> tuple[str | None, str | None]:
     """(message, code) of an error body: Paperspace's flat ``{"message", "code"}``, Lambda's
-    ``{"error": {"code", "message", "suggestion"}}`` or RunPod's ``{"error": MESSAGE}``."""
+    ``{"error": {"code", "message", "suggestion"}}``, RunPod's ``{"error": MESSAGE}`` or its v2 ``{"detail"}``."""
     if not isinstance(body, dict):
         return None, None
     inner = body.get("error")
@@ -84,7 +84,9 @@ def _message(body: Any) -> tuple[str | None, str | None]:
         return inner.get("message"), inner.get("code")
     if isinstance(inner, str):  # RunPod's REST API: {"error": MESSAGE, "status": CODE}
         return inner, None
-    return body.get("message"), body.get("code") if isinstance(body.get("code"), str) else None
+    # RunPod's REST v2: problem+json {"title", "status", "detail"}
+    message = body.get("message") or body.get("detail")
+    return message, body.get("code") if isinstance(body.get("code"), str) else None
 
 
 def _json(response: Any) -> Any:

@@ -19,6 +19,9 @@ DEFAULT_URL = "https://api.paperspace.com/v1"
 URL_ENV = "PADLAB_PAPERSPACE_API_URL"
 KEY_ENV = ("PAPERSPACE_API_KEY",)
 DEFAULTS = {"machine_type": "A4000", "region": "ny2", "image": "t0nspur5", "disk_size": 50}
+# Paperspace's regions for machines (its availability page: NY2, CA1, AMS1); v1 has no call that lists them.
+REGIONS = ("ny2", "ca1", "ams1")
+CATALOG_SOURCE = f"{prices.TABLE_NOTE}; machine types and regions from Paperspace's API (os-templates, machine-availability)"
 
 STATES = {
     "ready": RUNNING,
@@ -166,3 +169,67 @@ def verify_key(value: str, api_url: str | None = None) -> None:
     """A cheap authenticated call, so `padlab login` stores only a key that works."""
     http.verify("Paperspace", "paperspace", base_url({"api_url": api_url}, URL_ENV, DEFAULT_URL), value,
                 "/machines", params={"limit": 1})  # fmt: skip
+
+
+def catalog(api_url: str | None = None) -> dict[str, Any]:
+    """Paperspace's own list, for the panel's new-workstation form: the machine types padlab's
+    template lists as available (GET /os-templates; a machine type must be one of its labels), each
+    with the regions where it can be created now (GET /machine-availability). Prices are padlab's
+    table: Paperspace states a rate only for a machine that exists."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from padlab.profiles import Profile
+
+    provider = PaperspaceProvider(
+        Profile(name="catalog", provider="paperspace", options={"api_url": api_url})
+    )
+    api = provider.api
+    template_id = DEFAULTS["image"]
+    try:
+        template = None
+        params: dict[str, Any] = {"limit": 120}
+        while template is None:
+            _, body = api.request("GET", "/os-templates", params=params)
+            template = next((t for t in body.get("items") or [] if t.get("id") == template_id), None)
+            if template is not None or not body.get("hasMore") or not body.get("nextPage"):
+                break
+            params = {"limit": 120, "after": body["nextPage"]}
+        if template is None:
+            raise PadlabError(
+                f"Paperspace lists no OS template {template_id}",
+                "padlab's list is shown; set --image if it moved",
+            )
+        names = [
+            str(m["machineTypeLabel"])
+            for m in template.get("availableMachineTypes") or []
+            if m.get("isAvailable") and m.get("machineTypeLabel")
+        ]
+
+        def available(pair: tuple[str, str]) -> bool:
+            try:
+                _, answer = api.request(
+                    "GET", "/machine-availability", params={"machineType": pair[0], "region": pair[1]}
+                )
+            except http.Refused as exc:
+                if exc.status == 400:  # a type Paperspace does not offer in that region
+                    return False
+                raise
+            return bool((answer or {}).get("available"))
+
+        pairs = [(name, region) for name in names for region in REGIONS]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            found = dict(zip(pairs, pool.map(available, pairs)))
+    finally:
+        api.close()
+    table = prices.HOURLY.get("paperspace", {})
+    return {
+        "machine_types": [
+            {
+                "name": name,
+                "price_per_hour": table.get(name),
+                "regions": [r for r in REGIONS if found[(name, r)]],
+            }
+            for name in names
+        ],
+        "source": CATALOG_SOURCE,
+    }

@@ -46,6 +46,9 @@ from padlab.providers.cloud import MISSING, OFF, RUNNING, STARTING, JsonApiProvi
 from padlab.providers.http import base_url
 
 DEFAULT_URL = "https://rest.runpod.io/v1"
+# RunPod's REST API v2 (its openapi.json: server https://api.runpod.io), for its GPU catalog only:
+# v1 lists no GPU types. Another --api-url (a test's fake, an allowed proxy) serves it on its own origin.
+CATALOG_URL = "https://api.runpod.io"
 URL_ENV = "PADLAB_RUNPOD_API_URL"
 KEY_ENV = ("RUNPOD_API_KEY",)
 DEFAULTS = {
@@ -420,6 +423,45 @@ class RunPodProvider(JsonApiProvider):
             "pod stopped outside `padlab down`: by autostop, or in RunPod's console "
             f"(the network volume {self.resource_name()} kept your work; `padlab up` resumes it)"
         )
+
+
+def catalog_url(rest_url: str) -> str:
+    """Where the v2 catalog is: RunPod's own for its own v1, else the same origin as the v1 URL, so
+    the stored key goes to no host it was not already sent to."""
+    from urllib.parse import urlsplit
+
+    if rest_url.rstrip("/") == DEFAULT_URL:
+        return CATALOG_URL
+    parts = urlsplit(rest_url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def catalog(api_url: str | None = None) -> dict[str, Any]:
+    """RunPod's own list (REST v2 GET /v2/catalog/gpus, secure cloud, one GPU): each GPU type's
+    secure-cloud price and the data centers with stock now; for the panel's new-workstation form."""
+    from padlab.profiles import Profile
+
+    provider = RunPodProvider(Profile(name="catalog", provider="runpod", options={"api_url": api_url}))
+    api = http.JsonApi("RunPod", "runpod", catalog_url(provider.api_url()), provider.secret())
+    query = {"include": "AVAILABILITY", "product": "POD", "cloud": "SECURE", "count": GPU_COUNT}
+    try:
+        _, body = api.request("GET", "/v2/catalog/gpus", params=query)
+    finally:
+        api.close()
+    out = []
+    for gpu in (body or {}).get("gpus") or []:
+        if not gpu.get("secure"):
+            continue  # padlab's pods are secure-cloud pods (a public IP, network volumes)
+        price = (gpu.get("price") or {}).get("secure")
+        regions = [dc["id"] for dc in gpu.get("dataCenters") or [] if dc.get("availability") != "NONE"]
+        out.append(
+            {
+                "name": gpu["id"],
+                "price_per_hour": price * GPU_COUNT if price is not None else None,
+                "regions": regions,
+            }
+        )
+    return {"machine_types": out, "source": "RunPod API (catalog/gpus, secure cloud)"}
 
 
 def verify_key(value: str, api_url: str | None = None) -> None:
