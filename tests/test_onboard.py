@@ -129,3 +129,17 @@ def test_the_providers_own_lists_where_it_has_them(home, monkeypatch):
     assert lambdas["price_source"] == "Lambda API (instance-types)"
     assert refused["live_error"].startswith("Lambda Cloud's own list could not be read")
     assert refused["price_source"] == onboard.catalog("lambda")["price_source"]  # padlab's list instead
+
+
+def test_the_form_draws_a_providers_list_as_read_a_moment_ago(home, monkeypatch):
+    """The new-workstation form is drawn on every GET and POST: the provider's own list is read once
+    in a while, not each time (here the API is gone by the second draw)."""
+    from tests.fakes.lambdacloud import FakeLambda
+
+    with FakeLambda(api_key="lam-once") as lam:
+        monkeypatch.setenv("PADLAB_LAMBDA_API_URL", lam.url)
+        onboard.store_key("lambda", ["lam-once"], verify=False)
+        first = onboard.catalog("lambda", live=True)
+    again = onboard.catalog("lambda", live=True)
+    assert again["live_error"] is None and again["price_source"] == "Lambda API (instance-types)"
+    assert again["machine_types"] == first["machine_types"]

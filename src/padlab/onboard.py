@@ -249,7 +249,7 @@ def catalog(provider: str, live: bool = False, api_url: str | None = None) -> di
     reader = getattr(import_module(info.module), "catalog", None) if info.cloud and live else None
     if reader is not None:
         try:
-            found = reader(api_url)
+            found = _live_list(provider, reader, api_url)
         except PadlabError as exc:
             out["live_error"] = (
                 f"{info.label}'s own list could not be read ({exc.message}): padlab's list instead"
@@ -266,6 +266,38 @@ def catalog(provider: str, live: bool = False, api_url: str | None = None) -> di
                 default_region = out["default_region"]
                 out["regions"] = regions if default_region in (None, *regions) else [*regions, default_region]
     return out
+
+
+# The provider's own lists as last read, for the form, which is drawn on every GET and POST: a list
+# is read again after LIVE_TTL_S, one that could not be read after FAILED_TTL_S (its retries take
+# up to half a minute); a new key, API URL or PADLAB_* setting is another entry.
+LIVE_TTL_S = 600.0
+FAILED_TTL_S = 60.0
+_LIVE: dict[tuple, tuple[float, dict[str, Any] | PadlabError]] = {}
+
+
+def _live_list(provider: str, reader: Any, api_url: str | None) -> dict[str, Any]:
+    import copy
+    import hashlib
+    import time
+
+    from padlab.providers import credentials
+
+    secret = credentials.read_stored(provider)
+    held = hashlib.sha256(secret.value.encode()).hexdigest() if secret else None
+    settings = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("PADLAB_")))
+    key = (provider, api_url, held, settings)
+    now = time.monotonic()
+    hit = _LIVE.get(key)
+    if hit is None or now - hit[0] >= (FAILED_TTL_S if isinstance(hit[1], PadlabError) else LIVE_TTL_S):
+        try:
+            hit = (now, reader(api_url))
+        except PadlabError as exc:
+            hit = (now, exc)
+        _LIVE[key] = hit
+    if isinstance(hit[1], PadlabError):
+        raise hit[1]
+    return copy.deepcopy(hit[1])  # the caller sorts it
 
 
 # --- destroy ----------------------------------------------------------------------------------
