@@ -43,7 +43,27 @@ def cli(ctx: click.Context) -> None:
 
 # Commands that run against whichever home `padlab remote` chose (padlab.home); the others run
 # only on this machine's home, and refuse in one line while the CLI uses a panel.
-HOME_AWARE = {None, "status", "up", "down", "costs", "get", "list", "remote", "panel", "ca"}
+HOME_AWARE = {
+    None,
+    "status",
+    "up",
+    "down",
+    "costs",
+    "get",
+    "list",
+    "remote",
+    "panel",
+    "ca",
+    "passwd",
+    "kernels",
+    "card",
+    "autostop",
+    "keep",
+    "budget",
+    "logs",
+    "default",
+    "destroy",
+}
 
 
 from padlab.cli import autostop, core, files, kernels, money, panel, remote, shell  # noqa: E402,F401  (registers the commands)

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import click
 
 from padlab.cli import cli
-from padlab.cli.common import CONTEXT, load_profile
+from padlab.cli.common import CONTEXT
 from padlab.errors import PadlabError
 from padlab.providers.do_api import AUTOSTOP_SCOPES
 from padlab.registry import CLOUDS, PROVIDERS
@@ -128,9 +128,11 @@ def destroy(name: str, yes_really_destroy: bool, as_json: bool) -> None:
       padlab destroy gpu
       padlab destroy gpu --yes-really-destroy --json
     """
-    from padlab import machines, ui
+    from padlab import home, ui
 
-    profile = load_profile(name)
+    where = home.current()
+    where.name_of(name)  # at home, an unknown profile is one line before the question
+    typed = name
     if not yes_really_destroy:
         if not sys.stdin.isatty():
             raise PadlabError(
@@ -144,7 +146,7 @@ def destroy(name: str, yes_really_destroy: bool, as_json: bool) -> None:
         )
         onboard.confirm_destroy(name, typed)
     with ui.progress(f"padlab destroy {name}") as stage:
-        data = machines.destroy(profile, on_stage=stage)
+        data = where.destroy(name, typed, stage)
     if as_json:
         ui.print_json(data)
     else:

@@ -347,9 +347,9 @@ def card(name: str | None, as_json: bool, qr: bool, png: str | None) -> None:
       padlab card lab --png lab-qr.png
     """
     from padlab import card as cardmod
-    from padlab import workstation
+    from padlab import home
 
-    data = workstation.status(load_profile(name))
+    data = home.current().status(name)
     if png:
         cardmod.write_png(data, png)
         if not as_json:
@@ -412,12 +412,13 @@ def passwd(name: str | None, password_stdin: bool, generate_password: bool) -> N
     Example:
       padlab passwd lab --generate-password
     """
-    from padlab import ui, workstation
+    from padlab import home, ui
 
-    profile = load_profile(name)
+    where = home.current()
+    shown = where.name_of(name)
     password, generated = read_password(password_stdin, generate_password)
-    with ui.progress(f"padlab passwd {profile.name}") as stage:
-        workstation.passwd(profile, password, generated, on_stage=stage)
+    with ui.progress(f"padlab passwd {shown or ''}".rstrip()) as stage:
+        where.passwd(name, password, generated, stage)
     if generated:
         click.echo(f"Your new Jupyter password (shown once): {password}")
     else:
@@ -494,8 +495,7 @@ def default(name: str) -> None:
     Example:
       padlab default lab
     """
-    from padlab import profiles
+    from padlab import home
 
-    profiles.load(name)
-    profiles.set_default(name)
+    home.current().set_default(name)
     click.echo(f"{name!r} is now the default profile.")

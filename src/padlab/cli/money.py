@@ -120,21 +120,18 @@ def budget_cmd(args: tuple[str, ...], as_json: bool) -> None:
       padlab budget off
       padlab budget               # show budgets and this month's spend
     """
-    from padlab import money, profiles, ui
+    from padlab import home, money, ui
 
     if len(args) > 2:
         raise PadlabError("budget takes at most a profile and an amount", "e.g. padlab budget gpu 20")
     if len(args) == 2:
         name, amount = args
-        profiles.load(name)  # an unknown profile is one line listing the known ones
     elif len(args) == 1:
         name, amount = None, args[0]
     else:
         name, amount = None, None
-    if amount is not None:
-        value = None if amount.lower() == "off" else money.parse_amount(amount)
-        money.set_budget(name, value)
-    view = money.budget_view()
+    value = None if amount is None or amount.lower() == "off" else money.parse_amount(amount)
+    view = home.current().budget(name, amount is not None, value)
     if as_json:
         ui.print_json(view)
         return

@@ -62,6 +62,31 @@ class Home(Protocol):
 
     def downloads(self, name: str | None) -> dict[str, Any]: ...
 
+    def passwd(
+        self, name: str | None, password: str, generated: bool, on_stage: Progress
+    ) -> dict[str, Any]: ...
+
+    def kernels(self, name: str | None, cuda: bool, on_stage: Progress) -> dict[str, Any]: ...
+
+    def kernel_create(
+        self, name: str | None, kernel: str, want: dict[str, Any], on_stage: Progress
+    ) -> dict[str, Any]: ...
+
+    def autostop(
+        self, name: str | None, limit: str | None, max_uptime: str | None, action: str | None
+    ) -> dict[str, Any]: ...
+
+    def keep(self, name: str | None, duration: str) -> dict[str, Any]: ...
+
+    def budget(self, name: str | None, change: bool, value: float | None) -> dict[str, Any]: ...
+
+    def logs(self, name: str | None, agent: bool, lines: int) -> dict[str, Any]: ...
+
+    def set_default(self, name: str) -> dict[str, Any]: ...
+
+    def destroy(self, name: str, typed: str, on_stage: Progress) -> dict[str, Any]:
+        """Only when `typed` is the profile's name: the confirmation travels and is checked by the home."""
+
 
 def current() -> Home:
     """The home this CLI uses: the panel it logged in to, else this machine."""

@@ -204,6 +204,47 @@ class RemoteHome:
     def downloads(self, name: str | None) -> dict[str, Any]:
         return self.api.call("GET", "/api/home/downloads", params=_only(name=name))
 
+    def passwd(
+        self, name: str | None, password: str, generated: bool, on_stage: Progress = _quiet
+    ) -> dict[str, Any]:
+        body = {"name": name, "password": password, "generated": generated}
+        return self.api.stream("/api/home/passwd", body, {"stage": on_stage})
+
+    def kernels(self, name: str | None, cuda: bool, on_stage: Progress = _quiet) -> dict[str, Any]:
+        return self.api.stream("/api/home/kernels/list", {"name": name, "cuda": cuda}, {"stage": on_stage})
+
+    def kernel_create(
+        self, name: str | None, kernel: str, want: dict[str, Any], on_stage: Progress = _quiet
+    ) -> dict[str, Any]:
+        body = {"name": name, "kernel": kernel, "want": want}
+        return self.api.stream("/api/home/kernels", body, {"stage": on_stage})
+
+    def autostop(
+        self, name: str | None, limit: str | None, max_uptime: str | None, action: str | None
+    ) -> dict[str, Any]:
+        if limit is None and max_uptime is None and action is None:
+            return self.api.call("GET", "/api/home/autostop", params=_only(name=name))
+        body = {"name": name, "limit": limit, "max_uptime": max_uptime, "action": action}
+        return self.api.call("POST", "/api/home/autostop", json=body)
+
+    def keep(self, name: str | None, duration: str) -> dict[str, Any]:
+        return self.api.call("POST", "/api/home/keep", json={"name": name, "duration": duration})
+
+    def budget(self, name: str | None, change: bool, value: float | None) -> dict[str, Any]:
+        if not change:
+            return self.api.call("GET", "/api/home/budget")
+        return self.api.call("POST", "/api/home/budget", json={"name": name, "value": value})
+
+    def logs(self, name: str | None, agent: bool, lines: int) -> dict[str, Any]:
+        params = _only(name=name, agent="1" if agent else None, lines=str(lines))
+        return self.api.call("GET", "/api/home/logs", params=params)
+
+    def set_default(self, name: str) -> dict[str, Any]:
+        return self.api.call("POST", "/api/home/default", json={"name": name})
+
+    def destroy(self, name: str, typed: str, on_stage: Progress = _quiet) -> dict[str, Any]:
+        return self.api.stream("/api/home/destroy", {"name": name, "typed": typed}, {"stage": on_stage})
+
     def take_in(self, bundle: dict[str, Any]) -> dict[str, Any]:
         return self.api.call("POST", "/api/home/profiles", json=bundle)
 

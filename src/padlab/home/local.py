@@ -122,3 +122,69 @@ class LocalHome:
         from padlab import files, profiles
 
         return files.downloads(profiles.load(name))
+
+    def passwd(
+        self, name: str | None, password: str, generated: bool, on_stage: Progress = _quiet
+    ) -> dict[str, Any]:
+        from padlab import profiles, workstation
+
+        return workstation.passwd(profiles.load(name), password, generated, on_stage=on_stage)
+
+    def kernels(self, name: str | None, cuda: bool, on_stage: Progress = _quiet) -> dict[str, Any]:
+        from padlab import kernels, profiles
+
+        return kernels.listing(profiles.load(name), cuda=cuda, on_stage=on_stage)
+
+    def kernel_create(
+        self, name: str | None, kernel: str, want: dict[str, Any], on_stage: Progress = _quiet
+    ) -> dict[str, Any]:
+        from padlab import kernels, profiles
+
+        return kernels.create(profiles.load(name), kernel, want, on_stage=on_stage)
+
+    def autostop(
+        self, name: str | None, limit: str | None, max_uptime: str | None, action: str | None
+    ) -> dict[str, Any]:
+        """{"name", "policy", "box", "changed"}: the policy as set (or as it is, with nothing to set)."""
+        from padlab import profiles, workstation
+
+        profile = profiles.load(name)
+        return dict(workstation.set_autostop(profile, limit, max_uptime, action), name=profile.name)
+
+    def keep(self, name: str | None, duration: str) -> dict[str, Any]:
+        """{"name", "facts"}: the box's autostop view after the hold."""
+        from padlab import autostop, profiles, workstation
+
+        profile = profiles.load(name)
+        facts = workstation.keep(profile, autostop.keep_seconds(duration, profile.name))
+        return {"name": profile.name, "facts": facts}
+
+    def budget(self, name: str | None, change: bool, value: float | None) -> dict[str, Any]:
+        """Set NAME's budget (all profiles' with no name) when `change`, then the budgets and spend."""
+        from padlab import money, profiles
+
+        if change:
+            if name is not None:
+                profiles.load(name)  # an unknown profile is one line listing the known ones
+            money.set_budget(name, value)
+        return money.budget_view()
+
+    def logs(self, name: str | None, agent: bool, lines: int) -> dict[str, Any]:
+        from padlab import profiles, workstation
+
+        return {"text": workstation.logs(profiles.load(name), agent, lines)}
+
+    def set_default(self, name: str) -> dict[str, Any]:
+        from padlab import profiles
+
+        profiles.load(name)
+        profiles.set_default(name)
+        return {"name": name}
+
+    def destroy(self, name: str, typed: str, on_stage: Progress = _quiet) -> dict[str, Any]:
+        """Only when `typed` is the profile's name, as the CLI asks for it."""
+        from padlab import machines, onboard, profiles
+
+        profile = profiles.load(name)
+        onboard.confirm_destroy(name, typed)
+        return machines.destroy(profile, on_stage=on_stage)

@@ -3,8 +3,10 @@
 Each route calls the same `LocalHome` method the CLI calls on its own machine, so a command
 gives the same result through the panel. Long actions answer as JSON lines while they run
 (application/x-ndjson: {"stage"}, {"event"}, {"warning"}, then {"result"} or {"error", "fix"});
-start and stop run as the panel's jobs, so its pages show them too. Scopes: read for what
-only looks, start-stop for what starts, stops or downloads, admin for moving a profile in.
+start, stop, a kernel's build and destroy run as the panel's jobs, so its pages show them too.
+Scopes: read for what only looks, start-stop for what starts, stops, downloads, builds a kernel
+or changes autostop, admin for what opens the box or spends or loses money (a new Jupyter
+password, a budget, the default profile, destroy) and for moving a profile in.
 `POST /api/tokens` mints a token with the panel password, throttled like the sign-in form.
 """
 
@@ -281,6 +283,174 @@ def _moved_api_url(request: Request, bundle: Any) -> None:
         checked_api_url(panel_of(request), provider, url if isinstance(url, str) else None)
 
 
+# -- the other commands: each the LocalHome method the CLI calls at home ----------------------
+
+
+def _text(body: dict[str, Any], key: str, required: bool = False) -> str | None:
+    value = body.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"{key} must be a string", f"send {key} as text")
+    return value
+
+
+def _stage_of(emit: Callable[[dict], None]) -> Callable[[str], None]:
+    def stage(text: str) -> None:
+        if text:
+            emit({"stage": text})
+
+    return stage
+
+
+def _audited(request: Request, action: str, name: str | None) -> None:
+    audit.record(action, client(request), workstation=name, token=request.state.token_label)
+
+
+@bearer("admin")
+async def passwd(request: Request) -> Response:
+    """A new Jupyter password is a way into the box: admin only."""
+    try:
+        body = await _body(request)
+        name = _name(body.get("name"))
+        password = _text(body, "password", required=True)
+    except PadlabError as exc:
+        return _error(exc)
+    _audited(request, "passwd", name)
+    generated = bool(body.get("generated"))
+    return _lines(_worker(lambda emit: HOME.passwd(name, password or "", generated, _stage_of(emit))))
+
+
+@bearer("read")
+async def kernels_list(request: Request) -> Response:
+    try:
+        body = await _body(request)
+        name = _name(body.get("name"))
+    except PadlabError as exc:
+        return _error(exc)
+    cuda = body.get("cuda") is not False
+    return _lines(_worker(lambda emit: HOME.kernels(name, cuda, _stage_of(emit))))
+
+
+@bearer("start-stop")
+async def kernel_create(request: Request) -> Response:
+    from padlab import profiles
+
+    try:
+        body = await _body(request)
+        name = await run_in_threadpool(_resolved, _name(body.get("name")))
+        kernel = _text(body, "kernel", required=True) or ""
+        want = body.get("want")
+        if not isinstance(want, dict):
+            raise BadRequest("want must be an object", "send what to build, as `padlab kernels create` does")
+        profiles.check_kernel(kernel, want)  # bad input is one line here, not a failed job
+    except PadlabError as exc:
+        return _error(exc)
+    _audited(request, "kernel-create", name)
+
+    def work(stage: Callable[[str], None]) -> Any:
+        return HOME.kernel_create(name, kernel, want, stage)
+
+    return _lines(_worker(_as_job(request, name, "kernel", work)))
+
+
+@bearer("read")
+async def autostop_show(request: Request) -> Response:
+    name = request.query_params.get("name")
+    return await _answer(lambda: HOME.autostop(name, None, None, None))()
+
+
+@bearer("start-stop")
+async def autostop_set(request: Request) -> Response:
+    try:
+        body = await _body(request)
+        name = _name(body.get("name"))
+        limit, max_uptime, action = (_text(body, k) for k in ("limit", "max_uptime", "action"))
+    except PadlabError as exc:
+        return _error(exc)
+    _audited(request, "autostop", name)
+    return await _answer(lambda: HOME.autostop(name, limit, max_uptime, action))()
+
+
+@bearer("start-stop")
+async def keep(request: Request) -> Response:
+    try:
+        body = await _body(request)
+        name = _name(body.get("name"))
+        duration = _text(body, "duration", required=True) or ""
+    except PadlabError as exc:
+        return _error(exc)
+    _audited(request, "keep", name)
+    return await _answer(lambda: HOME.keep(name, duration))()
+
+
+@bearer("read")
+async def budget_show(request: Request) -> Response:
+    return await _answer(lambda: HOME.budget(None, False, None))()
+
+
+@bearer("admin")
+async def budget_set(request: Request) -> Response:
+    """A budget decides what `up` may spend: admin only."""
+    from padlab import money
+
+    try:
+        body = await _body(request)
+        name = _name(body.get("name"))
+        value = body.get("value")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise BadRequest("value must be a number of USD, or null for off", "e.g. 20")
+        if value is not None:
+            value = money.parse_amount(str(value))
+    except PadlabError as exc:
+        return _error(exc)
+    _audited(request, "budget", name)
+    return await _answer(lambda: HOME.budget(name, True, value))()
+
+
+@bearer("read")
+async def logs(request: Request) -> Response:
+    q = request.query_params
+    try:
+        lines = int(q.get("lines") or "50")
+        if not 1 <= lines <= 100000:
+            raise ValueError
+    except ValueError:
+        return _error(BadRequest("lines must be a number from 1 to 100000", "e.g. lines=50"))
+    return await _answer(lambda: HOME.logs(q.get("name"), bool(q.get("agent")), lines))()
+
+
+@bearer("admin")
+async def set_default(request: Request) -> Response:
+    try:
+        body = await _body(request)
+        name = _text(body, "name", required=True) or ""
+    except PadlabError as exc:
+        return _error(exc)
+    _audited(request, "default", name)
+    return await _answer(lambda: HOME.set_default(name))()
+
+
+@bearer("admin")
+async def destroy(request: Request) -> Response:
+    """Deletes a machine and its disk for good: admin only, and only with the name typed."""
+    from padlab import onboard
+
+    try:
+        body = await _body(request)
+        name = await run_in_threadpool(_resolved, _text(body, "name", required=True))
+        typed = _text(body, "typed", required=True) or ""
+        onboard.confirm_destroy(name, typed)
+    except PadlabError as exc:
+        return _error(exc)
+    _audited(request, "destroy", name)
+
+    def work(stage: Callable[[str], None]) -> Any:
+        return HOME.destroy(name, typed, stage)
+
+    return _lines(_worker(_as_job(request, name, "destroy", work)))
+
+
 async def mint(request: Request) -> Response:
     """A token for `padlab remote login` in exchange for the panel password (not a passkey: the CLI
     has none); the password check is reserved before it runs, as the sign-in form's."""
@@ -329,4 +499,15 @@ def routes() -> list[Route]:
         Route("/api/home/up", up, methods=["POST"]),
         Route("/api/home/down", down, methods=["POST"]),
         Route("/api/home/get", get, methods=["POST"]),
+        Route("/api/home/passwd", passwd, methods=["POST"]),
+        Route("/api/home/kernels/list", kernels_list, methods=["POST"]),
+        Route("/api/home/kernels", kernel_create, methods=["POST"]),
+        Route("/api/home/autostop", autostop_show),
+        Route("/api/home/autostop", autostop_set, methods=["POST"]),
+        Route("/api/home/keep", keep, methods=["POST"]),
+        Route("/api/home/budget", budget_show),
+        Route("/api/home/budget", budget_set, methods=["POST"]),
+        Route("/api/home/logs", logs),
+        Route("/api/home/default", set_default, methods=["POST"]),
+        Route("/api/home/destroy", destroy, methods=["POST"]),
     ]
