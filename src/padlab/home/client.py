@@ -355,14 +355,14 @@ def login(
     return dict(saved, token=None, config=str(config.path()))
 
 
-def push(name: str) -> dict[str, Any]:
+def push(name: str, copy_key: bool = False) -> dict[str, Any]:
     """Move a profile from this machine to the logged-in panel; a re-run finishes an interrupted move."""
     from padlab.home import config, moves
 
     saved = config.load()
     if saved is None:
         raise PadlabError("this CLI is not logged in to a panel", "padlab remote login URL --scope admin")
-    bundle = moves.take_out(name, saved["url"])
+    bundle = moves.take_out(name, saved["url"], copy_key)
     home = RemoteHome(saved)
     try:
         result = home.take_in(bundle)
@@ -375,4 +375,11 @@ def push(name: str) -> dict[str, Any]:
         moves.put_back(name)
         raise PadlabError(f"{exc.message}; {name!r} stays on this machine", exc.fix) from exc
     moves.finish(name)
-    return dict(result, url=saved["url"], credentials_kept_here=bundle.get("credentials_kept_here", False))
+    key = bundle.get("ssh_key") or {}
+    return dict(
+        result,
+        url=saved["url"],
+        credentials_kept_here=bundle.get("credentials_kept_here", False),
+        ssh_key=key.get("from"),
+        ssh_key_kept_here=bool(key) and not key.get("leaves"),
+    )
