@@ -15,6 +15,19 @@ from padlab.errors import PadlabError
 from padlab.profiles import Profile
 
 # Fields of `padlab init` (its flag names, underscored) besides NAME, --provider and the cloud flags.
+# init's cloud flags (cli/cloud.py CLOUD_SETTINGS gives each its help): what the panel's API takes.
+CLOUD_KEYS = (
+    "machine_id",
+    "machine_name",
+    "region",
+    "machine_type",
+    "image",
+    "disk_size",
+    "api_url",
+    "price",
+    "subnet",
+)
+
 INIT_FIELDS = (
     "port",
     "root_dir",

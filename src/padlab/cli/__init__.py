@@ -63,6 +63,8 @@ HOME_AWARE = {
     "logs",
     "default",
     "destroy",
+    "init",
+    "login",
 }
 
 

@@ -80,20 +80,19 @@ def login(provider: str, key_stdin: bool, no_verify: bool, api_url: str | None, 
       echo "$LAMBDA_AUTOSTOP_KEY" | padlab login lambda --autostop-token --key-stdin
       echo "$RUNPOD_API_KEY" | padlab login runpod --key-stdin
     """
-    from padlab import onboard
+    from padlab import home, onboard
 
     if autostop_token:
         onboard.autostop_key_module(provider)  # refused before a key is asked for
     parts = _read_key(provider, key_stdin)
+    stored = home.current().login(provider, parts, api_url, not no_verify, autostop_token)
     if autostop_token:
-        stored = onboard.store_autostop_key(provider, parts, api_url, verify=not no_verify)
         click.echo(
             f"Stored the {PROVIDERS[provider].label} autostop key in {stored['path']} (mode 0600); "
             "`padlab up` copies it to each box with autostop on."
         )
         click.echo(f"Checked: {stored['checked']}.")
         return
-    stored = onboard.store_key(provider, parts, api_url, verify=not no_verify)
     click.echo(f"Stored the {provider} key in {stored['path']} (mode 0600).")
 
 

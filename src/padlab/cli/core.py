@@ -108,33 +108,30 @@ def init(
             host = host or click.prompt("ssh destination (USER@HOST or a ~/.ssh/config alias)")
         port = port or click.prompt("Jupyter port", type=int, default=profiles.DEFAULT_PORT)
         root_dir = root_dir or click.prompt("Notebook folder", default="~/notebooks")
-    from padlab import onboard
+    from padlab import home
 
-    _, path = onboard.create_profile(
-        name,
-        provider,
-        force=force,
-        cloud=cloud,
-        port=port,
-        root_dir=root_dir,
-        listen=listen,
-        host=host,
-        user=user,
-        ssh_port=ssh_port,
-        identity=identity,
-        allow_from=allow_from,
-        firewall=firewall,
-        autostop=autostop,
-        max_uptime=max_uptime,
-        autostop_action=autostop_action,
-        clone_url=clone_url,
-        tls_mode=tls_mode,
-        acme_directory=acme_directory,
-        acme_ca=acme_ca,
-    )
-    default = profiles.default_name() == name
+    fields = {
+        "port": port,
+        "root_dir": root_dir,
+        "listen": listen,
+        "host": host,
+        "user": user,
+        "ssh_port": ssh_port,
+        "identity": identity,
+        "allow_from": allow_from,
+        "firewall": firewall,
+        "autostop": autostop,
+        "max_uptime": max_uptime,
+        "autostop_action": autostop_action,
+        "clone_url": clone_url,
+        "tls_mode": tls_mode,
+        "acme_directory": acme_directory,
+        "acme_ca": acme_ca,
+    }
+    made = home.current().init(name, provider, force, cloud, fields)
+    name, path = made["name"], made["path"]
     click.echo(
-        f"Created profile {name!r} ({path}){' — the default' if default else ''}. Next: padlab up {name}"
+        f"Created profile {name!r} ({path}){' — the default' if made['default'] else ''}. Next: padlab up {name}"
     )
 
 

@@ -84,6 +84,20 @@ class Home(Protocol):
 
     def set_default(self, name: str) -> dict[str, Any]: ...
 
+    def init(
+        self,
+        name: str | None,
+        provider: str | None,
+        force: bool,
+        cloud: dict[str, Any],
+        fields: dict[str, Any],
+    ) -> dict[str, Any]: ...
+
+    def login(
+        self, provider: str, parts: list[str], api_url: str | None, verify: bool, autostop_token: bool
+    ) -> dict[str, Any]:
+        """Store a provider's API key in this home; the answer never holds the key."""
+
     def destroy(self, name: str, typed: str, on_stage: Progress) -> dict[str, Any]:
         """Only when `typed` is the profile's name: the confirmation travels and is checked by the home."""
 

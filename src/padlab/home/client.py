@@ -242,6 +242,29 @@ class RemoteHome:
     def set_default(self, name: str) -> dict[str, Any]:
         return self.api.call("POST", "/api/home/default", json={"name": name})
 
+    def init(
+        self,
+        name: str | None,
+        provider: str | None,
+        force: bool,
+        cloud: dict[str, Any],
+        fields: dict[str, Any],
+    ) -> dict[str, Any]:
+        body = {"name": name, "provider": provider, "force": force, "cloud": cloud, "fields": fields}
+        return self.api.call("POST", "/api/home/init", json=body)
+
+    def login(
+        self, provider: str, parts: list[str], api_url: str | None, verify: bool, autostop_token: bool
+    ) -> dict[str, Any]:
+        body = {
+            "provider": provider,
+            "parts": parts,
+            "api_url": api_url,
+            "verify": verify,
+            "autostop_token": autostop_token,
+        }
+        return self.api.call("POST", "/api/home/login", json=body)
+
     def destroy(self, name: str, typed: str, on_stage: Progress = _quiet) -> dict[str, Any]:
         return self.api.stream("/api/home/destroy", {"name": name, "typed": typed}, {"stage": on_stage})
 

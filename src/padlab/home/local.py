@@ -188,3 +188,27 @@ class LocalHome:
         profile = profiles.load(name)
         onboard.confirm_destroy(name, typed)
         return machines.destroy(profile, on_stage=on_stage)
+
+    def init(
+        self,
+        name: str | None,
+        provider: str | None,
+        force: bool,
+        cloud: dict[str, Any],
+        fields: dict[str, Any],
+    ) -> dict[str, Any]:
+        """{"name", "path", "default"}: the profile `padlab init` made (onboard.create_profile)."""
+        from padlab import onboard, profiles
+
+        profile, path = onboard.create_profile(name, provider, force=force, cloud=cloud, **fields)
+        return {"name": profile.name, "path": str(path), "default": profiles.default_name() == profile.name}
+
+    def login(
+        self, provider: str, parts: list[str], api_url: str | None, verify: bool, autostop_token: bool
+    ) -> dict[str, Any]:
+        """{"provider", "path"[, "checked"]}: where the key is stored, never the key."""
+        from padlab import onboard
+
+        if autostop_token:
+            return onboard.store_autostop_key(provider, parts, api_url, verify=verify)
+        return onboard.store_key(provider, parts, api_url, verify=verify)

@@ -432,6 +432,70 @@ async def set_default(request: Request) -> Response:
 
 
 @bearer("admin")
+async def init(request: Request) -> Response:
+    """`padlab init` on the panel, with its new-workstation page's rules: no file of the CLI's machine
+    (the panel cannot read it), the panel's own ssh key when none is given, the stored key sent only
+    to the provider's API or one the host's admin allowed."""
+    from padlab import onboard, registry
+    from padlab.panel.lifecycle import checked_api_url
+
+    try:
+        body = await _body(request)
+        name = _name(body.get("name"))
+        provider = _name(body.get("provider"))
+        cloud, fields = body.get("cloud") or {}, body.get("fields") or {}
+        if not isinstance(cloud, dict) or not isinstance(fields, dict):
+            raise BadRequest("cloud and fields must be objects", "send them as `padlab init` does")
+        unknown = (set(fields) - set(onboard.INIT_FIELDS)) | (set(cloud) - set(onboard.CLOUD_KEYS))
+        if unknown:
+            raise BadRequest(f"unknown settings: {', '.join(sorted(unknown))}", "update padlab on both ends")
+        fields = {k: v for k, v in fields.items() if v is not None}
+        cloud = {k: v for k, v in cloud.items() if v is not None}
+        for field in ("identity", "acme_ca"):
+            if fields.get(field):
+                flag = "--" + field.replace("_", "-")
+                raise PadlabError(
+                    f"{flag} names a file on this machine, and the profile lives on the panel, which cannot read it",
+                    f"leave {flag} out (the panel uses its own ssh key, shown on its Keys page), "
+                    "or make the profile here (padlab remote logout) and move it: padlab remote push NAME",
+                )
+        known = provider in registry.PROVIDERS
+        if known and registry.PROVIDERS[provider].cloud:
+            cloud["api_url"] = checked_api_url(panel_of(request), provider, cloud.get("api_url"))
+        if known and (registry.PROVIDERS[provider].cloud or registry.PROVIDERS[provider].needs_host):
+            from padlab.panel import sshkey
+
+            fields["identity"], _ = await run_in_threadpool(sshkey.ensure)
+    except PadlabError as exc:
+        return _error(exc)
+    _audited(request, "new", name)
+    return await _answer(lambda: HOME.init(name, provider, bool(body.get("force")), cloud, fields))()
+
+
+@bearer("admin")
+async def login(request: Request) -> Response:
+    """A provider's API key, stored 0600 on the panel and never sent back; checked only against the
+    provider's own API or one the host's admin allowed."""
+    from padlab import registry
+    from padlab.panel.lifecycle import checked_api_url
+
+    try:
+        body = await _body(request)
+        provider = _text(body, "provider", required=True) or ""
+        parts = body.get("parts")
+        if not isinstance(parts, list) or not all(isinstance(p, str) for p in parts):
+            raise BadRequest("parts must be a list of strings", "send the key as `padlab login` does")
+        if provider not in registry.PROVIDERS or not registry.PROVIDERS[provider].cloud:
+            raise BadRequest(f"no cloud provider named {provider!r}", "use one `padlab login --help` lists")
+        api_url = checked_api_url(panel_of(request), provider, _text(body, "api_url"))
+    except PadlabError as exc:
+        return _error(exc)
+    audit.record("provider-key", client(request), provider=provider, token=request.state.token_label)
+    verify, autostop_token = body.get("verify") is not False, bool(body.get("autostop_token"))
+    return await _answer(lambda: HOME.login(provider, parts, api_url, verify, autostop_token))()
+
+
+@bearer("admin")
 async def destroy(request: Request) -> Response:
     """Deletes a machine and its disk for good: admin only, and only with the name typed."""
     from padlab import onboard
@@ -510,4 +574,6 @@ def routes() -> list[Route]:
         Route("/api/home/logs", logs),
         Route("/api/home/default", set_default, methods=["POST"]),
         Route("/api/home/destroy", destroy, methods=["POST"]),
+        Route("/api/home/init", init, methods=["POST"]),
+        Route("/api/home/login", login, methods=["POST"]),
     ]
