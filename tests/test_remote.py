@@ -202,6 +202,112 @@ def test_status_up_get_down_costs_give_the_same_results_as_on_the_panels_machine
     assert there(panel, "list", "--json").stdout == here(panel, "list", "--json").stdout
 
 
+def api(panel: dict[str, Any], token: str, path: str, body: dict[str, Any]) -> httpx.Response:
+    """One POST to the panel's API, as a script holding the token would send it."""
+    verify = ssl.create_default_context(cafile=str(panel["server"] / "ca" / "padlab-ca.pem"))
+    return httpx.post(
+        f"{panel['url']}{path}", headers={"Authorization": f"Bearer {token}"}, json=body, verify=verify
+    )
+
+
+def no_digits(text: str) -> str:
+    """Output without the numbers that tick (seconds left, times)."""
+    import re
+
+    return re.sub(r"\d+", "N", text)
+
+
+def test_every_other_command_gives_the_same_output_through_the_panel(panel, tmp_path) -> None:
+    fake = panel["fake"]
+    login(panel, "--scope", "admin")
+    there(panel, "up", "lab", "--password-stdin", "--json", input=PASSWORD + "\n")
+    # budget, autostop, default, card: the same output, text and --json
+    assert there(panel, "budget", "lab", "20", "--json").stdout == here(panel, "budget", "--json").stdout
+    assert there(panel, "budget", "lab", "20").stdout == here(panel, "budget", "lab", "20").stdout
+    assert there(panel, "budget").stdout == here(panel, "budget").stdout
+    there(panel, "budget", "lab", "off")
+    assert "lab" not in json.loads(here(panel, "budget", "--json").stdout)["budgets"]
+    assert there(panel, "autostop", "lab", "--json").stdout == here(panel, "autostop", "lab", "--json").stdout
+    assert there(panel, "autostop", "lab", "45m").stdout == here(panel, "autostop", "lab", "45m").stdout
+    assert "45 min idle" in here(panel, "autostop", "lab").stdout
+    assert there(panel, "default", "lab").stdout == here(panel, "default", "lab").stdout
+    card_there, card_here = (
+        steady(json.loads(where(panel, "card", "lab", "--json").stdout)) for where in (there, here)
+    )
+    assert card_there.pop("autostop").keys() == card_here.pop("autostop").keys()  # the agent's clock ticks
+    assert card_there == card_here
+
+    # init and login make the profile and store the key on the panel, never echoing the key back
+    made = ("init", "web", "--provider", "local", "--port", str(free_port()), "--force")
+    assert there(panel, *made).stdout == here(panel, *made).stdout
+    assert str(panel["server"]) in there(panel, *made).stdout
+    assert not (panel["client"] / "profiles").exists()
+    own_key = there(
+        panel, "init", "web2", "--provider", "ssh", "--host", "me@box", "--identity", "/k", check=False
+    )
+    assert "--identity names a file on this machine" in one_line_error(own_key)
+    stored = there(panel, "login", "paperspace", "--key-stdin", "--api-url", fake.url, input=KEY + "\n")
+    assert str(panel["server"] / "credentials" / "paperspace") in stored.stdout and KEY not in stored.stdout
+    assert (panel["server"] / "credentials" / "paperspace").read_text().strip() == KEY
+    assert not (panel["client"] / "credentials").exists()
+    elsewhere = there(
+        panel,
+        "login",
+        "paperspace",
+        "--key-stdin",
+        "--api-url",
+        "https://example.com",
+        input=KEY + "\n",
+        check=False,
+    )
+    assert "only to Paperspace's own API" in one_line_error(elsewhere)
+
+    # kernels, keep, logs, passwd, with the stages streamed as they happen
+    listed = there(panel, "kernels", "lab", "--no-cuda", "--json")
+    assert json.loads(listed.stdout) == json.loads(
+        here(panel, "kernels", "lab", "--no-cuda", "--json").stdout
+    )
+    assert json.loads(listed.stdout)["kernels"]
+    bad = ("kernels", "lab", "create", "Bad Name!", "--packages", "x")
+    assert one_line_error(there(panel, *bad, check=False)) == one_line_error(here(panel, *bad, check=False))
+    held_there = there(panel, "keep", "lab", "2h")
+    held_here = here(panel, "keep", "lab", "2h")
+    assert (
+        no_digits(held_there.stdout).split(" stops in ")[0]
+        == no_digits(held_here.stdout).split(" stops in ")[0]
+    )
+    assert "(idle for" in held_there.stdout
+    assert held_there.stdout.startswith("lab: ")
+    assert (
+        json.loads(there(panel, "keep", "lab", "off", "--json").stdout).keys()
+        == json.loads(here(panel, "keep", "lab", "off", "--json").stdout).keys()
+    )
+    tail = there(panel, "logs", "lab", "--agent", "-n", "3").stdout.splitlines()
+    assert tail and set(tail) <= set(here(panel, "logs", "lab", "--agent", "-n", "500").stdout.splitlines())
+    new_password = "another long tablet password"
+    changed = there(panel, "passwd", "lab", "--password-stdin", input=new_password + "\n")
+    stages = [line for line in changed.stderr.splitlines() if line.startswith("[")]
+    assert stages, changed.stderr
+    assert changed.stdout == here(panel, "passwd", "lab", "--password-stdin", input=PASSWORD + "\n").stdout
+
+    # destroy: the same refusal (a local box is not deleted), and only with the name typed
+    gone = ("destroy", "lab", "--yes-really-destroy")
+    assert one_line_error(there(panel, *gone, check=False)) == one_line_error(here(panel, *gone, check=False))
+    token = json.loads((panel["client"] / "remote.json").read_text())["token"]
+    typo = api(panel, token, "/api/home/destroy", {"name": "lab", "typed": "lab-not"})
+    assert typo.status_code == 409 and "the name did not match" in typo.json()["error"]
+    there(panel, "down", "lab")
+
+    # what needs ssh from this machine says what to do instead
+    for args, hint in (
+        (("ssh", "lab"), "Terminal"),
+        (("push", "lab", str(tmp_path), "x"), "padlab get NAME URL"),
+        (("forget-host-key", "lab"), "on the panel's machine"),
+    ):
+        refused = there(panel, *args, check=False)
+        assert hint in one_line_error(refused) and panel["url"] in refused.stderr
+
+
 def ledger_rows(home: Path, name: str) -> list[dict[str, Any]]:
     code = f"import json; from padlab import ledger; print(json.dumps(ledger.rows({name!r})))"
     out = subprocess.run(

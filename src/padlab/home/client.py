@@ -137,6 +137,20 @@ class Api:
         )
 
 
+JUPYTER = "open the workstation's Jupyter (its link on {url}, or `padlab card NAME`)"
+INSTEAD = {
+    "ssh": JUPYTER + " and use File > New > Terminal there",
+    "mosh": JUPYTER + " and use File > New > Terminal there",
+    "push": JUPYTER + " and upload in its file browser, or fetch a URL onto the box: padlab get NAME URL",
+    "pull": JUPYTER + " and download from its file browser (right-click > Download)",
+    "ssh-config": "the panel holds the ssh key: run `padlab ssh-config` on the panel's machine",
+    "forget-host-key": "run `padlab forget-host-key NAME` on the panel's machine",
+    "doctor": "run `padlab doctor NAME` on the panel's machine; here, `padlab status NAME` shows its state",
+    "alert": "set alerts on the panel's machine: padlab alert NAME ...",
+    "up --skip-setup": "start it whole through the panel: padlab up NAME",
+}
+
+
 class RemoteHome:
     """The panel logged in to with `padlab remote login`."""
 
@@ -152,9 +166,12 @@ class RemoteHome:
         return name
 
     def only_here(self, what: str) -> None:
+        """Commands that need ssh from this machine to the box: the panel holds the profile and its
+        key, so they say what does the same through the panel."""
+        instead = INSTEAD.get(what) or INSTEAD.get(what.split()[0], "run it on the panel's machine")
         raise PadlabError(
-            f"`padlab {what}` does not run through a panel yet, and this CLI uses the panel at {self.where}",
-            "run it on the panel's machine, or come back to this machine's home: padlab remote logout",
+            f"`padlab {what}` connects from this machine, and the profile lives on the panel at {self.where}",
+            instead.format(url=self.where) + "; or use this machine's own profiles: padlab remote logout",
         )
 
     def profiles(self) -> dict[str, Any]:
