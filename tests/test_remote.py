@@ -328,13 +328,25 @@ def test_a_moved_profile_takes_its_key_and_ledger_and_is_gone_from_the_old_home(
     assert {r["kind"] for r in rows} == {"compute", "down"}  # the run, then the disk billed while down
 
     login(panel, "--scope", "start-stop")
-    refused = there(panel, "remote", "push", "gpu", check=False)
+    # the box trusts the user's own ~/.ssh key: padlab sends a copy only when asked, and says so
+    own_key = there(panel, "remote", "push", "gpu", check=False)
+    assert "your own ssh key" in one_line_error(own_key) and "--copy-key" in own_key.stderr
+    assert (panel["client"] / "profiles" / "gpu.toml").exists() and not list(
+        (panel["client"] / "moves").iterdir()
+    )
+    refused = there(panel, "remote", "push", "gpu", "--copy-key", check=False)
     assert "needs admin" in one_line_error(refused) and "stays on this machine" in refused.stderr
     assert (panel["client"] / "profiles" / "gpu.toml").exists()  # given back, whole
     assert ledger_rows(panel["client"], "gpu") == rows
 
     login(panel, "--scope", "admin")
-    there(panel, "remote", "push", "gpu")
+    user_key = Path(panel["env"]["HOME"]) / ".ssh" / "id_ed25519"
+    pushed = there(panel, "remote", "push", "gpu", "--copy-key")
+    assert f"ssh key {user_key} was copied and stays here" in pushed.stdout
+    assert user_key.exists()  # never taken from the user
+    carried = panel["server"] / "keys" / "gpu" / "id_ed25519"
+    assert carried.read_bytes() == user_key.read_bytes() and stat.S_IMODE(carried.stat().st_mode) == 0o600
+    assert f'identity = "{carried}"' in (panel["server"] / "profiles" / "gpu.toml").read_text()
     assert not (panel["client"] / "profiles" / "gpu.toml").exists()
     assert not (panel["client"] / "credentials" / "paperspace").exists()
     assert not (panel["client"] / "state" / "gpu.json").exists()
@@ -360,6 +372,62 @@ def test_a_moved_profile_takes_its_key_and_ledger_and_is_gone_from_the_old_home(
     assert "gpu" not in listed["profiles"]
 
 
+def test_a_moved_profile_takes_padlabs_ssh_key_and_host_key_and_the_panel_reaches_the_box_with_them(
+    panel,
+) -> None:
+    fake = panel["fake"]
+    there(panel, "remote", "logout")
+    keys = panel["client"] / "keys" / "mine"
+    keys.mkdir(parents=True)
+    key = keys / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    there(panel, "login", "paperspace", "--key-stdin", "--api-url", fake.url, input=KEY + "\n")
+    there(panel, "init", "gpu3", "--provider", "paperspace", "--api-url", fake.url, "--identity", str(key))
+    host_key = "padlab-gpu3 " + " ".join(key.with_name("id_ed25519.pub").read_text().split()[:2])
+    (panel["client"] / "ssh").mkdir(exist_ok=True)
+    (panel["client"] / "ssh" / "known_hosts").write_text(host_key + "\n")
+    private = key.read_bytes()
+
+    login(panel, "--scope", "start-stop")  # refused: the key and the host key come back where they were
+    assert "needs admin" in one_line_error(there(panel, "remote", "push", "gpu3", check=False))
+    assert key.read_bytes() == private and stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert host_key in (panel["client"] / "ssh" / "known_hosts").read_text()
+    assert f'identity = "{key}"' in (panel["client"] / "profiles" / "gpu3.toml").read_text()
+
+    login(panel, "--scope", "admin")
+    out = there(panel, "remote", "push", "gpu3")
+    assert "ssh key" not in out.stdout  # padlab's own key moved: nothing was copied
+    assert not key.exists() and not key.with_name("id_ed25519.pub").exists()  # no copy left here
+    assert "padlab-gpu3" not in (panel["client"] / "ssh" / "known_hosts").read_text()
+    carried = panel["server"] / "keys" / "gpu3" / "id_ed25519"
+    assert carried.read_bytes() == private and stat.S_IMODE(carried.stat().st_mode) == 0o600
+
+    # the panel's ssh to the box: the carried key, and the box's host key already known (no new trust)
+    code = (
+        "import json; from padlab import profiles, ssh; p = profiles.load('gpu3'); "
+        "t = ssh.Target('203.0.113.9', 'paperspace', 22, p.identity, ssh.key_alias('gpu3')); "
+        "print(json.dumps({'argv': ssh.command(t, 'true'), 'known': ssh._recorded(t.key_alias, ssh.known_hosts())}))"
+    )
+    seen = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env=padlab_env(panel["server"], **panel["env"]),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    argv = seen["argv"]
+    assert argv[argv.index("-i") + 1] == str(carried) and seen["known"] == [host_key]
+    public = subprocess.run(
+        ["ssh-keygen", "-y", "-f", str(carried)], capture_output=True, text=True, check=True
+    )
+    assert public.stdout.split()[:2] == host_key.split()[1:]
+    # a re-run of the finished move changes nothing, and the status reads the fake with the moved key
+    assert "no profile named 'gpu3'" in one_line_error(there(panel, "remote", "push", "gpu3", check=False))
+    assert json.loads(there(panel, "status", "gpu3", "--json").stdout)["name"] == "gpu3"
+
+
 def test_an_interrupted_move_is_finished_by_running_it_again_and_counted_once(panel) -> None:
     fake = panel["fake"]
     there(panel, "remote", "logout")
@@ -372,7 +440,7 @@ def test_an_interrupted_move_is_finished_by_running_it_again_and_counted_once(pa
     # The move got as far as the panel, and the answer never came back (the CLI was killed).
     code = (
         "from padlab.home import client, config, moves; "
-        "saved = config.load(); client.RemoteHome(saved).take_in(moves.take_out('gpu2', saved['url']))"
+        "saved = config.load(); client.RemoteHome(saved).take_in(moves.take_out('gpu2', saved['url'], True))"
     )
     subprocess.run([sys.executable, "-c", code], env=padlab_env(panel["client"]), check=True)
     assert (panel["client"] / "moves" / "gpu2.json").exists()
@@ -398,6 +466,33 @@ def test_scopes_are_enforced(panel) -> None:
     assert started.status_code == 403
     pushed = httpx.post(f"{panel['url']}/api/home/profiles", headers=headers, json={}, verify=verify)
     assert pushed.status_code == 403
+    # a read token looks (budget, autostop, logs) and changes nothing
+    assert there(panel, "budget", "--json").stdout == here(panel, "budget", "--json").stdout
+    assert json.loads(there(panel, "autostop", "lab", "--json").stdout)["name"] == "lab"
+    for args, needs in (
+        (("passwd", "lab", "--password-stdin"), "admin"),
+        (("destroy", "lab", "--yes-really-destroy"), "admin"),
+        (("budget", "lab", "5"), "admin"),
+        (("default", "lab"), "admin"),
+        (("init", "x", "--provider", "local"), "admin"),
+        (("login", "paperspace", "--key-stdin", "--no-verify"), "admin"),
+        (("autostop", "lab", "5m"), "start-stop"),
+        (("keep", "lab", "1h"), "start-stop"),
+        (("kernels", "lab", "create", "k", "--packages", "x"), "start-stop"),
+    ):
+        refused = there(panel, *args, input="a long enough password\n", check=False)
+        assert f"scope is read; this needs {needs}" in one_line_error(refused), args
+    assert (
+        "5m" not in here(panel, "autostop", "lab").stdout
+        and not (panel["server"] / "profiles" / "x.toml").exists()
+    )
+    starter = store.add_token("starter", "start-stop")
+    for path, body in (
+        ("/api/home/passwd", {"name": "lab", "password": "a long enough password"}),
+        ("/api/home/destroy", {"name": "lab", "typed": "lab"}),
+        ("/api/home/login", {"provider": "paperspace", "parts": ["k"], "verify": False}),
+    ):
+        assert api(panel, starter, path, body).status_code == 403, path
 
 
 def test_bad_url_token_or_fingerprint_is_one_line_with_a_fix(panel) -> None:
@@ -421,7 +516,7 @@ def test_bad_url_token_or_fingerprint_is_one_line_with_a_fix(panel) -> None:
     store.revoke_token("revoked-later")
     status = there(panel, "status", "lab", check=False)
     assert "padlab remote login" in one_line_error(status)
-    local_only = there(panel, "init", "x", "--provider", "local", check=False)
+    local_only = there(panel, "ssh", "lab", check=False)
     assert "padlab remote logout" in one_line_error(local_only)
     (panel["client"] / "remote.json").write_text("{not json")
     damaged = there(panel, "status", "lab", check=False)
