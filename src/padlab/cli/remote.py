@@ -18,9 +18,11 @@ def remote() -> None:
     """Which home this CLI uses: this machine, or a padlab panel (profiles, keys and ledger there).
 
     \b
-    After `padlab remote login`, status, up, down, costs, get and list run on the
-    panel through its API, with the same output; `padlab remote logout` comes back.
-    A profile lives in one home: `padlab remote push NAME` moves it.
+    After `padlab remote login`, every command runs on the panel through its API,
+    with the same output, but those that connect from here to the box (ssh, mosh,
+    push, pull, ssh-config, forget-host-key, doctor), which say what to use instead;
+    `padlab remote logout` comes back.
+    A profile lives in one home: `padlab remote push NAME` moves it, with its keys.
 
     \b
     Examples:
