@@ -300,12 +300,13 @@ def test_every_other_command_gives_the_same_output_through_the_panel(panel, tmp_
 
     # what needs ssh from this machine says what to do instead
     for args, hint in (
-        (("ssh", "lab"), "Terminal"),
-        (("push", "lab", str(tmp_path), "x"), "padlab get NAME URL"),
-        (("forget-host-key", "lab"), "on the panel's machine"),
+        (("ssh", "lab"), "`padlab card lab` prints) and use File > New > Terminal"),
+        (("push", "lab", str(tmp_path), "x"), "fetch a URL onto the box: padlab get lab URL"),
+        (("forget-host-key", "lab"), "run `padlab forget-host-key lab` on the panel's machine"),
     ):
         refused = there(panel, *args, check=False)
         assert hint in one_line_error(refused) and panel["url"] in refused.stderr
+    assert "Usage: padlab ssh" in there(panel, "ssh", "--help").stdout  # help needs no home
 
 
 def ledger_rows(home: Path, name: str) -> list[dict[str, Any]]:

@@ -190,7 +190,7 @@ def up(
     if skip_setup:
         from padlab.cli.cloud import start_machine_only
 
-        where.only_here("up --skip-setup")
+        where.only_here("up --skip-setup", name)
         start_machine_only(load_profile(name), as_json, over_budget)
         return
     ready = where.prepare_up(name)

@@ -29,7 +29,7 @@ class Home(Protocol):
     def name_of(self, name: str | None) -> str | None:
         """The profile's name as this home resolves it, when that needs no call; else `name`."""
 
-    def only_here(self, what: str) -> None:
+    def only_here(self, what: str, name: str | None = None) -> None:
         """Refuse (one line) a command that runs only against this machine's home."""
 
     def profiles(self) -> dict[str, Any]: ...

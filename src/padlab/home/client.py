@@ -137,17 +137,25 @@ class Api:
         )
 
 
-JUPYTER = "open the workstation's Jupyter (its link on {url}, or `padlab card NAME`)"
-INSTEAD = {
-    "ssh": JUPYTER + " and use File > New > Terminal there",
-    "mosh": JUPYTER + " and use File > New > Terminal there",
-    "push": JUPYTER + " and upload in its file browser, or fetch a URL onto the box: padlab get NAME URL",
-    "pull": JUPYTER + " and download from its file browser (right-click > Download)",
-    "ssh-config": "the panel holds the ssh key: run `padlab ssh-config` on the panel's machine",
-    "forget-host-key": "run `padlab forget-host-key NAME` on the panel's machine",
-    "doctor": "run `padlab doctor NAME` on the panel's machine; here, `padlab status NAME` shows its state",
-    "alert": "set alerts on the panel's machine: padlab alert NAME ...",
-    "up --skip-setup": "start it whole through the panel: padlab up NAME",
+CONNECTS = "connects from this machine to the box"
+SSH_SETUP = "changes this machine's ssh setup for boxes this home reaches"
+JUPYTER = "open {name}'s Jupyter through the link on {url} (or the one `padlab card {name}` prints)"
+INSTEAD: dict[str, tuple[str, str]] = {  # command: (why it stays here, what does it through the panel)
+    "ssh": (CONNECTS, JUPYTER + " and use File > New > Terminal there"),
+    "mosh": (CONNECTS, JUPYTER + " and use File > New > Terminal there"),
+    "push": (
+        CONNECTS,
+        JUPYTER + " and upload in its file browser, or fetch a URL onto the box: padlab get {name} URL",
+    ),
+    "pull": (CONNECTS, JUPYTER + " and download from its file browser"),
+    "doctor": (
+        CONNECTS,
+        "run `padlab doctor {name}` on the panel's machine; `padlab status {name}` works from here",
+    ),
+    "ssh-config": (SSH_SETUP, "the panel holds the ssh keys: run `padlab ssh-config` on the panel's machine"),
+    "forget-host-key": (SSH_SETUP, "run `padlab forget-host-key {name}` on the panel's machine"),
+    "alert": ("does not run through a panel", "set alerts on the panel's machine: padlab alert {name} ..."),
+    "up --skip-setup": ("does not run through a panel", "start it whole: padlab up {name}"),
 }
 
 
@@ -165,13 +173,16 @@ class RemoteHome:
     def name_of(self, name: str | None) -> str | None:
         return name
 
-    def only_here(self, what: str) -> None:
-        """Commands that need ssh from this machine to the box: the panel holds the profile and its
-        key, so they say what does the same through the panel."""
-        instead = INSTEAD.get(what) or INSTEAD.get(what.split()[0], "run it on the panel's machine")
+    def only_here(self, what: str, name: str | None = None) -> None:
+        """What stays on this machine's home (ssh to the box, its ssh setup) says what does the same
+        through the panel, with the profile's name filled in."""
+        why, instead = INSTEAD.get(what) or INSTEAD.get(
+            what.split()[0], ("does not run through a panel", "run it on the panel's machine")
+        )
         raise PadlabError(
-            f"`padlab {what}` connects from this machine, and the profile lives on the panel at {self.where}",
-            instead.format(url=self.where) + "; or use this machine's own profiles: padlab remote logout",
+            f"`padlab {what}` {why}, and this CLI's home is the panel at {self.where}",
+            instead.format(url=self.where, name=name or "NAME")
+            + "; or come back to this machine's home: padlab remote logout",
         )
 
     def profiles(self) -> dict[str, Any]:

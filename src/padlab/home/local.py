@@ -28,7 +28,7 @@ class LocalHome:
 
         return profiles.load(name).name
 
-    def only_here(self, what: str) -> None:
+    def only_here(self, what: str, name: str | None = None) -> None:
         return None
 
     def profiles(self) -> dict[str, Any]:

@@ -252,15 +252,40 @@ def _place_key(name: str, key: dict[str, Any], back: bool) -> str:
     return str(target)
 
 
-def _add_host_keys(lines: list[str]) -> None:
+def _names_only(line: Any, alias: str) -> bool:
+    """A known_hosts line for this profile's alias alone (plain, or hashed as ssh hashes names):
+    a bundle must not make this home trust a key for another profile's box or any other host."""
+    import base64
+    import hashlib
+    import hmac
+
+    if not isinstance(line, str) or "\n" in line or "\r" in line:
+        return False
+    fields = line.split()
+    if len(fields) < 3 or fields[0].startswith("@"):
+        return False
+    if fields[0] == alias:
+        return True
+    parts = fields[0].split("|")
+    if len(parts) != 4 or parts[:2] != ["", "1"]:
+        return False
+    try:
+        salt, digest = base64.b64decode(parts[2]), base64.b64decode(parts[3])
+    except ValueError:
+        return False
+    return hmac.compare_digest(hmac.new(salt, alias.encode(), hashlib.sha1).digest(), digest)
+
+
+def _add_host_keys(name: str, lines: list[Any]) -> None:
     from padlab import ssh
 
+    alias = ssh.key_alias(name)
     path = ssh.known_hosts()
     have = set(path.read_text().splitlines()) if path.exists() else set()
-    new = [line for line in lines if isinstance(line, str) and line.strip() and line not in have]
+    new = [line.strip() for line in lines if _names_only(line, alias) and line.strip() not in have]
     if new:
         with path.open("a") as fh:
-            fh.write("".join(line.strip() + "\n" for line in new))
+            fh.write("".join(line + "\n" for line in new))
 
 
 def take_in(bundle: dict[str, Any], back: bool = False) -> dict[str, Any]:
@@ -299,7 +324,7 @@ def take_in(bundle: dict[str, Any], back: bool = False) -> dict[str, Any]:
             if not back:
                 profile.identity = identity
         if bundle.get("host_keys"):
-            _add_host_keys(list(bundle["host_keys"]))
+            _add_host_keys(name, list(bundle["host_keys"]))
         ledger.give(name, bundle.get("ledger") or {}, move_id)
         if bundle.get("budget") is not None:
             money.set_budget(name, float(bundle["budget"]))
