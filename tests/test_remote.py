@@ -296,6 +296,17 @@ def test_every_other_command_gives_the_same_output_through_the_panel(panel, tmp_
     token = json.loads((panel["client"] / "remote.json").read_text())["token"]
     typo = api(panel, token, "/api/home/destroy", {"name": "lab", "typed": "lab-not"})
     assert typo.status_code == 409 and "the name did not match" in typo.json()["error"]
+    # doctor: the same checks, from the panel's machine; never an address of the caller's choosing
+    checked = [
+        json.loads(where(panel, "doctor", "lab", "--password-stdin", "--json", input=PASSWORD + "\n").stdout)
+        for where in (there, here)
+    ]
+    assert [(c["name"], c["ok"]) for c in checked[0]["checks"]] == [
+        (c["name"], c["ok"]) for c in checked[1]["checks"]
+    ]
+    assert checked[0]["ok"] and len(checked[0]["checks"]) >= 4
+    elsewhere = there(panel, "doctor", "lab", "--host", "192.0.2.1", check=False)
+    assert "--host would make the panel connect" in one_line_error(elsewhere)
     there(panel, "down", "lab")
 
     # what needs ssh from this machine says what to do instead

@@ -79,6 +79,7 @@ HOME_AWARE = {
     "destroy",
     "init",
     "login",
+    "doctor",
 }
 
 

@@ -11,7 +11,6 @@ from padlab import registry
 from padlab.cli import cli
 from padlab.cli.cloud import cloud_options
 from padlab.cli.common import CONTEXT, load_profile, read_password, show_card
-from padlab.errors import PadlabError
 
 
 @cli.command(context_settings=CONTEXT)
@@ -374,16 +373,12 @@ def doctor(name: str | None, password_stdin: bool, as_json: bool, host: str | No
     Example:
       echo "$PASSWORD" | padlab doctor lab --password-stdin
     """
-    from padlab import doctor as doc
-    from padlab import state, ui
+    from padlab import home, ui
 
-    profile = load_profile(name)
-    target = host or state.load(profile.name).get("host")
-    if not target:
-        raise PadlabError(f"{profile.name!r} has no address yet", f"run `padlab up {profile.name}` first")
+    where = home.current()
+    where.name_of(name)  # at home, an unknown profile is one line before the password is read
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
-    checks = doc.run(target, profile.port, password, extra_ca=profile.acme_ca)
-    result = doc.as_json(checks)
+    result = where.doctor(name, password, host)
     if as_json:
         ui.print_json(result)
     else:
@@ -391,8 +386,8 @@ def doctor(name: str | None, password_stdin: bool, as_json: bool, host: str | No
 
         table = Table("check", "result", "detail", "fix")
         marks = {True: "[green]ok[/green]", False: "[red]FAIL[/red]", None: "[dim]info[/dim]"}
-        for c in checks:
-            table.add_row(c.name, marks[c.ok], c.detail, c.fix)
+        for c in result["checks"]:
+            table.add_row(c["name"], marks[c["ok"]], c["detail"], c["fix"])
         ui.console().print(table)
     if not result["ok"]:
         sys.exit(1)

@@ -20,7 +20,7 @@ def remote() -> None:
     \b
     After `padlab remote login`, every command runs on the panel through its API,
     with the same output, but those that connect from here to the box (ssh, mosh,
-    push, pull, ssh-config, forget-host-key, doctor), which say what to use instead;
+    push, pull) or change its ssh setup, which say what to use instead;
     `padlab remote logout` comes back.
     A profile lives in one home: `padlab remote push NAME` moves it, with its keys.
 

@@ -98,6 +98,9 @@ class Home(Protocol):
     ) -> dict[str, Any]:
         """Store a provider's API key in this home; the answer never holds the key."""
 
+    def doctor(self, name: str | None, password: str | None, host: str | None) -> dict[str, Any]:
+        """{"ok", "checks"}: the client's view of the workstation, from where the home is."""
+
     def destroy(self, name: str, typed: str, on_stage: Progress) -> dict[str, Any]:
         """Only when `typed` is the profile's name: the confirmation travels and is checked by the home."""
 

@@ -148,10 +148,6 @@ INSTEAD: dict[str, tuple[str, str]] = {  # command: (why it stays here, what doe
         JUPYTER + " and upload in its file browser, or fetch a URL onto the box: padlab get {name} URL",
     ),
     "pull": (CONNECTS, JUPYTER + " and download from its file browser"),
-    "doctor": (
-        CONNECTS,
-        "run `padlab doctor {name}` on the panel's machine; `padlab status {name}` works from here",
-    ),
     "ssh-config": (SSH_SETUP, "the panel holds the ssh keys: run `padlab ssh-config` on the panel's machine"),
     "forget-host-key": (SSH_SETUP, "run `padlab forget-host-key {name}` on the panel's machine"),
     "alert": ("does not run through a panel", "set alerts on the panel's machine: padlab alert {name} ..."),
@@ -292,6 +288,15 @@ class RemoteHome:
             "autostop_token": autostop_token,
         }
         return self.api.call("POST", "/api/home/login", json=body)
+
+    def doctor(self, name: str | None, password: str | None, host: str | None) -> dict[str, Any]:
+        if host:
+            raise PadlabError(
+                "--host would make the panel connect to an address of your choosing",
+                f"check the profile's own address through the panel (leave out --host), or run "
+                f"`padlab doctor {name or 'NAME'} --host {host}` on the panel's machine",
+            )
+        return self.api.call("POST", "/api/home/doctor", json={"name": name, "password": password})
 
     def destroy(self, name: str, typed: str, on_stage: Progress = _quiet) -> dict[str, Any]:
         return self.api.stream("/api/home/destroy", {"name": name, "typed": typed}, {"stage": on_stage})

@@ -212,3 +212,14 @@ class LocalHome:
         if autostop_token:
             return onboard.store_autostop_key(provider, parts, api_url, verify=verify)
         return onboard.store_key(provider, parts, api_url, verify=verify)
+
+    def doctor(self, name: str | None, password: str | None, host: str | None) -> dict[str, Any]:
+        """`padlab doctor`'s checks, from this machine, of the profile's address (or `host`)."""
+        from padlab import doctor, profiles, state
+        from padlab.errors import PadlabError
+
+        profile = profiles.load(name)
+        target = host or state.load(profile.name).get("host")
+        if not target:
+            raise PadlabError(f"{profile.name!r} has no address yet", f"run `padlab up {profile.name}` first")
+        return doctor.as_json(doctor.run(target, profile.port, password, extra_ca=profile.acme_ca))

@@ -495,6 +495,19 @@ async def login(request: Request) -> Response:
     return await _answer(lambda: HOME.login(provider, parts, api_url, verify, autostop_token))()
 
 
+@bearer("read")
+async def doctor(request: Request) -> Response:
+    """The checks of the profile's own address only, from the panel's machine (no address of the
+    caller's choosing); a password given is used for the Jupyter login check and not kept."""
+    try:
+        body = await _body(request)
+        name = _name(body.get("name"))
+        password = _text(body, "password")
+    except PadlabError as exc:
+        return _error(exc)
+    return await _answer(lambda: HOME.doctor(name, password, None))()
+
+
 @bearer("admin")
 async def destroy(request: Request) -> Response:
     """Deletes a machine and its disk for good: admin only, and only with the name typed."""
@@ -575,5 +588,6 @@ def routes() -> list[Route]:
         Route("/api/home/default", set_default, methods=["POST"]),
         Route("/api/home/destroy", destroy, methods=["POST"]),
         Route("/api/home/init", init, methods=["POST"]),
+        Route("/api/home/doctor", doctor, methods=["POST"]),
         Route("/api/home/login", login, methods=["POST"]),
     ]
