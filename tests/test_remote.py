@@ -231,6 +231,13 @@ def test_every_other_command_gives_the_same_output_through_the_panel(panel, tmp_
     assert there(panel, "autostop", "lab", "45m").stdout == here(panel, "autostop", "lab", "45m").stdout
     assert "45 min idle" in here(panel, "autostop", "lab").stdout
     assert there(panel, "default", "lab").stdout == here(panel, "default", "lab").stdout
+    assert there(panel, "alert", "lab", "--after", "3h", "--json").stdout == (
+        here(panel, "alert", "lab", "--after", "3h", "--json").stdout
+    )
+    assert (
+        there(panel, "alert").stdout == here(panel, "alert").stdout
+        and "3 h up" in here(panel, "alert").stdout
+    )
     card_there, card_here = (
         steady(json.loads(where(panel, "card", "lab", "--json").stdout)) for where in (there, here)
     )
@@ -378,6 +385,15 @@ def test_a_moved_profile_takes_its_key_and_ledger_and_is_gone_from_the_old_home(
     assert status["machine"]["state"] == "off" and status["state"] == "stopped"
     again = there(panel, "remote", "push", "gpu", check=False)
     assert "no profile named 'gpu'" in one_line_error(again)
+    # the machine alone, through the panel with the moved key: the same answer as on its machine
+    started = json.loads(there(panel, "up", "gpu", "--skip-setup", "--json").stdout)
+    again_here = json.loads(here(panel, "up", "gpu", "--skip-setup", "--json").stdout)
+    assert steady(started.pop("machine")) == steady(again_here.pop("machine")) and started == again_here
+    assert (
+        started["host"]
+        and "gpu: the machine is running at" in there(panel, "up", "gpu", "--skip-setup").stdout
+    )
+    there(panel, "down", "gpu")
 
     there(panel, "remote", "logout")
     listed = json.loads(there(panel, "list", "--json").stdout)
@@ -486,6 +502,8 @@ def test_scopes_are_enforced(panel) -> None:
         (("destroy", "lab", "--yes-really-destroy"), "admin"),
         (("budget", "lab", "5"), "admin"),
         (("default", "lab"), "admin"),
+        (("alert", "lab", "--after", "1h"), "admin"),
+        (("up", "lab", "--skip-setup"), "start-stop"),
         (("init", "x", "--provider", "local"), "admin"),
         (("login", "paperspace", "--key-stdin", "--no-verify"), "admin"),
         (("autostop", "lab", "5m"), "start-stop"),

@@ -80,6 +80,7 @@ HOME_AWARE = {
     "init",
     "login",
     "doctor",
+    "alert",
 }
 
 

@@ -152,18 +152,18 @@ def destroy(name: str, yes_really_destroy: bool, as_json: bool) -> None:
         click.echo(f"{name}: machine deleted. `padlab up {name}` creates a new one.")
 
 
-def start_machine_only(profile: Any, as_json: bool, over_budget: bool = False) -> None:
+def start_machine_only(where: Any, name: str | None, as_json: bool, over_budget: bool = False) -> None:
     """`padlab up NAME --skip-setup`: the machine runs and has an address; nothing else happens."""
-    from padlab import machines, ui
+    from padlab import ui
 
-    with ui.progress(f"padlab up {profile.name} --skip-setup") as stage:
-        data = machines.start(profile, on_stage=stage, over_budget=over_budget)
+    shown = where.name_of(name)
+    with ui.progress(" ".join(w for w in ("padlab up", shown, "--skip-setup") if w)) as stage:
+        data = where.start_machine(name, over_budget, stage)
+    shown = data.get("name") or shown
     if as_json:
         ui.print_json(data)
     else:
-        click.echo(
-            f"{profile.name}: the machine is running at {data['host']}. Set it up with: padlab up {profile.name}"
-        )
+        click.echo(f"{shown}: the machine is running at {data['host']}. Set it up with: padlab up {shown}")
 
 
 def cost_text(machine: dict[str, Any]) -> str:

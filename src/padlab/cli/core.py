@@ -10,7 +10,7 @@ import click
 from padlab import registry
 from padlab.cli import cli
 from padlab.cli.cloud import cloud_options
-from padlab.cli.common import CONTEXT, load_profile, read_password, show_card
+from padlab.cli.common import CONTEXT, read_password, show_card
 
 
 @cli.command(context_settings=CONTEXT)
@@ -189,8 +189,7 @@ def up(
     if skip_setup:
         from padlab.cli.cloud import start_machine_only
 
-        where.only_here("up --skip-setup", name)
-        start_machine_only(load_profile(name), as_json, over_budget)
+        start_machine_only(where, name, as_json, over_budget)
         return
     ready = where.prepare_up(name)
     if ready["created"]:

@@ -101,6 +101,13 @@ class Home(Protocol):
     def doctor(self, name: str | None, password: str | None, host: str | None) -> dict[str, Any]:
         """{"ok", "checks"}: the client's view of the workstation, from where the home is."""
 
+    def alert(
+        self, name: str | None, ntfy: str | None, after_s: float | None, set_after: bool, test: bool
+    ) -> dict[str, Any]: ...
+
+    def start_machine(self, name: str | None, over_budget: bool, on_stage: Progress) -> dict[str, Any]:
+        """`up --skip-setup`: only the machine, no setup."""
+
     def destroy(self, name: str, typed: str, on_stage: Progress) -> dict[str, Any]:
         """Only when `typed` is the profile's name: the confirmation travels and is checked by the home."""
 

@@ -150,8 +150,6 @@ INSTEAD: dict[str, tuple[str, str]] = {  # command: (why it stays here, what doe
     "pull": (CONNECTS, JUPYTER + " and download from its file browser"),
     "ssh-config": (SSH_SETUP, "the panel holds the ssh keys: run `padlab ssh-config` on the panel's machine"),
     "forget-host-key": (SSH_SETUP, "run `padlab forget-host-key {name}` on the panel's machine"),
-    "alert": ("does not run through a panel", "set alerts on the panel's machine: padlab alert {name} ..."),
-    "up --skip-setup": ("does not run through a panel", "start it whole: padlab up {name}"),
 }
 
 
@@ -297,6 +295,20 @@ class RemoteHome:
                 f"`padlab doctor {name or 'NAME'} --host {host}` on the panel's machine",
             )
         return self.api.call("POST", "/api/home/doctor", json={"name": name, "password": password})
+
+    def alert(
+        self, name: str | None, ntfy: str | None, after_s: float | None, set_after: bool, test: bool
+    ) -> dict[str, Any]:
+        if ntfy is None and not set_after and not test:
+            return self.api.call("GET", "/api/home/alert", params=_only(name=name))
+        body = {"name": name, "ntfy": ntfy, "after_s": after_s, "set_after": set_after, "test": test}
+        return self.api.call("POST", "/api/home/alert", json=body)
+
+    def start_machine(
+        self, name: str | None, over_budget: bool, on_stage: Progress = _quiet
+    ) -> dict[str, Any]:
+        body = {"name": name, "over_budget": over_budget}
+        return self.api.stream("/api/home/start-machine", body, {"stage": on_stage})
 
     def destroy(self, name: str, typed: str, on_stage: Progress = _quiet) -> dict[str, Any]:
         return self.api.stream("/api/home/destroy", {"name": name, "typed": typed}, {"stage": on_stage})

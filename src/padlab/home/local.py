@@ -17,6 +17,14 @@ def _quiet(_: str) -> None:
     return None
 
 
+def _mask(url: str | None) -> str | None:
+    """The topic is the secret: show its first characters only."""
+    if not url:
+        return None
+    head, _, topic = url.rstrip("/").rpartition("/")
+    return f"{head}/{topic[:3]}…"
+
+
 class LocalHome:
     where = "this machine"
 
@@ -223,3 +231,30 @@ class LocalHome:
         if not target:
             raise PadlabError(f"{profile.name!r} has no address yet", f"run `padlab up {profile.name}` first")
         return doctor.as_json(doctor.run(target, profile.port, password, extra_ca=profile.acme_ca))
+
+    def alert(
+        self, name: str | None, ntfy: str | None, after_s: float | None, set_after: bool, test: bool
+    ) -> dict[str, Any]:
+        """Where alerts go (the topic URL masked: it is the secret); set first, then a test alert."""
+        from padlab import alerts, profiles
+        from padlab.errors import PadlabError
+
+        if name:
+            name = profiles.load(name).name
+        if set_after and name is None:
+            raise PadlabError("--after needs a profile", "padlab alert NAME --after 3h")
+        changing = ntfy is not None or set_after
+        cfg = alerts.configure(ntfy, name, after_s if set_after else False) if changing else alerts.config()
+        if test:
+            failed = alerts.send("test", "a test alert from padlab", "white_check_mark")
+            if failed:
+                raise PadlabError("the test alert failed: " + "; ".join(failed), "check the topic URL")
+        return dict(cfg, ntfy=_mask(cfg.get("ntfy")))
+
+    def start_machine(
+        self, name: str | None, over_budget: bool, on_stage: Progress = _quiet
+    ) -> dict[str, Any]:
+        """`up --skip-setup`: the machine runs and has an address; nothing else happens."""
+        from padlab import machines, profiles
+
+        return machines.start(profiles.load(name), on_stage=on_stage, over_budget=over_budget)

@@ -508,6 +508,45 @@ async def doctor(request: Request) -> Response:
     return await _answer(lambda: HOME.doctor(name, password, None))()
 
 
+@bearer("read")
+async def alert_show(request: Request) -> Response:
+    name = request.query_params.get("name")
+    return await _answer(lambda: HOME.alert(name, None, None, False, False))()
+
+
+@bearer("admin")
+async def alert_set(request: Request) -> Response:
+    """Where alerts go (a URL the panel sends to): admin only; the answer masks the topic."""
+    try:
+        body = await _body(request)
+        name = _name(body.get("name"))
+        ntfy = _text(body, "ntfy")
+        after_s = body.get("after_s")
+        if after_s is not None and (isinstance(after_s, bool) or not isinstance(after_s, (int, float))):
+            raise BadRequest("after_s must be a number of seconds or null (off)", "e.g. 10800")
+    except PadlabError as exc:
+        return _error(exc)
+    _audited(request, "alert", name)
+    set_after, test = bool(body.get("set_after")), bool(body.get("test"))
+    return await _answer(lambda: HOME.alert(name, ntfy, after_s, set_after, test))()
+
+
+@bearer("start-stop")
+async def start_machine(request: Request) -> Response:
+    try:
+        body = await _body(request)
+        name = await run_in_threadpool(_resolved, _name(body.get("name")))
+    except PadlabError as exc:
+        return _error(exc)
+    _audited(request, "up", name)
+    over_budget = bool(body.get("over_budget"))
+
+    def work(stage: Callable[[str], None]) -> Any:
+        return HOME.start_machine(name, over_budget, stage)
+
+    return _lines(_worker(_as_job(request, name, "start", work)))
+
+
 @bearer("admin")
 async def destroy(request: Request) -> Response:
     """Deletes a machine and its disk for good: admin only, and only with the name typed."""
@@ -589,5 +628,8 @@ def routes() -> list[Route]:
         Route("/api/home/destroy", destroy, methods=["POST"]),
         Route("/api/home/init", init, methods=["POST"]),
         Route("/api/home/doctor", doctor, methods=["POST"]),
+        Route("/api/home/alert", alert_show),
+        Route("/api/home/alert", alert_set, methods=["POST"]),
+        Route("/api/home/start-machine", start_machine, methods=["POST"]),
         Route("/api/home/login", login, methods=["POST"]),
     ]
