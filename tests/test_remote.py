@@ -202,6 +202,131 @@ def test_status_up_get_down_costs_give_the_same_results_as_on_the_panels_machine
     assert there(panel, "list", "--json").stdout == here(panel, "list", "--json").stdout
 
 
+def api(panel: dict[str, Any], token: str, path: str, body: dict[str, Any]) -> httpx.Response:
+    """One POST to the panel's API, as a script holding the token would send it."""
+    verify = ssl.create_default_context(cafile=str(panel["server"] / "ca" / "padlab-ca.pem"))
+    return httpx.post(
+        f"{panel['url']}{path}", headers={"Authorization": f"Bearer {token}"}, json=body, verify=verify
+    )
+
+
+def no_digits(text: str) -> str:
+    """Output without the numbers that tick (seconds left, times)."""
+    import re
+
+    return re.sub(r"\d+", "N", text)
+
+
+def test_every_other_command_gives_the_same_output_through_the_panel(panel, tmp_path) -> None:
+    fake = panel["fake"]
+    login(panel, "--scope", "admin")
+    there(panel, "up", "lab", "--password-stdin", "--json", input=PASSWORD + "\n")
+    # budget, autostop, default, card: the same output, text and --json
+    assert there(panel, "budget", "lab", "20", "--json").stdout == here(panel, "budget", "--json").stdout
+    assert there(panel, "budget", "lab", "20").stdout == here(panel, "budget", "lab", "20").stdout
+    assert there(panel, "budget").stdout == here(panel, "budget").stdout
+    there(panel, "budget", "lab", "off")
+    assert "lab" not in json.loads(here(panel, "budget", "--json").stdout)["budgets"]
+    assert there(panel, "autostop", "lab", "--json").stdout == here(panel, "autostop", "lab", "--json").stdout
+    assert there(panel, "autostop", "lab", "45m").stdout == here(panel, "autostop", "lab", "45m").stdout
+    assert "45 min idle" in here(panel, "autostop", "lab").stdout
+    assert there(panel, "default", "lab").stdout == here(panel, "default", "lab").stdout
+    assert there(panel, "alert", "lab", "--after", "3h", "--json").stdout == (
+        here(panel, "alert", "lab", "--after", "3h", "--json").stdout
+    )
+    assert (
+        there(panel, "alert").stdout == here(panel, "alert").stdout
+        and "3 h up" in here(panel, "alert").stdout
+    )
+    card_there, card_here = (
+        steady(json.loads(where(panel, "card", "lab", "--json").stdout)) for where in (there, here)
+    )
+    assert card_there.pop("autostop").keys() == card_here.pop("autostop").keys()  # the agent's clock ticks
+    assert card_there == card_here
+
+    # init and login make the profile and store the key on the panel, never echoing the key back
+    made = ("init", "web", "--provider", "local", "--port", str(free_port()), "--force")
+    assert there(panel, *made).stdout == here(panel, *made).stdout
+    assert str(panel["server"]) in there(panel, *made).stdout
+    assert not (panel["client"] / "profiles").exists()
+    own_key = there(
+        panel, "init", "web2", "--provider", "ssh", "--host", "me@box", "--identity", "/k", check=False
+    )
+    assert "--identity names a file on this machine" in one_line_error(own_key)
+    stored = there(panel, "login", "paperspace", "--key-stdin", "--api-url", fake.url, input=KEY + "\n")
+    assert str(panel["server"] / "credentials" / "paperspace") in stored.stdout and KEY not in stored.stdout
+    assert (panel["server"] / "credentials" / "paperspace").read_text().strip() == KEY
+    assert not (panel["client"] / "credentials").exists()
+    elsewhere = there(
+        panel,
+        "login",
+        "paperspace",
+        "--key-stdin",
+        "--api-url",
+        "https://example.com",
+        input=KEY + "\n",
+        check=False,
+    )
+    assert "only to Paperspace's own API" in one_line_error(elsewhere)
+
+    # kernels, keep, logs, passwd, with the stages streamed as they happen
+    listed = there(panel, "kernels", "lab", "--no-cuda", "--json")
+    assert json.loads(listed.stdout) == json.loads(
+        here(panel, "kernels", "lab", "--no-cuda", "--json").stdout
+    )
+    assert json.loads(listed.stdout)["kernels"]
+    bad = ("kernels", "lab", "create", "Bad Name!", "--packages", "x")
+    assert one_line_error(there(panel, *bad, check=False)) == one_line_error(here(panel, *bad, check=False))
+    held_there = there(panel, "keep", "lab", "2h")
+    held_here = here(panel, "keep", "lab", "2h")
+    assert (
+        no_digits(held_there.stdout).split(" stops in ")[0]
+        == no_digits(held_here.stdout).split(" stops in ")[0]
+    )
+    assert "(idle for" in held_there.stdout
+    assert held_there.stdout.startswith("lab: ")
+    assert (
+        json.loads(there(panel, "keep", "lab", "off", "--json").stdout).keys()
+        == json.loads(here(panel, "keep", "lab", "off", "--json").stdout).keys()
+    )
+    tail = there(panel, "logs", "lab", "--agent", "-n", "3").stdout.splitlines()
+    assert tail and set(tail) <= set(here(panel, "logs", "lab", "--agent", "-n", "500").stdout.splitlines())
+    new_password = "another long tablet password"
+    changed = there(panel, "passwd", "lab", "--password-stdin", input=new_password + "\n")
+    stages = [line for line in changed.stderr.splitlines() if line.startswith("[")]
+    assert stages, changed.stderr
+    assert changed.stdout == here(panel, "passwd", "lab", "--password-stdin", input=PASSWORD + "\n").stdout
+
+    # destroy: the same refusal (a local box is not deleted), and only with the name typed
+    gone = ("destroy", "lab", "--yes-really-destroy")
+    assert one_line_error(there(panel, *gone, check=False)) == one_line_error(here(panel, *gone, check=False))
+    token = json.loads((panel["client"] / "remote.json").read_text())["token"]
+    typo = api(panel, token, "/api/home/destroy", {"name": "lab", "typed": "lab-not"})
+    assert typo.status_code == 409 and "the name did not match" in typo.json()["error"]
+    # doctor: the same checks, from the panel's machine; never an address of the caller's choosing
+    checked = [
+        json.loads(where(panel, "doctor", "lab", "--password-stdin", "--json", input=PASSWORD + "\n").stdout)
+        for where in (there, here)
+    ]
+    assert [(c["name"], c["ok"]) for c in checked[0]["checks"]] == [
+        (c["name"], c["ok"]) for c in checked[1]["checks"]
+    ]
+    assert checked[0]["ok"] and len(checked[0]["checks"]) >= 4
+    elsewhere = there(panel, "doctor", "lab", "--host", "192.0.2.1", check=False)
+    assert "--host would make the panel connect" in one_line_error(elsewhere)
+    there(panel, "down", "lab")
+
+    # what needs ssh from this machine says what to do instead
+    for args, hint in (
+        (("ssh", "lab"), "`padlab card lab` prints) and use File > New > Terminal"),
+        (("push", "lab", str(tmp_path), "x"), "fetch a URL onto the box: padlab get lab URL"),
+        (("forget-host-key", "lab"), "run `padlab forget-host-key lab` on the panel's machine"),
+    ):
+        refused = there(panel, *args, check=False)
+        assert hint in one_line_error(refused) and panel["url"] in refused.stderr
+    assert "Usage: padlab ssh" in there(panel, "ssh", "--help").stdout  # help needs no home
+
+
 def ledger_rows(home: Path, name: str) -> list[dict[str, Any]]:
     code = f"import json; from padlab import ledger; print(json.dumps(ledger.rows({name!r})))"
     out = subprocess.run(
@@ -222,13 +347,25 @@ def test_a_moved_profile_takes_its_key_and_ledger_and_is_gone_from_the_old_home(
     assert {r["kind"] for r in rows} == {"compute", "down"}  # the run, then the disk billed while down
 
     login(panel, "--scope", "start-stop")
-    refused = there(panel, "remote", "push", "gpu", check=False)
+    # the box trusts the user's own ~/.ssh key: padlab sends a copy only when asked, and says so
+    own_key = there(panel, "remote", "push", "gpu", check=False)
+    assert "your own ssh key" in one_line_error(own_key) and "--copy-key" in own_key.stderr
+    assert (panel["client"] / "profiles" / "gpu.toml").exists() and not list(
+        (panel["client"] / "moves").iterdir()
+    )
+    refused = there(panel, "remote", "push", "gpu", "--copy-key", check=False)
     assert "needs admin" in one_line_error(refused) and "stays on this machine" in refused.stderr
     assert (panel["client"] / "profiles" / "gpu.toml").exists()  # given back, whole
     assert ledger_rows(panel["client"], "gpu") == rows
 
     login(panel, "--scope", "admin")
-    there(panel, "remote", "push", "gpu")
+    user_key = Path(panel["env"]["HOME"]) / ".ssh" / "id_ed25519"
+    pushed = there(panel, "remote", "push", "gpu", "--copy-key")
+    assert f"ssh key {user_key} was copied and stays here" in pushed.stdout
+    assert user_key.exists()  # never taken from the user
+    carried = panel["server"] / "keys" / "gpu" / "id_ed25519"
+    assert carried.read_bytes() == user_key.read_bytes() and stat.S_IMODE(carried.stat().st_mode) == 0o600
+    assert f'identity = "{carried}"' in (panel["server"] / "profiles" / "gpu.toml").read_text()
     assert not (panel["client"] / "profiles" / "gpu.toml").exists()
     assert not (panel["client"] / "credentials" / "paperspace").exists()
     assert not (panel["client"] / "state" / "gpu.json").exists()
@@ -248,10 +385,75 @@ def test_a_moved_profile_takes_its_key_and_ledger_and_is_gone_from_the_old_home(
     assert status["machine"]["state"] == "off" and status["state"] == "stopped"
     again = there(panel, "remote", "push", "gpu", check=False)
     assert "no profile named 'gpu'" in one_line_error(again)
+    # the machine alone, through the panel with the moved key: the same answer as on its machine
+    started = json.loads(there(panel, "up", "gpu", "--skip-setup", "--json").stdout)
+    again_here = json.loads(here(panel, "up", "gpu", "--skip-setup", "--json").stdout)
+    assert steady(started.pop("machine")) == steady(again_here.pop("machine")) and started == again_here
+    assert (
+        started["host"]
+        and "gpu: the machine is running at" in there(panel, "up", "gpu", "--skip-setup").stdout
+    )
+    there(panel, "down", "gpu")
 
     there(panel, "remote", "logout")
     listed = json.loads(there(panel, "list", "--json").stdout)
     assert "gpu" not in listed["profiles"]
+
+
+def test_a_moved_profile_takes_padlabs_ssh_key_and_host_key_and_the_panel_reaches_the_box_with_them(
+    panel,
+) -> None:
+    fake = panel["fake"]
+    there(panel, "remote", "logout")
+    keys = panel["client"] / "keys" / "mine"
+    keys.mkdir(parents=True)
+    key = keys / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    there(panel, "login", "paperspace", "--key-stdin", "--api-url", fake.url, input=KEY + "\n")
+    there(panel, "init", "gpu3", "--provider", "paperspace", "--api-url", fake.url, "--identity", str(key))
+    host_key = "padlab-gpu3 " + " ".join(key.with_name("id_ed25519.pub").read_text().split()[:2])
+    (panel["client"] / "ssh").mkdir(exist_ok=True)
+    (panel["client"] / "ssh" / "known_hosts").write_text(host_key + "\n")
+    private = key.read_bytes()
+
+    login(panel, "--scope", "start-stop")  # refused: the key and the host key come back where they were
+    assert "needs admin" in one_line_error(there(panel, "remote", "push", "gpu3", check=False))
+    assert key.read_bytes() == private and stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert host_key in (panel["client"] / "ssh" / "known_hosts").read_text()
+    assert f'identity = "{key}"' in (panel["client"] / "profiles" / "gpu3.toml").read_text()
+
+    login(panel, "--scope", "admin")
+    out = there(panel, "remote", "push", "gpu3")
+    assert "ssh key" not in out.stdout  # padlab's own key moved: nothing was copied
+    assert not key.exists() and not key.with_name("id_ed25519.pub").exists()  # no copy left here
+    assert "padlab-gpu3" not in (panel["client"] / "ssh" / "known_hosts").read_text()
+    carried = panel["server"] / "keys" / "gpu3" / "id_ed25519"
+    assert carried.read_bytes() == private and stat.S_IMODE(carried.stat().st_mode) == 0o600
+
+    # the panel's ssh to the box: the carried key, and the box's host key already known (no new trust)
+    code = (
+        "import json; from padlab import profiles, ssh; p = profiles.load('gpu3'); "
+        "t = ssh.Target('203.0.113.9', 'paperspace', 22, p.identity, ssh.key_alias('gpu3')); "
+        "print(json.dumps({'argv': ssh.command(t, 'true'), 'known': ssh._recorded(t.key_alias, ssh.known_hosts())}))"
+    )
+    seen = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env=padlab_env(panel["server"], **panel["env"]),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    argv = seen["argv"]
+    assert argv[argv.index("-i") + 1] == str(carried) and seen["known"] == [host_key]
+    public = subprocess.run(
+        ["ssh-keygen", "-y", "-f", str(carried)], capture_output=True, text=True, check=True
+    )
+    assert public.stdout.split()[:2] == host_key.split()[1:]
+    # a re-run of the finished move changes nothing, and the status reads the fake with the moved key
+    assert "no profile named 'gpu3'" in one_line_error(there(panel, "remote", "push", "gpu3", check=False))
+    assert json.loads(there(panel, "status", "gpu3", "--json").stdout)["name"] == "gpu3"
 
 
 def test_an_interrupted_move_is_finished_by_running_it_again_and_counted_once(panel) -> None:
@@ -266,7 +468,7 @@ def test_an_interrupted_move_is_finished_by_running_it_again_and_counted_once(pa
     # The move got as far as the panel, and the answer never came back (the CLI was killed).
     code = (
         "from padlab.home import client, config, moves; "
-        "saved = config.load(); client.RemoteHome(saved).take_in(moves.take_out('gpu2', saved['url']))"
+        "saved = config.load(); client.RemoteHome(saved).take_in(moves.take_out('gpu2', saved['url'], True))"
     )
     subprocess.run([sys.executable, "-c", code], env=padlab_env(panel["client"]), check=True)
     assert (panel["client"] / "moves" / "gpu2.json").exists()
@@ -292,6 +494,35 @@ def test_scopes_are_enforced(panel) -> None:
     assert started.status_code == 403
     pushed = httpx.post(f"{panel['url']}/api/home/profiles", headers=headers, json={}, verify=verify)
     assert pushed.status_code == 403
+    # a read token looks (budget, autostop, logs) and changes nothing
+    assert there(panel, "budget", "--json").stdout == here(panel, "budget", "--json").stdout
+    assert json.loads(there(panel, "autostop", "lab", "--json").stdout)["name"] == "lab"
+    for args, needs in (
+        (("passwd", "lab", "--password-stdin"), "admin"),
+        (("destroy", "lab", "--yes-really-destroy"), "admin"),
+        (("budget", "lab", "5"), "admin"),
+        (("default", "lab"), "admin"),
+        (("alert", "lab", "--after", "1h"), "admin"),
+        (("up", "lab", "--skip-setup"), "start-stop"),
+        (("init", "x", "--provider", "local"), "admin"),
+        (("login", "paperspace", "--key-stdin", "--no-verify"), "admin"),
+        (("autostop", "lab", "5m"), "start-stop"),
+        (("keep", "lab", "1h"), "start-stop"),
+        (("kernels", "lab", "create", "k", "--packages", "x"), "start-stop"),
+    ):
+        refused = there(panel, *args, input="a long enough password\n", check=False)
+        assert f"scope is read; this needs {needs}" in one_line_error(refused), args
+    assert (
+        "5m" not in here(panel, "autostop", "lab").stdout
+        and not (panel["server"] / "profiles" / "x.toml").exists()
+    )
+    starter = store.add_token("starter", "start-stop")
+    for path, body in (
+        ("/api/home/passwd", {"name": "lab", "password": "a long enough password"}),
+        ("/api/home/destroy", {"name": "lab", "typed": "lab"}),
+        ("/api/home/login", {"provider": "paperspace", "parts": ["k"], "verify": False}),
+    ):
+        assert api(panel, starter, path, body).status_code == 403, path
 
 
 def test_bad_url_token_or_fingerprint_is_one_line_with_a_fix(panel) -> None:
@@ -315,7 +546,7 @@ def test_bad_url_token_or_fingerprint_is_one_line_with_a_fix(panel) -> None:
     store.revoke_token("revoked-later")
     status = there(panel, "status", "lab", check=False)
     assert "padlab remote login" in one_line_error(status)
-    local_only = there(panel, "init", "x", "--provider", "local", check=False)
+    local_only = there(panel, "ssh", "lab", check=False)
     assert "padlab remote logout" in one_line_error(local_only)
     (panel["client"] / "remote.json").write_text("{not json")
     damaged = there(panel, "status", "lab", check=False)

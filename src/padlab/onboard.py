@@ -17,6 +17,19 @@ from padlab.profiles import Profile
 # Beside a stored key, the API URL it was checked against (credentials/PROVIDER-api-url).
 KEY_URL_SUFFIX = "-api-url"
 # Fields of `padlab init` (its flag names, underscored) besides NAME, --provider and the cloud flags.
+# init's cloud flags (cli/cloud.py CLOUD_SETTINGS gives each its help): what the panel's API takes.
+CLOUD_KEYS = (
+    "machine_id",
+    "machine_name",
+    "region",
+    "machine_type",
+    "image",
+    "disk_size",
+    "api_url",
+    "price",
+    "subnet",
+)
+
 INIT_FIELDS = (
     "port",
     "root_dir",

@@ -16,7 +16,19 @@ from padlab.cli.common import CONTEXT
 from padlab.errors import PadlabError
 
 
-@click.group(context_settings=CONTEXT)
+class _Padlab(click.Group):
+    """Keeps the subcommand's own arguments for the group's callback (click hands it none):
+    `--help` always works, and a refusal names the profile."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        ctx.meta["padlab.rest"] = list(rest)
+        return name, command, rest
+
+
+@click.group(cls=_Padlab, context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="padlab")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
@@ -35,15 +47,41 @@ def cli(ctx: click.Context) -> None:
     PADLAB_HOME, when set, holds everything padlab writes on this machine.
     `padlab remote login URL` makes a padlab panel the home instead.
     """
-    if ctx.invoked_subcommand not in HOME_AWARE and not {"-h", "--help"} & set(ctx.protected_args + ctx.args):
+    rest = ctx.meta.get("padlab.rest", [])
+    if ctx.invoked_subcommand not in HOME_AWARE and not {"-h", "--help"} & set(rest):
         from padlab import home
 
-        home.current().only_here(str(ctx.invoked_subcommand))
+        names = [a for a in rest if not a.startswith("-")]
+        home.current().only_here(str(ctx.invoked_subcommand), names[0] if names else None)
 
 
 # Commands that run against whichever home `padlab remote` chose (padlab.home); the others run
 # only on this machine's home, and refuse in one line while the CLI uses a panel.
-HOME_AWARE = {None, "status", "up", "down", "costs", "get", "list", "remote", "panel", "ca"}
+HOME_AWARE = {
+    None,
+    "status",
+    "up",
+    "down",
+    "costs",
+    "get",
+    "list",
+    "remote",
+    "panel",
+    "ca",
+    "passwd",
+    "kernels",
+    "card",
+    "autostop",
+    "keep",
+    "budget",
+    "logs",
+    "default",
+    "destroy",
+    "init",
+    "login",
+    "doctor",
+    "alert",
+}
 
 
 from padlab.cli import autostop, core, files, kernels, money, panel, remote, shell  # noqa: E402,F401  (registers the commands)

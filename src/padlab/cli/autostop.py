@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from padlab.cli import cli
-from padlab.cli.common import CONTEXT, load_profile
+from padlab.cli.common import CONTEXT
 from padlab.errors import PadlabError
 
 
@@ -40,22 +40,21 @@ def autostop_cmd(
       padlab autostop box 1h --action poweroff     # an ssh box you allow padlab to power off
       padlab autostop do 45m    # DigitalOcean: needs `padlab login digitalocean --autostop-token` first
     """
-    from padlab import autostop, ui, workstation
+    from padlab import autostop, home, ui
 
     if name and limit is None and _looks_like_limit(name):
         name, limit = None, name
-    profile = load_profile(name)
-    result = workstation.set_autostop(profile, limit, max_uptime, action)
-    changed, fields, facts = result["changed"], result["policy"], result["box"]
+    result = home.current().autostop(name, limit, max_uptime, action)
+    shown, changed, fields, facts = result["name"], result["changed"], result["policy"], result["box"]
     if as_json:
-        ui.print_json({"name": profile.name, "policy": fields, "box": facts})
+        ui.print_json({"name": shown, "policy": fields, "box": facts})
         return
     where = (
         ""
         if not changed
-        else (" (applied on the box)" if facts else f" (applies at the next `padlab up {profile.name}`)")
+        else (" (applied on the box)" if facts else f" (applies at the next `padlab up {shown}`)")
     )
-    click.echo(f"{profile.name}: {autostop.describe_policy(fields)}{where}.")
+    click.echo(f"{shown}: {autostop.describe_policy(fields)}{where}.")
 
 
 def _looks_like_limit(text: str) -> bool:
@@ -86,18 +85,17 @@ def keep(name: str | None, duration: str | None, as_json: bool) -> None:
       padlab keep lab 2h
       padlab keep lab off
     """
-    from padlab import autostop, ui, workstation
+    from padlab import home, ui
 
     if name and duration is None and _looks_like_limit(name):
         name, duration = None, name
     if duration is None:
         raise PadlabError("keep needs a duration", "e.g. padlab keep lab 2h (or off)")
-    profile = load_profile(name)
-    facts = workstation.keep(profile, autostop.keep_seconds(duration, profile.name))
+    held = home.current().keep(name, duration)
     if as_json:
-        ui.print_json(facts)
+        ui.print_json(held["facts"])
     else:
-        click.echo(f"{profile.name}: {facts['summary']}")
+        click.echo(f"{held['name']}: {held['facts']['summary']}")
 
 
 @cli.command(context_settings=CONTEXT)
@@ -118,7 +116,7 @@ def logs(name: str | None, agent: bool, lines: int) -> None:
       padlab logs lab
       padlab logs lab --agent -n 200
     """
-    from padlab import workstation
+    from padlab import home
 
-    text = workstation.logs(load_profile(name), agent, lines)
+    text = home.current().logs(name, agent, lines)["text"]
     click.echo(text if text else "(the log is empty)")

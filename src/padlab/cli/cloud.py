@@ -9,7 +9,7 @@ from typing import Any, Callable
 import click
 
 from padlab.cli import cli
-from padlab.cli.common import CONTEXT, load_profile
+from padlab.cli.common import CONTEXT
 from padlab.errors import PadlabError
 from padlab.providers.do_api import AUTOSTOP_SCOPES
 from padlab.registry import CLOUDS, PROVIDERS
@@ -80,20 +80,19 @@ def login(provider: str, key_stdin: bool, no_verify: bool, api_url: str | None, 
       echo "$LAMBDA_AUTOSTOP_KEY" | padlab login lambda --autostop-token --key-stdin
       echo "$RUNPOD_API_KEY" | padlab login runpod --key-stdin
     """
-    from padlab import onboard
+    from padlab import home, onboard
 
     if autostop_token:
         onboard.autostop_key_module(provider)  # refused before a key is asked for
     parts = _read_key(provider, key_stdin)
+    stored = home.current().login(provider, parts, api_url, not no_verify, autostop_token)
     if autostop_token:
-        stored = onboard.store_autostop_key(provider, parts, api_url, verify=not no_verify)
         click.echo(
             f"Stored the {PROVIDERS[provider].label} autostop key in {stored['path']} (mode 0600); "
             "`padlab up` copies it to each box with autostop on."
         )
         click.echo(f"Checked: {stored['checked']}.")
         return
-    stored = onboard.store_key(provider, parts, api_url, verify=not no_verify)
     click.echo(f"Stored the {provider} key in {stored['path']} (mode 0600).")
 
 
@@ -128,9 +127,11 @@ def destroy(name: str, yes_really_destroy: bool, as_json: bool) -> None:
       padlab destroy gpu
       padlab destroy gpu --yes-really-destroy --json
     """
-    from padlab import machines, ui
+    from padlab import home, ui
 
-    profile = load_profile(name)
+    where = home.current()
+    where.name_of(name)  # at home, an unknown profile is one line before the question
+    typed = name
     if not yes_really_destroy:
         if not sys.stdin.isatty():
             raise PadlabError(
@@ -144,25 +145,25 @@ def destroy(name: str, yes_really_destroy: bool, as_json: bool) -> None:
         )
         onboard.confirm_destroy(name, typed)
     with ui.progress(f"padlab destroy {name}") as stage:
-        data = machines.destroy(profile, on_stage=stage)
+        data = where.destroy(name, typed, stage)
     if as_json:
         ui.print_json(data)
     else:
         click.echo(f"{name}: machine deleted. `padlab up {name}` creates a new one.")
 
 
-def start_machine_only(profile: Any, as_json: bool, over_budget: bool = False) -> None:
+def start_machine_only(where: Any, name: str | None, as_json: bool, over_budget: bool = False) -> None:
     """`padlab up NAME --skip-setup`: the machine runs and has an address; nothing else happens."""
-    from padlab import machines, ui
+    from padlab import ui
 
-    with ui.progress(f"padlab up {profile.name} --skip-setup") as stage:
-        data = machines.start(profile, on_stage=stage, over_budget=over_budget)
+    shown = where.name_of(name)
+    with ui.progress(" ".join(w for w in ("padlab up", shown, "--skip-setup") if w)) as stage:
+        data = where.start_machine(name, over_budget, stage)
+    shown = data.get("name") or shown
     if as_json:
         ui.print_json(data)
     else:
-        click.echo(
-            f"{profile.name}: the machine is running at {data['host']}. Set it up with: padlab up {profile.name}"
-        )
+        click.echo(f"{shown}: the machine is running at {data['host']}. Set it up with: padlab up {shown}")
 
 
 def cost_text(machine: dict[str, Any]) -> str:

@@ -10,8 +10,7 @@ import click
 from padlab import registry
 from padlab.cli import cli
 from padlab.cli.cloud import cloud_options
-from padlab.cli.common import CONTEXT, load_profile, read_password, show_card
-from padlab.errors import PadlabError
+from padlab.cli.common import CONTEXT, read_password, show_card
 
 
 @cli.command(context_settings=CONTEXT)
@@ -108,33 +107,30 @@ def init(
             host = host or click.prompt("ssh destination (USER@HOST or a ~/.ssh/config alias)")
         port = port or click.prompt("Jupyter port", type=int, default=profiles.DEFAULT_PORT)
         root_dir = root_dir or click.prompt("Notebook folder", default="~/notebooks")
-    from padlab import onboard
+    from padlab import home
 
-    _, path = onboard.create_profile(
-        name,
-        provider,
-        force=force,
-        cloud=cloud,
-        port=port,
-        root_dir=root_dir,
-        listen=listen,
-        host=host,
-        user=user,
-        ssh_port=ssh_port,
-        identity=identity,
-        allow_from=allow_from,
-        firewall=firewall,
-        autostop=autostop,
-        max_uptime=max_uptime,
-        autostop_action=autostop_action,
-        clone_url=clone_url,
-        tls_mode=tls_mode,
-        acme_directory=acme_directory,
-        acme_ca=acme_ca,
-    )
-    default = profiles.default_name() == name
+    fields = {
+        "port": port,
+        "root_dir": root_dir,
+        "listen": listen,
+        "host": host,
+        "user": user,
+        "ssh_port": ssh_port,
+        "identity": identity,
+        "allow_from": allow_from,
+        "firewall": firewall,
+        "autostop": autostop,
+        "max_uptime": max_uptime,
+        "autostop_action": autostop_action,
+        "clone_url": clone_url,
+        "tls_mode": tls_mode,
+        "acme_directory": acme_directory,
+        "acme_ca": acme_ca,
+    }
+    made = home.current().init(name, provider, force, cloud, fields)
+    name, path = made["name"], made["path"]
     click.echo(
-        f"Created profile {name!r} ({path}){' — the default' if default else ''}. Next: padlab up {name}"
+        f"Created profile {name!r} ({path}){' — the default' if made['default'] else ''}. Next: padlab up {name}"
     )
 
 
@@ -193,8 +189,7 @@ def up(
     if skip_setup:
         from padlab.cli.cloud import start_machine_only
 
-        where.only_here("up --skip-setup")
-        start_machine_only(load_profile(name), as_json, over_budget)
+        start_machine_only(where, name, as_json, over_budget)
         return
     ready = where.prepare_up(name)
     if ready["created"]:
@@ -347,9 +342,9 @@ def card(name: str | None, as_json: bool, qr: bool, png: str | None) -> None:
       padlab card lab --png lab-qr.png
     """
     from padlab import card as cardmod
-    from padlab import workstation
+    from padlab import home
 
-    data = workstation.status(load_profile(name))
+    data = home.current().status(name)
     if png:
         cardmod.write_png(data, png)
         if not as_json:
@@ -377,16 +372,12 @@ def doctor(name: str | None, password_stdin: bool, as_json: bool, host: str | No
     Example:
       echo "$PASSWORD" | padlab doctor lab --password-stdin
     """
-    from padlab import doctor as doc
-    from padlab import state, ui
+    from padlab import home, ui
 
-    profile = load_profile(name)
-    target = host or state.load(profile.name).get("host")
-    if not target:
-        raise PadlabError(f"{profile.name!r} has no address yet", f"run `padlab up {profile.name}` first")
+    where = home.current()
+    where.name_of(name)  # at home, an unknown profile is one line before the password is read
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
-    checks = doc.run(target, profile.port, password, extra_ca=profile.acme_ca)
-    result = doc.as_json(checks)
+    result = where.doctor(name, password, host)
     if as_json:
         ui.print_json(result)
     else:
@@ -394,8 +385,8 @@ def doctor(name: str | None, password_stdin: bool, as_json: bool, host: str | No
 
         table = Table("check", "result", "detail", "fix")
         marks = {True: "[green]ok[/green]", False: "[red]FAIL[/red]", None: "[dim]info[/dim]"}
-        for c in checks:
-            table.add_row(c.name, marks[c.ok], c.detail, c.fix)
+        for c in result["checks"]:
+            table.add_row(c["name"], marks[c["ok"]], c["detail"], c["fix"])
         ui.console().print(table)
     if not result["ok"]:
         sys.exit(1)
@@ -412,12 +403,13 @@ def passwd(name: str | None, password_stdin: bool, generate_password: bool) -> N
     Example:
       padlab passwd lab --generate-password
     """
-    from padlab import ui, workstation
+    from padlab import home, ui
 
-    profile = load_profile(name)
+    where = home.current()
+    shown = where.name_of(name)
     password, generated = read_password(password_stdin, generate_password)
-    with ui.progress(f"padlab passwd {profile.name}") as stage:
-        workstation.passwd(profile, password, generated, on_stage=stage)
+    with ui.progress(f"padlab passwd {shown or ''}".rstrip()) as stage:
+        where.passwd(name, password, generated, stage)
     if generated:
         click.echo(f"Your new Jupyter password (shown once): {password}")
     else:
@@ -494,8 +486,7 @@ def default(name: str) -> None:
     Example:
       padlab default lab
     """
-    from padlab import profiles
+    from padlab import home
 
-    profiles.load(name)
-    profiles.set_default(name)
+    home.current().set_default(name)
     click.echo(f"{name!r} is now the default profile.")

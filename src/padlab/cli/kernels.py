@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from padlab.cli import cli
-from padlab.cli.common import CONTEXT, load_profile
+from padlab.cli.common import CONTEXT
 
 
 class _OptionalName(click.Group):
@@ -43,12 +43,12 @@ def kernels(ctx: click.Context, name: str | None, as_json: bool, no_cuda: bool) 
     ctx.obj = {"name": name or None}
     if ctx.invoked_subcommand:
         return
-    from padlab import kernels as kmod
-    from padlab import ui
+    from padlab import home, ui
 
-    profile = load_profile(name or None)
-    with ui.progress(f"padlab kernels {profile.name}") as stage:
-        data = kmod.listing(profile, cuda=not no_cuda, on_stage=stage)
+    where = home.current()
+    shown = where.name_of(name or None)
+    with ui.progress(f"padlab kernels {shown or ''}".rstrip()) as stage:
+        data = where.kernels(name or None, not no_cuda, stage)
     if as_json:
         ui.print_json(data)
         return
@@ -112,14 +112,15 @@ def create(
     """
     from pathlib import Path
 
+    from padlab import home, ui
     from padlab import kernels as kmod
-    from padlab import ui
 
     text = Path(requirements).read_text() if requirements else None
     want = kmod.declaration(packages.split(), text, python, torch_backend)
-    profile = load_profile(ctx.obj["name"])
-    with ui.progress(f"padlab kernels {profile.name} create {kname}") as stage:
-        data = kmod.create(profile, kname, want, on_stage=stage)
+    where = home.current()
+    shown = where.name_of(ctx.obj["name"])
+    with ui.progress(" ".join(w for w in ("padlab kernels", shown, "create", kname) if w)) as stage:
+        data = where.kernel_create(ctx.obj["name"], kname, want, stage)
     if as_json:
         ui.print_json(data)
         return

@@ -120,21 +120,18 @@ def budget_cmd(args: tuple[str, ...], as_json: bool) -> None:
       padlab budget off
       padlab budget               # show budgets and this month's spend
     """
-    from padlab import money, profiles, ui
+    from padlab import home, money, ui
 
     if len(args) > 2:
         raise PadlabError("budget takes at most a profile and an amount", "e.g. padlab budget gpu 20")
     if len(args) == 2:
         name, amount = args
-        profiles.load(name)  # an unknown profile is one line listing the known ones
     elif len(args) == 1:
         name, amount = None, args[0]
     else:
         name, amount = None, None
-    if amount is not None:
-        value = None if amount.lower() == "off" else money.parse_amount(amount)
-        money.set_budget(name, value)
-    view = money.budget_view()
+    value = None if amount is None or amount.lower() == "off" else money.parse_amount(amount)
+    view = home.current().budget(name, amount is not None, value)
     if as_json:
         ui.print_json(view)
         return
@@ -173,11 +170,12 @@ def alert_cmd(name: str | None, ntfy: str | None, after: str | None, test: bool,
       padlab alert --test
       padlab alert --ntfy off
     """
-    from padlab import alerts, profiles, ui
+    from padlab import home, ui
     from padlab.box.timefmt import parse_duration
 
+    where = home.current()
     if name:
-        profiles.load(name)
+        where.name_of(name)  # at home, an unknown profile is one line first
     after_s: Any = False
     if after is not None:
         try:
@@ -186,25 +184,12 @@ def alert_cmd(name: str | None, ntfy: str | None, after: str | None, test: bool,
             raise PadlabError(str(exc), "e.g. padlab alert gpu --after 3h") from exc
         if name is None:
             raise PadlabError("--after needs a profile", "padlab alert NAME --after 3h")
-    cfg = alerts.configure(ntfy, name, after_s) if ntfy is not None or after is not None else alerts.config()
-    if test:
-        failed = alerts.send("test", "a test alert from padlab", "white_check_mark")
-        if failed:
-            raise PadlabError("the test alert failed: " + "; ".join(failed), "check the topic URL")
-    shown = dict(cfg, ntfy=_mask(cfg.get("ntfy")))
+    shown = where.alert(name, ntfy, after_s if after is not None else None, after is not None, test)
     if as_json:
         ui.print_json(shown)
         return
     click.echo(f"ntfy: {shown['ntfy'] or 'off (padlab alert --ntfy URL)'}")
-    for prof, seconds in (cfg.get("after") or {}).items():
+    for prof, seconds in (shown.get("after") or {}).items():
         click.echo(f"{prof}: alert after {seconds / 3600:g} h up")
     if test:
         click.echo("Test alert sent.")
-
-
-def _mask(url: str | None) -> str | None:
-    """The topic is the secret: show its first characters only."""
-    if not url:
-        return None
-    head, _, topic = url.rstrip("/").rpartition("/")
-    return f"{head}/{topic[:3]}…"

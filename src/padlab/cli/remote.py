@@ -18,9 +18,11 @@ def remote() -> None:
     """Which home this CLI uses: this machine, or a padlab panel (profiles, keys and ledger there).
 
     \b
-    After `padlab remote login`, status, up, down, costs, get and list run on the
-    panel through its API, with the same output; `padlab remote logout` comes back.
-    A profile lives in one home: `padlab remote push NAME` moves it.
+    After `padlab remote login`, every command runs on the panel through its API,
+    with the same output, but those that connect from here to the box (ssh, mosh,
+    push, pull) or change its ssh setup, which say what to use instead;
+    `padlab remote logout` comes back.
+    A profile lives in one home: `padlab remote push NAME` moves it, with its keys.
 
     \b
     Examples:
@@ -169,26 +171,36 @@ def status(as_json: bool) -> None:
 
 @remote.command("push", context_settings=CONTEXT)
 @click.argument("name")
+@click.option(
+    "--copy-key",
+    is_flag=True,
+    help="The profile reaches its box with your own ssh key (~/.ssh/...): send the panel a copy; yours stays.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def push(name: str, as_json: bool) -> None:
-    """Move a profile, its cloud key and its ledger rows to the panel; no copy stays here.
+def push(name: str, copy_key: bool, as_json: bool) -> None:
+    """Move a profile, its cloud key, its ssh key and its ledger rows to the panel; no copy stays here.
 
     \b
     Needs a token of scope admin. The profile leaves this machine before it is
     sent: an interrupted move is finished by running the same command again, and
     a panel that refuses it gives it back.
+    The ssh key padlab reaches the box with goes too: a key in padlab's home moves
+    (unless another profile here uses it); your own key is copied only with --copy-key.
 
     \b
-    Example:
+    Examples:
       padlab remote push gpu
+      padlab remote push box --copy-key     # a profile that uses your ~/.ssh key
     """
     from padlab import ui
     from padlab.home import client
 
-    out = client.push(name)
+    out = client.push(name, copy_key)
     if as_json:
         ui.print_json(out)
         return
     click.echo(f"Moved {name!r} to {out['url']}; it is gone from this machine.")
     if out.get("credentials_kept_here"):
         click.echo("Its cloud key was copied: other profiles here still use it.")
+    if out.get("ssh_key_kept_here"):
+        click.echo(f"Its ssh key {out['ssh_key']} was copied and stays here too.")

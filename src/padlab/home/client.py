@@ -137,6 +137,22 @@ class Api:
         )
 
 
+CONNECTS = "connects from this machine to the box"
+SSH_SETUP = "changes this machine's ssh setup for boxes this home reaches"
+JUPYTER = "open {name}'s Jupyter through the link on {url} (or the one `padlab card {name}` prints)"
+INSTEAD: dict[str, tuple[str, str]] = {  # command: (why it stays here, what does it through the panel)
+    "ssh": (CONNECTS, JUPYTER + " and use File > New > Terminal there"),
+    "mosh": (CONNECTS, JUPYTER + " and use File > New > Terminal there"),
+    "push": (
+        CONNECTS,
+        JUPYTER + " and upload in its file browser, or fetch a URL onto the box: padlab get {name} URL",
+    ),
+    "pull": (CONNECTS, JUPYTER + " and download from its file browser"),
+    "ssh-config": (SSH_SETUP, "the panel holds the ssh keys: run `padlab ssh-config` on the panel's machine"),
+    "forget-host-key": (SSH_SETUP, "run `padlab forget-host-key {name}` on the panel's machine"),
+}
+
+
 class RemoteHome:
     """The panel logged in to with `padlab remote login`."""
 
@@ -151,10 +167,16 @@ class RemoteHome:
     def name_of(self, name: str | None) -> str | None:
         return name
 
-    def only_here(self, what: str) -> None:
+    def only_here(self, what: str, name: str | None = None) -> None:
+        """What stays on this machine's home (ssh to the box, its ssh setup) says what does the same
+        through the panel, with the profile's name filled in."""
+        why, instead = INSTEAD.get(what) or INSTEAD.get(
+            what.split()[0], ("does not run through a panel", "run it on the panel's machine")
+        )
         raise PadlabError(
-            f"`padlab {what}` does not run through a panel yet, and this CLI uses the panel at {self.where}",
-            "run it on the panel's machine, or come back to this machine's home: padlab remote logout",
+            f"`padlab {what}` {why}, and this CLI's home is the panel at {self.where}",
+            instead.format(url=self.where, name=name or "NAME")
+            + "; or come back to this machine's home: padlab remote logout",
         )
 
     def profiles(self) -> dict[str, Any]:
@@ -203,6 +225,93 @@ class RemoteHome:
 
     def downloads(self, name: str | None) -> dict[str, Any]:
         return self.api.call("GET", "/api/home/downloads", params=_only(name=name))
+
+    def passwd(
+        self, name: str | None, password: str, generated: bool, on_stage: Progress = _quiet
+    ) -> dict[str, Any]:
+        body = {"name": name, "password": password, "generated": generated}
+        return self.api.stream("/api/home/passwd", body, {"stage": on_stage})
+
+    def kernels(self, name: str | None, cuda: bool, on_stage: Progress = _quiet) -> dict[str, Any]:
+        return self.api.stream("/api/home/kernels/list", {"name": name, "cuda": cuda}, {"stage": on_stage})
+
+    def kernel_create(
+        self, name: str | None, kernel: str, want: dict[str, Any], on_stage: Progress = _quiet
+    ) -> dict[str, Any]:
+        body = {"name": name, "kernel": kernel, "want": want}
+        return self.api.stream("/api/home/kernels", body, {"stage": on_stage})
+
+    def autostop(
+        self, name: str | None, limit: str | None, max_uptime: str | None, action: str | None
+    ) -> dict[str, Any]:
+        if limit is None and max_uptime is None and action is None:
+            return self.api.call("GET", "/api/home/autostop", params=_only(name=name))
+        body = {"name": name, "limit": limit, "max_uptime": max_uptime, "action": action}
+        return self.api.call("POST", "/api/home/autostop", json=body)
+
+    def keep(self, name: str | None, duration: str) -> dict[str, Any]:
+        return self.api.call("POST", "/api/home/keep", json={"name": name, "duration": duration})
+
+    def budget(self, name: str | None, change: bool, value: float | None) -> dict[str, Any]:
+        if not change:
+            return self.api.call("GET", "/api/home/budget")
+        return self.api.call("POST", "/api/home/budget", json={"name": name, "value": value})
+
+    def logs(self, name: str | None, agent: bool, lines: int) -> dict[str, Any]:
+        params = _only(name=name, agent="1" if agent else None, lines=str(lines))
+        return self.api.call("GET", "/api/home/logs", params=params)
+
+    def set_default(self, name: str) -> dict[str, Any]:
+        return self.api.call("POST", "/api/home/default", json={"name": name})
+
+    def init(
+        self,
+        name: str | None,
+        provider: str | None,
+        force: bool,
+        cloud: dict[str, Any],
+        fields: dict[str, Any],
+    ) -> dict[str, Any]:
+        body = {"name": name, "provider": provider, "force": force, "cloud": cloud, "fields": fields}
+        return self.api.call("POST", "/api/home/init", json=body)
+
+    def login(
+        self, provider: str, parts: list[str], api_url: str | None, verify: bool, autostop_token: bool
+    ) -> dict[str, Any]:
+        body = {
+            "provider": provider,
+            "parts": parts,
+            "api_url": api_url,
+            "verify": verify,
+            "autostop_token": autostop_token,
+        }
+        return self.api.call("POST", "/api/home/login", json=body)
+
+    def doctor(self, name: str | None, password: str | None, host: str | None) -> dict[str, Any]:
+        if host:
+            raise PadlabError(
+                "--host would make the panel connect to an address of your choosing",
+                f"check the profile's own address through the panel (leave out --host), or run "
+                f"`padlab doctor {name or 'NAME'} --host {host}` on the panel's machine",
+            )
+        return self.api.call("POST", "/api/home/doctor", json={"name": name, "password": password})
+
+    def alert(
+        self, name: str | None, ntfy: str | None, after_s: float | None, set_after: bool, test: bool
+    ) -> dict[str, Any]:
+        if ntfy is None and not set_after and not test:
+            return self.api.call("GET", "/api/home/alert", params=_only(name=name))
+        body = {"name": name, "ntfy": ntfy, "after_s": after_s, "set_after": set_after, "test": test}
+        return self.api.call("POST", "/api/home/alert", json=body)
+
+    def start_machine(
+        self, name: str | None, over_budget: bool, on_stage: Progress = _quiet
+    ) -> dict[str, Any]:
+        body = {"name": name, "over_budget": over_budget}
+        return self.api.stream("/api/home/start-machine", body, {"stage": on_stage})
+
+    def destroy(self, name: str, typed: str, on_stage: Progress = _quiet) -> dict[str, Any]:
+        return self.api.stream("/api/home/destroy", {"name": name, "typed": typed}, {"stage": on_stage})
 
     def take_in(self, bundle: dict[str, Any]) -> dict[str, Any]:
         return self.api.call("POST", "/api/home/profiles", json=bundle)
@@ -314,14 +423,14 @@ def login(
     return dict(saved, token=None, config=str(config.path()))
 
 
-def push(name: str) -> dict[str, Any]:
+def push(name: str, copy_key: bool = False) -> dict[str, Any]:
     """Move a profile from this machine to the logged-in panel; a re-run finishes an interrupted move."""
     from padlab.home import config, moves
 
     saved = config.load()
     if saved is None:
         raise PadlabError("this CLI is not logged in to a panel", "padlab remote login URL --scope admin")
-    bundle = moves.take_out(name, saved["url"])
+    bundle = moves.take_out(name, saved["url"], copy_key)
     home = RemoteHome(saved)
     try:
         result = home.take_in(bundle)
@@ -334,4 +443,11 @@ def push(name: str) -> dict[str, Any]:
         moves.put_back(name)
         raise PadlabError(f"{exc.message}; {name!r} stays on this machine", exc.fix) from exc
     moves.finish(name)
-    return dict(result, url=saved["url"], credentials_kept_here=bundle.get("credentials_kept_here", False))
+    key = bundle.get("ssh_key") or {}
+    return dict(
+        result,
+        url=saved["url"],
+        credentials_kept_here=bundle.get("credentials_kept_here", False),
+        ssh_key=key.get("from"),
+        ssh_key_kept_here=bool(key) and not key.get("leaves"),
+    )

@@ -1,11 +1,18 @@
 """Moving a profile from this home to another (`padlab remote push`): one live copy, ever.
 
 The order is the guarantee. Under the profile's lock, the whole profile (settings, state,
-ledger rows, budget, credentials) is written to one 0600 bundle, the move's recorded intent,
+ledger rows, budget, credentials, the ssh key padlab reaches the box with and the box's recorded
+host key) is written to one 0600 bundle, the move's recorded intent,
 and taken out of this home in the same step (the ledger rows in the transaction that reads
 them). Only then is it sent; the receiving home takes a move id once (`ledger.give`), so a
 re-run of an interrupted move finishes it and counts each run once. A refusal from the other
 home puts the profile back here from the bundle.
+
+The ssh key: a key file in padlab's own home (one `padlab init --identity` or the panel made) moves
+with the profile, and leaves here unless another profile here uses it. A key of the user's own
+(the profile's --identity outside padlab's home, or with none, the default ~/.ssh/id_* that ssh
+and the clouds use) is never taken away: a copy goes only with `--copy-key`, and the original stays.
+The receiving home keeps the key as keys/NAME/KEYFILE (0600) and points the profile at it.
 """
 
 from __future__ import annotations
@@ -53,15 +60,80 @@ def _check_movable(profile: Any) -> None:
             f"{profile.name!r} is this machine ({profile.provider}): its box cannot live in another home",
             "move profiles whose box is a cloud machine or an ssh host",
         )
-    for field, value in (("identity", profile.identity), ("acme_ca", profile.acme_ca)):
-        if value:
-            raise PadlabError(
-                f"{profile.name!r} names a file on this machine ({field} = {value}) that the panel cannot read",
-                f"remove it (padlab init {profile.name} --force ...) and push again",
-            )
+    if profile.acme_ca:
+        raise PadlabError(
+            f"{profile.name!r} names a file on this machine (acme_ca = {profile.acme_ca}) that the panel cannot read",
+            f"remove it (padlab init {profile.name} --force ...) and push again",
+        )
 
 
-def take_out(name: str, destination: str) -> dict[str, Any]:
+def keys_dir(name: str) -> Path:
+    """Where a moved-in profile's ssh key lives in this home."""
+    from padlab import profiles
+
+    return paths.ensure_private_dir(paths.data_dir() / "keys" / profiles.check_name(name))
+
+
+def _ssh_key_of(profile: Any) -> Path | None:
+    """The private key ssh uses to reach the box: the profile's identity, else the first default key."""
+    if profile.identity:
+        return Path(profile.identity).expanduser()
+    ssh = Path.home() / ".ssh"
+    return next((ssh / f"id_{k}" for k in ("ed25519", "ecdsa", "rsa") if (ssh / f"id_{k}").is_file()), None)
+
+
+def _in_padlab_home(path: Path) -> bool:
+    root = paths.data_dir().resolve()
+    return root in path.resolve().parents
+
+
+def _ssh_key(profile: Any, others: list[Any], copy_key: bool) -> dict[str, Any] | None:
+    """The key the panel needs to reach the box, and whether it leaves here; a user's own key only
+    with copy_key (it stays here too)."""
+    key = _ssh_key_of(profile)
+    if key is None:
+        return None
+    try:
+        private = key.read_text()
+    except OSError as exc:
+        raise PadlabError(
+            f"cannot read {profile.name!r}'s ssh key {key}: {exc.strerror}",
+            f"point the profile at a key you can read: padlab init {profile.name} --identity KEY --force ...",
+        ) from None
+    public_path = key.with_name(key.name + ".pub")
+    public = public_path.read_text() if public_path.is_file() else None
+    own = _in_padlab_home(key)
+    if not own and not copy_key:
+        raise PadlabError(
+            f"{profile.name!r} reaches its box with your own ssh key {key}, which padlab does not take "
+            "away from you",
+            f"send a copy (yours stays here): padlab remote push {profile.name} --copy-key",
+        )
+    panel_keys = (
+        paths.data_dir() / "panel"
+    ).resolve()  # the panel's own key here serves its new workstations
+    shared = own and (
+        panel_keys in key.resolve().parents
+        or any(o.identity and Path(o.identity).expanduser().resolve() == key.resolve() for o in others)
+    )
+    return {
+        "file": key.name,
+        "private": private,
+        "public": public,
+        "from": str(key),
+        "leaves": own and not shared,
+    }
+
+
+def _host_keys(name: str) -> list[str]:
+    """The box's host key as padlab recorded it, under the profile's alias."""
+    from padlab import ssh
+
+    path = ssh.known_hosts()
+    return ssh._recorded(ssh.key_alias(name), path) if path.exists() else []
+
+
+def take_out(name: str, destination: str, copy_key: bool = False) -> dict[str, Any]:
     """Write the move's bundle, then remove the profile from this home; a pending move's bundle as is."""
     from padlab import ledger, money, profiles, state
     from padlab.providers import credentials
@@ -83,8 +155,8 @@ def take_out(name: str, destination: str) -> dict[str, Any]:
         else:
             profile = profiles.load(name)
             _check_movable(profile)
-            others = [n for n in profiles.names() if n != name]
-            shared = {profiles.load(n).provider for n in others}
+            others = [profiles.load(n) for n in profiles.names() if n != name]
+            shared = {o.provider for o in others}
             creds: dict[str, str] = {}
             for cred in _credential_names(profile.provider):
                 found = credentials.read_stored(cred)
@@ -102,6 +174,8 @@ def take_out(name: str, destination: str) -> dict[str, Any]:
                 "credentials": creds,
                 "credentials_kept_here": profile.provider in shared,
                 "was_default": profiles.exists(name) and _is_default(name),
+                "ssh_key": _ssh_key(profile, others, copy_key),
+                "host_keys": _host_keys(name),
             }
 
             def keep(taken: dict[str, Any]) -> None:
@@ -134,6 +208,14 @@ def _remove_here(bundle: dict[str, Any]) -> None:
     if not bundle.get("credentials_kept_here"):
         for cred in bundle["credentials"]:
             credentials.stored_path(cred).unlink(missing_ok=True)
+    key = bundle.get("ssh_key")
+    if key and key["leaves"]:
+        for path in (Path(key["from"]), Path(key["from"] + ".pub")):
+            path.unlink(missing_ok=True)
+    if bundle.get("host_keys"):
+        from padlab import ssh
+
+        ssh.forget_host("", None, ssh.key_alias(name))
     profiles.remove(name)
     state.remove(name)
 
@@ -147,12 +229,69 @@ def put_back(name: str) -> None:
     """The other home refused it: the profile comes back here from the bundle."""
     bundle = pending(name)
     if bundle is not None:
-        take_in(bundle)
+        take_in(bundle, back=True)
         finish(name)
 
 
-def take_in(bundle: dict[str, Any]) -> dict[str, Any]:
-    """Make the bundle's profile live in this home, once per move id; the profile file comes last."""
+def _place_key(name: str, key: dict[str, Any], back: bool) -> str:
+    """The key file, atomically, 0600: as keys/NAME/FILE here, or back where it was (a refused move)."""
+    if back:
+        target = Path(key["from"])
+        if _in_padlab_home(target):
+            paths.ensure_private_dir(target.parent)
+    else:
+        file = Path(str(key["file"])).name
+        if not file or file.startswith("."):
+            raise PadlabError("the bundle's ssh key has no usable file name", "update padlab on both ends")
+        target = keys_dir(name) / file
+    if back and target.exists():
+        return str(target)  # never overwrite a key where it was: it is still there
+    if key.get("public"):
+        write_atomic(target.with_name(target.name + ".pub"), str(key["public"]), mode=0o644)
+    write_atomic(target, str(key["private"]), mode=0o600)
+    return str(target)
+
+
+def _names_only(line: Any, alias: str) -> bool:
+    """A known_hosts line for this profile's alias alone (plain, or hashed as ssh hashes names):
+    a bundle must not make this home trust a key for another profile's box or any other host."""
+    import base64
+    import hashlib
+    import hmac
+
+    if not isinstance(line, str) or "\n" in line or "\r" in line:
+        return False
+    fields = line.split()
+    if len(fields) < 3 or fields[0].startswith("@"):
+        return False
+    if fields[0] == alias:
+        return True
+    parts = fields[0].split("|")
+    if len(parts) != 4 or parts[:2] != ["", "1"]:
+        return False
+    try:
+        salt, digest = base64.b64decode(parts[2]), base64.b64decode(parts[3])
+    except ValueError:
+        return False
+    return hmac.compare_digest(hmac.new(salt, alias.encode(), hashlib.sha1).digest(), digest)
+
+
+def _add_host_keys(name: str, lines: list[Any]) -> None:
+    from padlab import ssh
+
+    alias = ssh.key_alias(name)
+    path = ssh.known_hosts()
+    have = set(path.read_text().splitlines()) if path.exists() else set()
+    new = [line.strip() for line in lines if _names_only(line, alias) and line.strip() not in have]
+    if new:
+        with path.open("a") as fh:
+            fh.write("".join(line + "\n" for line in new))
+
+
+def take_in(bundle: dict[str, Any], back: bool = False) -> dict[str, Any]:
+    """Make the bundle's profile live in this home, once per move id; the profile file comes last.
+
+    `back`: a refused move returns here, with its key where it was."""
     from padlab import ledger, money, profiles, state
     from padlab.providers import credentials
 
@@ -179,6 +318,13 @@ def take_in(bundle: dict[str, Any]) -> dict[str, Any]:
                 )
         for cred, value in bundle.get("credentials", {}).items():
             credentials.store(cred, value)
+        key = bundle.get("ssh_key")
+        if isinstance(key, dict) and key.get("private"):
+            identity = _place_key(name, key, back)
+            if not back:
+                profile.identity = identity
+        if bundle.get("host_keys"):
+            _add_host_keys(name, list(bundle["host_keys"]))
         ledger.give(name, bundle.get("ledger") or {}, move_id)
         if bundle.get("budget") is not None:
             money.set_budget(name, float(bundle["budget"]))

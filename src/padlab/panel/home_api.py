@@ -3,8 +3,10 @@
 Each route calls the same `LocalHome` method the CLI calls on its own machine, so a command
 gives the same result through the panel. Long actions answer as JSON lines while they run
 (application/x-ndjson: {"stage"}, {"event"}, {"warning"}, then {"result"} or {"error", "fix"});
-start and stop run as the panel's jobs, so its pages show them too. Scopes: read for what
-only looks, start-stop for what starts, stops or downloads, admin for moving a profile in.
+start, stop, a kernel's build and destroy run as the panel's jobs, so its pages show them too.
+Scopes: read for what only looks, start-stop for what starts, stops, downloads, builds a kernel
+or changes autostop, admin for what opens the box or spends or loses money (a new Jupyter
+password, a budget, the default profile, destroy) and for moving a profile in.
 `POST /api/tokens` mints a token with the panel password, throttled like the sign-in form.
 """
 
@@ -281,6 +283,290 @@ def _moved_api_url(request: Request, bundle: Any) -> None:
         checked_api_url(panel_of(request), provider, url if isinstance(url, str) else None)
 
 
+# -- the other commands: each the LocalHome method the CLI calls at home ----------------------
+
+
+def _text(body: dict[str, Any], key: str, required: bool = False) -> str | None:
+    value = body.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"{key} must be a string", f"send {key} as text")
+    return value
+
+
+def _stage_of(emit: Callable[[dict], None]) -> Callable[[str], None]:
+    def stage(text: str) -> None:
+        if text:
+            emit({"stage": text})
+
+    return stage
+
+
+def _audited(request: Request, action: str, name: str | None) -> None:
+    audit.record(action, client(request), workstation=name, token=request.state.token_label)
+
+
+@bearer("admin")
+async def passwd(request: Request) -> Response:
+    """A new Jupyter password is a way into the box: admin only."""
+    try:
+        body = await _body(request)
+        name = _name(body.get("name"))
+        password = _text(body, "password", required=True)
+    except PadlabError as exc:
+        return _error(exc)
+    _audited(request, "passwd", name)
+    generated = bool(body.get("generated"))
+    return _lines(_worker(lambda emit: HOME.passwd(name, password or "", generated, _stage_of(emit))))
+
+
+@bearer("read")
+async def kernels_list(request: Request) -> Response:
+    try:
+        body = await _body(request)
+        name = _name(body.get("name"))
+    except PadlabError as exc:
+        return _error(exc)
+    cuda = body.get("cuda") is not False
+    return _lines(_worker(lambda emit: HOME.kernels(name, cuda, _stage_of(emit))))
+
+
+@bearer("start-stop")
+async def kernel_create(request: Request) -> Response:
+    from padlab import profiles
+
+    try:
+        body = await _body(request)
+        name = await run_in_threadpool(_resolved, _name(body.get("name")))
+        kernel = _text(body, "kernel", required=True) or ""
+        want = body.get("want")
+        if not isinstance(want, dict):
+            raise BadRequest("want must be an object", "send what to build, as `padlab kernels create` does")
+        profiles.check_kernel(kernel, want)  # bad input is one line here, not a failed job
+    except PadlabError as exc:
+        return _error(exc)
+    _audited(request, "kernel-create", name)
+
+    def work(stage: Callable[[str], None]) -> Any:
+        return HOME.kernel_create(name, kernel, want, stage)
+
+    return _lines(_worker(_as_job(request, name, "kernel", work)))
+
+
+@bearer("read")
+async def autostop_show(request: Request) -> Response:
+    name = request.query_params.get("name")
+    return await _answer(lambda: HOME.autostop(name, None, None, None))()
+
+
+@bearer("start-stop")
+async def autostop_set(request: Request) -> Response:
+    try:
+        body = await _body(request)
+        name = _name(body.get("name"))
+        limit, max_uptime, action = (_text(body, k) for k in ("limit", "max_uptime", "action"))
+    except PadlabError as exc:
+        return _error(exc)
+    _audited(request, "autostop", name)
+    return await _answer(lambda: HOME.autostop(name, limit, max_uptime, action))()
+
+
+@bearer("start-stop")
+async def keep(request: Request) -> Response:
+    try:
+        body = await _body(request)
+        name = _name(body.get("name"))
+        duration = _text(body, "duration", required=True) or ""
+    except PadlabError as exc:
+        return _error(exc)
+    _audited(request, "keep", name)
+    return await _answer(lambda: HOME.keep(name, duration))()
+
+
+@bearer("read")
+async def budget_show(request: Request) -> Response:
+    return await _answer(lambda: HOME.budget(None, False, None))()
+
+
+@bearer("admin")
+async def budget_set(request: Request) -> Response:
+    """A budget decides what `up` may spend: admin only."""
+    from padlab import money
+
+    try:
+        body = await _body(request)
+        name = _name(body.get("name"))
+        value = body.get("value")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise BadRequest("value must be a number of USD, or null for off", "e.g. 20")
+        if value is not None:
+            value = money.parse_amount(str(value))
+    except PadlabError as exc:
+        return _error(exc)
+    _audited(request, "budget", name)
+    return await _answer(lambda: HOME.budget(name, True, value))()
+
+
+@bearer("read")
+async def logs(request: Request) -> Response:
+    q = request.query_params
+    try:
+        lines = int(q.get("lines") or "50")
+        if not 1 <= lines <= 100000:
+            raise ValueError
+    except ValueError:
+        return _error(BadRequest("lines must be a number from 1 to 100000", "e.g. lines=50"))
+    return await _answer(lambda: HOME.logs(q.get("name"), bool(q.get("agent")), lines))()
+
+
+@bearer("admin")
+async def set_default(request: Request) -> Response:
+    try:
+        body = await _body(request)
+        name = _text(body, "name", required=True) or ""
+    except PadlabError as exc:
+        return _error(exc)
+    _audited(request, "default", name)
+    return await _answer(lambda: HOME.set_default(name))()
+
+
+@bearer("admin")
+async def init(request: Request) -> Response:
+    """`padlab init` on the panel, with its new-workstation page's rules: no file of the CLI's machine
+    (the panel cannot read it), the panel's own ssh key when none is given, the stored key sent only
+    to the provider's API or one the host's admin allowed."""
+    from padlab import onboard, registry
+    from padlab.panel.lifecycle import checked_api_url
+
+    try:
+        body = await _body(request)
+        name = _name(body.get("name"))
+        provider = _name(body.get("provider"))
+        cloud, fields = body.get("cloud") or {}, body.get("fields") or {}
+        if not isinstance(cloud, dict) or not isinstance(fields, dict):
+            raise BadRequest("cloud and fields must be objects", "send them as `padlab init` does")
+        unknown = (set(fields) - set(onboard.INIT_FIELDS)) | (set(cloud) - set(onboard.CLOUD_KEYS))
+        if unknown:
+            raise BadRequest(f"unknown settings: {', '.join(sorted(unknown))}", "update padlab on both ends")
+        fields = {k: v for k, v in fields.items() if v is not None}
+        cloud = {k: v for k, v in cloud.items() if v is not None}
+        for field in ("identity", "acme_ca"):
+            if fields.get(field):
+                flag = "--" + field.replace("_", "-")
+                raise PadlabError(
+                    f"{flag} names a file on this machine, and the profile lives on the panel, which cannot read it",
+                    f"leave {flag} out (the panel uses its own ssh key, shown on its Keys page), "
+                    "or make the profile here (padlab remote logout) and move it: padlab remote push NAME",
+                )
+        known = provider in registry.PROVIDERS
+        if known and registry.PROVIDERS[provider].cloud:
+            cloud["api_url"] = checked_api_url(panel_of(request), provider, cloud.get("api_url"))
+        if known and (registry.PROVIDERS[provider].cloud or registry.PROVIDERS[provider].needs_host):
+            from padlab.panel import sshkey
+
+            fields["identity"], _ = await run_in_threadpool(sshkey.ensure)
+    except PadlabError as exc:
+        return _error(exc)
+    _audited(request, "new", name)
+    return await _answer(lambda: HOME.init(name, provider, bool(body.get("force")), cloud, fields))()
+
+
+@bearer("admin")
+async def login(request: Request) -> Response:
+    """A provider's API key, stored 0600 on the panel and never sent back; checked only against the
+    provider's own API or one the host's admin allowed."""
+    from padlab import registry
+    from padlab.panel.lifecycle import checked_api_url
+
+    try:
+        body = await _body(request)
+        provider = _text(body, "provider", required=True) or ""
+        parts = body.get("parts")
+        if not isinstance(parts, list) or not all(isinstance(p, str) for p in parts):
+            raise BadRequest("parts must be a list of strings", "send the key as `padlab login` does")
+        if provider not in registry.PROVIDERS or not registry.PROVIDERS[provider].cloud:
+            raise BadRequest(f"no cloud provider named {provider!r}", "use one `padlab login --help` lists")
+        api_url = checked_api_url(panel_of(request), provider, _text(body, "api_url"))
+    except PadlabError as exc:
+        return _error(exc)
+    audit.record("provider-key", client(request), provider=provider, token=request.state.token_label)
+    verify, autostop_token = body.get("verify") is not False, bool(body.get("autostop_token"))
+    return await _answer(lambda: HOME.login(provider, parts, api_url, verify, autostop_token))()
+
+
+@bearer("read")
+async def doctor(request: Request) -> Response:
+    """The checks of the profile's own address only, from the panel's machine (no address of the
+    caller's choosing); a password given is used for the Jupyter login check and not kept."""
+    try:
+        body = await _body(request)
+        name = _name(body.get("name"))
+        password = _text(body, "password")
+    except PadlabError as exc:
+        return _error(exc)
+    return await _answer(lambda: HOME.doctor(name, password, None))()
+
+
+@bearer("read")
+async def alert_show(request: Request) -> Response:
+    name = request.query_params.get("name")
+    return await _answer(lambda: HOME.alert(name, None, None, False, False))()
+
+
+@bearer("admin")
+async def alert_set(request: Request) -> Response:
+    """Where alerts go (a URL the panel sends to): admin only; the answer masks the topic."""
+    try:
+        body = await _body(request)
+        name = _name(body.get("name"))
+        ntfy = _text(body, "ntfy")
+        after_s = body.get("after_s")
+        if after_s is not None and (isinstance(after_s, bool) or not isinstance(after_s, (int, float))):
+            raise BadRequest("after_s must be a number of seconds or null (off)", "e.g. 10800")
+    except PadlabError as exc:
+        return _error(exc)
+    _audited(request, "alert", name)
+    set_after, test = bool(body.get("set_after")), bool(body.get("test"))
+    return await _answer(lambda: HOME.alert(name, ntfy, after_s, set_after, test))()
+
+
+@bearer("start-stop")
+async def start_machine(request: Request) -> Response:
+    try:
+        body = await _body(request)
+        name = await run_in_threadpool(_resolved, _name(body.get("name")))
+    except PadlabError as exc:
+        return _error(exc)
+    _audited(request, "up", name)
+    over_budget = bool(body.get("over_budget"))
+
+    def work(stage: Callable[[str], None]) -> Any:
+        return HOME.start_machine(name, over_budget, stage)
+
+    return _lines(_worker(_as_job(request, name, "start", work)))
+
+
+@bearer("admin")
+async def destroy(request: Request) -> Response:
+    """Deletes a machine and its disk for good: admin only, and only with the name typed."""
+    from padlab import onboard
+
+    try:
+        body = await _body(request)
+        name = await run_in_threadpool(_resolved, _text(body, "name", required=True))
+        typed = _text(body, "typed", required=True) or ""
+        onboard.confirm_destroy(name, typed)
+    except PadlabError as exc:
+        return _error(exc)
+    _audited(request, "destroy", name)
+
+    def work(stage: Callable[[str], None]) -> Any:
+        return HOME.destroy(name, typed, stage)
+
+    return _lines(_worker(_as_job(request, name, "destroy", work)))
+
+
 async def mint(request: Request) -> Response:
     """A token for `padlab remote login` in exchange for the panel password (not a passkey: the CLI
     has none); the password check is reserved before it runs, as the sign-in form's."""
@@ -329,4 +615,21 @@ def routes() -> list[Route]:
         Route("/api/home/up", up, methods=["POST"]),
         Route("/api/home/down", down, methods=["POST"]),
         Route("/api/home/get", get, methods=["POST"]),
+        Route("/api/home/passwd", passwd, methods=["POST"]),
+        Route("/api/home/kernels/list", kernels_list, methods=["POST"]),
+        Route("/api/home/kernels", kernel_create, methods=["POST"]),
+        Route("/api/home/autostop", autostop_show),
+        Route("/api/home/autostop", autostop_set, methods=["POST"]),
+        Route("/api/home/keep", keep, methods=["POST"]),
+        Route("/api/home/budget", budget_show),
+        Route("/api/home/budget", budget_set, methods=["POST"]),
+        Route("/api/home/logs", logs),
+        Route("/api/home/default", set_default, methods=["POST"]),
+        Route("/api/home/destroy", destroy, methods=["POST"]),
+        Route("/api/home/init", init, methods=["POST"]),
+        Route("/api/home/doctor", doctor, methods=["POST"]),
+        Route("/api/home/alert", alert_show),
+        Route("/api/home/alert", alert_set, methods=["POST"]),
+        Route("/api/home/start-machine", start_machine, methods=["POST"]),
+        Route("/api/home/login", login, methods=["POST"]),
     ]
