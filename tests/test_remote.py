@@ -368,6 +368,9 @@ def test_a_moved_profile_takes_its_key_and_ledger_and_is_gone_from_the_old_home(
     assert f'identity = "{carried}"' in (panel["server"] / "profiles" / "gpu.toml").read_text()
     assert not (panel["client"] / "profiles" / "gpu.toml").exists()
     assert not (panel["client"] / "credentials" / "paperspace").exists()
+    # the API the key was checked against moves with it: the panel's form reads the lists there
+    assert not (panel["client"] / "credentials" / "paperspace-api-url").exists()
+    assert (panel["server"] / "credentials" / "paperspace-api-url").read_text().strip() == fake.url.rstrip("/")
     assert not (panel["client"] / "state" / "gpu.json").exists()
     assert ledger_rows(panel["client"], "gpu") == []
     assert not list((panel["client"] / "moves").iterdir())

@@ -49,7 +49,10 @@ def pending(name: str) -> dict[str, Any] | None:
 
 
 def _credential_names(provider: str) -> list[str]:
-    return [provider, f"{provider}-autostop"]
+    """The key, the box's own stop key, and the API URL the key was checked against (onboard)."""
+    from padlab.onboard import KEY_URL_SUFFIX
+
+    return [provider, f"{provider}-autostop", provider + KEY_URL_SUFFIX]
 
 
 def _check_movable(profile: Any) -> None:
