@@ -159,6 +159,22 @@ def served(ip: str, cafile: Path) -> tuple[str, dict]:
         return hashlib.sha256(der).hexdigest(), tls.getpeercert() or {}
 
 
+def agent_view(machine) -> dict:
+    """The agent's dry run on the box (what `padlab status` shows): its decision, notes included."""
+    proc = machine.exec(
+        "/var/lib/padlab/agent-box/padlab-agent status /var/lib/padlab/agent-box/config.json", timeout=120
+    )
+    return json.loads(proc.stdout)["decision"]
+
+
+def assert_agent_reads_jupyter(machine) -> None:
+    """The agent's activity probe verified and read Jupyter: a reading, not an unreadable note."""
+    decision = agent_view(machine)
+    seen = decision["reasons"] + [decision["last_activity"] or ""]
+    assert not [n for n in decision["notes"] + seen if "unreadable" in n], decision
+    assert any(k in s for s in seen for k in ("jupyter:", "kernel:")), decision
+
+
 def why_not_public(box: dict, card: dict) -> str:
     """For a failure message: the card's TLS line, the box's ACME runs (its state and the agent's
     log: `up`'s and the timer's) and the end of pebble's log."""
@@ -234,6 +250,11 @@ def test_login_and_a_kernel_work_through_a_client_that_trusts_only_pebble(box) -
     box["client"], box["kernel"] = client, kernel
 
 
+def test_the_autostop_agent_reads_jupyter_through_its_public_certificate(box) -> None:
+    """The agent pins the certificate Jupyter serves (root's copy), not padlab's CA: it sees the use."""
+    assert_agent_reads_jupyter(box["machine"])
+
+
 def test_doctor_verifies_the_public_certificate_and_runs_a_kernel(box) -> None:
     out = padlab_json(box["home"], "doctor", "box", "--password-stdin", input=PASSWORD + "\n")
     assert out["ok"], out
@@ -289,6 +310,7 @@ def test_a_forced_renewal_swaps_the_certificate_under_a_live_kernel(box, record_
     assert box["client"].execute(box["kernel"], "print(x + 1)").stdout.strip() == "42"
     assert "padlab:acme" not in machine.exec("nft list ruleset").stdout
     box["digest"] = digest
+    assert_agent_reads_jupyter(machine)  # the renewed certificate is the agent's pin at its next check
 
 
 def test_chromium_trusting_only_pebble_loads_jupyterlab(box, tmp_path) -> None:
