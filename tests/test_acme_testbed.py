@@ -167,12 +167,13 @@ def agent_view(machine) -> dict:
     return json.loads(proc.stdout)["decision"]
 
 
-def assert_agent_reads_jupyter(machine) -> None:
-    """The agent's activity probe verified and read Jupyter: a reading, not an unreadable note."""
+def assert_agent_reads_jupyter(machine, used: bool = True) -> None:
+    """The agent's activity probe verified and read Jupyter: a reading, not an unreadable note;
+    ``used``: Jupyter's use (a login, a cell) is the latest the agent saw."""
     decision = agent_view(machine)
     seen = decision["reasons"] + [decision["last_activity"] or ""]
     assert not [n for n in decision["notes"] + seen if "unreadable" in n], decision
-    assert any(k in s for s in seen for k in ("jupyter:", "kernel:")), decision
+    assert not used or any(k in s for s in seen for k in ("jupyter:", "kernel:")), decision
 
 
 def why_not_public(box: dict, card: dict) -> str:
@@ -311,6 +312,8 @@ def test_a_forced_renewal_swaps_the_certificate_under_a_live_kernel(box, record_
     assert "padlab:acme" not in machine.exec("nft list ruleset").stdout
     box["digest"] = digest
     assert_agent_reads_jupyter(machine)  # the renewed certificate is the agent's pin at its next check
+    padlab(box["home"], "autostop", "box", "3h")  # new limits, no `up`: the agent keeps its pin
+    assert_agent_reads_jupyter(machine, used=False)
 
 
 def test_chromium_trusting_only_pebble_loads_jupyterlab(box, tmp_path) -> None:
@@ -383,6 +386,7 @@ def test_choosing_padlabs_ca_switches_back_and_stops_the_renewals(box) -> None:
     card = padlab_json(box["home"], "up", "box")
     assert card["tls_line"] == "padlab's CA: --tls padlab-ca chosen" and not card["public_cert"], card
     served(machine.ip, Path(card["ca_cert"]))
+    assert_agent_reads_jupyter(machine, used=False)  # padlab's CA again verifies it for the agent
     assert padlab_json(box["home"], "status", "box", "--json")["tls_line"] == card["tls_line"]
     enabled = machine.exec("systemctl is-enabled padlab-acme-box.timer", check=False).stdout.strip()
     assert enabled == "disabled"
