@@ -159,6 +159,23 @@ def served(ip: str, cafile: Path) -> tuple[str, dict]:
         return hashlib.sha256(der).hexdigest(), tls.getpeercert() or {}
 
 
+def agent_view(machine) -> dict:
+    """The agent's dry run on the box (what `padlab status` shows): its decision, notes included."""
+    proc = machine.exec(
+        "/var/lib/padlab/agent-box/padlab-agent status /var/lib/padlab/agent-box/config.json", timeout=120
+    )
+    return json.loads(proc.stdout)["decision"]
+
+
+def assert_agent_reads_jupyter(machine, used: bool = True) -> None:
+    """The agent's activity probe verified and read Jupyter: a reading, not an unreadable note;
+    ``used``: Jupyter's use (a login, a cell) is the latest the agent saw."""
+    decision = agent_view(machine)
+    seen = decision["reasons"] + [decision["last_activity"] or ""]
+    assert not [n for n in decision["notes"] + seen if "unreadable" in n], decision
+    assert not used or any(k in s for s in seen for k in ("jupyter:", "kernel:")), decision
+
+
 def why_not_public(box: dict, card: dict) -> str:
     """For a failure message: the card's TLS line, the box's ACME runs (its state and the agent's
     log: `up`'s and the timer's) and the end of pebble's log."""
@@ -234,6 +251,11 @@ def test_login_and_a_kernel_work_through_a_client_that_trusts_only_pebble(box) -
     box["client"], box["kernel"] = client, kernel
 
 
+def test_the_autostop_agent_reads_jupyter_through_its_public_certificate(box) -> None:
+    """The agent pins the certificate Jupyter serves (root's copy), not padlab's CA: it sees the use."""
+    assert_agent_reads_jupyter(box["machine"])
+
+
 def test_doctor_verifies_the_public_certificate_and_runs_a_kernel(box) -> None:
     out = padlab_json(box["home"], "doctor", "box", "--password-stdin", input=PASSWORD + "\n")
     assert out["ok"], out
@@ -289,6 +311,9 @@ def test_a_forced_renewal_swaps_the_certificate_under_a_live_kernel(box, record_
     assert box["client"].execute(box["kernel"], "print(x + 1)").stdout.strip() == "42"
     assert "padlab:acme" not in machine.exec("nft list ruleset").stdout
     box["digest"] = digest
+    assert_agent_reads_jupyter(machine)  # the renewed certificate is the agent's pin at its next check
+    padlab(box["home"], "autostop", "box", "3h")  # new limits, no `up`: the agent keeps its pin
+    assert_agent_reads_jupyter(machine, used=False)
 
 
 def test_chromium_trusting_only_pebble_loads_jupyterlab(box, tmp_path) -> None:
@@ -361,6 +386,7 @@ def test_choosing_padlabs_ca_switches_back_and_stops_the_renewals(box) -> None:
     card = padlab_json(box["home"], "up", "box")
     assert card["tls_line"] == "padlab's CA: --tls padlab-ca chosen" and not card["public_cert"], card
     served(machine.ip, Path(card["ca_cert"]))
+    assert_agent_reads_jupyter(machine, used=False)  # padlab's CA again verifies it for the agent
     assert padlab_json(box["home"], "status", "box", "--json")["tls_line"] == card["tls_line"]
     enabled = machine.exec("systemctl is-enabled padlab-acme-box.timer", check=False).stdout.strip()
     assert enabled == "disabled"

@@ -577,3 +577,137 @@ def test_a_fifo_at_the_pidfile_does_not_hang_the_check(tmp_path: Path) -> None:
         with open(layout.pidfile, "w"):  # let the stuck reader go
             pass
     assert not stuck and answer == [None]
+
+
+def _self_signed(name: str, folder: Path) -> tuple[Path, Path]:
+    """A certificate for a public address (not 127.0.0.1) and its key, as an ACME box has."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "203.0.113.7")])
+    cert = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("203.0.113.7"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_path, key_path = folder / f"{name}.crt", folder / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+class Served:
+    """A real HTTPS server on loopback that answers like padlab's Jupyter extension. Like tornado
+    with a dict of ssl_options, it loads its certificate at each connection (`serve` swaps it)."""
+
+    def __init__(self, cert: tuple[Path, Path]) -> None:
+        import socket
+        import threading
+
+        self.cert = cert
+        self.requests: list[bytes] = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self) -> None:
+        import json
+        import ssl
+
+        while True:
+            try:
+                raw, _ = self.sock.accept()
+            except OSError:
+                return
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(str(self.cert[0]), str(self.cert[1]))
+            try:
+                with ctx.wrap_socket(raw, server_side=True) as tls:
+                    tls.settimeout(10)
+                    request = tls.recv(65536)
+                    self.requests.append(request)
+                    body = json.dumps({"kernels": [], "connections": 1}).encode()
+                    tls.sendall(b"HTTP/1.0 200 OK\r\n\r\n" + body)
+            except OSError:
+                continue  # the client refused the certificate
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_the_jupyter_probe_pins_the_certificate_jupyter_serves(tmp_path: Path) -> None:
+    """An ACME box's Jupyter serves a public certificate for its public address, which padlab's CA
+    did not sign: the probe trusts exactly the certificate in root's file, read again at each check
+    (a renewal), and a server with any other gets no token and no reading."""
+    import shutil
+
+    (tmp_path / "acme").mkdir(mode=0o755)
+    pin = tmp_path / "acme" / "cert.pem"
+    first, second = _self_signed("first", tmp_path), _self_signed("second", tmp_path)
+    shutil.copy(first[0], pin)
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    padlab_ca, _ = _self_signed("padlab-ca", tmp_path)  # did not sign Jupyter's: not what the probe trusts
+    server = Served(first)
+    try:
+        jconf = {"host": "127.0.0.1", "port": server.port, "token_file": str(token), "pin": str(pin)}
+        jconf["ca"] = str(padlab_ca)
+        state: dict = {}
+        signals = activity.jupyter(jconf, state, T0, True)
+        assert [s.text() for s in signals] == ["jupyter: 1 open connection(s)"]
+        assert state["jupyter_ok_at"] == T0 and b"padlab-agent s3cret" in server.requests[-1]
+
+        server.cert = second  # a server with another certificate: refused before the token goes out
+        count = len(server.requests)
+        with pytest.raises(OSError, match="not the one in"):
+            activity.fetch_activity(jconf)
+        assert all(b"s3cret" not in r for r in server.requests[count:])
+        signals = activity.jupyter(jconf, state, T0 + 60, True)
+        assert [(s.active, s.at) for s in signals] == [(False, T0)]
+        assert "activity unreadable (the certificate Jupyter serves is not the one in" in signals[0].detail
+
+        shutil.copy(second[0], pin)  # the renewal: root's chain file replaced, the next check reads it
+        assert activity.fetch_activity(jconf)["connections"] == 1
+    finally:
+        server.close()
+
+
+def test_a_pin_the_jupyter_user_could_write_is_not_trusted(tmp_path: Path) -> None:
+    """The pin decides what the agent trusts: a file or folder others may change, or a link, is refused."""
+    folder = tmp_path / "acme"
+    folder.mkdir(mode=0o755)
+    cert, _ = _self_signed("c", tmp_path)
+    pin = folder / "cert.pem"
+    pin.write_bytes(cert.read_bytes())
+    assert len(activity.pinned_sha256(str(pin))) == 64
+    pin.chmod(0o666)
+    with pytest.raises(OSError, match="only root can change"):
+        activity.pinned_sha256(str(pin))
+    pin.chmod(0o644)
+    folder.chmod(0o777)
+    with pytest.raises(OSError, match="only root can change"):
+        activity.pinned_sha256(str(pin))
+    folder.chmod(0o755)
+    link = folder / "link.pem"
+    link.symlink_to(pin)
+    with pytest.raises(OSError):
+        activity.pinned_sha256(str(link))
+    if os.geteuid() == 0:  # another user's file (the Jupyter user's), mode 0644 or not
+        os.chown(pin, 12345, 12345)
+        with pytest.raises(OSError, match="only root can change"):
+            activity.pinned_sha256(str(pin))

@@ -14,6 +14,7 @@ entry in PROBES (with the process names it wants in ``seen.procs``).
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import math
 import os
@@ -21,6 +22,7 @@ import re
 import shutil
 import socket
 import ssl
+import stat
 import struct
 import subprocess
 from typing import Callable
@@ -294,11 +296,23 @@ def jupyter(conf: dict, state: dict, now: float, running: bool) -> list:
 
 
 def fetch_activity(conf: dict, timeout: float = 10.0) -> dict:
-    """One HTTPS GET to the extension, verified against padlab's CA (raw socket: lighter than urllib)."""
+    """One HTTPS GET to the extension (raw socket: lighter than urllib), the server verified first.
+
+    Verified against ``pin`` where Jupyter serves a public certificate (its chain, root's file,
+    read again at each check, so a renewal is seen at once), else against padlab's CA (the
+    agent's own copy). The token goes out only once the server is the one expected.
+    """
     host, port = conf["host"], int(conf["port"])
     with open(conf["token_file"]) as fh:
         token = fh.read().strip()
-    ctx = ssl.create_default_context(cafile=conf["ca"])
+    pin = conf.get("pin")
+    if pin:
+        expected = pinned_sha256(pin)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False  # loopback: the certificate names the public address
+        ctx.verify_mode = ssl.CERT_NONE  # the exact certificate is compared below instead
+    else:
+        ctx = ssl.create_default_context(cafile=conf["ca"])
     request = (
         "GET %s HTTP/1.0\r\nHost: %s:%d\r\nAuthorization: padlab-agent %s\r\nConnection: close\r\n\r\n"
         % (ACTIVITY_PATH, "[%s]" % host if ":" in host else host, port, token)
@@ -306,6 +320,10 @@ def fetch_activity(conf: dict, timeout: float = 10.0) -> dict:
     chunks = []
     raw = socket.create_connection((host, port), timeout=timeout)
     with ctx.wrap_socket(raw, server_hostname=host) as sock:
+        if pin:
+            der = sock.getpeercert(binary_form=True) or b""
+            if hashlib.sha256(der).hexdigest() != expected:
+                raise OSError("the certificate Jupyter serves is not the one in %s" % pin)
         sock.sendall(request.encode())
         while sum(len(c) for c in chunks) < 4 << 20:
             chunk = sock.recv(65536)
@@ -321,6 +339,36 @@ def fetch_activity(conf: dict, timeout: float = 10.0) -> dict:
     if not isinstance(data, dict):
         raise ValueError("the answer is not a JSON object")
     return data
+
+
+def pinned_sha256(path: str) -> str:
+    """SHA-256 of the DER of the first certificate in root's PEM file `path` (a chain: the leaf).
+
+    Only a regular file, reached through no final link, in a real folder, whose owner (and the
+    folder's) is root or this agent's own user, with neither writable by anyone else: a file the
+    Jupyter user could write would let a notebook choose what the agent trusts.
+    """
+    folder = os.path.dirname(path) or "."
+    trusted = (0, os.geteuid())
+    st = os.lstat(folder)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid not in trusted or st.st_mode & 0o022:
+        raise OSError("%s is not a folder only root can change" % folder)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid not in trusted or st.st_mode & 0o022:
+            raise OSError("%s is not a file only root can change" % path)
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            raw = fh.read(1 << 20)
+    finally:
+        os.close(fd)
+    begin, end = b"-----BEGIN CERTIFICATE-----", b"-----END CERTIFICATE-----"
+    start = raw.find(begin)
+    stop = raw.find(end, start)
+    if start < 0 or stop < 0:
+        raise ValueError("no certificate in %s" % path)
+    der = ssl.PEM_cert_to_DER_cert(raw[start : stop + len(end)].decode("ascii"))
+    return hashlib.sha256(der).hexdigest()
 
 
 def parse_time(text: str | None) -> float | None:

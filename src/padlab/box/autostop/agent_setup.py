@@ -122,9 +122,27 @@ def prepare_jupyter(host: Host, layout: Layout, report: Report) -> bool:
     return restart
 
 
-def install(host: Host, layout: Layout, req: dict, program: bytes, kind: str, report: Report) -> None:
-    """Config, runner, padlab-keep and the schedule; a timer where systemd runs, else cron, else a warning."""
+KEEP_PIN = "keep"
+
+
+def install(
+    host: Host,
+    layout: Layout,
+    req: dict,
+    program: bytes,
+    kind: str,
+    report: Report,
+    pin: str | None = KEEP_PIN,
+) -> None:
+    """Config, runner, padlab-keep and the schedule; a timer where systemd runs, else cron, else a warning.
+
+    ``pin``: root's file with the public certificate Jupyter serves (acme_setup's chain), which the
+    activity probe compares with the server's; None where Jupyter serves padlab's CA's; by default
+    (`padlab autostop`, which changes no certificate) the one the config has.
+    """
     paths = AgentLayout(layout)
+    if pin == KEEP_PIN:
+        pin = _current_pin(host, paths)
     conf = settings(req)
     listen = req["listen"]
     gid = _gid(layout.user) if paths.system else None
@@ -147,6 +165,7 @@ def install(host: Host, layout: Layout, req: dict, program: bytes, kind: str, re
                 "host": {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(listen, listen),
                 "port": int(req["port"]),
                 "ca": paths.ca,
+                "pin": pin,
                 "token_file": paths.token,
             },
         }
@@ -186,6 +205,16 @@ def install(host: Host, layout: Layout, req: dict, program: bytes, kind: str, re
         limits += ", budget deadline %s" % agent.activity.clock(conf["deadline_at"])
     report.step("autostop", changed or how[0], "%s, action %s, %s" % (limits, conf["action"], how[1]))
     report.data["autostop"] = facts(host, layout)
+
+
+def _current_pin(host: Host, paths: AgentLayout) -> str | None:
+    """The pin of the config in place (root's own file on a system box), None without one."""
+    try:
+        conf = json.loads(host.read(paths.config) or b"{}")
+    except ValueError:
+        return None
+    pin = (conf.get("jupyter") or {}).get("pin") if isinstance(conf, dict) else None
+    return pin if isinstance(pin, str) and pin else None
 
 
 def key_settings(host: Host, paths: AgentLayout, req: dict, key: BoxKey, used: bool) -> tuple:

@@ -223,7 +223,7 @@ def _main_steps(ctx: Context, kind: str, side: Alongside) -> None:
         "jupyter-running", acted, "restarted" if acted and running else ("started" if acted else "running")
     )
     # While Jupyter starts (~2 s), not after.
-    agent_setup.install(host, layout, req, ctx.program, kind, report)
+    agent_setup.install(host, layout, req, ctx.program, kind, report, pin=public["cert"] if pem else None)
     if req["boot"] is not None:
         boot.save(host, req, ctx.program, report)
     report.stage("waiting for Jupyter to answer over HTTPS")
