@@ -397,10 +397,11 @@ class FakePaperspace(FakeServer):
             key=lambda pair: pair[0].seq if order_by == "dtCreated" else pair[1][order_by],
             reverse=(request.arg("order") or "desc") == "desc",
         )
-        rendered = [r for _, r in pairs]
+        return self._page([r for _, r in pairs], request.arg("after"), limit)
 
+    def _page(self, rendered: list[dict[str, Any]], after: str | None, limit: int) -> Response:
+        """One page of a list, as Paperspace pages them: `after` is the last item's id, opaque."""
         start = 0
-        after = request.arg("after")
         if after is not None:
             ids = [r["id"] for r in rendered]
             cursor = self._decode_cursor(after)
@@ -434,18 +435,7 @@ class FakePaperspace(FakeServer):
         if "name" in query:
             rendered = [t for t in rendered if t["name"] == query["name"]]
         rendered.sort(key=lambda t: t["name"], reverse=query.get("order", "desc") == "desc")
-        start = 0
-        if "after" in query:
-            ids = [t["id"] for t in rendered]
-            cursor = self._decode_cursor(query["after"])
-            if cursor not in ids:
-                raise self.error(400, "Invalid cursor")
-            start = ids.index(cursor) + 1
-        page = rendered[start : start + limit]
-        body: dict[str, Any] = {"hasMore": start + limit < len(rendered), "items": page}
-        if body["hasMore"]:
-            body["nextPage"] = base64.urlsafe_b64encode(page[-1]["id"].encode()).decode()
-        return Response(200, body)
+        return self._page(rendered, query.get("after"), limit)
 
     @route("GET", "/machine-availability")
     def machine_availability(self, request: Request) -> Response:
