@@ -23,6 +23,7 @@ import pwd
 import shlex
 import shutil
 import socket
+import stat
 import subprocess
 import time
 
@@ -60,15 +61,19 @@ def _request_part(req: dict) -> tuple:
     return sha256(json.dumps(stable, sort_keys=True, default=str)), times
 
 
-def _stat(path: str) -> list:
+def _stat(path: str, times: bool = False) -> list:
     """A file: what only a write, a replace or a chmod changes (ctime and inode included). A folder:
-    only that it is one, its mode and owner (its contents are someone else's: notebooks, logs)."""
+    only that it is one, its mode and owner (its contents are someone else's: notebooks, logs).
+    ``times``: a folder whose entries `up` looks at (where kernel discovery looks, a venv's
+    site-packages), followed as that look follows it, with its times too: an entry added or
+    removed changes them."""
     try:
-        st = os.lstat(path)
+        st = os.stat(path) if times else os.lstat(path)
     except OSError as exc:
         return [path, type(exc).__name__]
-    if os.path.isdir(path) and not os.path.islink(path):
-        return [path, "dir", st.st_mode, st.st_uid, st.st_gid]
+    if stat.S_ISDIR(st.st_mode):  # a link to a folder only where ``times`` followed it
+        folder = [path, "dir", st.st_mode, st.st_uid, st.st_gid]
+        return folder + [st.st_mtime_ns, st.st_ctime_ns] if times else folder
     return [path, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode, st.st_uid, st.st_gid]
 
 
@@ -127,14 +132,7 @@ def _discovery_dirs(layout: Layout) -> list:
     dirs += ["/etc/ssh/sshd_config", "/etc/ssh/sshd_config.d"]  # the ports the firewall keeps open for ssh
     for base in (os.path.join(home, "miniconda3"), os.path.join(home, "anaconda3"), "/opt/conda"):
         dirs += [base, os.path.join(base, "envs")]
-    out = []
-    for d in dirs:
-        try:
-            st = os.stat(d)
-            out.append([d, st.st_mtime_ns, st.st_ctime_ns])
-        except OSError:
-            out.append([d, None])
-    return out
+    return [_stat(d, times=True) for d in dirs]
 
 
 def _packages(venv: str) -> list:
@@ -146,15 +144,7 @@ def _packages(venv: str) -> list:
         names = sorted(n for n in os.listdir(base) if n.startswith("python"))
     except OSError:
         return []
-    out = []
-    for name in names:
-        folder = os.path.join(base, name, "site-packages")
-        try:
-            st = os.stat(folder)
-            out.append([folder, st.st_mtime_ns, st.st_ctime_ns])
-        except OSError:
-            out.append([folder, None])
-    return out
+    return [_stat(os.path.join(base, name, "site-packages"), times=True) for name in names]
 
 
 def _kernelspecs(layout: Layout) -> list:
@@ -163,7 +153,7 @@ def _kernelspecs(layout: Layout) -> list:
     runs every step again (which re-registers, or refuses the link)."""
     folder = os.path.join(layout.venv, "share", "jupyter", "kernels")
     out = [_stat(folder)]
-    if os.path.isdir(folder) and not os.path.islink(folder):
+    if out[0][1] == "dir":  # a folder, not a link to one
         try:
             out += [_stat(os.path.join(folder, name)) for name in sorted(os.listdir(folder))]
         except OSError as exc:
