@@ -27,9 +27,9 @@ import stat
 import subprocess
 import time
 
-from ..service import Layout, read_pid
+from ..context import Context
+from ..service import Layout, choose, read_pid
 from ..system import IP_ADDR, ROOT_DIR, Host, sha256
-from . import acme_setup, tls
 
 # What changes between two identical `up`s, or is compared apart: the money times move with the clock.
 VOLATILE = ("password", "check", "answers")
@@ -88,6 +88,20 @@ def _listening(req: dict) -> bool:
             return True
     except OSError:
         return False
+
+
+def applies(kind: str, req: dict, layout: Layout) -> bool:
+    """Whether `up` may answer from the fingerprint: a system box whose units systemd runs
+    (``kind``: service.choose), without `--check` or a new password."""
+    return kind == "systemd" and layout.system and not req["check"] and req["password"] is None
+
+
+def start(ctx: Context) -> list | None:
+    """`up`'s early step (__main__.ACTIONS): the fingerprint's commands, started as soon as the box's
+    lock is held, so they run while the rest of `up` is imported; None where `up` will not use them."""
+    if not applies(choose(ctx.host, ctx.layout), ctx.req, ctx.layout):
+        return None
+    return _start(ctx.host, ctx.layout, ctx.req)
 
 
 def _start(host: Host, layout: Layout, req: dict) -> list:
@@ -176,6 +190,8 @@ def _clone_there(layout: Layout, req: dict) -> bool | None:
 
 def _parts(host: Host, layout: Layout, req: dict, program: bytes, procs: list) -> dict:
     """What the fingerprint covers besides the files and _finish's hash: computed while those run."""
+    from . import acme_setup, tls  # here, not on top: start() runs before they are imported
+
     pid = read_pid(host, layout)
     ip_out = procs[2].communicate()[0].decode(errors="replace") if procs[2:] else None
     sans = tls.wanted_names(req["extra_sans"], ip_out)
@@ -224,12 +240,20 @@ def differing(kept: dict, now: dict) -> list:
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k)) or ["record"]
 
 
-def unchanged(host: Host, layout: Layout, req: dict, program: bytes, why: list | None = None) -> dict | None:
+def unchanged(
+    host: Host,
+    layout: Layout,
+    req: dict,
+    program: bytes,
+    why: list | None = None,
+    started: list | None = None,
+) -> dict | None:
     """The last full run's record when nothing it checked changed since, else None. The returned
     record also says whether Jupyter's unit is enabled (``enabled``), as systemctl showed it.
-    ``why``, when given, gets the names of the parts that differed (`up` reports them)."""
+    ``why``, when given, gets the names of the parts that differed (`up` reports them); ``started``:
+    the commands start() started under this same lock."""
     why = [] if why is None else why
-    procs = _start(host, layout, req)
+    procs = started or _start(host, layout, req)
     parts = _parts(host, layout, req, program, procs)
     raw, root, units_out = _finish(procs)
     try:
