@@ -4,7 +4,8 @@ The user's own ``ssh`` is used so that ``~/.ssh/config``, the agent, ProxyJump
 and hardware keys keep working. padlab only adds options on the command line:
 
 - one multiplexed connection per machine (ControlMaster under PADLAB_HOME/ssh,
-  ControlPersist 10 minutes), so repeated commands skip the handshake;
+  ControlPersist 10 minutes), so repeated commands skip the handshake; whether it
+  runs is asked of its socket (OpenSSH's mux protocol), not by starting `ssh -O check`;
 - trust on first use, recorded in padlab's own known_hosts file
   (StrictHostKeyChecking=accept-new), so a changed host key is refused;
 - one key per profile, under ``HostKeyAlias=padlab-NAME``, not per address: a cloud
