@@ -8,7 +8,8 @@ the seconds each took (the report's per-step "s"; steps marked "alongside" ran i
 beside the others and are not added to the total); "client + ssh" is the rest: padlab's
 own start, the ssh round trip, and what padlab does before and after the box call. The no-op
 `up` is also split into padlab's own steps (benchmarks/up_steps.py: its imports, the six steps
-of workstation.up, the box call and the box's own work), the median of each over the runs.
+of workstation.up, `ssh -G` and the shared connection's check, the box call and the box's own
+work), the median of each over the runs.
 
 Run as root from the repository root:
 python benchmarks/bootstrap.py [--image bookworm] [--runs 5] [--reboot]

@@ -2,7 +2,8 @@
 
 Runs the CLI's `up NAME --json` in this process, as `python -m padlab` would, timing padlab's
 own start (the CLI's imports), the six steps of `workstation.up`, the box call inside step 4
-(`transport.run_program`: ssh, the box program's start, its work) and the box's own time
+(`transport.run_program`: ssh, the box program's start, its work), ssh's configuration and the
+shared connection's check inside step 3, and the box's own time
 (its report's `elapsed`, from the request parsed to the report), by wrapping those
 functions; nothing in padlab is changed. The rest of the process (the interpreter's start,
 printing, exit) is what the caller's wall clock adds.
@@ -41,6 +42,12 @@ def main() -> None:
 
     for i, step in zip((1, 3, 4, 5, 6), STEPS):
         setattr(workstation, step, timed(f"{i} {step}", getattr(workstation, step)))
+    from padlab import ssh
+
+    # Inside step 3 (and 5): ssh's configuration (`ssh -G`, once per process) and the shared
+    # connection's check (its socket; `ssh -O check` only where that gives no plain answer).
+    ssh._resolve = timed("3a ssh -G (ssh's configuration)", ssh._resolve)
+    ssh.master_alive = timed("3b shared connection's check (3a within, where first)", ssh.master_alive)
     lock = state.action
 
     @contextlib.contextmanager

@@ -140,3 +140,21 @@ def test_a_kernelspec_removed_or_its_folder_swapped_for_a_link_runs_every_step(b
     specs.rename(specs.with_name("kernels.moved"))
     specs.symlink_to(tmp_path)
     assert unchanged(box) is None
+
+
+def test_commands_started_early_are_the_ones_read_and_none_start_where_up_will_not_use_them(
+    box, monkeypatch
+) -> None:
+    """`up`'s early step (fingerprint.start, run under the box's lock before bootstrap is imported)
+    hands its commands to unchanged(), which then starts none of its own."""
+    from padlab.box.context import Context
+
+    started = fingerprint._start(box["host"], box["layout"], box["req"])
+
+    def again(*args: object) -> list:
+        raise AssertionError("started a second time")
+
+    monkeypatch.setattr(fingerprint, "_start", again)
+    assert fingerprint.unchanged(box["host"], box["layout"], box["req"], PROGRAM, started=started) is not None
+    ctx = Context(dict(box["req"], system=True, check=True))  # `up --check` runs every step: no early answer
+    assert fingerprint.start(ctx) is None

@@ -248,3 +248,43 @@ def test_host_keys_are_kept_per_profile_not_per_address(home: Path, tmp_path: Pa
     assert key in found
     assert ssh.forget_host("198.18.0.9", 2222, "padlab-gpu") is True
     assert ssh.known_hosts().read_text() == f"198.18.0.10 {key}\n"
+
+
+def test_a_stale_master_socket_is_no_master_and_a_stranger_is_asked_of_ssh(tmp_path: Path) -> None:
+    """mux_alive: no socket or one nobody listens on (a master that died) is False at once; a socket
+    that does not speak OpenSSH's mux protocol is None, so master_alive asks `ssh -O check`."""
+    import socket
+    import threading
+
+    assert ssh.mux_alive(str(tmp_path / "none")) is False
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(tmp_path / "stale"))
+    stale.close()
+    assert ssh.mux_alive(str(tmp_path / "stale")) is False
+    with socket.socket(socket.AF_UNIX) as stranger:
+        stranger.bind(str(tmp_path / "stranger"))
+        stranger.listen(1)
+
+        def answer() -> None:
+            conn, _ = stranger.accept()
+            with conn:
+                conn.sendall(b"\x00\x00\x00\x04HTTP")
+
+        thread = threading.Thread(target=answer)
+        thread.start()
+        assert ssh.mux_alive(str(tmp_path / "stranger")) is None
+        thread.join()
+
+
+def test_the_box_program_runs_isolated_from_the_login_users_python_settings(tmp_path: Path) -> None:
+    """A `json.py` on PYTHONPATH (or in the user's site-packages, or the current folder) would run
+    inside the box program, as root where padlab logs in as root: python3 -I ignores all three."""
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    (planted / "json.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').close()\n")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(planted)}
+    proc = subprocess.run(
+        ["sh", "-c", ssh.remote_python("import json")], cwd=planted, env=env, capture_output=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "ran").exists()

@@ -13,6 +13,7 @@ import datetime
 import json
 import os
 import ssl
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -144,6 +145,33 @@ def test_plain_up_puts_back_a_firewall_rule_that_went(box) -> None:
     assert {s["name"]: s["changed"] for s in card["steps"]}["firewall"] is True, card["steps"]
     assert sorted(_rules(machine)) == sorted(before)
     assert login_works(card)
+
+
+def test_the_shared_connection_is_checked_on_its_socket_not_by_starting_ssh(box, monkeypatch) -> None:
+    """master_alive asks the master itself (OpenSSH's mux protocol): yes while it runs, no once it
+    exited; `ssh -O check` is not started for either. The next `up` opens a new master."""
+    from padlab import ssh
+
+    machine = box["machine"]
+    monkeypatch.setenv("PADLAB_HOME", str(box["home"]))
+    target = ssh.Target(machine.ip, machine.user, None, str(machine.identity), ssh.key_alias("box"))
+    ssh.ensure_master(target)
+    path = ssh.resolved(target)["controlpath"]
+    ran: list = []
+    real_run = subprocess.run
+
+    def run(argv, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        ran.append(list(argv))
+        return real_run(argv, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", run)
+    assert ssh.mux_alive(path) is True
+    assert ssh.master_alive(target) is True
+    ssh.close_master(target)
+    assert ssh.mux_alive(path) is False
+    assert ssh.master_alive(target) is False
+    assert not [a for a in ran if "check" in a], ran
+    assert padlab_json(box["home"], "up", "box")["steps"][0]["name"] == "unchanged"
 
 
 PROGRAM_DIR = "/var/lib/padlab/program"

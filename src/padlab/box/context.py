@@ -17,6 +17,7 @@ class Context:
         self.report = Report()
         self.host = Host(sudo=req["system"])
         self.layout = layout_from(req)
+        self.early: object = None  # what the action's early step started (__main__.Action), for the action
 
 
 def layout_from(req: dict) -> Layout:

@@ -80,5 +80,5 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         out = {"ok": True, "changed": self.changed, "steps": self.steps, "warnings": self.warnings}
         out.update(self.data)
-        out["elapsed"] = round(time.monotonic() - self._t0, 2)
+        out["elapsed"] = round(time.monotonic() - self._t0, 3)
         return out

@@ -36,10 +36,10 @@ def up(ctx: Context) -> None:
     req, report, host, layout = ctx.req, ctx.report, ctx.host, ctx.layout
     kind = service.choose(host, layout)
     quick = kind == "systemd" and layout.system  # remote boxes: the fingerprint covers what systemd runs
-    if quick and not req["check"] and req["password"] is None:
+    if fingerprint.applies(kind, req, layout):
         # Its root shell is the sudo check here: where sudo fails, the record reads empty and every step runs.
         why: list = []
-        kept = fingerprint.unchanged(host, layout, req, ctx.program, why)
+        kept = fingerprint.unchanged(host, layout, req, ctx.program, why, started=ctx.early)
         if kept is not None:
             report.step(
                 "unchanged", False, "nothing to do: as the last full run left it (`up --check` runs all)"

@@ -23,12 +23,13 @@ import pwd
 import shlex
 import shutil
 import socket
+import stat
 import subprocess
 import time
 
-from ..service import Layout, read_pid
+from ..context import Context
+from ..service import Layout, choose, read_pid
 from ..system import IP_ADDR, ROOT_DIR, Host, sha256
-from . import acme_setup, tls
 
 # What changes between two identical `up`s, or is compared apart: the money times move with the clock.
 VOLATILE = ("password", "check", "answers")
@@ -60,15 +61,19 @@ def _request_part(req: dict) -> tuple:
     return sha256(json.dumps(stable, sort_keys=True, default=str)), times
 
 
-def _stat(path: str) -> list:
+def _stat(path: str, times: bool = False) -> list:
     """A file: what only a write, a replace or a chmod changes (ctime and inode included). A folder:
-    only that it is one, its mode and owner (its contents are someone else's: notebooks, logs)."""
+    only that it is one, its mode and owner (its contents are someone else's: notebooks, logs).
+    ``times``: a folder whose entries `up` looks at (where kernel discovery looks, a venv's
+    site-packages), followed as that look follows it, with its times too: an entry added or
+    removed changes them."""
     try:
-        st = os.lstat(path)
+        st = os.stat(path) if times else os.lstat(path)
     except OSError as exc:
         return [path, type(exc).__name__]
-    if os.path.isdir(path) and not os.path.islink(path):
-        return [path, "dir", st.st_mode, st.st_uid, st.st_gid]
+    if stat.S_ISDIR(st.st_mode):  # a link to a folder only where ``times`` followed it
+        folder = [path, "dir", st.st_mode, st.st_uid, st.st_gid]
+        return folder + [st.st_mtime_ns, st.st_ctime_ns] if times else folder
     return [path, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode, st.st_uid, st.st_gid]
 
 
@@ -83,6 +88,20 @@ def _listening(req: dict) -> bool:
             return True
     except OSError:
         return False
+
+
+def applies(kind: str, req: dict, layout: Layout) -> bool:
+    """Whether `up` may answer from the fingerprint: a system box whose units systemd runs
+    (``kind``: service.choose), without `--check` or a new password."""
+    return kind == "systemd" and layout.system and not req["check"] and req["password"] is None
+
+
+def start(ctx: Context) -> list | None:
+    """`up`'s early step (__main__.ACTIONS): the fingerprint's commands, started as soon as the box's
+    lock is held, so they run while the rest of `up` is imported; None where `up` will not use them."""
+    if not applies(choose(ctx.host, ctx.layout), ctx.req, ctx.layout):
+        return None
+    return _start(ctx.host, ctx.layout, ctx.req)
 
 
 def _start(host: Host, layout: Layout, req: dict) -> list:
@@ -127,14 +146,7 @@ def _discovery_dirs(layout: Layout) -> list:
     dirs += ["/etc/ssh/sshd_config", "/etc/ssh/sshd_config.d"]  # the ports the firewall keeps open for ssh
     for base in (os.path.join(home, "miniconda3"), os.path.join(home, "anaconda3"), "/opt/conda"):
         dirs += [base, os.path.join(base, "envs")]
-    out = []
-    for d in dirs:
-        try:
-            st = os.stat(d)
-            out.append([d, st.st_mtime_ns, st.st_ctime_ns])
-        except OSError:
-            out.append([d, None])
-    return out
+    return [_stat(d, times=True) for d in dirs]
 
 
 def _packages(venv: str) -> list:
@@ -146,15 +158,7 @@ def _packages(venv: str) -> list:
         names = sorted(n for n in os.listdir(base) if n.startswith("python"))
     except OSError:
         return []
-    out = []
-    for name in names:
-        folder = os.path.join(base, name, "site-packages")
-        try:
-            st = os.stat(folder)
-            out.append([folder, st.st_mtime_ns, st.st_ctime_ns])
-        except OSError:
-            out.append([folder, None])
-    return out
+    return [_stat(os.path.join(base, name, "site-packages"), times=True) for name in names]
 
 
 def _kernelspecs(layout: Layout) -> list:
@@ -163,7 +167,7 @@ def _kernelspecs(layout: Layout) -> list:
     runs every step again (which re-registers, or refuses the link)."""
     folder = os.path.join(layout.venv, "share", "jupyter", "kernels")
     out = [_stat(folder)]
-    if os.path.isdir(folder) and not os.path.islink(folder):
+    if out[0][1] == "dir":  # a folder, not a link to one
         try:
             out += [_stat(os.path.join(folder, name)) for name in sorted(os.listdir(folder))]
         except OSError as exc:
@@ -186,6 +190,8 @@ def _clone_there(layout: Layout, req: dict) -> bool | None:
 
 def _parts(host: Host, layout: Layout, req: dict, program: bytes, procs: list) -> dict:
     """What the fingerprint covers besides the files and _finish's hash: computed while those run."""
+    from . import acme_setup, tls  # here, not on top: start() runs before they are imported
+
     pid = read_pid(host, layout)
     ip_out = procs[2].communicate()[0].decode(errors="replace") if procs[2:] else None
     sans = tls.wanted_names(req["extra_sans"], ip_out)
@@ -234,12 +240,20 @@ def differing(kept: dict, now: dict) -> list:
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k)) or ["record"]
 
 
-def unchanged(host: Host, layout: Layout, req: dict, program: bytes, why: list | None = None) -> dict | None:
+def unchanged(
+    host: Host,
+    layout: Layout,
+    req: dict,
+    program: bytes,
+    why: list | None = None,
+    started: list | None = None,
+) -> dict | None:
     """The last full run's record when nothing it checked changed since, else None. The returned
     record also says whether Jupyter's unit is enabled (``enabled``), as systemctl showed it.
-    ``why``, when given, gets the names of the parts that differed (`up` reports them)."""
+    ``why``, when given, gets the names of the parts that differed (`up` reports them); ``started``:
+    the commands start() started under this same lock."""
     why = [] if why is None else why
-    procs = _start(host, layout, req)
+    procs = started or _start(host, layout, req)
     parts = _parts(host, layout, req, program, procs)
     raw, root, units_out = _finish(procs)
     try:
