@@ -147,7 +147,8 @@ def _main_steps(ctx: Context, kind: str, side: Alongside, joined: list) -> None:
         host, layout.venv, report, layout.user, layout.system, req["packages"], req["uv_cache"]
     )
     # A new stack: its modules compile (as the Jupyter user) while TLS is settled, not in Jupyter's
-    # first start; the password's hash and the files beside the config meanwhile too.
+    # first start; the password's hash, the files beside the config and the agent's credential
+    # meanwhile too.
     warming = jupyter.warm_up(layout) if env_changed else None
     joined.append(warming)
     prep = Alongside(report, lambda aside: _config_parts(host, layout, req["password"], aside))
@@ -191,7 +192,7 @@ def _main_steps(ctx: Context, kind: str, side: Alongside, joined: list) -> None:
         )
         report.step("tls", cert_changed, "certificate for %s" % ", ".join(sans))
 
-    hashed, secret_changed, files_changed = prep.wait()
+    hashed, secret_changed, files_changed, agent_changed = prep.wait()
     default_kernel = (
         found.wait() if found is not None else kernels.ensure(host, layout, req["kernels"], report)
     )
@@ -216,7 +217,6 @@ def _main_steps(ctx: Context, kind: str, side: Alongside, joined: list) -> None:
         layout.launcher, service.launcher_script(layout), mode=0o755, owner=layout.user, root=layout.system
     )
     unit_changed = side.wait()
-    agent_changed = agent_setup.prepare_jupyter(host, layout, report)
 
     jupyter.warmed(warming)
     running = service.read_pid(host, layout) is not None
@@ -260,12 +260,16 @@ def _main_steps(ctx: Context, kind: str, side: Alongside, joined: list) -> None:
 
 def _config_parts(host: Host, layout: Layout, password: str | None, report: Report) -> tuple:
     """(the password's hash, whether the cookie secret changed, whether the login guard or the lab's
-    overrides changed): what Jupyter's config needs from the venv, apart from TLS and kernels."""
+    overrides changed, whether the agent's extension changed): what Jupyter's start needs from the
+    venv, apart from TLS and kernels."""
+    from ..autostop import agent_setup
+
     hashed = _password_hash(host, layout, password, report)
     secret_changed = jupyter.ensure_cookie_secret(host, layout)
     files_changed = jupyter.install_login_guard(host, layout)
     files_changed |= jupyter.install_lab_overrides(host, layout)
-    return hashed, secret_changed, files_changed
+    agent_changed = agent_setup.prepare_jupyter(host, layout, report)
+    return hashed, secret_changed, files_changed, agent_changed
 
 
 def compiled_program(host: Host, program: bytes) -> bool:
