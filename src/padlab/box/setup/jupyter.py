@@ -65,8 +65,10 @@ def warm_up(layout: Layout) -> subprocess.Popen | None:
     Only a speed-up: a failure here is Jupyter's own start's to report."""
     try:
         return subprocess.Popen(
+            # Niced: it takes only what the steps beside it (TLS, the password's hash) leave idle.
             Host(sudo=True).as_user(layout.user)
-            + [os.path.join(layout.venv, "bin", "python"), "-I", "-c", WARM_SNIPPET, *WARM_MODULES],
+            + ["nice", "-n", "19", os.path.join(layout.venv, "bin", "python"), "-I", "-c", WARM_SNIPPET]
+            + list(WARM_MODULES),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
