@@ -94,6 +94,14 @@ def test_jupyter_lock_pins_jupyterlab_4_5() -> None:
     assert "notebook" not in versions
 
 
+def test_jupyter_lock_leaves_out_rfc3987_syntax() -> None:
+    """Its import builds Lark parsers, ~0.9 s of every Jupyter start (jupyter-server/jupyter_server#1559),
+    for jsonschema's "iri" format, which no Jupyter schema uses: scripts/lock-box leaves it and lark out."""
+    versions = exact_pins(LOCK)
+    assert "rfc3987-syntax" not in versions and "lark" not in versions
+    assert "jsonschema" in versions and "jupyter-events" in versions
+
+
 def test_acme_lock_pins_an_acme_with_ip_identifiers_and_profiles() -> None:
     versions = exact_pins(ACME_LOCK)
     # IP identifiers and new_order(..., profile=...): certbot's acme 4.1 (box/setup/acme_client.py).
@@ -144,6 +152,14 @@ def test_fresh_box_runs_exactly_the_lock(workstation, venv_python) -> None:
     stack = doctor_stack(workstation["home"])
     assert stack["ok"] is True
     assert stack["detail"].startswith(f"jupyterlab {found['jupyterlab'][0]}, nbclassic ")
+
+
+def test_fresh_box_jupyter_starts_without_rfc3987_syntax(venv_python) -> None:
+    """The lock installs with --no-deps: jsonschema's optional IRI checker stays out, and what Jupyter's
+    server imports for its event schemas imports without it."""
+    code = "import jupyter_events.validators, jupyter_server.serverapp; import rfc3987_syntax"
+    proc = subprocess.run([*venv_python, "-c", code], capture_output=True, text=True)
+    assert "No module named 'rfc3987_syntax'" in proc.stderr, proc.stderr[-500:]
 
 
 def test_up_brings_a_moved_stack_back_to_the_lock_and_leaves_notebooks(workstation, venv_python) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import select
 import sys
+import threading
 import time
 from typing import Any
 
 ASK_TIMEOUT_S = 120  # the client answers at once (padlab's CA signs a CSR in milliseconds)
+_EVENTS = threading.Lock()  # one event line at a time on stderr: steps run in threads (bootstrap.Alongside)
 
 
 class BoxError(Exception):
@@ -33,8 +35,9 @@ class Report:
     def stage(self, name: str) -> None:
         """Tell the client a (possibly slow) stage began; one JSON line on stderr."""
         event = {"event": "stage", "stage": name, "elapsed": round(time.monotonic() - self._t0, 2)}
-        sys.stderr.write(json.dumps(event) + "\n")
-        sys.stderr.flush()
+        with _EVENTS:
+            sys.stderr.write(json.dumps(event) + "\n")
+            sys.stderr.flush()
 
     def step(self, name: str, changed: bool, detail: str = "") -> None:
         """Record a step; "s" is the time since the previous step, so benchmarks can name where it went."""
@@ -50,8 +53,9 @@ class Report:
     def ask(self, question: str, **fields: Any) -> dict:
         """Ask the client, which reads this on stderr and answers one JSON line on stdin (only where the
         request says it answers: `answers`); {} when it gave no answer (closed, or a line not JSON)."""
-        sys.stderr.write(json.dumps(dict(event="ask", ask=question, **fields)) + "\n")
-        sys.stderr.flush()
+        with _EVENTS:
+            sys.stderr.write(json.dumps(dict(event="ask", ask=question, **fields)) + "\n")
+            sys.stderr.flush()
         try:
             # Bounded: a client that never answers costs this `up` a one-line failure, not forever.
             ready, _, _ = select.select([sys.stdin], [], [], ASK_TIMEOUT_S)

@@ -26,8 +26,9 @@ LOCK = "jupyter-lock.txt"
 MIN_PYTHON = (3, 10)
 # Named in the step's detail and by `padlab doctor`.
 HEADLINE = ("jupyterlab", "nbclassic", "jupyter-server", "ipykernel")
-# Installed by earlier padlab versions; its presence moves nbclassic under /nbclassic/.
-REMOVED = ["notebook"]
+# Installed by earlier padlab versions: Notebook 7 (its presence moves nbclassic under /nbclassic/),
+# and rfc3987-syntax, whose import builds Lark parsers at each Jupyter start (~0.8 s; scripts/lock-box).
+REMOVED = ["notebook", "rfc3987-syntax"]
 
 
 class Env(NamedTuple):
@@ -236,7 +237,9 @@ def _installs(uv: str | None, env: list[str], venv: str, lock_file: str, extra: 
         base = [python_in(venv), "-I", "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     if spec.only_binary:
         base += ["--only-binary", ":all:"]
-    cmds = [base + ["--require-hashes", "-r", lock_file]]
+    # --no-deps: the lock is complete (scripts/lock-box leaves out only what must not be there), and
+    # nothing to resolve means no package metadata to fetch.
+    cmds = [base + ["--require-hashes", "--no-deps", "-r", lock_file]]
     if extra:
         cmds.append(base + ["-c", lock_file] + list(extra))
     return cmds + ([_uninstall(uv, env, venv, spec.removed)] if spec.removed else [])
@@ -250,14 +253,16 @@ def _uninstall(uv: str | None, env: list[str], venv: str, removed: list) -> list
 
 
 def uv_in_venv(venv: str, as_owner: list[str]) -> str | None:
-    """uv from pip into the venv: ~2 s, then Jupyter in ~1 s instead of ~13 s with pip (testbed, bookworm).
+    """uv into the venv, then Jupyter in ~1 s instead of ~13 s with pip (testbed, bookworm).
 
     The version and hashes come from padlab's lock (uv_pins), as every other package in the venv.
-    A venv made without pip (see _create) runs pip straight from its wheel, as ensurepip would
-    have installed it; a platform with no uv wheel gets pip installed for Jupyter instead.
+    First its binary straight from the index (fetch_uv: ~0.4 s); else pip installs it (~1.5 to
+    2.5 s, most of it pip's own start): a venv made without pip (see _create) runs pip straight
+    from its wheel, as ensurepip would have installed it; a platform with no uv wheel gets pip
+    installed for Jupyter instead.
     """
     uv = os.path.join(venv, "bin", "uv")
-    if not os.access(uv, os.X_OK):
+    if not os.access(uv, os.X_OK) and not fetch_uv(venv, as_owner):
         wheel = None if os.path.exists(os.path.join(venv, "bin", "pip")) else pip_wheel()
         run_pip = [python_in(venv), os.path.join(wheel, "pip")] if wheel else [python_in(venv), "-m", "pip"]
         pip = run_pip + [
@@ -281,6 +286,71 @@ def uv_in_venv(venv: str, as_owner: list[str]) -> str | None:
             _ensure_pip(venv, as_owner)
             return None  # no uv wheel for this platform: pip installs Jupyter instead
     return uv
+
+
+# Run as the venv's owner by the box's python3 (-I), the lock's uv pin and hashes on stdin: the uv
+# binary of the wheel for this machine (glibc Linux), from the index's JSON API, its SHA-256 one
+# of the lock's, to bin/uv. Exit 3: no such wheel here (pip decides then).
+FETCH_UV = r"""
+import hashlib, io, json, os, platform, re, sys, urllib.request, zipfile
+want = json.load(sys.stdin)
+libc, version = platform.libc_ver()
+if libc != "glibc":
+    sys.exit(3)
+glibc = tuple(int(part) for part in version.split(".")[:2])
+arch = platform.machine()
+def fits(filename):
+    match = re.fullmatch(r"uv-%s-py3-none-(.+)\.whl" % re.escape(want["version"]), filename)
+    for tag in match.group(1).split(".") if match else []:
+        m = re.fullmatch(r"manylinux_(\d+)_(\d+)_(\w+)", tag)
+        if m and m.group(3) == arch and (int(m.group(1)), int(m.group(2))) <= glibc:
+            return True
+    return False
+index = urllib.request.Request(
+    "https://pypi.org/simple/uv/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+)
+with urllib.request.urlopen(index, timeout=30) as resp:
+    files = json.load(resp)["files"]
+found = [f for f in files if fits(f["filename"]) and f.get("hashes", {}).get("sha256") in want["hashes"]]
+if not found:
+    sys.exit(3)
+with urllib.request.urlopen(found[0]["url"], timeout=120) as resp:
+    data = resp.read()
+if hashlib.sha256(data).hexdigest() not in want["hashes"]:
+    sys.exit("the uv wheel's SHA-256 is not one of padlab's lock")
+with zipfile.ZipFile(io.BytesIO(data)) as wheel:
+    member = "uv-%s.data/scripts/uv" % want["version"]
+    part = want["dest"] + ".part"
+    with wheel.open(member) as src, open(part, "wb") as dst:
+        while True:
+            chunk = src.read(1 << 20)
+            if not chunk:
+                break
+            dst.write(chunk)
+os.chmod(part, 0o755)
+os.replace(part, want["dest"])
+"""
+
+
+def fetch_uv(venv: str, as_owner: list[str]) -> bool:
+    """uv's binary into the venv's bin, as its owner, from the wheel the lock pins (FETCH_UV); returns
+    whether it is there. The lock's install then adds uv's package (the same binary) beside it."""
+    pinned = uv_pins(lock_text())
+    version = pinned.split("==", 1)[1].split()[0]
+    hashes = [line.split("sha256:", 1)[1].strip(" \\") for line in pinned.splitlines() if "sha256:" in line]
+    uv = os.path.join(venv, "bin", "uv")
+    want = {"version": version, "hashes": hashes, "dest": uv}
+    try:
+        proc = subprocess.run(
+            as_owner + [sys.executable, "-I", "-c", FETCH_UV],
+            input=json.dumps(want),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    return proc.returncode == 0 and os.access(uv, os.X_OK)
 
 
 def uv_pins(lock: str) -> str:

@@ -74,10 +74,15 @@ def _setup(ctx: Context, kind: str) -> None:
     # What needs nothing from Jupyter's venv runs in a thread while the venv installs (mostly a wait
     # on the network); joined before Jupyter starts, and before any return or raise.
     side = Alongside(report, lambda aside: _alongside(ctx, kind, aside))
+    joined: list = [side]
     try:
-        _main_steps(ctx, kind, side)
+        _main_steps(ctx, kind, side, joined)
     finally:
-        side.thread.join()
+        for other in joined:
+            if isinstance(other, Alongside):
+                other.thread.join()
+            else:
+                jupyter.warmed(other)
 
 
 def _alongside(ctx: Context, kind: str, report: Report) -> bool:
@@ -124,15 +129,30 @@ class Alongside:
         return self.result
 
 
-def _main_steps(ctx: Context, kind: str, side: Alongside) -> None:
+def _main_steps(ctx: Context, kind: str, side: Alongside, joined: list) -> None:
+    """The steps in order; those that need nothing from the step before run in a thread beside it,
+    each added to `joined` (joined by _setup before any return or raise)."""
     from ..autostop import agent_setup
     from ..kernels import kernels
     from . import boot, clone, health
 
     req, report, host, layout = ctx.req, ctx.report, ctx.host, ctx.layout
+    # Kernel discovery needs nothing from Jupyter's venv but its folder: it runs while the venv
+    # installs, unless declared kernels are built (with the venv's uv).
+    found = None
+    if not (req["kernels"] or {}).get("declared"):
+        found = Alongside(report, lambda aside: kernels.ensure(host, layout, req["kernels"], aside))
+        joined.append(found)
     env_changed = venv.ensure(
         host, layout.venv, report, layout.user, layout.system, req["packages"], req["uv_cache"]
     )
+    # A new stack: its modules compile (as the Jupyter user) while TLS is settled, not in Jupyter's
+    # first start; the password's hash, the files beside the config and the agent's credential
+    # meanwhile too.
+    warming = jupyter.warm_up(layout) if env_changed else None
+    joined.append(warming)
+    prep = Alongside(report, lambda aside: _config_parts(host, layout, req["password"], aside))
+    joined.append(prep)
 
     report.stage("checking the TLS certificate")
     public = acme_setup.ensure(host, layout, req, ctx.program, report)
@@ -159,7 +179,7 @@ def _main_steps(ctx: Context, kind: str, side: Alongside) -> None:
         if result["status"] == "need":  # no client to sign it (a container's boot): `up` does
             report.step("tls", True, "new key" if result["key_new"] else result["reason"])
             report.data.update(needs_cert={"csr": result["csr"], "sans": sans, "reason": result["reason"]})
-            side.wait()
+            side.wait()  # kernels and the config's parts: the second call, with the certificate, redoes them
             return
         cert_changed = result["origin"] == "new" and host.write(
             layout.cert, result["pem"], mode=0o644, owner=layout.user, root=layout.system
@@ -173,9 +193,10 @@ def _main_steps(ctx: Context, kind: str, side: Alongside) -> None:
         )
         report.step("tls", cert_changed, "certificate for %s" % ", ".join(sans))
 
-    hashed = _password_hash(host, layout, req["password"], report)
-    secret_changed = jupyter.ensure_cookie_secret(host, layout)
-    default_kernel = kernels.ensure(host, layout, req["kernels"], report)
+    hashed, secret_changed, files_changed, agent_changed = prep.wait()
+    default_kernel = (
+        found.wait() if found is not None else kernels.ensure(host, layout, req["kernels"], report)
+    )
     cfg = jupyter.config(
         layout,
         int(req["port"]),
@@ -191,15 +212,14 @@ def _main_steps(ctx: Context, kind: str, side: Alongside) -> None:
     if req["clone"]:
         clone.ensure(host, layout, {"url": req["clone"], "root_dir": req["root_dir"]}, report)
     cfg_changed = host.write(layout.config, cfg, mode=0o600, owner=layout.user, root=layout.system)
-    cfg_changed |= jupyter.install_login_guard(host, layout)
-    cfg_changed |= jupyter.install_lab_overrides(host, layout)
+    cfg_changed |= files_changed
     report.step("jupyter-config", cfg_changed or secret_changed, layout.config)
     launcher_changed = host.write(
         layout.launcher, service.launcher_script(layout), mode=0o755, owner=layout.user, root=layout.system
     )
     unit_changed = side.wait()
-    agent_changed = agent_setup.prepare_jupyter(host, layout, report)
 
+    jupyter.warmed(warming)
     running = service.read_pid(host, layout) is not None
     port = int(req["port"])
     if not running and ports.in_use(port):
@@ -253,6 +273,20 @@ def padlab_ca(req: dict, report: Report, reason: str | None) -> str:
             code="needs_ca",
         )
     return ca_pem
+
+
+def _config_parts(host: Host, layout: Layout, password: str | None, report: Report) -> tuple:
+    """(the password's hash, whether the cookie secret changed, whether the login guard or the lab's
+    overrides changed, whether the agent's extension changed): what Jupyter's start needs from the
+    venv, apart from TLS and kernels."""
+    from ..autostop import agent_setup
+
+    hashed = _password_hash(host, layout, password, report)
+    secret_changed = jupyter.ensure_cookie_secret(host, layout)
+    files_changed = jupyter.install_login_guard(host, layout)
+    files_changed |= jupyter.install_lab_overrides(host, layout)
+    agent_changed = agent_setup.prepare_jupyter(host, layout, report)
+    return hashed, secret_changed, files_changed, agent_changed
 
 
 def compiled_program(host: Host, program: bytes) -> bool:
