@@ -271,12 +271,16 @@ def register(host: Host, layout: Layout, envs: list) -> bool:
     return host.user_ops(layout.user, ops)
 
 
-def ensure(host: Host, layout: Layout, spec: dict, report: Report) -> str | None:
-    """Build the declared kernels, then register every environment; returns the default kernel name."""
+def ensure(host: Host, layout: Layout, spec: dict, report: Report, envs: list | None = None) -> str | None:
+    """Build the declared kernels, then register every environment; returns the default kernel name.
+
+    envs: what discover() found already (`up` looks while Jupyter's venv installs; the kernelspecs
+    go into that venv, so they are written only here, once it exists)."""
     for name, want in sorted((spec.get("declared") or {}).items()):
         build(host, layout, name, want, report)
-    report.stage("looking for the box's Python environments")
-    envs = discover(layout)
+    if envs is None:
+        report.stage("looking for the box's Python environments")
+        envs = discover(layout)
     changed = register(host, layout, envs)
     kernels = [e for e in envs if e["ipykernel"]]
     report.step("kernels", changed, ", ".join(e["display_name"] for e in kernels) or "padlab's Python only")

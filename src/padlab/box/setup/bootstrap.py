@@ -137,11 +137,12 @@ def _main_steps(ctx: Context, kind: str, side: Alongside, joined: list) -> None:
     from . import boot, clone, health
 
     req, report, host, layout = ctx.req, ctx.report, ctx.host, ctx.layout
-    # Kernel discovery needs nothing from Jupyter's venv but its folder: it runs while the venv
-    # installs, unless declared kernels are built (with the venv's uv).
+    # Kernel discovery (probing each Python on the box) needs nothing from Jupyter's venv: it runs
+    # while the venv installs, unless declared kernels are built first (with the venv's uv). The
+    # kernelspecs are written into the venv, after it is there.
     found = None
     if not (req["kernels"] or {}).get("declared"):
-        found = Alongside(report, lambda aside: kernels.ensure(host, layout, req["kernels"], aside))
+        found = Alongside(report, lambda aside: _discover_kernels(layout, aside))
         joined.append(found)
     env_changed = venv.ensure(
         host, layout.venv, report, layout.user, layout.system, req["packages"], req["uv_cache"]
@@ -194,9 +195,8 @@ def _main_steps(ctx: Context, kind: str, side: Alongside, joined: list) -> None:
         report.step("tls", cert_changed, "certificate for %s" % ", ".join(sans))
 
     hashed, secret_changed, files_changed, agent_changed = prep.wait()
-    default_kernel = (
-        found.wait() if found is not None else kernels.ensure(host, layout, req["kernels"], report)
-    )
+    envs = found.wait() if found is not None else None
+    default_kernel = kernels.ensure(host, layout, req["kernels"], report, envs)
     cfg = jupyter.config(
         layout,
         int(req["port"]),
@@ -273,6 +273,13 @@ def padlab_ca(req: dict, report: Report, reason: str | None) -> str:
             code="needs_ca",
         )
     return ca_pem
+
+
+def _discover_kernels(layout: Layout, report: Report) -> list:
+    from ..kernels import kernels
+
+    report.stage("looking for the box's Python environments")
+    return kernels.discover(layout)
 
 
 def _config_parts(host: Host, layout: Layout, password: str | None, report: Report) -> tuple:
