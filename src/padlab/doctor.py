@@ -124,18 +124,20 @@ def run(
         kernel = None
         try:
             kernel = client.start_kernel()
-            result = client.execute(kernel, "print(6 * 7)", timeout=KERNEL_TIMEOUT)
-            ok = result.stdout.strip() == "42"
-            checks.append(
-                Check(
-                    "kernel runs code",
-                    ok,
-                    "print(6 * 7) -> %s" % (result.stdout.strip() or result.error),
-                    "" if ok else "restart it: padlab up",
+            # One websocket for the three runs (notebook_api.NotebookClient.kernel says why).
+            with client.kernel(kernel, 3 * KERNEL_TIMEOUT) as running:
+                result = running.execute("print(6 * 7)", timeout=KERNEL_TIMEOUT)
+                ok = result.stdout.strip() == "42"
+                checks.append(
+                    Check(
+                        "kernel runs code",
+                        ok,
+                        "print(6 * 7) -> %s" % (result.stdout.strip() or result.error),
+                        "" if ok else "restart it: padlab up",
+                    )
                 )
-            )
-            checks.append(stack_check(client, kernel))
-            gpu = client.execute(kernel, GPU_CODE, timeout=KERNEL_TIMEOUT)
+                checks.append(stack_check(running))
+                gpu = running.execute(GPU_CODE, timeout=KERNEL_TIMEOUT)
             checks.append(
                 Check("GPU visible", None, "; ".join((gpu.stdout.strip() or gpu.error or "?").splitlines()))
             )
@@ -150,7 +152,7 @@ def run(
     return checks
 
 
-def stack_check(client: Any, kernel: str) -> Check:
+def stack_check(kernel: Any) -> Check:
     """Jupyter's own versions against padlab's lock, read in its python3 kernel (Jupyter's venv)."""
     import json
 
@@ -161,7 +163,7 @@ def stack_check(client: Any, kernel: str) -> Check:
     code = (
         f"import json\nlocked = {json.dumps(locked)}\nHEADLINE = {venv.HEADLINE!r}\n{venv.CHECK_BODY}{report}"
     )
-    result = client.execute(kernel, code, timeout=KERNEL_TIMEOUT)
+    result = kernel.execute(code, timeout=KERNEL_TIMEOUT)
     try:
         found = json.loads(result.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):

@@ -197,10 +197,39 @@ class NotebookClient:
             guard.close()
 
     @contextmanager
-    def _channel(self, kernel_id: str, code: str, timeout: float) -> Iterator[tuple[_Socket, str]]:
-        """Open the kernel websocket and send one execute_request; yields (websocket, msg_id)."""
-        msg_id = uuid.uuid4().hex
-        message = {
+    def kernel(self, kernel_id: str, timeout: float) -> Iterator[Kernel]:
+        """One websocket for several runs of code (``timeout``: for all of them together).
+
+        Each websocket is a new iopub subscription, and jupyter_server waits for one to be live (its
+        "nudge") only while it counts the kernel idle, so code sent on a new websocket just as other
+        code finishes could miss its output; one websocket is also one handshake, not three."""
+        with self.channel(kernel_id, timeout) as ws:
+            yield Kernel(ws)
+
+    def start(self, kernel_id: str, code: str, timeout: float = 30.0) -> None:
+        """Start code and disconnect once the kernel reports busy: the cell runs on without a client."""
+        with self.channel(kernel_id, timeout) as ws:
+            msg_id = _send_code(ws, code)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                msg = ws.receive_json(timeout=max(deadline - time.monotonic(), 0.1))
+                if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                    continue
+                if msg.get("msg_type") == "status" and msg["content"].get("execution_state") == "busy":
+                    return
+        raise PadlabError("the kernel did not start running the code in time", "check the kernel's log")
+
+    def execute(self, kernel_id: str, code: str, timeout: float = 60.0) -> ExecResult:
+        """Run code on its own websocket and gather its output until idle."""
+        with self.kernel(kernel_id, timeout) as kernel:
+            return kernel.execute(code, timeout)
+
+
+def _send_code(ws: _Socket, code: str) -> str:
+    """Send one execute_request on the shell channel; returns its msg_id."""
+    msg_id = uuid.uuid4().hex
+    ws.send_json(
+        {
             "header": {
                 "msg_id": msg_id,
                 "username": "padlab",
@@ -222,47 +251,39 @@ class NotebookClient:
             "channel": "shell",
             "buffers": [],
         }
-        with self.channel(kernel_id, timeout) as ws:
-            ws.send_json(message)
-            yield ws, msg_id
+    )
+    return msg_id
 
-    def start(self, kernel_id: str, code: str, timeout: float = 30.0) -> None:
-        """Start code and disconnect once the kernel reports busy: the cell runs on without a client."""
-        with self._channel(kernel_id, code, timeout) as (ws, msg_id):
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                msg = ws.receive_json(timeout=max(deadline - time.monotonic(), 0.1))
-                if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                    continue
-                if msg.get("msg_type") == "status" and msg["content"].get("execution_state") == "busy":
-                    return
-        raise PadlabError("the kernel did not start running the code in time", "check the kernel's log")
 
-    def execute(self, kernel_id: str, code: str, timeout: float = 60.0) -> ExecResult:
-        """Send execute_request over the kernel websocket and gather its output until idle."""
+class Kernel:
+    """A kernel's open websocket (NotebookClient.kernel): runs code, one piece after another."""
+
+    def __init__(self, ws: _Socket) -> None:
+        self.ws = ws
+
+    def execute(self, code: str, timeout: float = 60.0) -> ExecResult:
+        """Send the code and gather its output until the kernel is idle again."""
         result = ExecResult()
-        with self._channel(kernel_id, code, timeout) as (ws, msg_id):
-            deadline = time.monotonic() + timeout  # for the code: the handshake has its own limit
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise PadlabError(
-                        "the kernel did not finish running the code in time", "check the kernel's log"
-                    )
-                msg = ws.receive_json(timeout=remaining)
-                if msg.get("parent_header", {}).get("msg_id") != msg_id or msg.get("channel") != "iopub":
-                    continue
-                kind, content = msg["msg_type"], msg["content"]
-                if kind == "stream":
-                    if content["name"] == "stdout":
-                        result.stdout += content["text"]
-                    else:
-                        result.stderr += content["text"]
-                elif kind in ("execute_result", "display_data"):
-                    result.outputs.append(content.get("data", {}))
-                    if kind == "execute_result":
-                        result.result = content.get("data", {}).get("text/plain")
-                elif kind == "error":
-                    result.error = f"{content.get('ename')}: {content.get('evalue')}"
-                elif kind == "status" and content.get("execution_state") == "idle":
-                    return result
+        msg_id = _send_code(self.ws, code)
+        deadline = time.monotonic() + timeout  # for the code: the handshake has its own limit
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PadlabError("the kernel did not finish running the code in time", "check the kernel's log")
+            msg = self.ws.receive_json(timeout=remaining)
+            if msg.get("parent_header", {}).get("msg_id") != msg_id or msg.get("channel") != "iopub":
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                if content["name"] == "stdout":
+                    result.stdout += content["text"]
+                else:
+                    result.stderr += content["text"]
+            elif kind in ("execute_result", "display_data"):
+                result.outputs.append(content.get("data", {}))
+                if kind == "execute_result":
+                    result.result = content.get("data", {}).get("text/plain")
+            elif kind == "error":
+                result.error = f"{content.get('ename')}: {content.get('evalue')}"
+            elif kind == "status" and content.get("execution_state") == "idle":
+                return result
