@@ -198,17 +198,16 @@ class NotebookClient:
 
     @contextmanager
     def kernel(self, kernel_id: str, timeout: float) -> Iterator[Kernel]:
-        """One websocket for several runs of code (``timeout``: for all of them together).
-
-        Each websocket is a new iopub subscription, and jupyter_server waits for one to be live (its
-        "nudge") only while it counts the kernel idle, so code sent on a new websocket just as other
-        code finishes could miss its output; one websocket is also one handshake, not three."""
+        """One websocket for several runs of code (``timeout``: for all of them together), its
+        output channel live before the first (_iopub_live); one handshake, not one per run."""
         with self.channel(kernel_id, timeout) as ws:
+            _iopub_live(ws, timeout)
             yield Kernel(ws)
 
     def start(self, kernel_id: str, code: str, timeout: float = 30.0) -> None:
         """Start code and disconnect once the kernel reports busy: the cell runs on without a client."""
         with self.channel(kernel_id, timeout) as ws:
+            _iopub_live(ws, timeout)
             msg_id = _send_code(ws, code)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
@@ -225,8 +224,8 @@ class NotebookClient:
             return kernel.execute(code, timeout)
 
 
-def _send_code(ws: _Socket, code: str) -> str:
-    """Send one execute_request on the shell channel; returns its msg_id."""
+def _send(ws: _Socket, msg_type: str, content: dict[str, Any]) -> str:
+    """Send one request on the shell channel; returns its msg_id."""
     msg_id = uuid.uuid4().hex
     ws.send_json(
         {
@@ -234,25 +233,53 @@ def _send_code(ws: _Socket, code: str) -> str:
                 "msg_id": msg_id,
                 "username": "padlab",
                 "session": uuid.uuid4().hex,
-                "msg_type": "execute_request",
+                "msg_type": msg_type,
                 "version": "5.3",
                 "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             },
             "parent_header": {},
             "metadata": {},
-            "content": {
-                "code": code,
-                "silent": False,
-                "store_history": False,
-                "user_expressions": {},
-                "allow_stdin": False,
-                "stop_on_error": True,
-            },
+            "content": content,
             "channel": "shell",
             "buffers": [],
         }
     )
     return msg_id
+
+
+def _send_code(ws: _Socket, code: str) -> str:
+    content = {
+        "code": code,
+        "silent": False,
+        "store_history": False,
+        "user_expressions": {},
+        "allow_stdin": False,
+        "stop_on_error": True,
+    }
+    return _send(ws, "execute_request", content)
+
+
+IOPUB_ASK_S = 1.0  # how long one kernel_info_request waits for output before another is sent
+
+
+def _iopub_live(ws: _Socket, timeout: float) -> None:
+    """Wait until this websocket gets the kernel's output (iopub), asking kernel_info (no side effect)
+    until a message comes: a new websocket is a new iopub subscription, which jupyter_server checks
+    ("nudge") only while it counts the kernel idle; code sent before the subscription is live loses
+    its output, and the wait for it runs out (seen in CI on freshly started kernels)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        _send(ws, "kernel_info_request", {})
+        until = min(time.monotonic() + IOPUB_ASK_S, deadline)
+        while (left := until - time.monotonic()) > 0:
+            try:
+                msg = ws.receive_json(timeout=left)
+            except PadlabError:
+                break  # this ask got no output: ask again
+            if msg.get("channel") == "iopub":
+                return
+        if time.monotonic() >= deadline:
+            raise PadlabError("the kernel's output never reached padlab in time", "check the kernel's log")
 
 
 class Kernel:
