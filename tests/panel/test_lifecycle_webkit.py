@@ -78,7 +78,8 @@ def test_webkit_sets_up_a_workstation_and_keys(live, fake, tmp_path, monkeypatch
         assert _text(driver, "[data-role=token]").startswith("padlab_")
 
         driver.find_element(By.XPATH, "//nav//a[normalize-space()='New']").click()
-        driver.find_element(By.XPATH, "//a[normalize-space()='Paperspace']").click()
+        # WebKitWebDriver's click returns before the next page loads: wait for its link
+        _wait(driver, lambda d: d.find_elements(By.XPATH, "//a[normalize-space()='Paperspace']"))[0].click()
         _wait(driver, lambda d: d.find_elements(By.ID, "machine_type"))
         driver.find_element(By.ID, "name").send_keys("gpu")
         Select(driver.find_element(By.ID, "machine_type")).select_by_value("H100")
