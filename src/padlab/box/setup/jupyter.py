@@ -3,10 +3,12 @@ a Secure _xsrf cookie, and a per-address backoff after failed logins (box/setup/
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pkgutil
 import secrets
+import signal
 import subprocess
 
 from .. import venv
@@ -72,6 +74,7 @@ def warm_up(layout: Layout) -> subprocess.Popen | None:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own group: warmed() ends sudo and the user's python together
         )
     except OSError:
         return None
@@ -82,12 +85,14 @@ def warmed(proc: subprocess.Popen | None) -> None:
     rather than the same modules twice at once."""
     if proc is None or proc.poll() is not None:
         return
-    proc.terminate()  # sudo passes it on to the user's python
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(10)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def current_hash(host: Host, layout: Layout) -> str | None:
