@@ -15,8 +15,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +35,9 @@ SLACK = 60  # the bound docs/autostop.md states: off within the limit plus one m
 SETUPS = 3  # machines booting and running `padlab up` at once: the CPU-heavy part
 HOLD = 2 * LIMIT + 30  # "stays up past twice the limit"
 CAP_S = 300
+SHUTDOWN_S = 20  # a power-off takes seconds; longer, and the figure says what the guest waited for
+SHUTDOWN_WAITS = r"[Tt]imed out|SIGKILL|still around|Stopping "  # what the guest's journal says it waited for
+MOSH_CONNECT_S = 20  # from its start to the guest's utmp showing the client connected
 CELL_END = "/dev/shm/padlab-cell-end"  # not /tmp: Jupyter's unit has PrivateTmp
 AGENT_LOG = "/var/lib/padlab/agent-box/agent.log"
 STARTED = (
@@ -103,6 +108,24 @@ class Timeline:
             elif "stop (service): Jupyter stopped" in line:
                 self.service_stopped_at = stamp
                 return
+
+    def explain_slow_shutdown(self, root: Path) -> None:
+        """A shutdown that took longer than SHUTDOWN_S: what the guest's journal says it waited for."""
+        if self.stopped_at is None or self.off_at is None or self.off_at - self.stopped_at <= SHUTDOWN_S:
+            return
+        journal = subprocess.run(
+            ["journalctl", "-D", str(root / "var/log/journal"), "-b", "-0", "-o", "short-precise"],
+            capture_output=True,
+            text=True,
+        ).stdout
+        waits = [ln[7:] for ln in journal.splitlines()[-400:] if re.search(SHUTDOWN_WAITS, ln)]
+        console = (root.parent / "console.log").read_text(errors="replace").splitlines()
+        self.notes.append(
+            f"shutdown took {self.off_at - self.stopped_at:.0f} s; the guest's journal: "
+            + " | ".join(waits[-12:])
+            + "; its console ends: "
+            + " | ".join(console[-4:])
+        )
 
     def figure(self) -> str:
         """One line for the terminal summary: idle->off, and where those seconds went."""
@@ -245,18 +268,9 @@ def ssh_session(machine: Any, home: Path, line: Timeline) -> None:
 
 def mosh_client(machine: Any, home: Path, line: Timeline) -> None:
     setup_box(machine, home, line, "--autostop-action", "poweroff")
-    ssh = "ssh " + " ".join(machine.ssh_options())
-    # script gives mosh-client the terminal it insists on; stty gives that terminal a size.
-    mosh = f"stty rows 40 cols 120; mosh --ssh={json.dumps(ssh)} {machine.user}@{machine.ip} -- sleep 100000"
-    env = dict(os.environ, LANG="C.UTF-8", LC_ALL="C.UTF-8", TERM="xterm")
-    client = subprocess.Popen(
-        ["script", "-qfec", mosh, "/dev/null"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        start_new_session=True,
-    )
+    client = connect_mosh(machine, line)
+    if client is None:
+        return
     held = stays_up(HOLD, line)
     servers = machine.ssh("pgrep -c mosh-server", check=False).stdout.strip() if held else "-"
     line.notes.append(f"mosh-servers while held: {servers}")
@@ -264,6 +278,34 @@ def mosh_client(machine: Any, home: Path, line: Timeline) -> None:
     if held:
         line.idle_at = time.time()
         wait_off(line)
+
+
+def connect_mosh(machine: Any, line: Timeline, tries: int = 2) -> subprocess.Popen | None:
+    """A mosh client whose server the guest's utmp shows connected ("via mosh"): the hold starts
+    there, so a connection that failed on a loaded host is a retry, not a use the box missed."""
+    ssh = "ssh " + " ".join(machine.ssh_options())
+    # script gives mosh-client the terminal it insists on; stty gives that terminal a size.
+    mosh = f"stty rows 40 cols 120; mosh --ssh={json.dumps(ssh)} {machine.user}@{machine.ip} -- sleep 100000"
+    env = dict(os.environ, LANG="C.UTF-8", LC_ALL="C.UTF-8", TERM="xterm")
+    for _ in range(tries):
+        with tempfile.TemporaryFile() as screen:
+            client = subprocess.Popen(
+                ["script", "-qfec", mosh, "/dev/null"],
+                stdin=subprocess.PIPE,
+                stdout=screen,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+            deadline = time.time() + MOSH_CONNECT_S
+            while client.poll() is None and time.time() < deadline and not line.off.is_set():
+                if "via mosh" in machine.exec(["who"], check=False).stdout:
+                    return client
+                time.sleep(0.5)
+            close(client)
+            screen.seek(0)
+            line.notes.append(f"mosh did not connect: {screen.read()[-300:]!r}")
+    return None
 
 
 def gpu_busy(machine: Any, home: Path, line: Timeline) -> None:
@@ -368,6 +410,10 @@ def timelines(testbed: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[st
             SCENARIOS[name](machine, homes[name], line)
             if line.off.is_set():
                 line.read_agent_log((machine.root / AGENT_LOG.lstrip("/")).read_text(errors="replace"))
+                line.explain_slow_shutdown(machine.root)
+                if line.false_stops:
+                    log = (machine.root / AGENT_LOG.lstrip("/")).read_text(errors="replace")
+                    line.notes.append("the agent's log ends: " + " | ".join(log.splitlines()[-6:]))
         finally:
             line.free_slot()
             machine.destroy()

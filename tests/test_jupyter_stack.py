@@ -141,7 +141,10 @@ def venv_python(workstation) -> list[str]:
 def doctor_stack(home: Path) -> dict:
     proc = padlab(home, "doctor", "--password-stdin", "--json", input=PASSWORD + "\n", check=False)
     checks = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
-    assert "Jupyter stack" in checks, checks  # it needs a kernel that ran code
+    if "Jupyter stack" not in checks:  # it needs a kernel that ran code: say what the kernel did
+        logs = sorted((home / "boxes").glob("*/log/jupyter-*.log"))
+        tail = logs[0].read_text(errors="replace").splitlines()[-40:] if logs else ["(no Jupyter log)"]
+        raise AssertionError(f"{checks.get('kernel runs code')}\nJupyter's log ends:\n" + "\n".join(tail))
     return checks["Jupyter stack"]
 
 
