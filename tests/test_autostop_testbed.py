@@ -38,6 +38,7 @@ CAP_S = 300
 SHUTDOWN_S = 20  # a power-off takes seconds; longer, and the figure says what the guest waited for
 SHUTDOWN_WAITS = r"[Tt]imed out|SIGKILL|still around|Stopping "  # what the guest's journal says it waited for
 MOSH_CONNECT_S = 20  # from its start to the guest's utmp showing the client connected
+TAKEN_PORT = 8899  # held on the box before `up`, which then fails
 CELL_END = "/dev/shm/padlab-cell-end"  # not /tmp: Jupyter's unit has PrivateTmp
 AGENT_LOG = "/var/lib/padlab/agent-box/agent.log"
 STARTED = (
@@ -144,22 +145,26 @@ class Timeline:
         )
 
 
+def init_box(machine: Any, home: Path, *flags: str) -> None:
+    padlab(
+        home,
+        "init",
+        "box",
+        "--provider",
+        "ssh",
+        "--host",
+        f"padlab@{machine.ip}",
+        "--identity",
+        str(machine.identity),
+        "--autostop",
+        "1m",
+        *flags,
+    )
+
+
 def setup_box(machine: Any, home: Path, line: Timeline, *flags: str) -> dict:
     try:
-        padlab(
-            home,
-            "init",
-            "box",
-            "--provider",
-            "ssh",
-            "--host",
-            f"padlab@{machine.ip}",
-            "--identity",
-            str(machine.identity),
-            "--autostop",
-            "1m",
-            *flags,
-        )
+        init_box(machine, home, *flags)
         card = padlab_json(home, "up", "--password-stdin", input=PASSWORD + "\n")
     finally:
         line.set_up = time.time()
@@ -344,6 +349,21 @@ def hard_cap(machine: Any, home: Path, line: Timeline) -> None:
     reader.join(timeout=5)
 
 
+def failed_up(machine: Any, home: Path, line: Timeline) -> None:
+    """An `up` that fails half-way (Jupyter's port is taken) still leaves the box stopping at its limit."""
+    machine.exec(f"systemd-run --unit=port-holder python3 -m http.server {TAKEN_PORT}")
+    try:
+        init_box(machine, home, "--autostop-action", "poweroff", "--port", str(TAKEN_PORT))
+        proc = padlab(home, "up", "--password-stdin", input=PASSWORD + "\n", check=False)
+    finally:
+        line.set_up = time.time()
+        line.free_slot()
+    line.notes.append(f"up exited {proc.returncode}: {proc.stderr.strip()[-200:]}")
+    if proc.returncode != 0:
+        line.idle_at = time.time()
+        wait_off(line)
+
+
 def service_only(machine: Any, home: Path, line: Timeline) -> None:
     """The ssh provider's default: only Jupyter stops; the machine the user owns stays on."""
     setup_box(machine, home, line)
@@ -376,6 +396,7 @@ SCENARIOS: dict[str, Callable[[Any, Path, Timeline], None]] = {
     "keep": keep_hold,
     "idle": idle,
     "service only": service_only,
+    "failed up": failed_up,
 }
 
 
@@ -470,3 +491,10 @@ def test_ssh_default_stops_only_jupyter(timeline: Timeline) -> None:
     assert line.false_stops == 0 and "machine still running" in line.notes, line.notes
     assert line.idle_to_off is not None and line.idle_to_off <= LIMIT + SLACK, line.figure()
     assert any("status: stopped: by autostop" in n for n in line.notes), line.notes
+
+
+@pytest.mark.parametrize("timeline", ["failed up"], indirect=True)
+def test_an_up_that_failed_half_way_still_stops_the_box(timeline: Timeline) -> None:
+    line = timeline  # the bound itself is checked with the others above
+    assert any("is already in use" in note for note in line.notes), line.figure()
+    assert line.off_at is not None and line.false_stops == 0, line.figure()

@@ -8,6 +8,7 @@ second time.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -51,9 +52,24 @@ def up(ctx: Context) -> None:
             return
         report.data["fingerprint_changed"] = why  # which parts differed from the last full run's: why all run
     host.check_sudo()
-    _setup(ctx, kind)
+    try:
+        _setup(ctx, kind)
+    except Exception:
+        _arm_autostop(ctx, kind)
+        raise
     if quick and "needs_cert" not in report.data:  # stopped at TLS: not a finished run
         fingerprint.remember(host, layout, req, ctx.program, report.warnings, report.data.get("tls"))
+
+
+def _arm_autostop(ctx: Context, kind: str) -> None:
+    """An `up` that failed half-way (no venv, no certificate, a port taken) still leaves the box
+    stopping as its settings say: idle limit, maximum uptime, budget. A new cloud machine is billed
+    from its first second, and the agent's step comes late in `up`. Best effort: the error that
+    ended `up` is the one to report."""
+    from ..autostop import agent_setup
+
+    with contextlib.suppress(Exception):  # the first failure is the one reported
+        agent_setup.install(ctx.host, ctx.layout, ctx.req, ctx.program, kind, Report())
 
 
 def _setup(ctx: Context, kind: str) -> None:
