@@ -94,6 +94,13 @@ def test_jupyter_lock_pins_jupyterlab_4_5() -> None:
     assert "notebook" not in versions
 
 
+def test_jupyter_lock_pins_an_ipykernel_that_reads_every_request() -> None:
+    """ipykernel 7.0 to 7.3 can leave a new connection's first request unread, so a first cell never
+    runs (ipython/ipykernel#1554; benchmarks/kernel_hang.py); 7.4, which has the fix, needs Python 3.11."""
+    major, minor = (int(part) for part in exact_pins(LOCK)["ipykernel"].split(".")[:2])
+    assert major == 6 or (major, minor) >= (7, 4)
+
+
 def test_jupyter_lock_leaves_out_rfc3987_syntax() -> None:
     """Its import builds Lark parsers, ~0.9 s of every Jupyter start (jupyter-server/jupyter_server#1559),
     for jsonschema's "iri" format, which no Jupyter schema uses: scripts/lock-box leaves it and lark out."""

@@ -54,6 +54,18 @@ def test_create_builds_registers_streams_and_is_a_noop_again(lab):
     names = {k["name"]: k for k in listed["kernels"]}
     assert names["padlab-small"]["interpreter"] == interpreter and names["padlab-small"]["ipykernel"]
     assert names["python3"]["kind"] == "jupyter"
+    assert not names["padlab-small"]["ipykernel"].startswith(("7.0.", "7.1.", "7.2.", "7.3."))
+
+
+def test_kernels_padlab_builds_leave_out_the_ipykernels_that_lose_a_request():
+    """ipython/ipykernel#1554: 7.0 to 7.3 can leave a new connection's first request unread."""
+    from packaging.specifiers import SpecifierSet
+
+    from padlab.box.kernels.kernels import IPYKERNEL
+
+    allowed = SpecifierSet(IPYKERNEL.removeprefix("ipykernel"))
+    assert not any(allowed.contains(v) for v in ("7.0.0", "7.1.0", "7.2.0", "7.3.0"))
+    assert allowed.contains("6.31.0") and allowed.contains("7.4.0")
 
 
 def test_profile_remembers_kernels_and_up_builds_them_on_a_new_machine(lab):

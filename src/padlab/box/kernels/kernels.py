@@ -27,6 +27,9 @@ from ..system import Host, sha256
 PREFIX = "padlab-"  # our kernelspecs; any other kernelspec is left alone
 KERNEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 PROBE_TIMEOUT = 30
+# A kernel padlab builds: not ipykernel 7.0 to 7.3, which can leave a new connection's first request
+# unread (ipython/ipykernel#1554): 7.4 where its Python has it (3.11 and later), else 6.x.
+IPYKERNEL = "ipykernel!=7.0.*,!=7.1.*,!=7.2.*,!=7.3.*"
 CUDA_TIMEOUT = 180
 
 # Run by each candidate interpreter, as the Jupyter user: what a kernel there would see.
@@ -346,7 +349,7 @@ def build(host: Host, layout: Layout, name: str, want: dict, report: Report) -> 
         if python_want:
             argv += ["--python", python_want]
         _stream(run_as + uv_env + argv, name, report)
-    packages = ["ipykernel"] + list(want.get("packages") or [])
+    packages = [IPYKERNEL] + list(want.get("packages") or [])
     # uv leaves bytecode to the first import, so a new kernel's first start would compile
     # IPython and its kin while the notebook waits (3x slower here); compile it now instead.
     argv = [uv, "pip", "install", "--compile-bytecode", "--python", python] + packages
