@@ -56,3 +56,20 @@ def test_a_kernel_thread_is_never_jupyter(tmp_path: Path) -> None:
         pytest.skip("no kernel thread is visible in this PID namespace")
     layout = layout_with_pidfile(tmp_path, "root", pid)  # kernel threads are root's
     assert service.read_pid(Host(sudo=False), layout) is None
+
+
+@pytest.mark.parametrize(
+    ("systemd", "why"),
+    [(True, "a systemd service needs root"), (False, "neither systemd nor cron runs here")],
+)
+def test_a_detached_jupyter_says_why_it_will_not_come_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, systemd: bool, why: str
+) -> None:
+    """A user's own machine without cron: systemd may well run, but its system units are root's."""
+    from padlab.box.report import Report
+
+    monkeypatch.setattr(service, "has_systemd", lambda: systemd)
+    report = Report()
+    layout = Layout("t", str(tmp_path), str(tmp_path / "etc"), "nobody", False)
+    assert service.install(Host(sudo=False), layout, "detached", report) is False
+    assert why in report.warnings[-1] and "will not come back after a reboot" in report.warnings[-1]

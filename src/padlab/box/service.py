@@ -14,7 +14,7 @@ import subprocess
 import time
 
 from .report import BoxError, Report
-from .system import Host, cron_running, has_systemd, read_plain
+from .system import Host, cron_running, has_systemd, login_user, read_plain
 
 STOP_TIMEOUT = 15.0
 
@@ -200,9 +200,13 @@ def install(host: Host, layout: Layout, kind: str, report: Report) -> bool:
         report.step("service", changed, "cron @reboot entry")
         return changed
     report.step("service", False, "detached process with a pidfile")
-    report.warn(
-        "neither systemd nor cron runs here, so Jupyter will not come back after a reboot: run `padlab up` again after one"
-    )
+    if has_systemd():  # systemd runs, but its system units are root's to write
+        why = "padlab runs as %s here, and a systemd service needs root (or cron for an @reboot line)" % (
+            login_user()
+        )
+    else:
+        why = "neither systemd nor cron runs here"
+    report.warn("%s, so Jupyter will not come back after a reboot: run `padlab up` again after one" % why)
     return False
 
 
