@@ -65,6 +65,23 @@ def _error(exc: PadlabError) -> Response:
     return JSONResponse({"error": exc.message, "fix": exc.fix}, status_code=code)
 
 
+def _posted(scope: str) -> Callable[[Callable], Callable]:
+    """A POST route for a token with `scope` (api.bearer): the handler gets the body as a JSON object,
+    and a PadlabError it raises while reading it (or after) is the one-line answer (_error)."""
+
+    def decorate(handler: Callable[[Request, dict[str, Any]], Any]) -> Callable:
+        @bearer(scope)
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request, await _body(request))
+            except PadlabError as exc:
+                return _error(exc)
+
+        return route
+
+    return decorate
+
+
 def _answer(work: Callable[[], Any]) -> Callable[[], Any]:
     async def run() -> Response:
         try:
@@ -194,16 +211,12 @@ def _resolved(name: str | None) -> str:
     return profiles.load(name).name
 
 
-@bearer("start-stop")
-async def up(request: Request) -> Response:
-    try:
-        body = await _body(request)
-        name = await run_in_threadpool(_resolved, _name(body.get("name")))
-        password = body.get("password")
-        if password is not None and not isinstance(password, str):
-            raise BadRequest("password must be a string", "send the Jupyter password as text")
-    except PadlabError as exc:
-        return _error(exc)
+@_posted("start-stop")
+async def up(request: Request, body: dict[str, Any]) -> Response:
+    name = await run_in_threadpool(_resolved, _name(body.get("name")))
+    password = body.get("password")
+    if password is not None and not isinstance(password, str):
+        raise BadRequest("password must be a string", "send the Jupyter password as text")
     flags = {k: bool(body.get(k)) for k in ("over_budget", "move", "check")}
     audit.record("up", client(request), workstation=name, token=request.state.token_label)
 
@@ -213,13 +226,9 @@ async def up(request: Request) -> Response:
     return _lines(_worker(_as_job(request, name, "start", work)))
 
 
-@bearer("start-stop")
-async def down(request: Request) -> Response:
-    try:
-        body = await _body(request)
-        name = await run_in_threadpool(_resolved, _name(body.get("name")))
-    except PadlabError as exc:
-        return _error(exc)
+@_posted("start-stop")
+async def down(request: Request, body: dict[str, Any]) -> Response:
+    name = await run_in_threadpool(_resolved, _name(body.get("name")))
     audit.record("down", client(request), workstation=name, token=request.state.token_label)
     warnings: list[str] = []
 
@@ -238,16 +247,12 @@ async def down(request: Request) -> Response:
     return _lines(_worker(run))
 
 
-@bearer("start-stop")
-async def get(request: Request) -> Response:
-    try:
-        body = await _body(request)
-        name = _name(body.get("profile"))
-        spec = {k: body.get(k) for k in ("url", "to", "sha256", "unpack")}
-        if not isinstance(spec["url"], str) or not isinstance(spec["to"], str):
-            raise BadRequest("url and to must be strings", "send the download's URL and folder")
-    except PadlabError as exc:
-        return _error(exc)
+@_posted("start-stop")
+async def get(request: Request, body: dict[str, Any]) -> Response:
+    name = _name(body.get("profile"))
+    spec = {k: body.get(k) for k in ("url", "to", "sha256", "unpack")}
+    if not isinstance(spec["url"], str) or not isinstance(spec["to"], str):
+        raise BadRequest("url and to must be strings", "send the download's URL and folder")
     audit.record("get", client(request), workstation=name, token=request.state.token_label)
     return _lines(_worker(lambda emit: HOME.get(name, spec, lambda event: emit({"event": event}))))
 
@@ -307,45 +312,33 @@ def _audited(request: Request, action: str, name: str | None) -> None:
     audit.record(action, client(request), workstation=name, token=request.state.token_label)
 
 
-@bearer("admin")
-async def passwd(request: Request) -> Response:
+@_posted("admin")
+async def passwd(request: Request, body: dict[str, Any]) -> Response:
     """A new Jupyter password is a way into the box: admin only."""
-    try:
-        body = await _body(request)
-        name = _name(body.get("name"))
-        password = _text(body, "password", required=True)
-    except PadlabError as exc:
-        return _error(exc)
+    name = _name(body.get("name"))
+    password = _text(body, "password", required=True)
     _audited(request, "passwd", name)
     generated = bool(body.get("generated"))
     return _lines(_worker(lambda emit: HOME.passwd(name, password or "", generated, _stage_of(emit))))
 
 
-@bearer("read")
-async def kernels_list(request: Request) -> Response:
-    try:
-        body = await _body(request)
-        name = _name(body.get("name"))
-    except PadlabError as exc:
-        return _error(exc)
+@_posted("read")
+async def kernels_list(request: Request, body: dict[str, Any]) -> Response:
+    name = _name(body.get("name"))
     cuda = body.get("cuda") is not False
     return _lines(_worker(lambda emit: HOME.kernels(name, cuda, _stage_of(emit))))
 
 
-@bearer("start-stop")
-async def kernel_create(request: Request) -> Response:
+@_posted("start-stop")
+async def kernel_create(request: Request, body: dict[str, Any]) -> Response:
     from padlab import profiles
 
-    try:
-        body = await _body(request)
-        name = await run_in_threadpool(_resolved, _name(body.get("name")))
-        kernel = _text(body, "kernel", required=True) or ""
-        want = body.get("want")
-        if not isinstance(want, dict):
-            raise BadRequest("want must be an object", "send what to build, as `padlab kernels create` does")
-        profiles.check_kernel(kernel, want)  # bad input is one line here, not a failed job
-    except PadlabError as exc:
-        return _error(exc)
+    name = await run_in_threadpool(_resolved, _name(body.get("name")))
+    kernel = _text(body, "kernel", required=True) or ""
+    want = body.get("want")
+    if not isinstance(want, dict):
+        raise BadRequest("want must be an object", "send what to build, as `padlab kernels create` does")
+    profiles.check_kernel(kernel, want)  # bad input is one line here, not a failed job
     _audited(request, "kernel-create", name)
 
     def work(stage: Callable[[str], None]) -> Any:
@@ -360,26 +353,18 @@ async def autostop_show(request: Request) -> Response:
     return await _answer(lambda: HOME.autostop(name, None, None, None))()
 
 
-@bearer("start-stop")
-async def autostop_set(request: Request) -> Response:
-    try:
-        body = await _body(request)
-        name = _name(body.get("name"))
-        limit, max_uptime, action = (_text(body, k) for k in ("limit", "max_uptime", "action"))
-    except PadlabError as exc:
-        return _error(exc)
+@_posted("start-stop")
+async def autostop_set(request: Request, body: dict[str, Any]) -> Response:
+    name = _name(body.get("name"))
+    limit, max_uptime, action = (_text(body, k) for k in ("limit", "max_uptime", "action"))
     _audited(request, "autostop", name)
     return await _answer(lambda: HOME.autostop(name, limit, max_uptime, action))()
 
 
-@bearer("start-stop")
-async def keep(request: Request) -> Response:
-    try:
-        body = await _body(request)
-        name = _name(body.get("name"))
-        duration = _text(body, "duration", required=True) or ""
-    except PadlabError as exc:
-        return _error(exc)
+@_posted("start-stop")
+async def keep(request: Request, body: dict[str, Any]) -> Response:
+    name = _name(body.get("name"))
+    duration = _text(body, "duration", required=True) or ""
     _audited(request, "keep", name)
     return await _answer(lambda: HOME.keep(name, duration))()
 
@@ -389,21 +374,17 @@ async def budget_show(request: Request) -> Response:
     return await _answer(lambda: HOME.budget(None, False, None))()
 
 
-@bearer("admin")
-async def budget_set(request: Request) -> Response:
+@_posted("admin")
+async def budget_set(request: Request, body: dict[str, Any]) -> Response:
     """A budget decides what `up` may spend: admin only."""
     from padlab import money
 
-    try:
-        body = await _body(request)
-        name = _name(body.get("name"))
-        value = body.get("value")
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise BadRequest("value must be a number of USD, or null for off", "e.g. 20")
-        if value is not None:
-            value = money.parse_amount(str(value))
-    except PadlabError as exc:
-        return _error(exc)
+    name = _name(body.get("name"))
+    value = body.get("value")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise BadRequest("value must be a number of USD, or null for off", "e.g. 20")
+    if value is not None:
+        value = money.parse_amount(str(value))
     _audited(request, "budget", name)
     return await _answer(lambda: HOME.budget(name, True, value))()
 
@@ -420,91 +401,75 @@ async def logs(request: Request) -> Response:
     return await _answer(lambda: HOME.logs(q.get("name"), bool(q.get("agent")), lines))()
 
 
-@bearer("admin")
-async def set_default(request: Request) -> Response:
-    try:
-        body = await _body(request)
-        name = _text(body, "name", required=True) or ""
-    except PadlabError as exc:
-        return _error(exc)
+@_posted("admin")
+async def set_default(request: Request, body: dict[str, Any]) -> Response:
+    name = _text(body, "name", required=True) or ""
     _audited(request, "default", name)
     return await _answer(lambda: HOME.set_default(name))()
 
 
-@bearer("admin")
-async def init(request: Request) -> Response:
+@_posted("admin")
+async def init(request: Request, body: dict[str, Any]) -> Response:
     """`padlab init` on the panel, with its new-workstation page's rules: no file of the CLI's machine
     (the panel cannot read it), the panel's own ssh key when none is given, the stored key sent only
     to the provider's API or one the host's admin allowed."""
     from padlab import onboard, registry
     from padlab.panel.lifecycle import checked_api_url
 
-    try:
-        body = await _body(request)
-        name = _name(body.get("name"))
-        provider = _name(body.get("provider"))
-        cloud, fields = body.get("cloud") or {}, body.get("fields") or {}
-        if not isinstance(cloud, dict) or not isinstance(fields, dict):
-            raise BadRequest("cloud and fields must be objects", "send them as `padlab init` does")
-        unknown = (set(fields) - set(onboard.INIT_FIELDS)) | (set(cloud) - set(onboard.CLOUD_KEYS))
-        if unknown:
-            raise BadRequest(f"unknown settings: {', '.join(sorted(unknown))}", "update padlab on both ends")
-        fields = {k: v for k, v in fields.items() if v is not None}
-        cloud = {k: v for k, v in cloud.items() if v is not None}
-        for field in ("identity", "acme_ca"):
-            if fields.get(field):
-                flag = "--" + field.replace("_", "-")
-                raise PadlabError(
-                    f"{flag} names a file on this machine, and the profile lives on the panel, which cannot read it",
-                    f"leave {flag} out (the panel uses its own ssh key, shown on its Keys page), "
-                    "or make the profile here (padlab remote logout) and move it: padlab remote push NAME",
-                )
-        known = provider in registry.PROVIDERS
-        if known and registry.PROVIDERS[provider].cloud:
-            cloud["api_url"] = checked_api_url(panel_of(request), provider, cloud.get("api_url"))
-        if known and (registry.PROVIDERS[provider].cloud or registry.PROVIDERS[provider].needs_host):
-            from padlab.panel import sshkey
+    name = _name(body.get("name"))
+    provider = _name(body.get("provider"))
+    cloud, fields = body.get("cloud") or {}, body.get("fields") or {}
+    if not isinstance(cloud, dict) or not isinstance(fields, dict):
+        raise BadRequest("cloud and fields must be objects", "send them as `padlab init` does")
+    unknown = (set(fields) - set(onboard.INIT_FIELDS)) | (set(cloud) - set(onboard.CLOUD_KEYS))
+    if unknown:
+        raise BadRequest(f"unknown settings: {', '.join(sorted(unknown))}", "update padlab on both ends")
+    fields = {k: v for k, v in fields.items() if v is not None}
+    cloud = {k: v for k, v in cloud.items() if v is not None}
+    for field in ("identity", "acme_ca"):
+        if fields.get(field):
+            flag = "--" + field.replace("_", "-")
+            raise PadlabError(
+                f"{flag} names a file on this machine, and the profile lives on the panel, which cannot read it",
+                f"leave {flag} out (the panel uses its own ssh key, shown on its Keys page), "
+                "or make the profile here (padlab remote logout) and move it: padlab remote push NAME",
+            )
+    known = provider in registry.PROVIDERS
+    if known and registry.PROVIDERS[provider].cloud:
+        cloud["api_url"] = checked_api_url(panel_of(request), provider, cloud.get("api_url"))
+    if known and (registry.PROVIDERS[provider].cloud or registry.PROVIDERS[provider].needs_host):
+        from padlab.panel import sshkey
 
-            fields["identity"], _ = await run_in_threadpool(sshkey.ensure)
-    except PadlabError as exc:
-        return _error(exc)
+        fields["identity"], _ = await run_in_threadpool(sshkey.ensure)
     _audited(request, "new", name)
     return await _answer(lambda: HOME.init(name, provider, bool(body.get("force")), cloud, fields))()
 
 
-@bearer("admin")
-async def login(request: Request) -> Response:
+@_posted("admin")
+async def login(request: Request, body: dict[str, Any]) -> Response:
     """A provider's API key, stored 0600 on the panel and never sent back; checked only against the
     provider's own API or one the host's admin allowed."""
     from padlab import registry
     from padlab.panel.lifecycle import checked_api_url
 
-    try:
-        body = await _body(request)
-        provider = _text(body, "provider", required=True) or ""
-        parts = body.get("parts")
-        if not isinstance(parts, list) or not all(isinstance(p, str) for p in parts):
-            raise BadRequest("parts must be a list of strings", "send the key as `padlab login` does")
-        if provider not in registry.PROVIDERS or not registry.PROVIDERS[provider].cloud:
-            raise BadRequest(f"no cloud provider named {provider!r}", "use one `padlab login --help` lists")
-        api_url = checked_api_url(panel_of(request), provider, _text(body, "api_url"))
-    except PadlabError as exc:
-        return _error(exc)
+    provider = _text(body, "provider", required=True) or ""
+    parts = body.get("parts")
+    if not isinstance(parts, list) or not all(isinstance(p, str) for p in parts):
+        raise BadRequest("parts must be a list of strings", "send the key as `padlab login` does")
+    if provider not in registry.PROVIDERS or not registry.PROVIDERS[provider].cloud:
+        raise BadRequest(f"no cloud provider named {provider!r}", "use one `padlab login --help` lists")
+    api_url = checked_api_url(panel_of(request), provider, _text(body, "api_url"))
     audit.record("provider-key", client(request), provider=provider, token=request.state.token_label)
     verify, autostop_token = body.get("verify") is not False, bool(body.get("autostop_token"))
     return await _answer(lambda: HOME.login(provider, parts, api_url, verify, autostop_token))()
 
 
-@bearer("read")
-async def doctor(request: Request) -> Response:
+@_posted("read")
+async def doctor(request: Request, body: dict[str, Any]) -> Response:
     """The checks of the profile's own address only, from the panel's machine (no address of the
     caller's choosing); a password given is used for the Jupyter login check and not kept."""
-    try:
-        body = await _body(request)
-        name = _name(body.get("name"))
-        password = _text(body, "password")
-    except PadlabError as exc:
-        return _error(exc)
+    name = _name(body.get("name"))
+    password = _text(body, "password")
     return await _answer(lambda: HOME.doctor(name, password, None))()
 
 
@@ -514,30 +479,22 @@ async def alert_show(request: Request) -> Response:
     return await _answer(lambda: HOME.alert(name, None, None, False, False))()
 
 
-@bearer("admin")
-async def alert_set(request: Request) -> Response:
+@_posted("admin")
+async def alert_set(request: Request, body: dict[str, Any]) -> Response:
     """Where alerts go (a URL the panel sends to): admin only; the answer masks the topic."""
-    try:
-        body = await _body(request)
-        name = _name(body.get("name"))
-        ntfy = _text(body, "ntfy")
-        after_s = body.get("after_s")
-        if after_s is not None and (isinstance(after_s, bool) or not isinstance(after_s, (int, float))):
-            raise BadRequest("after_s must be a number of seconds or null (off)", "e.g. 10800")
-    except PadlabError as exc:
-        return _error(exc)
+    name = _name(body.get("name"))
+    ntfy = _text(body, "ntfy")
+    after_s = body.get("after_s")
+    if after_s is not None and (isinstance(after_s, bool) or not isinstance(after_s, (int, float))):
+        raise BadRequest("after_s must be a number of seconds or null (off)", "e.g. 10800")
     _audited(request, "alert", name)
     set_after, test = bool(body.get("set_after")), bool(body.get("test"))
     return await _answer(lambda: HOME.alert(name, ntfy, after_s, set_after, test))()
 
 
-@bearer("start-stop")
-async def start_machine(request: Request) -> Response:
-    try:
-        body = await _body(request)
-        name = await run_in_threadpool(_resolved, _name(body.get("name")))
-    except PadlabError as exc:
-        return _error(exc)
+@_posted("start-stop")
+async def start_machine(request: Request, body: dict[str, Any]) -> Response:
+    name = await run_in_threadpool(_resolved, _name(body.get("name")))
     _audited(request, "up", name)
     over_budget = bool(body.get("over_budget"))
 
@@ -547,18 +504,14 @@ async def start_machine(request: Request) -> Response:
     return _lines(_worker(_as_job(request, name, "start", work)))
 
 
-@bearer("admin")
-async def destroy(request: Request) -> Response:
+@_posted("admin")
+async def destroy(request: Request, body: dict[str, Any]) -> Response:
     """Deletes a machine and its disk for good: admin only, and only with the name typed."""
     from padlab import onboard
 
-    try:
-        body = await _body(request)
-        name = await run_in_threadpool(_resolved, _text(body, "name", required=True))
-        typed = _text(body, "typed", required=True) or ""
-        onboard.confirm_destroy(name, typed)
-    except PadlabError as exc:
-        return _error(exc)
+    name = await run_in_threadpool(_resolved, _text(body, "name", required=True))
+    typed = _text(body, "typed", required=True) or ""
+    onboard.confirm_destroy(name, typed)
     _audited(request, "destroy", name)
 
     def work(stage: Callable[[str], None]) -> Any:
