@@ -251,21 +251,29 @@ def test_real_mosh_client_connects_through_the_firewall(box) -> None:
     assert "MOSH-42" in drawn, drawn[-2000:]
 
 
-def test_reboot_brings_jupyter_back_without_padlab(box) -> None:
+def test_reboot_brings_jupyter_back_without_padlab(box, record_property) -> None:
     machine, card = box["machine"], box["card"]
     boots = machine.boot_count
     machine.reboot()
     assert machine.boot_count == boots + 1
-    deadline, last = time.monotonic() + 90, None
-    while time.monotonic() < deadline:
+    deadline, last, stalled = time.monotonic() + 90, None, 0
+    while True:
         try:
             assert login_and_run(card["url"], card["ca_cert"]) == "42"
             break
         except Exception as exc:  # not up yet: connection refused, 502...
             last = exc
-            time.sleep(1)
-    else:
-        pytest.fail(f"Jupyter did not come back after the reboot: {last}")
+        # A kernel whose websocket handshake never finished (jupyter_server waits for the new kernel
+        # there, once without a limit; CI saw it twice right after Jupyter's start, cause unknown)
+        # takes OPEN_TIMEOUT: one more try, with a new kernel, and the figure says so.
+        stalled += "websocket did not open" in str(last)
+        if time.monotonic() >= deadline and not (stalled == 1 and "websocket did not open" in str(last)):
+            pytest.fail(f"Jupyter did not come back after the reboot: {last}")
+        time.sleep(1)
+    if stalled:
+        record_property(
+            "figure", f"ssh reboot: {stalled} kernel websocket(s) never opened, then a new kernel ran code"
+        )
     # The firewall came back too (padlab-firewall.service), still with its allow-from rule.
     assert "padlab:jupyter" in machine.exec("nft list table inet padlab").stdout
     assert padlab_json(box["home"], "status", "box")["state"] == "running"
