@@ -19,6 +19,14 @@ pytest_plugins = ["tests.testbed.fixtures"]
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
+# Playwright's expect() polls for 5 s by default: a page that answers a form on a 2-core machine
+# running the rest of the suite can take longer (CI saw a panel page's POST still navigating after
+# 5 s). It still fails, only later, where the page never gets there.
+with contextlib.suppress(ImportError):
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=30_000)
+
 
 @pytest.fixture
 def steady_addresses() -> Iterator[None]:
