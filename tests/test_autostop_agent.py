@@ -711,3 +711,14 @@ def test_a_pin_the_jupyter_user_could_write_is_not_trusted(tmp_path: Path) -> No
         os.chown(pin, 12345, 12345)
         with pytest.raises(OSError, match="only root can change"):
             activity.pinned_sha256(str(pin))
+
+
+def test_the_agents_unit_never_holds_a_shutdown_for_long(tmp_path: Path) -> None:
+    """A check in progress when the machine powers off (its own stop included) is killed 5 s after
+    SIGTERM: CI saw a power-off wait systemd's default 90 s on this unit."""
+    from padlab.box.autostop.agent_setup import AgentLayout, timer_units
+    from padlab.box.service import Layout
+
+    service = timer_units(AgentLayout(Layout("t", str(tmp_path), str(tmp_path / "etc"), "nobody", False)))[0]
+    stop = [line.split("=", 1)[1] for line in service.splitlines() if line.startswith("TimeoutStopSec=")]
+    assert stop == ["5s"]

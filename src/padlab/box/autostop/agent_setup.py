@@ -331,6 +331,11 @@ IOSchedulingClass=best-effort
 IOSchedulingPriority=7
 MemoryMax=128M
 TimeoutStartSec=120
+# A check holds nothing that must finish (its files are written whole or not at all): at a
+# shutdown, its own power-off included, it gets 5 s after SIGTERM instead of systemd's 90 s. CI
+# saw a power-off wait 90 s on this unit ("State 'final-sigterm' timed out"), the agent's
+# `systemctl poweroff` still waiting on the bus that the shutdown was stopping.
+TimeoutStopSec=5s
 """.format(runner=paths.runner, config=paths.config)
     timer = """[Unit]
 Description=padlab autostop check every {tick} s
