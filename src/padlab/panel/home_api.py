@@ -218,7 +218,7 @@ async def up(request: Request, body: dict[str, Any]) -> Response:
     if password is not None and not isinstance(password, str):
         raise BadRequest("password must be a string", "send the Jupyter password as text")
     flags = {k: bool(body.get(k)) for k in ("over_budget", "move", "check")}
-    audit.record("up", client(request), workstation=name, token=request.state.token_label)
+    _audited(request, "up", name)
 
     def work(stage: Callable[[str], None]) -> Any:
         return HOME.up(name, password, bool(body.get("generated")), stage, **flags)
@@ -229,7 +229,7 @@ async def up(request: Request, body: dict[str, Any]) -> Response:
 @_posted("start-stop")
 async def down(request: Request, body: dict[str, Any]) -> Response:
     name = await run_in_threadpool(_resolved, _name(body.get("name")))
-    audit.record("down", client(request), workstation=name, token=request.state.token_label)
+    _audited(request, "down", name)
     warnings: list[str] = []
 
     def work(stage: Callable[[str], None]) -> Any:
@@ -253,7 +253,7 @@ async def get(request: Request, body: dict[str, Any]) -> Response:
     spec = {k: body.get(k) for k in ("url", "to", "sha256", "unpack")}
     if not isinstance(spec["url"], str) or not isinstance(spec["to"], str):
         raise BadRequest("url and to must be strings", "send the download's URL and folder")
-    audit.record("get", client(request), workstation=name, token=request.state.token_label)
+    _audited(request, "get", name)
     return _lines(_worker(lambda emit: HOME.get(name, spec, lambda event: emit({"event": event}))))
 
 
